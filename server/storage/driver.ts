@@ -1,0 +1,116 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * StorageDriver is the small key/stream contract every backend implements. Keys are
+ * slash-separated relative paths made only by `server/storage/paths.ts`; a driver never
+ * interprets them beyond mapping them to its own namespace.
+ *
+ * Every method either succeeds completely or changes nothing a reader can see:
+ * `put` and `writeStream` make an object visible only once all its bytes are stored
+ * (a crash mid-write leaves no partial object under `key`).
+ */
+export interface StorageDriver {
+  /** name labels metrics and logs: `filesystem`, `s3`, `inmemory`. */
+  readonly name: string;
+
+  /** get returns a small object whole. Throws {@link PathNotFoundError} when absent. */
+  get(key: string): Promise<Buffer>;
+
+  /** put stores a small object atomically, replacing any object at `key`. */
+  put(key: string, data: Buffer | string): Promise<void>;
+
+  /**
+   * writeStream stores `source` under `key` with memory bounded whatever its length.
+   * `sizeHint` (when the caller knows the length) lets a driver choose part sizes.
+   * Resolves with the byte count stored. If `source` errors or is destroyed, rejects
+   * and leaves nothing visible under `key`.
+   */
+  writeStream(key: string, source: Readable, sizeHint?: number): Promise<number>;
+
+  /**
+   * read streams an object's bytes from `offset` (default 0) for `length` bytes
+   * (default: to the end). Throws {@link PathNotFoundError} when absent.
+   */
+  read(key: string, offset?: number, length?: number): Promise<Readable>;
+
+  /** stat returns an object's size. Throws {@link PathNotFoundError} when absent. */
+  stat(key: string): Promise<{ size: number; modified: Date }>;
+
+  /**
+   * list returns the names directly below `prefix` (`''` for the root, otherwise ending
+   * with `/`): objects and
+   * "directories" alike, without the prefix and without a trailing slash, sorted by
+   * byte order, after `startAfter` (exclusive), at most `limit` of them. A missing
+   * prefix lists as empty.
+   */
+  list(prefix: string, opts?: ListOptions): Promise<ListPage>;
+
+  /** delete removes one object. Deleting an absent object is not an error. */
+  delete(key: string): Promise<void>;
+
+  /**
+   * deletePrefix removes every object whose key starts with `prefix` (which ends with
+   * `/`), and nothing else: a sibling such as `prefix-other/` is untouched.
+   */
+  deletePrefix(prefix: string): Promise<void>;
+
+  /** presignGet returns a URL a client may GET the object from directly, if supported. */
+  presignGet?(key: string, expirySeconds: number): Promise<string>;
+
+  /** ping checks that the backend is reachable and usable (readiness). */
+  ping(): Promise<void>;
+
+  /** close releases sockets and timers. */
+  close?(): Promise<void>;
+}
+
+export interface ListOptions {
+  startAfter?: string;
+  limit?: number;
+}
+
+export interface ListPage {
+  names: string[];
+  /** truncated is true when more names follow the last one returned. */
+  truncated: boolean;
+}
+
+/** PathNotFoundError is thrown by drivers for a key that holds no object. */
+export class PathNotFoundError extends Error {
+  override readonly name = 'PathNotFoundError';
+  constructor(readonly key: string) {
+    super(`path not found: ${key}`);
+  }
+}
+
+/** InvalidPathError is thrown for a key that is not a well-formed relative path. */
+export class InvalidPathError extends Error {
+  override readonly name = 'InvalidPathError';
+  constructor(readonly key: string) {
+    super(`invalid storage path: ${JSON.stringify(key)}`);
+  }
+}
+
+const SEGMENT = /^[A-Za-z0-9._,=@+-]+$/;
+
+/**
+ * validateKey throws {@link InvalidPathError} unless `key` is a relative path of
+ * non-empty segments free of `.`/`..` and of characters outside a safe set. With
+ * `prefix`, the key must end in `/` (a directory).
+ */
+export function validateKey(key: string, prefix = false): void {
+  if (prefix && key === '') return;
+  const body = prefix ? key.slice(0, -1) : key;
+  if (key.length === 0 || key.length > 1000 || (prefix && !key.endsWith('/'))) {
+    throw new InvalidPathError(key);
+  }
+  for (const seg of body.split('/')) {
+    if (!SEGMENT.test(seg) || seg === '.' || seg === '..' || seg.length > 255) {
+      throw new InvalidPathError(key);
+    }
+  }
+}
+
+export function isNotFound(err: unknown): boolean {
+  return err instanceof PathNotFoundError;
+}

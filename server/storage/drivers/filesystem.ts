@@ -1,0 +1,188 @@
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { dirname, join, resolve } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  PathNotFoundError,
+  validateKey,
+  type ListOptions,
+  type ListPage,
+  type StorageDriver,
+} from '../driver.js';
+import { pageOf } from './list.js';
+
+const TMP = '.tmp';
+
+/**
+ * FilesystemDriver stores each key as a file below `root`. Writes go to a temporary
+ * file under `root/.tmp` and are renamed into place, so readers never see a partial
+ * object and a crash leaves only temporary files (removed at the next start).
+ */
+export class FilesystemDriver implements StorageDriver {
+  readonly name = 'filesystem';
+  private readonly root: string;
+  private ready: Promise<void> | undefined;
+
+  constructor(root: string) {
+    this.root = resolve(root);
+  }
+
+  private path(key: string): string {
+    return join(this.root, ...key.split('/'));
+  }
+
+  private async init(): Promise<void> {
+    this.ready ??= (async () => {
+      await rm(join(this.root, TMP), { recursive: true, force: true });
+      await mkdir(join(this.root, TMP), { recursive: true });
+    })();
+    return this.ready;
+  }
+
+  private tmpPath(): string {
+    return join(this.root, TMP, randomUUID());
+  }
+
+  async get(key: string): Promise<Buffer> {
+    validateKey(key);
+    try {
+      return await readFile(this.path(key));
+    } catch (err) {
+      throw mapErr(err, key);
+    }
+  }
+
+  async put(key: string, data: Buffer | string): Promise<void> {
+    validateKey(key);
+    await this.init();
+    const tmp = this.tmpPath();
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.writeFile(data);
+    } finally {
+      await fh.close();
+    }
+    await this.commit(tmp, key);
+  }
+
+  async writeStream(key: string, source: Readable): Promise<number> {
+    validateKey(key);
+    await this.init();
+    const tmp = this.tmpPath();
+    const out = createWriteStream(tmp);
+    try {
+      await pipeline(source, out);
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw err;
+    }
+    const size = out.bytesWritten;
+    await this.commit(tmp, key);
+    return size;
+  }
+
+  private async commit(tmp: string, key: string): Promise<void> {
+    const dest = this.path(key);
+    try {
+      await rename(tmp, dest);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      await mkdir(dirname(dest), { recursive: true });
+      await rename(tmp, dest);
+    }
+  }
+
+  async read(key: string, offset = 0, length?: number): Promise<Readable> {
+    validateKey(key);
+    const p = this.path(key);
+    const fh = await open(p, 'r').catch((err: unknown) => {
+      throw mapErr(err, key);
+    });
+    const st = await fh.stat();
+    if (st.isDirectory()) {
+      await fh.close();
+      throw new PathNotFoundError(key);
+    }
+    if (length === 0 || offset >= st.size) {
+      await fh.close();
+      return Readable.from([]);
+    }
+    const end = length === undefined ? Infinity : offset + length - 1;
+    return fh.createReadStream({ start: offset, end, autoClose: true });
+  }
+
+  async stat(key: string): Promise<{ size: number; modified: Date }> {
+    validateKey(key);
+    try {
+      const st = await stat(this.path(key));
+      if (st.isDirectory()) throw new PathNotFoundError(key);
+      return { size: st.size, modified: st.mtime };
+    } catch (err) {
+      throw mapErr(err, key);
+    }
+  }
+
+  async list(prefix: string, opts: ListOptions = {}): Promise<ListPage> {
+    validateKey(prefix, true);
+    let names: string[];
+    try {
+      names = await readdir(prefix === '' ? this.root : this.path(prefix.slice(0, -1)));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return { names: [], truncated: false };
+      throw err;
+    }
+    if (prefix === '') names = names.filter((n) => n !== TMP);
+    return pageOf(names, opts);
+  }
+
+  async delete(key: string): Promise<void> {
+    validateKey(key);
+    try {
+      await unlink(this.path(key));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'EISDIR' && code !== 'ENOTDIR') throw err;
+    }
+    await this.pruneEmpty(key);
+  }
+
+  async deletePrefix(prefix: string): Promise<void> {
+    validateKey(prefix, true);
+    if (prefix === '') {
+      for (const n of (await this.list('')).names) await rm(join(this.root, n), { recursive: true, force: true });
+      return;
+    }
+    await rm(this.path(prefix.slice(0, -1)), { recursive: true, force: true });
+    await this.pruneEmpty(prefix.slice(0, -1));
+  }
+
+  /** pruneEmpty removes now-empty parent directories of `key`, so listings stay honest. */
+  private async pruneEmpty(key: string): Promise<void> {
+    const parts = key.split('/');
+    for (let i = parts.length - 1; i > 0; i--) {
+      const dir = join(this.root, ...parts.slice(0, i));
+      try {
+        const entries = await readdir(dir);
+        if (entries.length > 0) return;
+        await rmdir(dir).catch(() => undefined);
+      } catch {
+        return;
+      }
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.init();
+    const st = await stat(this.root);
+    if (!st.isDirectory()) throw new Error(`storage root ${this.root} is not a directory`);
+  }
+}
+
+function mapErr(err: unknown, key: string): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return new PathNotFoundError(key);
+  return err as Error;
+}

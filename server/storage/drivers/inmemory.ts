@@ -1,0 +1,66 @@
+import { Readable } from 'node:stream';
+import {
+  PathNotFoundError,
+  validateKey,
+  type ListOptions,
+  type ListPage,
+  type StorageDriver,
+} from '../driver.js';
+import { listChildren } from './list.js';
+
+/** InMemoryDriver keeps objects in a Map. For unit tests only: nothing survives the process. */
+export class InMemoryDriver implements StorageDriver {
+  readonly name = 'inmemory';
+  private readonly objects = new Map<string, { data: Buffer; modified: Date }>();
+
+  async get(key: string): Promise<Buffer> {
+    validateKey(key);
+    const o = this.objects.get(key);
+    if (!o) throw new PathNotFoundError(key);
+    return o.data;
+  }
+
+  async put(key: string, data: Buffer | string): Promise<void> {
+    validateKey(key);
+    this.objects.set(key, { data: Buffer.from(data), modified: new Date() });
+  }
+
+  async writeStream(key: string, source: Readable): Promise<number> {
+    validateKey(key);
+    const chunks: Buffer[] = [];
+    for await (const c of source) chunks.push(Buffer.from(c as Uint8Array));
+    const data = Buffer.concat(chunks);
+    this.objects.set(key, { data, modified: new Date() });
+    return data.length;
+  }
+
+  async read(key: string, offset = 0, length?: number): Promise<Readable> {
+    const data = await this.get(key);
+    const end = length === undefined ? data.length : Math.min(data.length, offset + length);
+    return Readable.from([data.subarray(Math.min(offset, data.length), end)]);
+  }
+
+  async stat(key: string): Promise<{ size: number; modified: Date }> {
+    validateKey(key);
+    const o = this.objects.get(key);
+    if (!o) throw new PathNotFoundError(key);
+    return { size: o.data.length, modified: o.modified };
+  }
+
+  async list(prefix: string, opts: ListOptions = {}): Promise<ListPage> {
+    validateKey(prefix, true);
+    return listChildren(this.objects.keys(), prefix, opts);
+  }
+
+  async delete(key: string): Promise<void> {
+    validateKey(key);
+    this.objects.delete(key);
+  }
+
+  async deletePrefix(prefix: string): Promise<void> {
+    validateKey(prefix, true);
+    for (const k of [...this.objects.keys()]) if (k.startsWith(prefix)) this.objects.delete(k);
+  }
+
+  async ping(): Promise<void> {}
+}
