@@ -12,7 +12,16 @@ export interface BerthConfig {
   readOnly: boolean;
   uploads: UploadsConfig;
   limits: LimitsConfig;
+  validation: ValidationConfig;
   log: { level: LogLevel };
+}
+
+export interface ValidationConfig {
+  /**
+   * allowSparse accepts manifests whose layers or child manifests are not in the
+   * repository (for mirrors of single platforms); off, they get MANIFEST_BLOB_UNKNOWN.
+   */
+  allowSparse: boolean;
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';

@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { ConfigError, loadConfig } from './config/load.js';
+import { startServer } from './server.js';
+import { createLogger } from './util/log.js';
+
+const USAGE = `usage: berth <command> [--config <file>]
+
+commands:
+  server     run the registry (config: --config, $BERTH_CONFIG or ./berth.yaml; env BERTH_<PATH> overrides)
+`;
+
+function flag(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  if (i === -1) return undefined;
+  const v = args[i + 1];
+  if (v === undefined || v.startsWith('--')) throw new ConfigError(`${name} needs a value`);
+  return v;
+}
+
+async function serve(args: string[]): Promise<void> {
+  const config = await loadConfig({ file: flag(args, '--config') });
+  const log = createLogger(config.log.level, { pid: process.pid });
+  const workers = config.http.workers === 0 ? availableParallelism() : config.http.workers;
+  if (workers > 1 && cluster.isPrimary) {
+    // One secret for all workers, so any worker continues any upload.
+    process.env.BERTH_HTTP_SECRET ??= config.http.secret ?? randomBytes(32).toString('hex');
+    for (let i = 0; i < workers; i++) cluster.fork();
+    cluster.on('exit', (w, code, signal) => {
+      if (!shuttingDown) {
+        log.warn({ worker: w.process.pid, code, signal }, 'worker exited, restarting');
+        cluster.fork();
+      }
+    });
+    let shuttingDown = false;
+    const stop = () => {
+      shuttingDown = true;
+      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    return;
+  }
+  const running = await startServer(config, { log });
+  const shutdown = (signal: string) => {
+    log.info({ signal }, 'shutting down');
+    running.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'server':
+      return serve(rest);
+    case undefined:
+    case '--help':
+    case '-h':
+    case 'help':
+      process.stdout.write(USAGE);
+      return;
+    default:
+      process.stderr.write(`berth: unknown command ${JSON.stringify(command)}\n${USAGE}`);
+      process.exit(2);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`berth: ${err.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`berth: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

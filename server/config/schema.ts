@@ -1,0 +1,308 @@
+/**
+ * configSchema is the JSON Schema (draft-07) of the `berth.yaml` file format. Every property is
+ * optional in the file: `load.ts` validates the raw file (with `BERTH_*` environment overrides
+ * merged in) against this schema and then fills the gaps from `defaults()`.
+ *
+ * The `default` keywords here are annotations for readers and tools; they must agree with
+ * `defaults()` in `load.ts` (a unit test checks that). The environment variable names are derived
+ * from the property paths (see `envBindings()` in `load.ts`), so renaming a property renames its
+ * variable.
+ *
+ * `writeOnly: true` marks secrets: error messages never echo their values.
+ */
+
+/** JsonSchema is the subset of draft-07 this file uses. */
+export interface JsonSchema {
+  $schema?: string;
+  $id?: string;
+  title?: string;
+  description?: string;
+  type?: 'object' | 'string' | 'integer' | 'boolean';
+  properties?: Record<string, JsonSchema>;
+  additionalProperties?: boolean;
+  required?: string[];
+  enum?: string[];
+  const?: string;
+  default?: unknown;
+  minimum?: number;
+  maximum?: number;
+  minLength?: number;
+  maxLength?: number;
+  pattern?: string;
+  writeOnly?: boolean;
+  if?: JsonSchema;
+  then?: JsonSchema;
+}
+
+/** Port 0..65535 without leading zeros. */
+const PORT =
+  '(?:[0-9]|[1-9][0-9]{1,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])';
+/** A host name, an IPv4 address, or a bracketed IPv6 address. */
+const HOST = '(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\\[[0-9A-Fa-f:.]+\\])';
+
+/** ADDR_PATTERN matches `host:port`, e.g. `0.0.0.0:5000`, `localhost:5001`, `[::]:5000`. */
+export const ADDR_PATTERN = `^${HOST}:${PORT}$`;
+/** ENDPOINT_PATTERN matches an http(s) URL with no path, e.g. `http://minio:9000`. */
+export const ENDPOINT_PATTERN = `^https?://${HOST}(?::${PORT})?/?$`;
+/** BUCKET_PATTERN: lowercase letters, digits, dots and hyphens, alnum at both ends, no `..`. */
+export const BUCKET_PATTERN = '^[a-z0-9](?:[a-z0-9-]|\\.(?!\\.))*[a-z0-9]$';
+/** PREFIX_PATTERN: a key prefix without a leading or trailing slash. */
+export const PREFIX_PATTERN = '^[^/](?:.*[^/])?$';
+
+export const configSchema: JsonSchema = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  $id: 'https://berth.dev/schemas/berth.yaml.json',
+  title: 'berth.yaml',
+  description: 'Configuration of `berth server`. Every property is optional.',
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    http: {
+      description: 'The HTTP listener.',
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        addr: {
+          description: 'host:port to listen on.',
+          type: 'string',
+          pattern: ADDR_PATTERN,
+          default: '0.0.0.0:5000',
+        },
+        secret: {
+          description: 'Signs upload state tokens; replicas sharing a bucket must share it.',
+          type: 'string',
+          minLength: 1,
+          writeOnly: true,
+        },
+        workers: {
+          description: 'Number of server processes (0 = one per core).',
+          type: 'integer',
+          minimum: 0,
+          maximum: 256,
+          default: 1,
+        },
+        debugAddr: {
+          description: 'host:port serving /healthz and /readyz on a separate port, if set.',
+          type: 'string',
+          pattern: ADDR_PATTERN,
+        },
+        shutdownTimeoutSeconds: {
+          description: 'How long in-flight requests may finish after SIGTERM.',
+          type: 'integer',
+          minimum: 0,
+          default: 30,
+        },
+      },
+    },
+    storage: {
+      description:
+        'Where blobs and metadata live. Only the section of the selected driver is used.',
+      type: 'object',
+      additionalProperties: false,
+      default: { driver: 'filesystem', filesystem: { root: './data' } },
+      properties: {
+        driver: {
+          description: 'Storage backend.',
+          type: 'string',
+          enum: ['filesystem', 's3', 'inmemory'],
+          default: 'filesystem',
+        },
+        filesystem: {
+          description: 'Settings of the filesystem driver.',
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            root: {
+              description: 'Directory holding the registry data.',
+              type: 'string',
+              minLength: 1,
+              default: './data',
+            },
+          },
+        },
+        s3: {
+          description: 'Settings of the s3 driver (MinIO or any S3-compatible store).',
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            endpoint: {
+              description: 'S3 URL, e.g. http://minio:9000.',
+              type: 'string',
+              pattern: ENDPOINT_PATTERN,
+            },
+            bucket: {
+              description: 'Bucket name (S3 naming rules).',
+              type: 'string',
+              minLength: 3,
+              maxLength: 63,
+              pattern: BUCKET_PATTERN,
+            },
+            region: {
+              description: 'Region sent in request signatures.',
+              type: 'string',
+              minLength: 1,
+              default: 'us-east-1',
+            },
+            accessKey: {
+              description: 'Access key id.',
+              type: 'string',
+              minLength: 1,
+              writeOnly: true,
+            },
+            secretKey: {
+              description: 'Secret access key.',
+              type: 'string',
+              minLength: 1,
+              writeOnly: true,
+            },
+            pathStyle: {
+              description: 'Address the bucket in the path (MinIO) instead of the host name.',
+              type: 'boolean',
+              default: true,
+            },
+            prefix: {
+              description: 'Key prefix inside the bucket (no leading or trailing slash).',
+              type: 'string',
+              pattern: PREFIX_PATTERN,
+            },
+            partSizeMiB: {
+              description: 'Multipart upload part size in MiB.',
+              type: 'integer',
+              minimum: 5,
+              maximum: 5120,
+              default: 16,
+            },
+            redirect: {
+              description: 'Answer blob GETs with a 307 to a presigned URL.',
+              type: 'boolean',
+              default: false,
+            },
+            tls: {
+              description: 'TLS settings for https endpoints.',
+              type: 'object',
+              additionalProperties: false,
+              properties: {
+                caFile: {
+                  description: 'PEM CA bundle to trust for the endpoint.',
+                  type: 'string',
+                  minLength: 1,
+                },
+                insecureSkipVerify: {
+                  description: 'Skip certificate verification (testing only).',
+                  type: 'boolean',
+                },
+              },
+            },
+          },
+        },
+      },
+      if: { type: 'object', properties: { driver: { const: 's3' } }, required: ['driver'] },
+      then: {
+        type: 'object',
+        required: ['s3'],
+        properties: {
+          s3: { type: 'object', required: ['endpoint', 'bucket', 'accessKey', 'secretKey'] },
+        },
+      },
+    },
+    delete: {
+      description: 'Deletes of manifests, tags and blobs.',
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: {
+          description: 'Allow deletes (405 UNSUPPORTED when off).',
+          type: 'boolean',
+          default: true,
+        },
+      },
+    },
+    readOnly: {
+      description: 'Remove every write route (405 UNSUPPORTED).',
+      type: 'boolean',
+      default: false,
+    },
+    uploads: {
+      description: 'Blob upload sessions.',
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        ttlSeconds: {
+          description:
+            "Upload session lifetime; must stay under MinIO's 24 h purge of unfinished multipart uploads.",
+          type: 'integer',
+          minimum: 60,
+          maximum: 86399,
+          default: 43200,
+        },
+        purgeIntervalSeconds: {
+          description: 'How often expired sessions are reclaimed (0 = never).',
+          type: 'integer',
+          minimum: 0,
+          default: 600,
+        },
+      },
+    },
+    limits: {
+      description: 'Request limits.',
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        manifestBytes: {
+          description: 'Largest accepted manifest body (413 above it).',
+          type: 'integer',
+          minimum: 1,
+          maximum: 33554432,
+          default: 4194304,
+        },
+        maxListEntries: {
+          description: 'Upper bound of `n` for the catalog, tag and referrers lists.',
+          type: 'integer',
+          minimum: 1,
+          maximum: 10000,
+          default: 1000,
+        },
+        defaultListEntries: {
+          description: '`n` when a list request gives none; at most maxListEntries.',
+          type: 'integer',
+          minimum: 1,
+          maximum: 10000,
+          default: 100,
+        },
+        maxTagsPerPush: {
+          description: 'Most `?tag=` parameters on one manifest PUT.',
+          type: 'integer',
+          minimum: 1,
+          maximum: 1000,
+          default: 32,
+        },
+      },
+    },
+    validation: {
+      description: 'Manifest validation.',
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        allowSparse: {
+          description:
+            'Accept manifests whose layers or child manifests are not in the repository (mirrors of single platforms); off, they get MANIFEST_BLOB_UNKNOWN.',
+          type: 'boolean',
+          default: false,
+        },
+      },
+    },
+    log: {
+      description: 'Logging.',
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        level: {
+          description: 'Least severe level written.',
+          type: 'string',
+          enum: ['debug', 'info', 'warn', 'error'],
+          default: 'info',
+        },
+      },
+    },
+  },
+};

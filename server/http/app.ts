@@ -1,0 +1,105 @@
+import { randomUUID } from 'node:crypto';
+import Koa from 'koa';
+import { Errors, RegistryError, isRegistryError } from '../errors.js';
+import { parseName } from '../registry/reference.js';
+import { InvalidPathError } from '../storage/driver.js';
+import type { Ctx, Services, State } from './context.js';
+import { match, routes } from './routes.js';
+
+const API_VERSION = 'registry/2.0';
+
+/** toRegistryError maps anything thrown below the HTTP layer to the error table. */
+function toRegistryError(err: unknown): RegistryError {
+  if (isRegistryError(err)) return err;
+  if (err instanceof InvalidPathError) return Errors.nameInvalid({ reason: 'invalid path' });
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'ETIMEDOUT' || code === 'EAI_AGAIN') {
+    return Errors.unavailable({ reason: code }, { 'Retry-After': '5' });
+  }
+  return new RegistryError('UNKNOWN', 500, 'unknown error');
+}
+
+/**
+ * createApp builds the koa application: request id, access log, the one error exit,
+ * then dispatch through the route table. Handlers never write error bodies.
+ */
+export function createApp(s: Services): Koa<State> {
+  const app = new Koa<State>();
+  app.proxy = true;
+  const table = routes(s.config);
+
+  app.use(async (ctx: Ctx, next) => {
+    const started = process.hrtime.bigint();
+    const requestId = ctx.get('x-request-id') || randomUUID();
+    ctx.state.requestId = requestId;
+    ctx.state.log = s.log.child({ requestId });
+    ctx.state.route = 'unknown';
+    ctx.set('X-Request-Id', requestId);
+    ctx.set('Docker-Distribution-API-Version', API_VERSION);
+    try {
+      await next();
+    } finally {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      const aborted = ctx.req.destroyed && !ctx.res.writableFinished;
+      ctx.state.log.info(
+        { method: ctx.method, path: ctx.path, route: ctx.state.route, status: aborted ? 499 : ctx.status, ms: Math.round(ms * 10) / 10, bytesOut: ctx.length },
+        'request',
+      );
+    }
+  });
+
+  // The one error exit.
+  app.use(async (ctx: Ctx, next) => {
+    try {
+      await next();
+    } catch (err) {
+      const e = toRegistryError(err);
+      if (e.status >= 500) ctx.state.log.error({ err, route: ctx.state.route }, 'request failed');
+      if (!ctx.req.complete) ctx.req.resume();
+      ctx.status = e.status;
+      for (const [k, v] of Object.entries(e.headers)) ctx.set(k, v);
+      ctx.set('Docker-Distribution-API-Version', API_VERSION);
+      ctx.type = 'application/json';
+      const body: { code: string; message: string; detail?: unknown } = { code: e.code, message: e.message };
+      if (e.detail !== undefined) body.detail = e.detail;
+      ctx.body = { errors: [body] };
+    }
+  });
+
+  app.use(async (ctx: Ctx) => {
+    if (ctx.path === '/healthz') {
+      ctx.body = { status: 'ok' };
+      return;
+    }
+    if (ctx.path === '/readyz') {
+      await s.driver.ping().catch((err: unknown) => {
+        throw Errors.unavailable({ reason: (err as Error).message });
+      });
+      ctx.body = { status: 'ready' };
+      return;
+    }
+    let path: string;
+    try {
+      path = decodeURIComponent(ctx.path);
+    } catch {
+      throw Errors.nameInvalid({ reason: 'malformed percent-encoding in path' });
+    }
+    const m = match(table, path);
+    if (!m) throw Errors.notFound({ path: ctx.path.slice(0, 300) });
+    ctx.state.route = m.route.name;
+    if (m.params.name !== undefined) parseName(m.params.name);
+    const handler = m.route.methods[ctx.method as keyof typeof m.route.methods];
+    if (!handler) {
+      ctx.set('Allow', Object.keys(m.route.methods).join(', '));
+      throw Errors.unsupported({ method: ctx.method, route: m.route.name }, undefined, `${ctx.method} is not supported here${s.config.readOnly ? ' (registry is read-only)' : ''}`);
+    }
+    ctx.state.params = m.params;
+    await handler(ctx, s);
+  });
+
+  app.on('error', (err: Error & { code?: string }) => {
+    if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || err.code === 'ERR_STREAM_PREMATURE_CLOSE') return;
+    s.log.warn({ err }, 'response stream failed');
+  });
+  return app;
+}

@@ -1,0 +1,31 @@
+import type { ParameterizedContext } from 'koa';
+import type { BerthConfig } from '../config/types.js';
+import type { Registry } from '../registry/repository.js';
+import type { Tokens } from '../registry/token.js';
+import type { Uploads } from '../registry/uploads.js';
+import type { StorageDriver } from '../storage/driver.js';
+import type { Logger } from '../util/log.js';
+
+/** Services is what handlers may call: the domain, never storage keys. */
+export interface Services {
+  config: BerthConfig;
+  registry: Registry;
+  uploads: Uploads;
+  tokens: Tokens;
+  driver: StorageDriver;
+  log: Logger;
+}
+
+export interface State {
+  requestId: string;
+  log: Logger;
+  /** params are the route's captures: name, reference, digest, id. */
+  params: Record<string, string>;
+  /** route labels the matched route for logs and metrics. */
+  route: string;
+}
+
+export type Ctx = ParameterizedContext<State>;
+
+/** Handler is one route's thin function: parse, call one service, set headers. */
+export type Handler = (ctx: Ctx, s: Services) => Promise<void>;

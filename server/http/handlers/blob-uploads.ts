@@ -1,0 +1,130 @@
+import { Errors } from '../../errors.js';
+import { parseDigest, parseName, type Algorithm } from '../../registry/reference.js';
+import type { UploadState } from '../../registry/uploads.js';
+import type { Ctx, Handler, Services } from '../context.js';
+import { contentLength, contentRange, query } from '../params.js';
+
+/** CHUNK_MIN_LENGTH is advertised as OCI-Chunk-Min-Length; smaller chunks still work. */
+export const CHUNK_MIN_LENGTH = 1024 * 1024;
+
+function location(s: Services, state: UploadState): string {
+  const token = s.tokens.sign({ name: state.repo, id: state.id, offset: state.offset, startedAt: state.startedAt });
+  return `/v2/${state.repo}/blobs/uploads/${state.id}?_state=${token}`;
+}
+
+function rangeValue(state: UploadState): string {
+  return `0-${Math.max(state.offset - 1, 0)}`;
+}
+
+function sessionHeaders(ctx: Ctx, s: Services, state: UploadState): void {
+  ctx.set('Location', location(s, state));
+  ctx.set('Range', rangeValue(state));
+  ctx.set('Docker-Upload-UUID', state.id);
+}
+
+function blobCreated(ctx: Ctx, name: string, digest: string): void {
+  ctx.status = 201;
+  ctx.set('Location', `/v2/${name}/blobs/${digest}`);
+  ctx.set('Docker-Content-Digest', digest);
+  ctx.length = 0;
+}
+
+/** session loads the upload the URL names, checking its state token when present. */
+async function session(ctx: Ctx, s: Services): Promise<UploadState> {
+  const { name, id } = ctx.state.params as { name: string; id: string };
+  const token = query(ctx, '_state');
+  if (token !== undefined) {
+    const t = s.tokens.verify(token);
+    if (t.name !== name || t.id !== id) throw Errors.blobUploadInvalid({ reason: 'upload state token is for another upload' });
+  }
+  return s.uploads.get(name, id);
+}
+
+/** withRangeError adds the session's headers to a 416 so clients can recover. */
+async function withSessionOnError<T>(ctx: Ctx, s: Services, state: UploadState, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof Error && 'status' in err && (err as { status: number }).status === 416) {
+      const fresh = await s.uploads.get(state.repo, state.id).catch(() => state);
+      sessionHeaders(ctx, s, fresh);
+    }
+    throw err;
+  }
+}
+
+export const startUpload: Handler = async (ctx, s) => {
+  const name = ctx.state.params.name!;
+  const repo = s.registry.repository(name);
+  const mount = query(ctx, 'mount');
+  if (mount !== undefined) {
+    const digest = parseDigest(mount);
+    const from = query(ctx, 'from');
+    if (from !== undefined) parseName(from);
+    const desc = await repo.blobs.mount(digest, from);
+    if (desc) {
+      blobCreated(ctx, name, digest.value);
+      return;
+    }
+  }
+  const digestParam = query(ctx, 'digest');
+  if (digestParam !== undefined) {
+    const digest = parseDigest(digestParam);
+    let state = await s.uploads.start(name, digest.algorithm);
+    try {
+      state = await s.uploads.append(state, ctx.req, { contentLength: contentLength(ctx) });
+      await s.uploads.commit(state, digest, repo.blobs);
+    } catch (err) {
+      await s.uploads.cancel(state).catch(() => undefined);
+      throw err;
+    }
+    blobCreated(ctx, name, digest.value);
+    return;
+  }
+  const alg = query(ctx, 'digest-algorithm');
+  if (alg !== undefined && alg !== 'sha256' && alg !== 'sha512') {
+    throw Errors.digestInvalid({ algorithm: alg.slice(0, 50) }, undefined, `unsupported digest algorithm ${JSON.stringify(alg.slice(0, 50))}`);
+  }
+  const state = await s.uploads.start(name, (alg ?? 'sha256') as Algorithm);
+  ctx.req.resume();
+  sessionHeaders(ctx, s, state);
+  ctx.set('OCI-Chunk-Min-Length', String(CHUNK_MIN_LENGTH));
+  ctx.status = 202;
+  ctx.length = 0;
+};
+
+export const patchUpload: Handler = async (ctx, s) => {
+  let state = await session(ctx, s);
+  const range = contentRange(ctx);
+  state = await withSessionOnError(ctx, s, state, () =>
+    s.uploads.append(state, ctx.req, { rangeStart: range?.start, rangeEnd: range?.end, contentLength: contentLength(ctx) }),
+  );
+  sessionHeaders(ctx, s, state);
+  ctx.status = 202;
+  ctx.length = 0;
+};
+
+export const completeUpload: Handler = async (ctx, s) => {
+  let state = await session(ctx, s);
+  const digestParam = query(ctx, 'digest');
+  if (digestParam === undefined) throw Errors.digestInvalid({ reason: 'digest parameter missing' }, undefined, 'digest query parameter is required');
+  const digest = parseDigest(digestParam);
+  const range = contentRange(ctx);
+  state = await withSessionOnError(ctx, s, state, () =>
+    s.uploads.append(state, ctx.req, { rangeStart: range?.start, rangeEnd: range?.end, contentLength: contentLength(ctx) }),
+  );
+  await s.uploads.commit(state, digest, s.registry.repository(state.repo).blobs);
+  blobCreated(ctx, state.repo, digest.value);
+};
+
+export const uploadStatus: Handler = async (ctx, s) => {
+  const state = await session(ctx, s);
+  sessionHeaders(ctx, s, state);
+  ctx.status = 204;
+};
+
+export const cancelUpload: Handler = async (ctx, s) => {
+  const state = await session(ctx, s);
+  await s.uploads.cancel(state);
+  ctx.status = 204;
+};

@@ -1,0 +1,78 @@
+import { Errors } from '../../errors.js';
+import type { BlobDescriptor } from '../../registry/blobs.js';
+import { parseDigest, type Digest } from '../../registry/reference.js';
+import type { Ctx, Handler } from '../context.js';
+
+/** parseByteRange reads a single `Range: bytes=…`; undefined means "serve it all". */
+export function parseByteRange(header: string, size: number): { start: number; end: number } | undefined | 'unsatisfiable' {
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === '' && m[2] === '')) return undefined;
+  if (m[1] === '') {
+    const n = Number(m[2]);
+    if (n === 0 || size === 0) return 'unsatisfiable';
+    return { start: Math.max(0, size - n), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const end = m[2] === '' ? size - 1 : Number(m[2]);
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end)) return 'unsatisfiable';
+  if (end < start || start >= size) return 'unsatisfiable';
+  return { start, end: Math.min(end, size - 1) };
+}
+
+function blobHeaders(ctx: Ctx, digest: Digest, desc: BlobDescriptor): void {
+  ctx.set('Docker-Content-Digest', digest.value);
+  ctx.set('ETag', `"${digest.value}"`);
+  ctx.set('Accept-Ranges', 'bytes');
+  ctx.set('Cache-Control', 'max-age=31536000');
+  ctx.type = 'application/octet-stream';
+  ctx.length = desc.size;
+}
+
+export const headBlob: Handler = async (ctx, s) => {
+  const digest = parseDigest(ctx.state.params.digest!);
+  const desc = await s.registry.repository(ctx.state.params.name!).blobs.stat(digest);
+  blobHeaders(ctx, digest, desc);
+  ctx.status = 200;
+};
+
+export const getBlob: Handler = async (ctx, s) => {
+  const digest = parseDigest(ctx.state.params.digest!);
+  const blobs = s.registry.repository(ctx.state.params.name!).blobs;
+  const desc = await blobs.stat(digest);
+  if (ctx.get('if-none-match') === `"${digest.value}"`) {
+    ctx.set('ETag', `"${digest.value}"`);
+    ctx.status = 304;
+    return;
+  }
+  const redirect = await blobs.redirectURL(desc);
+  if (redirect !== undefined) {
+    ctx.set('Docker-Content-Digest', digest.value);
+    ctx.status = 307;
+    ctx.set('Location', redirect);
+    return;
+  }
+  const rangeHeader = ctx.get('range');
+  const range = rangeHeader === '' ? undefined : parseByteRange(rangeHeader, desc.size);
+  if (range === 'unsatisfiable') {
+    throw Errors.rangeInvalid({ range: rangeHeader.slice(0, 100), size: desc.size }, { 'Content-Range': `bytes */${desc.size}` }, 'requested range not satisfiable');
+  }
+  blobHeaders(ctx, digest, desc);
+  if (range === undefined) {
+    ctx.status = 200;
+    ctx.body = blobs.open(desc);
+    ctx.length = desc.size;
+    return;
+  }
+  const length = range.end - range.start + 1;
+  ctx.status = 206;
+  ctx.set('Content-Range', `bytes ${range.start}-${range.end}/${desc.size}`);
+  ctx.body = blobs.open(desc, range.start, length);
+  ctx.length = length;
+};
+
+export const deleteBlob: Handler = async (ctx, s) => {
+  const digest = parseDigest(ctx.state.params.digest!);
+  await s.registry.repository(ctx.state.params.name!).blobs.delete(digest);
+  ctx.status = 202;
+  ctx.length = 0;
+};

@@ -1,0 +1,52 @@
+import { Errors } from '../../errors.js';
+import { MediaTypes } from '../../registry/manifest-parse.js';
+import { parseDigest } from '../../registry/reference.js';
+import type { Handler } from '../context.js';
+import { linkHeader, pageSize, query } from '../params.js';
+
+export const base: Handler = async (ctx) => {
+  ctx.status = 200;
+  ctx.body = {};
+};
+
+export const catalog: Handler = async (ctx, s) => {
+  const { defaultListEntries, maxListEntries } = s.config.limits;
+  const n = pageSize(ctx, defaultListEntries, maxListEntries);
+  const page = await s.registry.catalog(query(ctx, 'last'), n);
+  if (page.next !== undefined) ctx.set('Link', linkHeader('/v2/_catalog', { n, last: page.next }));
+  ctx.body = { repositories: page.items };
+};
+
+export const listTags: Handler = async (ctx, s) => {
+  const name = ctx.state.params.name!;
+  const { defaultListEntries, maxListEntries } = s.config.limits;
+  const n = pageSize(ctx, defaultListEntries, maxListEntries);
+  const repo = s.registry.repository(name);
+  if (!(await repo.exists())) throw Errors.nameUnknown({ name });
+  const page = await repo.list(query(ctx, 'last'), n);
+  if (page.next !== undefined) ctx.set('Link', linkHeader(`/v2/${name}/tags/list`, { n, last: page.next }));
+  ctx.body = { name, tags: page.items };
+};
+
+export const listReferrers: Handler = async (ctx, s) => {
+  const name = ctx.state.params.name!;
+  const subject = parseDigest(ctx.state.params.digest!);
+  const { maxListEntries } = s.config.limits;
+  const n = Math.max(1, pageSize(ctx, maxListEntries, maxListEntries));
+  const artifactType = query(ctx, 'artifactType');
+  const last = query(ctx, 'last');
+  if (last !== undefined) parseDigest(last);
+  const page = await s.registry.repository(name).referrers(subject, artifactType, last, n);
+  if (artifactType !== undefined) ctx.set('OCI-Filters-Applied', 'artifactType');
+  if (page.next !== undefined) {
+    const params: Record<string, string | number> = { n, last: page.next };
+    if (artifactType !== undefined) params.artifactType = artifactType;
+    ctx.set('Link', linkHeader(`/v2/${name}/referrers/${subject.value}`, params));
+  }
+  ctx.type = MediaTypes.ociIndex;
+  ctx.body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: page.items }));
+};
+
+export const discover: Handler = async (ctx) => {
+  ctx.body = { extensions: [] };
+};

@@ -1,0 +1,277 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Errors } from '../errors.js';
+import { isNotFound, type StorageDriver } from '../storage/driver.js';
+import { Paths } from '../storage/paths.js';
+import type { Logger } from '../util/log.js';
+import { concatSegments, decodeDescriptor, type BlobDescriptor, type BlobLinker, type Segment } from './blobs.js';
+import { nativeHasher, resumableHasher, type Hasher } from './hash.js';
+import type { Algorithm, Digest } from './reference.js';
+
+/**
+ * UploadState is everything about an upload session, kept in storage (never only in a
+ * process) so any replica can continue it. It is rewritten whole after each request
+ * that adds bytes; the segments it lists are complete objects.
+ */
+export interface UploadState {
+  id: string;
+  repo: string;
+  algorithm: Algorithm;
+  offset: number;
+  segments: Segment[];
+  /** hash is a resumable hash state covering the first `offset` bytes. */
+  hash?: { offset: number; state: string };
+  /** native is the final native digest of the first `offset` bytes (single stream). */
+  native?: { offset: number; hex: string };
+  startedAt: number;
+  /** committed marks a session whose blob is being linked (for the purger). */
+  committed?: string;
+}
+
+export interface AppendOptions {
+  /** rangeStart is the start of the request's Content-Range, if it sent one. */
+  rangeStart?: number;
+  /** rangeEnd is the inclusive end of the request's Content-Range, if it sent one. */
+  rangeEnd?: number;
+  /** contentLength is the request's Content-Length, if known. */
+  contentLength?: number;
+}
+
+export interface UploadsOptions {
+  ttlSeconds: number;
+  clock?: () => number;
+  log: Logger;
+  /** abortStale aborts backend multipart uploads older than a date (S3). */
+  abortStale?: (olderThan: Date) => Promise<number>;
+}
+
+/**
+ * Uploads manages blob upload sessions: start, append chunks, commit with digest
+ * verification, cancel, and the purge of expired sessions. Appends must arrive in
+ * order (Content-Range start equal to the current offset), else RANGE_INVALID (416).
+ */
+export class Uploads {
+  private readonly clock: () => number;
+
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly opts: UploadsOptions,
+  ) {
+    this.clock = opts.clock ?? Date.now;
+  }
+
+  async start(repo: string, algorithm: Algorithm = 'sha256'): Promise<UploadState> {
+    const state: UploadState = {
+      id: randomUUID(),
+      repo,
+      algorithm,
+      offset: 0,
+      segments: [],
+      startedAt: this.clock(),
+    };
+    await this.save(state);
+    return state;
+  }
+
+  /** get loads a live session of `repo`; throws BLOB_UPLOAD_UNKNOWN otherwise. */
+  async get(repo: string, id: string): Promise<UploadState> {
+    if (!/^[0-9a-f-]{36}$/.test(id)) throw Errors.blobUploadUnknown({ id: id.slice(0, 100) });
+    let state: UploadState;
+    try {
+      state = JSON.parse((await this.driver.get(Paths.upload(id))).toString('utf8')) as UploadState;
+    } catch (err) {
+      if (isNotFound(err)) throw Errors.blobUploadUnknown({ id });
+      throw err;
+    }
+    if (state.repo !== repo || state.committed !== undefined) throw Errors.blobUploadUnknown({ id });
+    if (this.expired(state)) {
+      await this.discard(state).catch(() => undefined);
+      throw Errors.blobUploadUnknown({ id }, undefined, 'blob upload expired');
+    }
+    return state;
+  }
+
+  private expired(state: UploadState): boolean {
+    return this.clock() - state.startedAt > this.opts.ttlSeconds * 1000;
+  }
+
+  private async save(state: UploadState): Promise<void> {
+    await this.driver.put(Paths.upload(state.id), JSON.stringify(state));
+  }
+
+  /**
+   * append streams `body` into a new segment at the session's offset and records it.
+   * A body that fails midway adds nothing: the session stays at its old offset.
+   */
+  async append(state: UploadState, body: Readable, opts: AppendOptions = {}): Promise<UploadState> {
+    if (opts.rangeStart !== undefined && opts.rangeStart !== state.offset) {
+      throw Errors.rangeInvalid(
+        { offset: state.offset, start: opts.rangeStart },
+        undefined,
+        `chunk starts at ${opts.rangeStart} but the upload is at offset ${state.offset}`,
+      );
+    }
+    if (opts.rangeStart !== undefined && opts.rangeEnd !== undefined && opts.contentLength !== undefined) {
+      if (opts.rangeEnd - opts.rangeStart + 1 !== opts.contentLength) {
+        throw Errors.rangeInvalid(
+          { contentRange: `${opts.rangeStart}-${opts.rangeEnd}`, contentLength: opts.contentLength },
+          undefined,
+          'Content-Range does not match Content-Length',
+        );
+      }
+    }
+    if (opts.contentLength === 0) {
+      body.resume();
+      return state;
+    }
+    const hasher = await this.hasherFor(state, opts.rangeStart === undefined);
+    const key = Paths.segment(state.id, state.offset, randomBytes(4).toString('hex'));
+    let seen = 0;
+    const tap = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        seen += chunk.length;
+        hasher.update(chunk);
+        cb(null, chunk);
+      },
+    });
+    const writing = this.driver.writeStream(key, tap, opts.contentLength);
+    try {
+      await Promise.all([pipeline(body, tap), writing]);
+    } catch (err) {
+      await writing.catch(() => undefined);
+      await this.driver.delete(key).catch(() => undefined);
+      throw err;
+    }
+    if (opts.contentLength !== undefined && seen !== opts.contentLength) {
+      await this.driver.delete(key);
+      throw Errors.sizeInvalid({ expected: opts.contentLength, received: seen });
+    }
+    if (seen === 0) {
+      await this.driver.delete(key);
+      return state;
+    }
+    const offset = state.offset + seen;
+    const next: UploadState = { ...state, offset, segments: [...state.segments, { key, size: seen }] };
+    delete next.hash;
+    delete next.native;
+    if (hasher.resumable) next.hash = { offset, state: hasher.save()! };
+    else next.native = { offset, hex: hasher.digestHex() };
+    await this.save(next);
+    return next;
+  }
+
+  /**
+   * hasherFor picks the cheapest hasher that keeps the digest exact: native for a
+   * streamed first request, resumable for chunks; an upload whose saved state does not
+   * cover its bytes (a streamed first request followed by more chunks) is re-hashed
+   * once from storage, and resumable from then on.
+   */
+  private async hasherFor(state: UploadState, streamed: boolean): Promise<Hasher> {
+    if (state.offset === 0) {
+      return streamed ? nativeHasher(state.algorithm) : resumableHasher(state.algorithm);
+    }
+    if (state.hash?.offset === state.offset) return resumableHasher(state.algorithm, state.hash.state);
+    const h = await resumableHasher(state.algorithm);
+    await this.rehash(state, h);
+    return h;
+  }
+
+  private async rehash(state: UploadState, h: Hasher): Promise<void> {
+    const src = concatSegments(this.driver, state.segments, 0, state.offset);
+    for await (const c of src) h.update(c as Buffer);
+  }
+
+  /** digestHex computes the digest of the session's bytes with `algorithm`. */
+  private async digestHex(state: UploadState, algorithm: Algorithm): Promise<string> {
+    if (algorithm === state.algorithm) {
+      if (state.native?.offset === state.offset) return state.native.hex;
+      if (state.hash?.offset === state.offset) {
+        return (await resumableHasher(algorithm, state.hash.state)).digestHex();
+      }
+    }
+    const h = nativeHasher(algorithm);
+    await this.rehash(state, h);
+    return h.digestHex();
+  }
+
+  /**
+   * commit verifies the bytes against `digest` and links the blob into the
+   * repository. On a mismatch the session and its bytes are discarded and
+   * DIGEST_INVALID is thrown. Writes no blob byte again: only descriptors.
+   */
+  async commit(state: UploadState, digest: Digest, linker: BlobLinker): Promise<BlobDescriptor> {
+    const hex = await this.digestHex(state, digest.algorithm);
+    if (hex !== digest.hex) {
+      await this.discard(state);
+      throw Errors.digestInvalid({ expected: digest.value, computed: `${digest.algorithm}:${hex}` });
+    }
+    await this.save({ ...state, committed: digest.value });
+    const ours: BlobDescriptor = { digest: digest.value, size: state.offset, segments: state.segments };
+    let desc = ours;
+    try {
+      desc = decodeDescriptor(await this.driver.get(Paths.blob(digest)));
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      await this.driver.put(Paths.blob(digest), JSON.stringify(ours));
+    }
+    await linker.link(desc, digest);
+    await this.driver.delete(Paths.upload(state.id));
+    if (desc !== ours) await this.driver.deletePrefix(Paths.segmentsOf(state.id));
+    this.opts.log.debug({ repo: state.repo, digest: digest.value, size: state.offset }, 'blob committed');
+    return desc;
+  }
+
+  /** cancel discards a session and its bytes. Idempotent for a session already gone. */
+  async cancel(state: UploadState): Promise<void> {
+    await this.discard(state);
+  }
+
+  private async discard(state: UploadState): Promise<void> {
+    await this.driver.deletePrefix(Paths.segmentsOf(state.id));
+    await this.driver.delete(Paths.upload(state.id));
+  }
+
+  /**
+   * purgeExpired removes sessions older than the TTL with their bytes (a session that
+   * was mid-commit keeps bytes a blob descriptor already points to), and aborts the
+   * backend's unfinished multipart uploads of the same age. Safe on every replica.
+   */
+  async purgeExpired(): Promise<number> {
+    let purged = 0;
+    let startAfter: string | undefined;
+    for (;;) {
+      const page = await this.driver.list(Paths.uploadsRoot(), { startAfter, limit: 1000 });
+      for (const id of page.names) {
+        const state = await this.driver
+          .get(Paths.upload(id))
+          .then((b) => JSON.parse(b.toString('utf8')) as UploadState)
+          .catch(() => undefined);
+        if (!state || !this.expired(state)) continue;
+        if (state.committed !== undefined && (await this.inUse(state))) {
+          await this.driver.delete(Paths.upload(id));
+        } else {
+          await this.discard(state);
+        }
+        purged++;
+      }
+      if (!page.truncated) break;
+      startAfter = page.names[page.names.length - 1];
+    }
+    if (this.opts.abortStale) {
+      await this.opts.abortStale(new Date(this.clock() - this.opts.ttlSeconds * 1000));
+    }
+    if (purged > 0) this.opts.log.info({ purged }, 'expired uploads purged');
+    return purged;
+  }
+
+  private async inUse(state: UploadState): Promise<boolean> {
+    const [alg, hex] = state.committed!.split(':') as [Algorithm, string];
+    const digest = { algorithm: alg, hex, value: state.committed! };
+    for (const key of [Paths.blob(digest), Paths.layer(state.repo, digest)]) {
+      const desc = await this.driver.get(key).then(decodeDescriptor, () => undefined);
+      if (desc?.segments.some((s) => s.key.startsWith(Paths.segmentsOf(state.id)))) return true;
+    }
+    return false;
+  }
+}

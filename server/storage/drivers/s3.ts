@@ -1,0 +1,621 @@
+import { readFileSync } from 'node:fs';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import { Readable } from 'node:stream';
+import { Client } from 'minio';
+import type { S3Config } from '../../config/types.js';
+import {
+  PathNotFoundError,
+  validateKey,
+  type ListOptions,
+  type ListPage,
+  type StorageDriver,
+} from '../driver.js';
+import { byteOrder } from './list.js';
+
+const MiB = 1024 * 1024;
+/** S3 rules: every part but the last is 5 MiB .. 5 GiB; at most 10,000 parts. */
+const MIN_PART = 5 * MiB;
+const MAX_PART = 5 * 1024 * MiB;
+const MAX_PARTS = 10_000;
+/** Parts uploaded at once by one writeStream (memory: this many parts plus the one filling). */
+const PART_CONCURRENCY = 2;
+/** ListObjectsV2 and DeleteObjects both take at most 1,000 keys per call. */
+const PAGE = 1000;
+/** presignedGetObject accepts at most 7 days. */
+const MAX_PRESIGN_SECONDS = 7 * 24 * 3600;
+/**
+ * MULTIPART is a folder below the driver root holding one small journal object per
+ * multipart upload in flight (`.multipart/<upload-id>` → the object key). MinIO cannot
+ * list multipart uploads by prefix (only by exact key, or from a per-node in-memory
+ * cache), so the journal is how {@link S3Driver.abortStaleMultipartUploads} finds uploads
+ * left behind by a crashed writer. Hidden from `list('')`, like the filesystem's `.tmp`.
+ */
+const MULTIPART = '.multipart';
+/** Characters below '/' allowed in a key segment: a name `D` followed by one of these
+ * sorts before directory `D` in S3 key order (`D/`), but after it in name order. */
+const BEFORE_SLASH = new Set(['+', ',', '-', '.']);
+
+/**
+ * S3Driver stores objects in an S3 bucket (MinIO in practice) below an optional key
+ * prefix. Streams are uploaded with our own multipart writer: parts of
+ * `partSizeMiB` MiB buffered in memory, at most two uploading at once, so memory stays
+ * bounded whatever the stream's length (minio-js's own unknown-size path buffers 528 MiB
+ * parts). An object is visible only after CompleteMultipartUpload, so a failed stream
+ * leaves nothing under its key.
+ */
+export class S3Driver implements StorageDriver {
+  readonly name = 's3';
+  private readonly client: Client;
+  private readonly agent: http.Agent;
+  private readonly bucket: string;
+  private readonly root: string;
+  private readonly partSize: number;
+  private readonly endpoint: string;
+
+  constructor(private readonly cfg: S3Config) {
+    const { client, agent } = makeClient(cfg);
+    this.client = client;
+    this.agent = agent;
+    this.bucket = cfg.bucket;
+    this.root = rootOf(cfg.prefix);
+    this.partSize = partSizeOf(cfg.partSizeMiB);
+    this.endpoint = cfg.endpoint;
+  }
+
+  /** ensureBucket creates the configured bucket if it does not exist yet. */
+  static async ensureBucket(cfg: S3Config): Promise<void> {
+    const { client, agent } = makeClient(cfg);
+    try {
+      if (await client.bucketExists(cfg.bucket)) return;
+      try {
+        await client.makeBucket(cfg.bucket, cfg.region);
+      } catch (err) {
+        const code = errCode(err);
+        if (code !== 'BucketAlreadyOwnedByYou' && code !== 'BucketAlreadyExists') throw err;
+      }
+    } finally {
+      agent.destroy();
+    }
+  }
+
+  private k(key: string): string {
+    return this.root + key;
+  }
+
+  async get(key: string): Promise<Buffer> {
+    validateKey(key);
+    const obj = this.k(key);
+    return retrying(async () => {
+      const res = await notFound(key, this.client.getObject(this.bucket, obj));
+      return collect(res);
+    });
+  }
+
+  async put(key: string, data: Buffer | string): Promise<void> {
+    validateKey(key);
+    const buf = typeof data === 'string' ? Buffer.from(data) : data;
+    if (buf.length >= this.partSize) {
+      // Never hand minio-js a body above its part size: it would switch to its own
+      // multipart path (ListMultipartUploads + resume by key).
+      await this.writeStream(key, Readable.from([buf]), buf.length);
+      return;
+    }
+    const obj = this.k(key);
+    await retrying(() => this.client.putObject(this.bucket, obj, buf, buf.length));
+  }
+
+  async writeStream(key: string, source: Readable, sizeHint?: number): Promise<number> {
+    validateKey(key);
+    const obj = this.k(key);
+    let partSize = this.partSize;
+    if (sizeHint !== undefined && sizeHint > partSize * MAX_PARTS) {
+      partSize = Math.ceil(sizeHint / MAX_PARTS / MiB) * MiB;
+      if (partSize > MAX_PART) {
+        source.destroy();
+        throw new Error(`s3: object of ${sizeHint} bytes exceeds the S3 limit`);
+      }
+    }
+
+    let chunks: Buffer[] = [];
+    let buffered = 0;
+    let total = 0;
+    let upload: { id: string; journal: string } | undefined;
+    const parts: { part: number; etag: string }[] = [];
+    let partCount = 0;
+    const inflight = new Set<Promise<void>>();
+    let failure: { err: unknown } | undefined;
+
+    /** take removes the first `n` buffered bytes as one Buffer. */
+    const take = (n: number): Buffer => {
+      const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, buffered);
+      const out = n === buffered ? all : all.subarray(0, n);
+      chunks = n === buffered ? [] : [all.subarray(n)];
+      buffered -= n;
+      return out;
+    };
+
+    const sendPart = async (body: Buffer): Promise<void> => {
+      upload ??= await this.startMultipart(obj);
+      const part = ++partCount;
+      if (part > MAX_PARTS) {
+        throw new Error(
+          `s3: stream for ${key} needs more than ${MAX_PARTS} parts of ${partSize} bytes`,
+        );
+      }
+      const uploadId = upload.id;
+      const p = retrying(() =>
+        this.client.uploadPart(
+          { bucketName: this.bucket, objectName: obj, uploadID: uploadId, partNumber: part, headers: {} },
+          body,
+        ),
+      ).then(
+        (r) => {
+          parts.push({ part, etag: r.etag });
+        },
+        (err: unknown) => {
+          failure ??= { err };
+        },
+      );
+      const tracked = p.finally(() => inflight.delete(tracked));
+      inflight.add(tracked);
+    };
+
+    /** rethrow throws the first part upload failure, if any. */
+    const rethrow = (): void => {
+      if (failure) throw failure.err;
+    };
+
+    try {
+      for await (const chunk of source) {
+        rethrow();
+        const buf = toBuffer(chunk);
+        if (buf.length === 0) continue;
+        chunks.push(buf);
+        buffered += buf.length;
+        total += buf.length;
+        while (buffered >= partSize) {
+          while (inflight.size >= PART_CONCURRENCY) await Promise.race(inflight);
+          rethrow();
+          await sendPart(take(partSize));
+        }
+      }
+      if (!upload) {
+        // Smaller than one part: a single PUT of a Buffer of known size.
+        const body = take(buffered);
+        await retrying(() => this.client.putObject(this.bucket, obj, body, body.length));
+        return total;
+      }
+      if (buffered > 0) {
+        while (inflight.size >= PART_CONCURRENCY) await Promise.race(inflight);
+        rethrow();
+        await sendPart(take(buffered));
+      }
+      await Promise.all(inflight);
+      rethrow();
+      parts.sort((a, b) => a.part - b.part);
+      await this.client.completeMultipartUpload(this.bucket, obj, upload.id, parts);
+      await this.client.removeObject(this.bucket, upload.journal).catch(() => undefined);
+      return total;
+    } catch (err) {
+      chunks = [];
+      if (!source.destroyed) source.destroy();
+      // Let parts in flight land first, so that none arrives after the abort.
+      await Promise.allSettled([...inflight]);
+      if (upload) await this.abortUpload(obj, upload.id, upload.journal);
+      throw err;
+    }
+  }
+
+  /** startMultipart initiates an upload and records it in the journal. */
+  private async startMultipart(obj: string): Promise<{ id: string; journal: string }> {
+    const id = await this.client.initiateNewMultipartUpload(this.bucket, obj, {});
+    const journal = `${this.root}${MULTIPART}/${encodeURIComponent(id)}`;
+    try {
+      const body = Buffer.from(JSON.stringify({ key: obj, uploadId: id }));
+      await retrying(() => this.client.putObject(this.bucket, journal, body, body.length));
+    } catch (err) {
+      await this.client.abortMultipartUpload(this.bucket, obj, id).catch(() => undefined);
+      throw err;
+    }
+    return { id, journal };
+  }
+
+  /**
+   * abortUpload aborts one upload and drops its journal entry. An upload already
+   * completed or aborted is fine: it resolves false then.
+   */
+  private async abortUpload(obj: string, uploadId: string, journal?: string): Promise<boolean> {
+    let aborted = true;
+    try {
+      await retrying(() => this.client.abortMultipartUpload(this.bucket, obj, uploadId));
+    } catch (err) {
+      const code = errCode(err);
+      if (code !== 'NoSuchUpload' && code !== 'NotFound') throw err;
+      aborted = false;
+    }
+    if (journal) {
+      await retrying(() => this.client.removeObject(this.bucket, journal)).catch(() => undefined);
+    }
+    return aborted;
+  }
+
+  async read(key: string, offset = 0, length?: number): Promise<Readable> {
+    validateKey(key);
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`bad offset ${offset}`);
+    if (length !== undefined && (!Number.isSafeInteger(length) || length < 0)) {
+      throw new RangeError(`bad length ${length}`);
+    }
+    const obj = this.k(key);
+    if (length === 0) {
+      // minio-js reads length 0 as "to the end".
+      await this.stat(key);
+      return Readable.from([]);
+    }
+    try {
+      return await retrying(() =>
+        notFound(
+          key,
+          offset === 0 && length === undefined
+            ? this.client.getObject(this.bucket, obj)
+            : this.client.getPartialObject(this.bucket, obj, offset, length),
+        ),
+      );
+    } catch (err) {
+      if (errCode(err) !== 'InvalidRange') throw err;
+      // Offset at or past the end (or a zero-byte object): nothing to read.
+      const { size } = await this.stat(key);
+      if (offset >= size) return Readable.from([]);
+      throw err;
+    }
+  }
+
+  async stat(key: string): Promise<{ size: number; modified: Date }> {
+    validateKey(key);
+    const obj = this.k(key);
+    const st = await retrying(() => notFound(key, this.client.statObject(this.bucket, obj)));
+    return { size: st.size, modified: st.lastModified };
+  }
+
+  async list(prefix: string, opts: ListOptions = {}): Promise<ListPage> {
+    validateKey(prefix, true);
+    const full = this.k(prefix);
+    const after = opts.startAfter;
+    const limit = opts.limit ?? Infinity;
+    if (limit <= 0) {
+      const probe = await this.list(prefix, { startAfter: after, limit: 1 });
+      return { names: [], truncated: probe.names.length > 0 };
+    }
+    const hidden = prefix === '' ? MULTIPART : undefined;
+    const names = new Set<string>();
+    let token = '';
+    let lastKey = '';
+    let exhausted = false;
+    const maxKeys = Number.isFinite(limit) ? Math.min(PAGE, limit + 1) : PAGE;
+    // Read pages in S3 key order until one name past the page is known (or the end).
+    while (names.size <= limit) {
+      const res = await retrying(() =>
+        this.client.listObjectsV2Query(
+          this.bucket,
+          full,
+          token,
+          '/',
+          maxKeys,
+          token === '' && after !== undefined ? full + after : '',
+        ),
+      );
+      for (const item of res.objects) {
+        const k = item.prefix ?? item.name;
+        if (k === undefined) continue;
+        if (k > lastKey) lastKey = k;
+        const rest = k.slice(full.length);
+        const name = rest.endsWith('/') ? rest.slice(0, -1) : rest;
+        if (name === '' || name === hidden) continue;
+        if (after !== undefined && name <= after) continue;
+        names.add(name);
+      }
+      if (!res.isTruncated || !res.nextContinuationToken) {
+        exhausted = true;
+        break;
+      }
+      token = res.nextContinuationToken;
+    }
+    let sorted = [...names].sort(byteOrder);
+    if (!exhausted) sorted = await this.settleDirectoryOrder(full, sorted, names, limit, after, lastKey);
+    return { names: sorted.slice(0, limit), truncated: sorted.length > limit };
+  }
+
+  /**
+   * settleDirectoryOrder makes the first `limit` names exact when listing stopped early.
+   * S3 orders a directory `D` as `D/`, after names such as `D-x` or `D.x`, while names
+   * sort `D` first (`math` before `math-voila`). So a directory not read yet may still
+   * belong in the page: only one whose name is a prefix of the page's last name, cut
+   * just before one of `+,-.`. Each such candidate costs one probe (max-keys 1).
+   */
+  private async settleDirectoryOrder(
+    full: string,
+    sorted: string[],
+    names: Set<string>,
+    limit: number,
+    after: string | undefined,
+    lastKey: string,
+  ): Promise<string[]> {
+    const probed = new Set<string>();
+    for (;;) {
+      const last = sorted[Math.min(limit, sorted.length) - 1];
+      if (last === undefined) return sorted;
+      const candidates: string[] = [];
+      for (let i = 1; i < last.length; i++) {
+        if (!BEFORE_SLASH.has(last[i]!)) continue;
+        const d = last.slice(0, i);
+        if (names.has(d) || probed.has(d)) continue;
+        if (after !== undefined && d <= after) continue;
+        if (full + d + '/' <= lastKey) continue; // already read past it: it does not exist
+        candidates.push(d);
+      }
+      if (candidates.length === 0) return sorted;
+      let found = false;
+      for (const d of candidates) {
+        probed.add(d);
+        const res = await retrying(() =>
+          this.client.listObjectsV2Query(this.bucket, full + d + '/', '', '', 1, ''),
+        );
+        if (res.objects.length > 0) {
+          names.add(d);
+          found = true;
+        }
+      }
+      if (!found) return sorted;
+      sorted = [...names].sort(byteOrder);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    validateKey(key);
+    const obj = this.k(key);
+    await retrying(() => this.client.removeObject(this.bucket, obj));
+  }
+
+  async deletePrefix(prefix: string): Promise<void> {
+    validateKey(prefix, true);
+    const full = this.k(prefix);
+    let token = '';
+    for (;;) {
+      const res = await retrying(() =>
+        this.client.listObjectsV2Query(this.bucket, full, token, '', PAGE, ''),
+      );
+      const keys = res.objects.flatMap((o) => (o.name === undefined ? [] : [o.name]));
+      if (keys.length > 0) await this.removeBatch(keys);
+      if (!res.isTruncated || !res.nextContinuationToken) return;
+      token = res.nextContinuationToken;
+    }
+  }
+
+  private async removeBatch(keys: string[]): Promise<void> {
+    const results = await retrying(() => this.client.removeObjects(this.bucket, keys));
+    const failed = results.filter((r) => r?.Error && r.Error.Code !== 'NoSuchKey');
+    if (failed.length > 0) {
+      const e = failed[0]!.Error!;
+      throw new Error(
+        `s3: deleting ${failed.length} of ${keys.length} objects failed, first ${e.Key ?? '?'}: ${e.Code ?? ''} ${e.Message ?? ''}`,
+      );
+    }
+  }
+
+  async presignGet(key: string, expirySeconds: number): Promise<string> {
+    validateKey(key);
+    const expiry = Math.max(1, Math.min(MAX_PRESIGN_SECONDS, Math.floor(expirySeconds)));
+    return this.client.presignedGetObject(this.bucket, this.k(key), expiry);
+  }
+
+  async ping(): Promise<void> {
+    let exists: boolean;
+    try {
+      exists = await this.client.bucketExists(this.bucket);
+    } catch (err) {
+      throw new Error(`s3: ${this.endpoint} is not usable: ${describeErr(err)}`, { cause: err });
+    }
+    if (!exists) {
+      throw new Error(`s3: bucket "${this.bucket}" does not exist at ${this.endpoint}`);
+    }
+  }
+
+  /**
+   * abortStaleMultipartUploads aborts the multipart uploads below this driver's prefix
+   * that started before `olderThan`, and returns how many it aborted. It finds them in
+   * two places: the driver's journal (works on every S3, survives restarts of MinIO),
+   * and ListMultipartUploads over the whole bucket, filtered to the prefix (complete on
+   * AWS S3; on MinIO only the uploads its node remembers since it started). An upload a
+   * crashed writer started but never journaled is left to MinIO's own 24 h purge.
+   */
+  async abortStaleMultipartUploads(olderThan: Date): Promise<number> {
+    const seen = new Set<string>();
+    let aborted = 0;
+    const cutoff = olderThan.getTime();
+
+    // 1. The journal.
+    const journalRoot = `${this.root}${MULTIPART}/`;
+    let token = '';
+    for (;;) {
+      const res = await retrying(() =>
+        this.client.listObjectsV2Query(this.bucket, journalRoot, token, '', PAGE, ''),
+      );
+      for (const o of res.objects) {
+        const name = o.name;
+        if (name === undefined || o.lastModified.getTime() >= cutoff) continue;
+        let entry: { key?: unknown; uploadId?: unknown };
+        try {
+          const body = await retrying(async () =>
+            collect(await this.client.getObject(this.bucket, name)),
+          );
+          entry = JSON.parse(body.toString()) as typeof entry;
+        } catch (err) {
+          if (isMissingCode(errCode(err))) continue; // finished meanwhile
+          if (err instanceof SyntaxError) {
+            await this.client.removeObject(this.bucket, name).catch(() => undefined);
+            continue;
+          }
+          throw err;
+        }
+        if (typeof entry.key !== 'string' || typeof entry.uploadId !== 'string') {
+          await this.client.removeObject(this.bucket, name).catch(() => undefined);
+          continue;
+        }
+        seen.add(entry.uploadId);
+        if (await this.abortUpload(entry.key, entry.uploadId, name)) aborted++;
+      }
+      if (!res.isTruncated || !res.nextContinuationToken) break;
+      token = res.nextContinuationToken;
+    }
+
+    // 2. ListMultipartUploads. minio-js drops NextUploadIdMarker (it reads the wrong
+    // field), so paging by key marker alone can skip uploads of one key that straddle a
+    // page; listing again until a pass aborts nothing covers them.
+    for (;;) {
+      let pass = 0;
+      let keyMarker = '';
+      for (;;) {
+        const res = await retrying(() =>
+          this.client.listIncompleteUploadsQuery(this.bucket, '', keyMarker, '', ''),
+        );
+        for (const u of res.uploads as MultipartUpload[]) {
+          if (seen.has(u.uploadId) || !u.key.startsWith(this.root)) continue;
+          if (!(u.initiated instanceof Date) || u.initiated.getTime() >= cutoff) continue;
+          seen.add(u.uploadId);
+          if (await this.abortUpload(u.key, u.uploadId)) {
+            aborted++;
+            pass++;
+          }
+        }
+        if (!res.isTruncated || !res.nextKeyMarker || res.nextKeyMarker === keyMarker) break;
+        keyMarker = res.nextKeyMarker;
+      }
+      if (pass === 0) break;
+    }
+    return aborted;
+  }
+
+  async close(): Promise<void> {
+    this.agent.destroy();
+  }
+}
+
+interface MultipartUpload {
+  key: string;
+  uploadId: string;
+  initiated?: Date;
+}
+
+function rootOf(prefix: string | undefined): string {
+  const p = (prefix ?? '').replace(/^\/+|\/+$/g, '');
+  if (p === '') return '';
+  validateKey(p);
+  return p + '/';
+}
+
+function partSizeOf(mib: number): number {
+  const size = Math.floor(mib * MiB);
+  if (!Number.isFinite(size) || size < MIN_PART || size > MAX_PART) {
+    throw new Error(`s3: partSizeMiB must be between 5 and 5120, got ${mib}`);
+  }
+  return size;
+}
+
+/** makeClient builds a minio Client (and the agent it owns) from the config. */
+function makeClient(cfg: S3Config): { client: Client; agent: http.Agent } {
+  let url: URL;
+  try {
+    url = new URL(cfg.endpoint);
+  } catch {
+    throw new Error(`s3: endpoint ${JSON.stringify(cfg.endpoint)} is not a URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new Error(`s3: endpoint ${cfg.endpoint} must be http:// or https://`);
+  }
+  if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.username) {
+    throw new Error(`s3: endpoint ${cfg.endpoint} must be scheme://host[:port] only`);
+  }
+  const useSSL = url.protocol === 'https:';
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const port = url.port === '' ? (useSSL ? 443 : 80) : Number(url.port);
+  let agent: http.Agent;
+  if (useSSL) {
+    agent = new https.Agent({
+      keepAlive: true,
+      ca: cfg.tls?.caFile ? readFileSync(cfg.tls.caFile) : undefined,
+      rejectUnauthorized: cfg.tls?.insecureSkipVerify !== true,
+    });
+  } else {
+    agent = new http.Agent({ keepAlive: true });
+  }
+  const client = new Client({
+    endPoint: host,
+    port,
+    useSSL,
+    region: cfg.region,
+    accessKey: cfg.accessKey,
+    secretKey: cfg.secretKey,
+    pathStyle: cfg.pathStyle,
+    partSize: partSizeOf(cfg.partSizeMiB),
+    transportAgent: agent,
+  });
+  return { client, agent };
+}
+
+function toBuffer(chunk: unknown): Buffer {
+  if (Buffer.isBuffer(chunk)) return chunk;
+  if (typeof chunk === 'string') return Buffer.from(chunk);
+  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  throw new TypeError('s3: writeStream source must yield bytes');
+}
+
+async function collect(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function errCode(err: unknown): string | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+function isMissingCode(code: string | undefined): boolean {
+  return code === 'NoSuchKey' || code === 'NotFound';
+}
+
+/** notFound maps S3's missing-object errors to {@link PathNotFoundError}. */
+async function notFound<T>(key: string, p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    if (isMissingCode(errCode(err))) throw new PathNotFoundError(key);
+    throw err;
+  }
+}
+
+function describeErr(err: unknown): string {
+  const code = errCode(err);
+  const msg = err instanceof Error ? err.message : String(err);
+  return code && !msg.includes(code) ? `${code}: ${msg}` : msg;
+}
+
+/**
+ * Network errors that mean a pooled keep-alive socket was closed by the server (a MinIO
+ * restart, an idle timeout) just as we reused it. minio-js retries only on HTTP status
+ * codes, so a request that never reached the server is retried here, for idempotent
+ * calls only (every call wrapped is one: GET/HEAD/list/DELETE, PUT of a Buffer).
+ */
+const STALE_SOCKET = new Set(['ECONNRESET', 'EPIPE', 'ECONNREFUSED']);
+
+async function retrying<T>(fn: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (i >= attempts || !STALE_SOCKET.has(errCode(err) ?? '')) throw err;
+      await new Promise((r) => setTimeout(r, 50 * i));
+    }
+  }
+}

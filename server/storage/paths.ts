@@ -1,0 +1,45 @@
+import type { Digest } from '../registry/reference.js';
+
+/**
+ * Paths is the one pure mapper from registry concepts to storage keys. No key is
+ * built anywhere else. The layout (see docs/storage-layout.md):
+ *
+ * ```
+ * blobs/<alg>/<hh>/<hex>                      global blob descriptor (JSON: size, segments)
+ * segments/<upload-id>/<offset>-<nonce>       raw bytes, written once by an upload request
+ * uploads/<upload-id>                         upload session state (JSON)
+ * catalog/<name with '/' as ','>              repository marker (the catalog index)
+ * repositories/<name>/_layers/<alg>/<hex>     blob linked into the repository (descriptor copy)
+ * repositories/<name>/_manifests/<alg>/<hex>  manifest envelope: media type line + exact bytes
+ * repositories/<name>/_tags/<tag>             tag → digest
+ * repositories/<name>/_tagsof/<alg>-<hex>/<tag>   reverse index: tags of a manifest
+ * repositories/<name>/_referrers/<alg>-<hex>/<alg>-<hex>  referrer descriptor (JSON)
+ * ```
+ *
+ * Repository names may contain `/`; their components start with `[a-z0-9]`, so they
+ * never collide with the `_`-prefixed folders.
+ */
+export const Paths = {
+  blob: (d: Digest) => `blobs/${d.algorithm}/${d.hex.slice(0, 2)}/${d.hex}`,
+  segmentsOf: (uploadId: string) => `segments/${uploadId}/`,
+  segment: (uploadId: string, offset: number, nonce: string) => `segments/${uploadId}/${offset}-${nonce}`,
+  uploadsRoot: () => 'uploads/',
+  upload: (uploadId: string) => `uploads/${uploadId}`,
+  catalogRoot: () => 'catalog/',
+  catalogEntry: (name: string) => `catalog/${name.replaceAll('/', ',')}`,
+  catalogName: (entry: string) => entry.replaceAll(',', '/'),
+  repository: (name: string) => `repositories/${name}/`,
+  layer: (name: string, d: Digest) => `repositories/${name}/_layers/${d.algorithm}/${d.hex}`,
+  manifest: (name: string, d: Digest) => `repositories/${name}/_manifests/${d.algorithm}/${d.hex}`,
+  tagsRoot: (name: string) => `repositories/${name}/_tags/`,
+  tag: (name: string, tag: string) => `repositories/${name}/_tags/${tag}`,
+  tagsOfRoot: (name: string, d: Digest) => `repositories/${name}/_tagsof/${d.algorithm}-${d.hex}/`,
+  tagOf: (name: string, d: Digest, tag: string) =>
+    `repositories/${name}/_tagsof/${d.algorithm}-${d.hex}/${tag}`,
+  referrersRoot: (name: string, subject: Digest) =>
+    `repositories/${name}/_referrers/${subject.algorithm}-${subject.hex}/`,
+  referrer: (name: string, subject: Digest, d: Digest) =>
+    `repositories/${name}/_referrers/${subject.algorithm}-${subject.hex}/${d.algorithm}-${d.hex}`,
+  /** digestFromEntry reads back a `<alg>-<hex>` list entry. */
+  entryDigest: (entry: string) => entry.replace('-', ':'),
+} as const;
