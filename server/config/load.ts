@@ -484,7 +484,8 @@ export function parseConfig(
   }
   if (problems.length > 0) throw new ConfigError(problems);
 
-  const config = merge(doc as RawConfig);
+  // doc passed validation against configSchema, so it has RawConfig's shape.
+  const config = merge(doc);
   const cross = crossChecks(config, origin);
   if (cross.length > 0) throw new ConfigError(cross);
   return config;

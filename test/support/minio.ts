@@ -151,7 +151,9 @@ export async function startMinio(): Promise<MinioServer> {
       if (await ready(port)) return;
       if (Date.now() > deadline) {
         await kill(entry);
-        throw new Error(`minio did not become ready in ${START_TIMEOUT_MS} ms:\n${log.join('').slice(-4000)}`);
+        throw new Error(
+          `minio did not become ready in ${START_TIMEOUT_MS} ms:\n${log.join('').slice(-4000)}`,
+        );
       }
       await sleep(100);
     }

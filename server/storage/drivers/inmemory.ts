@@ -63,4 +63,9 @@ export class InMemoryDriver implements StorageDriver {
   }
 
   async ping(): Promise<void> {}
+
+  /** snapshot lists every key with its size, for tests that check nothing changed. */
+  snapshot(): Record<string, number> {
+    return Object.fromEntries([...this.objects].map(([k, o]) => [k, o.data.length]).sort());
+  }
 }

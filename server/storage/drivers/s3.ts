@@ -146,7 +146,13 @@ export class S3Driver implements StorageDriver {
       const uploadId = upload.id;
       const p = retrying(() =>
         this.client.uploadPart(
-          { bucketName: this.bucket, objectName: obj, uploadID: uploadId, partNumber: part, headers: {} },
+          {
+            bucketName: this.bucket,
+            objectName: obj,
+            uploadID: uploadId,
+            partNumber: part,
+            headers: {},
+          },
           body,
         ),
       ).then(
@@ -202,7 +208,8 @@ export class S3Driver implements StorageDriver {
       if (!source.destroyed) source.destroy();
       // Let parts in flight land first, so that none arrives after the abort.
       await Promise.allSettled([...inflight]);
-      if (upload) await this.abortUpload(obj, upload.id, upload.journal);
+      // If the abort fails too, the journal keeps the upload for abortStaleMultipartUploads.
+      if (upload) await this.abortUpload(obj, upload.id, upload.journal).catch(() => undefined);
       throw err;
     }
   }
@@ -321,7 +328,8 @@ export class S3Driver implements StorageDriver {
       token = res.nextContinuationToken;
     }
     let sorted = [...names].sort(byteOrder);
-    if (!exhausted) sorted = await this.settleDirectoryOrder(full, sorted, names, limit, after, lastKey);
+    if (!exhausted)
+      sorted = await this.settleDirectoryOrder(full, sorted, names, limit, after, lastKey);
     return { names: sorted.slice(0, limit), truncated: sorted.length > limit };
   }
 
@@ -393,9 +401,16 @@ export class S3Driver implements StorageDriver {
 
   private async removeBatch(keys: string[]): Promise<void> {
     const results = await retrying(() => this.client.removeObjects(this.bucket, keys));
-    const failed = results.filter((r) => r?.Error && r.Error.Code !== 'NoSuchKey');
-    if (failed.length > 0) {
-      const e = failed[0]!.Error!;
+    // minio-js's types say `{ Error: {...} }[]`, but at run time it returns the
+    // DeleteResult <Error> elements themselves (`{ Key, Code, Message }[]`): accept both.
+    const failed = results.flatMap((r) => {
+      if (typeof r !== 'object' || r === null) return [];
+      const entry: { Error?: DeleteError } & DeleteError = r;
+      const e = entry.Error ?? entry;
+      return e.Code && e.Code !== 'NoSuchKey' ? [e] : [];
+    });
+    const e = failed[0];
+    if (e) {
       throw new Error(
         `s3: deleting ${failed.length} of ${keys.length} objects failed, first ${e.Key ?? '?'}: ${e.Code ?? ''} ${e.Message ?? ''}`,
       );
@@ -411,7 +426,7 @@ export class S3Driver implements StorageDriver {
   async ping(): Promise<void> {
     let exists: boolean;
     try {
-      exists = await this.client.bucketExists(this.bucket);
+      exists = await retrying(() => this.client.bucketExists(this.bucket));
     } catch (err) {
       throw new Error(`s3: ${this.endpoint} is not usable: ${describeErr(err)}`, { cause: err });
     }
@@ -500,6 +515,12 @@ export class S3Driver implements StorageDriver {
   }
 }
 
+interface DeleteError {
+  Key?: string;
+  Code?: string;
+  Message?: string;
+}
+
 interface MultipartUpload {
   key: string;
   uploadId: string;
@@ -565,7 +586,8 @@ function makeClient(cfg: S3Config): { client: Client; agent: http.Agent } {
 function toBuffer(chunk: unknown): Buffer {
   if (Buffer.isBuffer(chunk)) return chunk;
   if (typeof chunk === 'string') return Buffer.from(chunk);
-  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  if (chunk instanceof Uint8Array)
+    return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
   throw new TypeError('s3: writeStream source must yield bytes');
 }
 

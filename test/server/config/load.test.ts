@@ -68,6 +68,11 @@ function get(obj: unknown, path: readonly string[]): unknown {
   return v;
 }
 
+/** escape makes a JSON scalar (quotes dropped) a literal regular expression. */
+function escape(json: string): string {
+  return json.replace(/^"|"$/g, '').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
 function schemaAt(path: readonly string[]): JsonSchema | undefined {
   let s: JsonSchema | undefined = configSchema;
   for (const seg of path) s = s?.properties?.[seg];
@@ -775,7 +780,7 @@ describe('berth.example.yaml and docs/configuration.md', () => {
       expect(env).toBe(b.env);
       const want = schemaAt(b.path)?.default;
       if (want === undefined) expect(def, path).toMatch(/^_\(/);
-      else expect(def, path).toMatch(new RegExp(`^\`${String(want).replace(/[.]/g, '\\.')}\``));
+      else expect(def, path).toMatch(new RegExp(`^\`${escape(JSON.stringify(want))}\``));
     }
   });
 });

@@ -42,7 +42,9 @@ describeStorageDriver('s3', {
   bigBytes: 1536 * MiB + 7,
 });
 
-async function incompleteUploads(key: string): Promise<{ key: string; uploadId: string; size: number }[]> {
+async function incompleteUploads(
+  key: string,
+): Promise<{ key: string; uploadId: string; size: number }[]> {
   const out: { key: string; uploadId: string; size: number }[] = [];
   for await (const u of raw.listIncompleteUploads(BUCKET, key, true) as AsyncIterable<{
     key: string;
@@ -56,7 +58,9 @@ async function incompleteUploads(key: string): Promise<{ key: string; uploadId: 
 
 async function rawKeys(prefix: string): Promise<string[]> {
   const out: string[] = [];
-  for await (const o of raw.listObjectsV2(BUCKET, prefix, true) as AsyncIterable<{ name?: string }>) {
+  for await (const o of raw.listObjectsV2(BUCKET, prefix, true) as AsyncIterable<{
+    name?: string;
+  }>) {
     if (o.name !== undefined) out.push(o.name);
   }
   return out;
@@ -191,8 +195,9 @@ describe('S3Driver on MinIO', () => {
     const res = await fetch(url);
     expect(res.status).toBe(200);
     expect(await res.text()).toBe('presigned body');
-    const tampered = url.replace(/(X-Amz-Signature=[0-9a-f]*)([0-9a-f])/, (_, head: string, last: string) =>
-      head + (last === '0' ? '1' : '0'),
+    const tampered = url.replace(
+      /(X-Amz-Signature=[0-9a-f]*)([0-9a-f])/,
+      (_, head: string, last: string) => head + (last === '0' ? '1' : '0'),
     );
     expect(tampered).not.toBe(url);
     const bad = await fetch(tampered);
