@@ -73,7 +73,8 @@ export async function startServer(config: BerthConfig, opts: { log?: Logger; dri
   const driver = opts.driver ?? createDriver(config);
   const services = createServices(config, driver, log);
   const app = createApp(services);
-  const server = createServer(app.callback());
+  const callback = app.callback();
+  const server = createServer((req, res) => void callback(req, res));
   server.requestTimeout = 0;
   server.timeout = 0;
   server.headersTimeout = 60_000;

@@ -129,7 +129,7 @@ export function parseManifest(body: Buffer, contentType: string | undefined): Pa
   const subject = doc.subject === undefined ? undefined : descriptor(doc.subject, 'subject');
   const base = {
     mediaType,
-    annotations: doc.annotations as Record<string, string> | undefined,
+    annotations: doc.annotations,
     subject: subject && { ...subject, parsed: parseDigest(subject.digest) },
   };
   if (IMAGE_TYPES.has(mediaType)) {
@@ -145,7 +145,7 @@ export function parseManifest(body: Buffer, contentType: string | undefined): Pa
       kind: 'image',
       blobs: [config, ...layers.filter((l) => !isNonDistributable(l))],
       manifests: [],
-      artifactType: (doc.artifactType as string | undefined) ?? config.mediaType,
+      artifactType: (doc.artifactType) ?? config.mediaType,
     };
   }
   if (INDEX_TYPES.has(mediaType)) {
@@ -159,7 +159,7 @@ export function parseManifest(body: Buffer, contentType: string | undefined): Pa
       kind: 'index',
       blobs: [],
       manifests,
-      artifactType: doc.artifactType as string | undefined,
+      artifactType: doc.artifactType,
     };
   }
   throw invalid(`unsupported manifest media type ${JSON.stringify(mediaType.slice(0, 200))}`);

@@ -10,7 +10,7 @@ import { spawnBerth, type BerthProcess } from '../support/process.js';
 import { tool } from '../support/tools.js';
 
 interface SuiteResult {
-  api: Record<string, string>;
+  apis: Record<string, string>;
   data: Record<string, string>;
   summary: string;
 }
@@ -54,17 +54,17 @@ async function runSuite(registry: string, version: 'dev' | '1.1', sparse: boolea
     const results = parse(readFileSync(join(dir, 'results', 'results.yaml'), 'utf8')) as SuiteResult;
     const summary = out.split('\n').filter((l) => /^\s+(Disabled|Skip|Pass|FAIL)\.+:/.test(l)).join('\n');
     const failures = out.split('\n').filter((l) => /: (Fail|FAIL|Error)/.test(l)).slice(0, 40).join('\n');
-    return { api: results.api, data: results.data, summary: summary + (failures ? `\nfailures:\n${failures}` : '') };
+    return { apis: results.apis, data: results.data, summary: summary + (failures ? `\nfailures:\n${failures}` : '') };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
 function expectAllPass(r: SuiteResult, except: string[] = []): void {
-  const notPassed = Object.entries({ ...r.api, ...r.data }).filter(([k, v]) => v !== 'Pass' && !except.includes(k));
+  const notPassed = Object.entries({ ...r.apis, ...r.data }).filter(([k, v]) => v !== 'Pass' && !except.includes(k));
   expect(notPassed, r.summary).toEqual([]);
-  for (const k of except) expect(r.data[k] ?? r.api[k], k).toBe('Disabled');
-  expect(Object.keys(r.api).length).toBeGreaterThan(20);
+  for (const k of except) expect(r.data[k] ?? r.apis[k], k).toBe('Disabled');
+  expect(Object.keys(r.apis).length).toBeGreaterThan(20);
   expect(Object.keys(r.data).length).toBeGreaterThan(20);
 }
 
@@ -92,7 +92,7 @@ function describeConformance(name: string, env: () => Promise<Record<string, str
 
     it('GIVEN the default server WHEN the suite runs with v1.1 defaults THEN all pass', async () => {
       const r = await runSuite(`127.0.0.1:${strict.port}`, '1.1', false);
-      const disabled = Object.entries({ ...r.api, ...r.data }).filter(([, v]) => v === 'Disabled').map(([k]) => k);
+      const disabled = Object.entries({ ...r.apis, ...r.data }).filter(([, v]) => v === 'Disabled').map(([k]) => k);
       expectAllPass(r, disabled);
       expect(disabled.length).toBeLessThan(6);
     });

@@ -1,5 +1,5 @@
 import { Errors } from '../../errors.js';
-import { parseDigest, parseName, type Algorithm } from '../../registry/reference.js';
+import { parseDigest, parseName } from '../../registry/reference.js';
 import type { UploadState } from '../../registry/uploads.js';
 import type { Ctx, Handler, Services } from '../context.js';
 import { contentLength, contentRange, query } from '../params.js';
@@ -85,7 +85,7 @@ export const startUpload: Handler = async (ctx, s) => {
   if (alg !== undefined && alg !== 'sha256' && alg !== 'sha512') {
     throw Errors.digestInvalid({ algorithm: alg.slice(0, 50) }, undefined, `unsupported digest algorithm ${JSON.stringify(alg.slice(0, 50))}`);
   }
-  const state = await s.uploads.start(name, (alg ?? 'sha256') as Algorithm);
+  const state = await s.uploads.start(name, (alg ?? 'sha256'));
   ctx.req.resume();
   sessionHeaders(ctx, s, state);
   ctx.set('OCI-Chunk-Min-Length', String(CHUNK_MIN_LENGTH));

@@ -66,6 +66,7 @@ export class InMemoryDriver implements StorageDriver {
 
   /** snapshot lists every key with its size, for tests that check nothing changed. */
   snapshot(): Record<string, number> {
-    return Object.fromEntries([...this.objects].map(([k, o]) => [k, o.data.length]).sort());
+    const entries: [string, number][] = [...this.objects].map(([k, o]) => [k, o.data.length]);
+    return Object.fromEntries(entries.sort(([a], [b]) => (a < b ? -1 : 1)));
   }
 }

@@ -17,7 +17,7 @@ describe('registry HTTP API', () => {
   beforeAll(async () => {
     driver = new InMemoryDriver();
     reg = await startTestRegistry({ driver });
-    client = new Client(reg.fetch);
+    client = new Client((p, i) => reg.fetch(p, i));
   });
   afterAll(async () => {
     await reg.close();
@@ -451,7 +451,7 @@ describe('registry modes', () => {
   it('GIVEN deletes disabled WHEN deleting THEN 405 UNSUPPORTED and the content stays', async () => {
     const reg = await startTestRegistry({ config: { delete: { enabled: false } } });
     try {
-      const c = new Client(reg.fetch);
+      const c = new Client((p, i) => reg.fetch(p, i));
       const img = image().layer().build();
       await c.push('d/x', 'v1', img);
       const r = await reg.fetch('/v2/d/x/manifests/v1', { method: 'DELETE' });

@@ -221,6 +221,22 @@ describe('S3Driver on MinIO', () => {
     await d.close();
   });
 
+  it('GIVEN a malformed endpoint, prefix or part size WHEN a driver is made THEN it throws naming the problem', () => {
+    const cfg = fresh();
+
+    expect(() => new S3Driver({ ...cfg, endpoint: '127.0.0.1:9000' })).toThrow(/not a URL/);
+    expect(() => new S3Driver({ ...cfg, endpoint: 'minio:9000' })).toThrow(/http/);
+    expect(() => new S3Driver({ ...cfg, endpoint: 'ftp://minio:9000' })).toThrow(/http/);
+    expect(() => new S3Driver({ ...cfg, endpoint: 'http://minio:9000/bucket' })).toThrow(
+      /scheme:\/\/host\[:port\] only/,
+    );
+    expect(() => new S3Driver({ ...cfg, prefix: 'a/../b' })).toThrow(/invalid storage path/);
+    expect(() => new S3Driver({ ...cfg, partSizeMiB: 4 })).toThrow(/partSizeMiB/);
+    expect(new S3Driver({ ...cfg, endpoint: 'https://[::1]:9443', prefix: '/x/y/' }).name).toBe(
+      's3',
+    );
+  });
+
   it('GIVEN a driver in use WHEN MinIO restarts THEN the same driver keeps reading and writing', async () => {
     const d = new S3Driver(fresh({ partSizeMiB: 5 }));
     await d.put('a/before', 'kept');

@@ -1,0 +1,93 @@
+import { Readable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { Registry } from '../../../server/registry/repository.js';
+import { parseDigest } from '../../../server/registry/reference.js';
+import { Uploads } from '../../../server/registry/uploads.js';
+import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
+import { silentLogger } from '../../../server/util/log.js';
+import { sha256 } from '../../support/image.js';
+
+function setup(ttlSeconds = 3600) {
+  let now = 1_000_000;
+  const driver = new InMemoryDriver();
+  const aborted: Date[] = [];
+  const uploads = new Uploads(driver, {
+    ttlSeconds,
+    clock: () => now,
+    log: silentLogger,
+    abortStale: async (d) => {
+      aborted.push(d);
+      return 0;
+    },
+  });
+  const registry = new Registry(driver, { allowSparse: false });
+  return { driver, uploads, registry, aborted, advance: (s: number) => (now += s * 1000) };
+}
+
+describe('upload sessions', () => {
+  it('GIVEN a session older than the TTL WHEN used THEN BLOB_UPLOAD_UNKNOWN and its bytes are gone', async () => {
+    const { uploads, driver, advance } = setup(60);
+    let s = await uploads.start('repo');
+    s = await uploads.append(s, Readable.from([randomBytes(100)]), { rangeStart: 0, rangeEnd: 99, contentLength: 100 });
+    advance(61);
+    await expect(uploads.get('repo', s.id)).rejects.toMatchObject({ code: 'BLOB_UPLOAD_UNKNOWN' });
+    expect(driver.snapshot()).toEqual({});
+  });
+
+  it('GIVEN expired and live sessions WHEN purged THEN only expired ones go, and stale multipart uploads are aborted', async () => {
+    const { uploads, driver, advance, aborted } = setup(60);
+    const old = await uploads.append(await uploads.start('repo'), Readable.from([Buffer.from('old')]));
+    advance(30);
+    const live = await uploads.append(await uploads.start('repo'), Readable.from([Buffer.from('live')]));
+    advance(31);
+    expect(await uploads.purgeExpired()).toBe(1);
+    expect(Object.keys(driver.snapshot()).some((k) => k.includes(old.id))).toBe(false);
+    expect((await uploads.get('repo', live.id)).offset).toBe(4);
+    expect(aborted).toHaveLength(1);
+    expect(aborted[0]!.getTime()).toBe(1_000_000 + 61_000 - 60_000);
+  });
+
+  it('GIVEN a session that crashed mid-commit WHEN purged THEN bytes a blob points to are kept', async () => {
+    const { uploads, registry, driver, advance } = setup(60);
+    const data = Buffer.from('committed bytes');
+    const s = await uploads.append(await uploads.start('repo'), Readable.from([data]));
+    const digest = parseDigest(sha256(data));
+    await uploads.commit(s, digest, registry.repository('repo').blobs);
+    // Simulate a crash between linking and removing the session state.
+    await driver.put(`uploads/${s.id}`, JSON.stringify({ ...s, committed: digest.value }));
+    advance(61);
+    await uploads.purgeExpired();
+    const repo = registry.repository('repo');
+    const desc = await repo.blobs.stat(digest);
+    const chunks: Buffer[] = [];
+    for await (const c of repo.blobs.open(desc)) chunks.push(c as Buffer);
+    expect(Buffer.concat(chunks).equals(data)).toBe(true);
+    expect(Object.keys(driver.snapshot()).some((k) => k.startsWith('uploads/'))).toBe(false);
+  });
+
+  it('GIVEN a body that fails midway WHEN appended THEN the session keeps its old offset', async () => {
+    const { uploads } = setup();
+    let s = await uploads.start('repo');
+    s = await uploads.append(s, Readable.from([Buffer.from('abc')]));
+    const failing = new Readable({
+      read() {
+        this.destroy(new Error('client went away'));
+      },
+    });
+    await expect(uploads.append(s, failing)).rejects.toThrow('client went away');
+    expect((await uploads.get('repo', s.id)).offset).toBe(3);
+  });
+
+  it('GIVEN the same blob uploaded twice WHEN both commit THEN the second upload\'s bytes are dropped, not duplicated', async () => {
+    const { uploads, registry, driver } = setup();
+    const data = randomBytes(1000);
+    const digest = parseDigest(sha256(data));
+    for (const repo of ['a', 'b']) {
+      const s = await uploads.append(await uploads.start(repo), Readable.from([data]));
+      await uploads.commit(s, digest, registry.repository(repo).blobs);
+    }
+    const segs = Object.keys(driver.snapshot()).filter((k) => k.startsWith('segments/'));
+    expect(segs).toHaveLength(1);
+  });
+});
