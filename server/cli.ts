@@ -44,7 +44,10 @@ async function serve(args: string[]): Promise<void> {
     return;
   }
   const running = await startServer(config, { log });
+  let stopping = false;
   const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
     log.info({ signal }, 'shutting down');
     running.close().then(
       () => process.exit(0),
@@ -54,8 +57,8 @@ async function serve(args: string[]): Promise<void> {
       },
     );
   };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
 async function main(argv: string[]): Promise<void> {

@@ -59,6 +59,31 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** startDebugServer serves /healthz and /readyz on their own listener (for probes). */
+async function startDebugServer(addr: string, s: Services): Promise<Server> {
+  const server = createServer((req, res) => {
+    const reply = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    if (req.url === '/healthz') return reply(200, { status: 'ok' });
+    if (req.url === '/readyz') {
+      s.driver.ping().then(
+        () => reply(200, { status: 'ready' }),
+        (err: unknown) => reply(503, { errors: [{ code: 'UNAVAILABLE', message: (err as Error).message }] }),
+      );
+      return;
+    }
+    reply(404, { errors: [{ code: 'NOT_FOUND', message: 'no route for this path' }] });
+  });
+  const { host, port } = splitAddr(addr);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return server;
+}
+
 function splitAddr(addr: string): { host: string; port: number } {
   const i = addr.lastIndexOf(':');
   return { host: addr.slice(0, i).replace(/^\[|\]$/g, '') || '0.0.0.0', port: Number(addr.slice(i + 1)) };
@@ -93,18 +118,23 @@ export async function startServer(config: BerthConfig, opts: { log?: Logger; dri
     }, config.uploads.purgeIntervalSeconds * 1000);
     purge.unref();
   }
-  log.info({ url, driver: driver.name, readOnly: config.readOnly }, 'registry listening');
+  const debug = config.http.debugAddr === undefined ? undefined : await startDebugServer(config.http.debugAddr, services);
+  log.info({ url, driver: driver.name, readOnly: config.readOnly, debugAddr: config.http.debugAddr }, 'registry listening');
   return {
     url,
     server,
     services,
     close: async () => {
       if (purge) clearInterval(purge);
+      debug?.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Keep-alive connections become idle as their last request finishes: close them then.
+      const idle = setInterval(() => server.closeIdleConnections(), 100);
       server.closeIdleConnections();
       const timer = setTimeout(() => server.closeAllConnections(), config.http.shutdownTimeoutSeconds * 1000);
       timer.unref();
       await closed;
+      clearInterval(idle);
       clearTimeout(timer);
       await driver.close?.();
     },

@@ -29,9 +29,12 @@ export interface BerthProcess {
 
 /**
  * spawnBerth runs the real `berth server` as its own process (via tsx, so no build
- * step) with `env` (BERTH_* config overrides) and resolves once /readyz answers.
+ * step) with `env` (BERTH_* config overrides) and resolves once `opts.ready` (default /readyz) answers.
  */
-export async function spawnBerth(env: Record<string, string>, opts: { port?: number } = {}): Promise<BerthProcess> {
+export async function spawnBerth(
+  env: Record<string, string>,
+  opts: { port?: number; ready?: string } = {},
+): Promise<BerthProcess> {
   const port = opts.port ?? (await freePort());
   const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'server', 'cli.ts'), 'server'], {
     cwd: root,
@@ -46,7 +49,7 @@ export async function spawnBerth(env: Record<string, string>, opts: { port?: num
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`berth server exited with ${child.exitCode}:\n${out}`);
-    const ok = await fetch(`${url}/readyz`).then(
+    const ok = await fetch(`${url}${opts.ready ?? '/readyz'}`).then(
       (r) => r.ok,
       () => false,
     );
