@@ -24,10 +24,14 @@ export function pageSize(ctx: Ctx, def: number, max: number): number {
   return Math.min(Number(raw), max);
 }
 
-/** contentLength returns the request's Content-Length, or undefined if absent. */
+/**
+ * contentLength returns the request body's length: Content-Length, 0 when the request
+ * has neither Content-Length nor Transfer-Encoding (no body, RFC 9112 §6.3), or
+ * undefined for a chunked body of unknown length.
+ */
 export function contentLength(ctx: Ctx): number | undefined {
   const raw = ctx.get('content-length');
-  if (raw === '') return undefined;
+  if (raw === '') return ctx.get('transfer-encoding') === '' ? 0 : undefined;
   if (!/^[0-9]{1,15}$/.test(raw)) throw Errors.sizeInvalid({ contentLength: raw.slice(0, 50) });
   return Number(raw);
 }

@@ -156,6 +156,25 @@ describe('registry HTTP API', () => {
       expect(put.status).toBe(201);
     });
 
+    it('GIVEN a streamed upload WHEN closed by a PUT without body THEN no stored byte is read again', async () => {
+      const data = randomBytes(100_000);
+      const loc = await start('up/noreread');
+      const r1 = await reg.fetch(loc, { method: 'PATCH', body: data });
+      let reads = 0;
+      const read = driver.read.bind(driver);
+      driver.read = (...args) => {
+        reads++;
+        return read(...args);
+      };
+      try {
+        const put = await reg.fetch(`${r1.headers.get('location')!}&digest=${sha256(data)}`, { method: 'PUT' });
+        expect(put.status).toBe(201);
+      } finally {
+        driver.read = read;
+      }
+      expect(reads).toBe(0);
+    });
+
     it('GIVEN a sha512 upload WHEN committed THEN the blob is addressable by its sha512 digest', async () => {
       const data = randomBytes(777);
       const d = 'sha512:' + createHash('sha512').update(data).digest('hex');
