@@ -125,14 +125,24 @@ export class Uploads {
       body.resume();
       return state;
     }
-    const hasher = await this.hasherFor(state, opts.rangeStart === undefined);
     const key = Paths.segment(state.id, state.offset, randomBytes(4).toString('hex'));
     let seen = 0;
+    // The hasher is made on the first byte: a body that turns out empty (a chunked
+    // request with nothing in it) must not cost a re-hash of what is stored.
+    let hasher: Hasher | undefined;
+    const streamed = opts.rangeStart === undefined;
     const tap = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        seen += chunk.length;
-        hasher.update(chunk);
-        cb(null, chunk);
+      transform: (chunk: Buffer, _enc, cb) => {
+        const feed = (h: Hasher) => {
+          seen += chunk.length;
+          h.update(chunk);
+          cb(null, chunk);
+        };
+        if (hasher) return feed(hasher);
+        this.hasherFor(state, streamed).then((h) => {
+          hasher = h;
+          feed(h);
+        }, cb);
       },
     });
     const writing = this.driver.writeStream(key, tap, opts.contentLength);
@@ -147,7 +157,7 @@ export class Uploads {
       await this.driver.delete(key);
       throw Errors.sizeInvalid({ expected: opts.contentLength, received: seen });
     }
-    if (seen === 0) {
+    if (seen === 0 || hasher === undefined) {
       await this.driver.delete(key);
       return state;
     }

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
+import { request } from 'node:http';
 import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
 import { Client, blob, image, index, sha256 } from '../../support/image.js';
 import { startTestRegistry, type TestRegistry } from '../../support/server.js';
@@ -167,8 +168,16 @@ describe('registry HTTP API', () => {
         return read(...args);
       };
       try {
-        const put = await reg.fetch(`${r1.headers.get('location')!}&digest=${sha256(data)}`, { method: 'PUT' });
-        expect(put.status).toBe(201);
+        // An empty chunked body (what Node's http client sends for a bare PUT).
+        const status = await new Promise<number>((resolve, reject) => {
+          const req = request(new URL(`${r1.headers.get('location')!}&digest=${sha256(data)}`, reg.url), { method: 'PUT', headers: { 'transfer-encoding': 'chunked' } }, (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          });
+          req.on('error', reject);
+          req.end();
+        });
+        expect(status).toBe(201);
       } finally {
         driver.read = read;
       }
