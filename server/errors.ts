@@ -27,7 +27,11 @@ export const Errors = {
   blobUploadInvalid: def('BLOB_UPLOAD_INVALID', 400, 'blob upload invalid'),
   blobUploadUnknown: def('BLOB_UPLOAD_UNKNOWN', 404, 'blob upload unknown to registry'),
   digestInvalid: def('DIGEST_INVALID', 400, 'provided digest did not match uploaded content'),
-  manifestBlobUnknown: def('MANIFEST_BLOB_UNKNOWN', 400, 'manifest references a blob unknown to the registry'),
+  manifestBlobUnknown: def(
+    'MANIFEST_BLOB_UNKNOWN',
+    400,
+    'manifest references a blob unknown to the registry',
+  ),
   manifestInvalid: def('MANIFEST_INVALID', 400, 'manifest invalid'),
   manifestTooLarge: def('SIZE_INVALID', 413, 'manifest body exceeds the size limit'),
   manifestUnknown: def('MANIFEST_UNKNOWN', 404, 'manifest unknown to registry'),

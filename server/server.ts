@@ -30,7 +30,10 @@ export function createServices(config: BerthConfig, driver: StorageDriver, log: 
   let secret = config.http.secret;
   if (secret === undefined || secret === '') {
     secret = randomBytes(32).toString('hex');
-    log.warn({}, 'no http.secret configured: upload sessions will not survive a restart or move between replicas');
+    log.warn(
+      {},
+      'no http.secret configured: upload sessions will not survive a restart or move between replicas',
+    );
   }
   const s3 = config.storage.driver === 's3' ? config.storage.s3 : undefined;
   return {
@@ -44,7 +47,8 @@ export function createServices(config: BerthConfig, driver: StorageDriver, log: 
     uploads: new Uploads(driver, {
       ttlSeconds: config.uploads.ttlSeconds,
       log,
-      abortStale: driver instanceof S3Driver ? (d) => driver.abortStaleMultipartUploads(d) : undefined,
+      abortStale:
+        driver instanceof S3Driver ? (d) => driver.abortStaleMultipartUploads(d) : undefined,
     }),
     tokens: new Tokens(secret),
   };
@@ -70,7 +74,8 @@ async function startDebugServer(addr: string, s: Services): Promise<Server> {
     if (req.url === '/readyz') {
       s.driver.ping().then(
         () => reply(200, { status: 'ready' }),
-        (err: unknown) => reply(503, { errors: [{ code: 'UNAVAILABLE', message: (err as Error).message }] }),
+        (err: unknown) =>
+          reply(503, { errors: [{ code: 'UNAVAILABLE', message: (err as Error).message }] }),
       );
       return;
     }
@@ -86,14 +91,20 @@ async function startDebugServer(addr: string, s: Services): Promise<Server> {
 
 function splitAddr(addr: string): { host: string; port: number } {
   const i = addr.lastIndexOf(':');
-  return { host: addr.slice(0, i).replace(/^\[|\]$/g, '') || '0.0.0.0', port: Number(addr.slice(i + 1)) };
+  return {
+    host: addr.slice(0, i).replace(/^\[|\]$/g, '') || '0.0.0.0',
+    port: Number(addr.slice(i + 1)),
+  };
 }
 
 /**
  * startServer listens with the configured address and returns once it accepts
  * connections. Node's request timeouts are lifted so a multi-GB upload is never cut.
  */
-export async function startServer(config: BerthConfig, opts: { log?: Logger; driver?: StorageDriver } = {}): Promise<RunningServer> {
+export async function startServer(
+  config: BerthConfig,
+  opts: { log?: Logger; driver?: StorageDriver } = {},
+): Promise<RunningServer> {
   const log = opts.log ?? createLogger(config.log.level);
   const driver = opts.driver ?? createDriver(config);
   const services = createServices(config, driver, log);
@@ -114,12 +125,20 @@ export async function startServer(config: BerthConfig, opts: { log?: Logger; dri
   let purge: NodeJS.Timeout | undefined;
   if (config.uploads.purgeIntervalSeconds > 0) {
     purge = setInterval(() => {
-      services.uploads.purgeExpired().catch((err: unknown) => log.warn({ err }, 'upload purge failed'));
+      services.uploads
+        .purgeExpired()
+        .catch((err: unknown) => log.warn({ err }, 'upload purge failed'));
     }, config.uploads.purgeIntervalSeconds * 1000);
     purge.unref();
   }
-  const debug = config.http.debugAddr === undefined ? undefined : await startDebugServer(config.http.debugAddr, services);
-  log.info({ url, driver: driver.name, readOnly: config.readOnly, debugAddr: config.http.debugAddr }, 'registry listening');
+  const debug =
+    config.http.debugAddr === undefined
+      ? undefined
+      : await startDebugServer(config.http.debugAddr, services);
+  log.info(
+    { url, driver: driver.name, readOnly: config.readOnly, debugAddr: config.http.debugAddr },
+    'registry listening',
+  );
   return {
     url,
     server,
@@ -131,7 +150,10 @@ export async function startServer(config: BerthConfig, opts: { log?: Logger; dri
       // Keep-alive connections become idle as their last request finishes: close them then.
       const idle = setInterval(() => server.closeIdleConnections(), 100);
       server.closeIdleConnections();
-      const timer = setTimeout(() => server.closeAllConnections(), config.http.shutdownTimeoutSeconds * 1000);
+      const timer = setTimeout(
+        () => server.closeAllConnections(),
+        config.http.shutdownTimeoutSeconds * 1000,
+      );
       timer.unref();
       await closed;
       clearInterval(idle);

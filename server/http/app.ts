@@ -13,7 +13,12 @@ function toRegistryError(err: unknown): RegistryError {
   if (isRegistryError(err)) return err;
   if (err instanceof InvalidPathError) return Errors.nameInvalid({ reason: 'invalid path' });
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'ETIMEDOUT' || code === 'EAI_AGAIN') {
+  if (
+    code === 'ECONNREFUSED' ||
+    code === 'ECONNRESET' ||
+    code === 'ETIMEDOUT' ||
+    code === 'EAI_AGAIN'
+  ) {
     return Errors.unavailable({ reason: code }, { 'Retry-After': '5' });
   }
   return new RegistryError('UNKNOWN', 500, 'unknown error');
@@ -42,7 +47,14 @@ export function createApp(s: Services): Koa<State> {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       const aborted = ctx.req.destroyed && !ctx.res.writableFinished;
       ctx.state.log.info(
-        { method: ctx.method, path: ctx.path, route: ctx.state.route, status: aborted ? 499 : ctx.status, ms: Math.round(ms * 10) / 10, bytesOut: ctx.length },
+        {
+          method: ctx.method,
+          path: ctx.path,
+          route: ctx.state.route,
+          status: aborted ? 499 : ctx.status,
+          ms: Math.round(ms * 10) / 10,
+          bytesOut: ctx.length,
+        },
         'request',
       );
     }
@@ -60,7 +72,10 @@ export function createApp(s: Services): Koa<State> {
       for (const [k, v] of Object.entries(e.headers)) ctx.set(k, v);
       ctx.set('Docker-Distribution-API-Version', API_VERSION);
       ctx.type = 'application/json';
-      const body: { code: string; message: string; detail?: unknown } = { code: e.code, message: e.message };
+      const body: { code: string; message: string; detail?: unknown } = {
+        code: e.code,
+        message: e.message,
+      };
       if (e.detail !== undefined) body.detail = e.detail;
       ctx.body = { errors: [body] };
     }
@@ -91,14 +106,23 @@ export function createApp(s: Services): Koa<State> {
     const handler = m.route.methods[ctx.method as keyof typeof m.route.methods];
     if (!handler) {
       ctx.set('Allow', Object.keys(m.route.methods).join(', '));
-      throw Errors.unsupported({ method: ctx.method, route: m.route.name }, undefined, `${ctx.method} is not supported here${s.config.readOnly ? ' (registry is read-only)' : ''}`);
+      throw Errors.unsupported(
+        { method: ctx.method, route: m.route.name },
+        undefined,
+        `${ctx.method} is not supported here${s.config.readOnly ? ' (registry is read-only)' : ''}`,
+      );
     }
     ctx.state.params = m.params;
     await handler(ctx, s);
   });
 
   app.on('error', (err: Error & { code?: string }) => {
-    if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || err.code === 'ERR_STREAM_PREMATURE_CLOSE') return;
+    if (
+      err.code === 'ECONNRESET' ||
+      err.code === 'EPIPE' ||
+      err.code === 'ERR_STREAM_PREMATURE_CLOSE'
+    )
+      return;
     s.log.warn({ err }, 'response stream failed');
   });
   return app;

@@ -41,15 +41,23 @@ export function contentRange(ctx: Ctx): { start: number; end: number } | undefin
   const raw = ctx.get('content-range');
   if (raw === '') return undefined;
   const m = /^(?:bytes[ =])?([0-9]{1,15})-([0-9]{1,15})(?:\/(?:[0-9]+|\*))?$/.exec(raw.trim());
-  if (!m) throw Errors.rangeInvalid({ contentRange: raw.slice(0, 80) }, undefined, 'malformed Content-Range');
+  if (!m)
+    throw Errors.rangeInvalid(
+      { contentRange: raw.slice(0, 80) },
+      undefined,
+      'malformed Content-Range',
+    );
   const start = Number(m[1]);
   const end = Number(m[2]);
-  if (end < start) throw Errors.rangeInvalid({ contentRange: raw }, undefined, 'Content-Range end before start');
+  if (end < start)
+    throw Errors.rangeInvalid({ contentRange: raw }, undefined, 'Content-Range end before start');
   return { start, end };
 }
 
 /** linkHeader builds an RFC 5988 `Link: <url>; rel="next"` value. */
 export function linkHeader(path: string, params: Record<string, string | number>): string {
-  const qs = new URLSearchParams(Object.entries(params).map(([k, v]): [string, string] => [k, String(v)])).toString();
+  const qs = new URLSearchParams(
+    Object.entries(params).map(([k, v]): [string, string] => [k, String(v)]),
+  ).toString();
   return `<${path}?${qs}>; rel="next"`;
 }

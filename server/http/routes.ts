@@ -29,7 +29,12 @@ export function routes(config: BerthConfig): Route[] {
   const table: Route[] = [
     { name: 'base', pattern: /^\/v2\/?$/, keys: [], methods: { GET: listing.base } },
     { name: 'catalog', pattern: /^\/v2\/_catalog$/, keys: [], methods: { GET: listing.catalog } },
-    { name: 'discover', pattern: /^\/v2\/_oci\/ext\/discover$/, keys: [], methods: { GET: listing.discover } },
+    {
+      name: 'discover',
+      pattern: /^\/v2\/_oci\/ext\/discover$/,
+      keys: [],
+      methods: { GET: listing.discover },
+    },
     {
       name: 'tags',
       pattern: new RegExp(`^/v2/${NAME}/tags/list$`),
@@ -70,7 +75,11 @@ export function routes(config: BerthConfig): Route[] {
       name: 'blob',
       pattern: new RegExp(`^/v2/${NAME}/blobs/${SEG}$`),
       keys: ['name', 'digest'],
-      methods: { GET: blobs.getBlob, HEAD: blobs.headBlob, ...(del && { DELETE: blobs.deleteBlob }) },
+      methods: {
+        GET: blobs.getBlob,
+        HEAD: blobs.headBlob,
+        ...(del && { DELETE: blobs.deleteBlob }),
+      },
     },
     {
       name: 'referrers',

@@ -37,7 +37,8 @@ export interface ParsedManifest {
   annotations?: Record<string, string>;
 }
 
-const invalid = (why: string) => Errors.manifestInvalid({ reason: why }, undefined, `manifest invalid: ${why}`);
+const invalid = (why: string) =>
+  Errors.manifestInvalid({ reason: why }, undefined, `manifest invalid: ${why}`);
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -109,7 +110,8 @@ export function parseManifest(body: Buffer, contentType: string | undefined): Pa
   if (doc.schemaVersion !== 2) throw invalid('schemaVersion must be 2');
   let mediaType = declared;
   if (mediaType === undefined) {
-    if (header !== undefined && (IMAGE_TYPES.has(header) || INDEX_TYPES.has(header))) mediaType = header;
+    if (header !== undefined && (IMAGE_TYPES.has(header) || INDEX_TYPES.has(header)))
+      mediaType = header;
     else if (Array.isArray(doc.manifests)) mediaType = MediaTypes.ociIndex;
     else if (isObject(doc.config)) mediaType = MediaTypes.ociManifest;
     else throw invalid('mediaType is missing and cannot be inferred');
@@ -137,7 +139,10 @@ export function parseManifest(body: Buffer, contentType: string | undefined): Pa
     const config = descriptor(doc.config, 'config');
     if (!Array.isArray(doc.layers)) throw invalid('layers must be an array');
     const layers = doc.layers.map((l, i) => descriptor(l, `layers[${i}]`));
-    if (mediaType === MediaTypes.dockerManifest && (doc.subject !== undefined || doc.artifactType !== undefined)) {
+    if (
+      mediaType === MediaTypes.dockerManifest &&
+      (doc.subject !== undefined || doc.artifactType !== undefined)
+    ) {
       throw invalid('Docker schema 2 manifests cannot carry subject or artifactType');
     }
     return {
@@ -145,7 +150,7 @@ export function parseManifest(body: Buffer, contentType: string | undefined): Pa
       kind: 'image',
       blobs: [config, ...layers.filter((l) => !isNonDistributable(l))],
       manifests: [],
-      artifactType: (doc.artifactType) ?? config.mediaType,
+      artifactType: doc.artifactType ?? config.mediaType,
     };
   }
   if (INDEX_TYPES.has(mediaType)) {

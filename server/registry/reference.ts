@@ -1,8 +1,7 @@
 import { Errors } from '../errors.js';
 
 /** NAME_COMPONENT and the full name grammar of the distribution-spec. */
-const NAME =
-  /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
+const NAME = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
 const TAG = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
 const DIGEST = /^([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$/;
 
@@ -23,7 +22,11 @@ export interface Digest {
 /** parseName validates a repository name; throws NAME_INVALID naming the reason. */
 export function parseName(name: string): string {
   if (name.length === 0 || name.length > MAX_NAME_LENGTH || !NAME.test(name)) {
-    throw Errors.nameInvalid({ name }, undefined, `invalid repository name: ${JSON.stringify(name.slice(0, 300))}`);
+    throw Errors.nameInvalid(
+      { name },
+      undefined,
+      `invalid repository name: ${JSON.stringify(name.slice(0, 300))}`,
+    );
   }
   return name;
 }
@@ -34,7 +37,12 @@ export function isTag(ref: string): boolean {
 
 /** parseTag validates a tag; throws TAG_INVALID. */
 export function parseTag(tag: string): string {
-  if (!TAG.test(tag)) throw Errors.tagInvalid({ tag }, undefined, `invalid tag: ${JSON.stringify(tag.slice(0, 200))}`);
+  if (!TAG.test(tag))
+    throw Errors.tagInvalid(
+      { tag },
+      undefined,
+      `invalid tag: ${JSON.stringify(tag.slice(0, 200))}`,
+    );
   return tag;
 }
 
@@ -66,7 +74,11 @@ export type Reference = { kind: 'tag'; tag: string } | { kind: 'digest'; digest:
 export function parseReference(ref: string): Reference {
   if (isDigest(ref)) return { kind: 'digest', digest: parseDigest(ref) };
   if (!TAG.test(ref)) {
-    throw Errors.manifestInvalid({ reference: ref.slice(0, 200) }, undefined, `invalid reference: ${JSON.stringify(ref.slice(0, 200))}`);
+    throw Errors.manifestInvalid(
+      { reference: ref.slice(0, 200) },
+      undefined,
+      `invalid reference: ${JSON.stringify(ref.slice(0, 200))}`,
+    );
   }
   return { kind: 'tag', tag: ref };
 }

@@ -75,7 +75,12 @@ export class Repository implements ManifestService, TagService {
     private readonly registry: Registry,
     private readonly opts: RegistryOptions,
   ) {
-    this.blobs = new RepositoryBlobStore(driver, name, () => registry.markRepository(name), opts.redirectSeconds);
+    this.blobs = new RepositoryBlobStore(
+      driver,
+      name,
+      () => registry.markRepository(name),
+      opts.redirectSeconds,
+    );
   }
 
   /** exists reports whether anything was ever pushed to the repository. */
@@ -122,7 +127,11 @@ export class Repository implements ManifestService, TagService {
         }),
       ]);
       if (missing.length > 0) {
-        throw Errors.manifestBlobUnknown({ digests: missing.sort() }, undefined, `manifest references unknown blobs: ${missing.sort().join(', ')}`);
+        throw Errors.manifestBlobUnknown(
+          { digests: missing.sort() },
+          undefined,
+          `manifest references unknown blobs: ${missing.sort().join(', ')}`,
+        );
       }
     }
     // All checks passed: now write (manifest, then indexes that point at it).
@@ -131,7 +140,10 @@ export class Repository implements ManifestService, TagService {
       const entry: Descriptor = { mediaType: m.mediaType, digest: digest.value, size: body.length };
       if (m.artifactType !== undefined) entry.artifactType = m.artifactType;
       if (m.annotations !== undefined) entry.annotations = m.annotations;
-      await this.driver.put(Paths.referrer(this.name, m.subject.parsed, digest), JSON.stringify(entry));
+      await this.driver.put(
+        Paths.referrer(this.name, m.subject.parsed, digest),
+        JSON.stringify(entry),
+      );
     }
     await this.registry.markRepository(this.name);
     return { digest, subject: m.subject?.parsed };
@@ -146,7 +158,8 @@ export class Repository implements ManifestService, TagService {
     await this.driver.deletePrefix(Paths.tagsOfRoot(this.name, digest));
     try {
       const parsed = parseManifest(m.body, m.mediaType);
-      if (parsed.subject) await this.driver.delete(Paths.referrer(this.name, parsed.subject.parsed, digest));
+      if (parsed.subject)
+        await this.driver.delete(Paths.referrer(this.name, parsed.subject.parsed, digest));
     } catch {
       // A stored manifest always parsed on push; nothing more to unindex.
     }
@@ -193,7 +206,12 @@ export class Repository implements ManifestService, TagService {
   }
 
   /** referrers lists descriptors of manifests whose subject is `subject`. */
-  async referrers(subject: Digest, artifactType: string | undefined, last: string | undefined, n: number): Promise<Page<Descriptor>> {
+  async referrers(
+    subject: Digest,
+    artifactType: string | undefined,
+    last: string | undefined,
+    n: number,
+  ): Promise<Page<Descriptor>> {
     const root = Paths.referrersRoot(this.name, subject);
     const items: Descriptor[] = [];
     let cursor = last === undefined ? undefined : last.replace(':', '-');
@@ -273,6 +291,9 @@ export class Registry {
       n,
       Paths.catalogName,
     );
-    return { items: page.items, next: page.next === undefined ? undefined : Paths.catalogName(page.next) };
+    return {
+      items: page.items,
+      next: page.next === undefined ? undefined : Paths.catalogName(page.next),
+    };
   }
 }

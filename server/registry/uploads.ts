@@ -5,7 +5,13 @@ import { Errors } from '../errors.js';
 import { isNotFound, type StorageDriver } from '../storage/driver.js';
 import { Paths } from '../storage/paths.js';
 import type { Logger } from '../util/log.js';
-import { concatSegments, decodeDescriptor, type BlobDescriptor, type BlobLinker, type Segment } from './blobs.js';
+import {
+  concatSegments,
+  decodeDescriptor,
+  type BlobDescriptor,
+  type BlobLinker,
+  type Segment,
+} from './blobs.js';
 import { nativeHasher, resumableHasher, type Hasher } from './hash.js';
 import type { Algorithm, Digest } from './reference.js';
 
@@ -84,7 +90,8 @@ export class Uploads {
       if (isNotFound(err)) throw Errors.blobUploadUnknown({ id });
       throw err;
     }
-    if (state.repo !== repo || state.committed !== undefined) throw Errors.blobUploadUnknown({ id });
+    if (state.repo !== repo || state.committed !== undefined)
+      throw Errors.blobUploadUnknown({ id });
     if (this.expired(state)) {
       await this.discard(state).catch(() => undefined);
       throw Errors.blobUploadUnknown({ id }, undefined, 'blob upload expired');
@@ -112,10 +119,17 @@ export class Uploads {
         `chunk starts at ${opts.rangeStart} but the upload is at offset ${state.offset}`,
       );
     }
-    if (opts.rangeStart !== undefined && opts.rangeEnd !== undefined && opts.contentLength !== undefined) {
+    if (
+      opts.rangeStart !== undefined &&
+      opts.rangeEnd !== undefined &&
+      opts.contentLength !== undefined
+    ) {
       if (opts.rangeEnd - opts.rangeStart + 1 !== opts.contentLength) {
         throw Errors.rangeInvalid(
-          { contentRange: `${opts.rangeStart}-${opts.rangeEnd}`, contentLength: opts.contentLength },
+          {
+            contentRange: `${opts.rangeStart}-${opts.rangeEnd}`,
+            contentLength: opts.contentLength,
+          },
           undefined,
           'Content-Range does not match Content-Length',
         );
@@ -162,7 +176,11 @@ export class Uploads {
       return state;
     }
     const offset = state.offset + seen;
-    const next: UploadState = { ...state, offset, segments: [...state.segments, { key, size: seen }] };
+    const next: UploadState = {
+      ...state,
+      offset,
+      segments: [...state.segments, { key, size: seen }],
+    };
     delete next.hash;
     delete next.native;
     if (hasher.resumable) next.hash = { offset, state: hasher.save()! };
@@ -181,7 +199,8 @@ export class Uploads {
     if (state.offset === 0) {
       return streamed ? nativeHasher(state.algorithm) : resumableHasher(state.algorithm);
     }
-    if (state.hash?.offset === state.offset) return resumableHasher(state.algorithm, state.hash.state);
+    if (state.hash?.offset === state.offset)
+      return resumableHasher(state.algorithm, state.hash.state);
     const h = await resumableHasher(state.algorithm);
     await this.rehash(state, h);
     return h;
@@ -214,10 +233,17 @@ export class Uploads {
     const hex = await this.digestHex(state, digest.algorithm);
     if (hex !== digest.hex) {
       await this.discard(state);
-      throw Errors.digestInvalid({ expected: digest.value, computed: `${digest.algorithm}:${hex}` });
+      throw Errors.digestInvalid({
+        expected: digest.value,
+        computed: `${digest.algorithm}:${hex}`,
+      });
     }
     await this.save({ ...state, committed: digest.value });
-    const ours: BlobDescriptor = { digest: digest.value, size: state.offset, segments: state.segments };
+    const ours: BlobDescriptor = {
+      digest: digest.value,
+      size: state.offset,
+      segments: state.segments,
+    };
     let desc = ours;
     try {
       desc = decodeDescriptor(await this.driver.get(Paths.blob(digest)));
@@ -228,7 +254,10 @@ export class Uploads {
     await linker.link(desc, digest);
     await this.driver.delete(Paths.upload(state.id));
     if (desc !== ours) await this.driver.deletePrefix(Paths.segmentsOf(state.id));
-    this.opts.log.debug({ repo: state.repo, digest: digest.value, size: state.offset }, 'blob committed');
+    this.opts.log.debug(
+      { repo: state.repo, digest: digest.value, size: state.offset },
+      'blob committed',
+    );
     return desc;
   }
 

@@ -22,7 +22,8 @@ import type { Digest } from '../registry/reference.js';
 export const Paths = {
   blob: (d: Digest) => `blobs/${d.algorithm}/${d.hex.slice(0, 2)}/${d.hex}`,
   segmentsOf: (uploadId: string) => `segments/${uploadId}/`,
-  segment: (uploadId: string, offset: number, nonce: string) => `segments/${uploadId}/${offset}-${nonce}`,
+  segment: (uploadId: string, offset: number, nonce: string) =>
+    `segments/${uploadId}/${offset}-${nonce}`,
   uploadsRoot: () => 'uploads/',
   upload: (uploadId: string) => `uploads/${uploadId}`,
   catalogRoot: () => 'catalog/',

@@ -19,7 +19,12 @@ export function createLogger(
   const min = LEVELS[level];
   const emit = (lvl: LogLevel, fields: Record<string, unknown>, msg: string) => {
     if (LEVELS[lvl] < min) return;
-    const rec: Record<string, unknown> = { time: new Date().toISOString(), level: lvl, msg, ...base };
+    const rec: Record<string, unknown> = {
+      time: new Date().toISOString(),
+      level: lvl,
+      msg,
+      ...base,
+    };
     for (const [k, v] of Object.entries(fields)) {
       rec[k] = v instanceof Error ? { message: v.message, name: v.name, stack: v.stack } : v;
     }

@@ -20,7 +20,11 @@ interface SuiteResult {
  * suite of the spec's main branch, built from its Go module) against `registry`,
  * with every optional API and every data set switched on.
  */
-async function runSuite(registry: string, version: 'dev' | '1.1', sparse: boolean): Promise<SuiteResult> {
+async function runSuite(
+  registry: string,
+  version: 'dev' | '1.1',
+  sparse: boolean,
+): Promise<SuiteResult> {
   const dir = mkdtempSync(join(tmpdir(), 'berth-conformance-'));
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
@@ -39,11 +43,30 @@ async function runSuite(registry: string, version: 'dev' | '1.1', sparse: boolea
     OCI_API_REFERRER: 'true',
     OCI_DATA_SPARSE: String(sparse),
   };
-  for (const d of ['IMAGE', 'INDEX', 'INDEX_LIST', 'ARTIFACT', 'SUBJECT', 'SUBJECT_MISSING', 'ARTIFACT_LIST', 'SUBJECT_LIST', 'DATA_FIELD', 'NONDISTRIBUTABLE', 'CUSTOM_FIELDS', 'NO_LAYERS', 'EMPTY_BLOB', 'SHA512']) {
+  for (const d of [
+    'IMAGE',
+    'INDEX',
+    'INDEX_LIST',
+    'ARTIFACT',
+    'SUBJECT',
+    'SUBJECT_MISSING',
+    'ARTIFACT_LIST',
+    'SUBJECT_LIST',
+    'DATA_FIELD',
+    'NONDISTRIBUTABLE',
+    'CUSTOM_FIELDS',
+    'NO_LAYERS',
+    'EMPTY_BLOB',
+    'SHA512',
+  ]) {
     env[`OCI_DATA_${d}`] = 'true';
   }
   const out = await new Promise<string>((resolve, reject) => {
-    const child = spawn(tool('oci-conformance'), [], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(tool('oci-conformance'), [], {
+      cwd: dir,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let text = '';
     child.stdout.on('data', (b: Buffer) => (text += b.toString()));
     child.stderr.on('data', (b: Buffer) => (text += b.toString()));
@@ -51,17 +74,32 @@ async function runSuite(registry: string, version: 'dev' | '1.1', sparse: boolea
     child.on('exit', () => resolve(text));
   });
   try {
-    const results = parse(readFileSync(join(dir, 'results', 'results.yaml'), 'utf8')) as SuiteResult;
-    const summary = out.split('\n').filter((l) => /^\s+(Disabled|Skip|Pass|FAIL)\.+:/.test(l)).join('\n');
-    const failures = out.split('\n').filter((l) => /: (Fail|FAIL|Error)/.test(l)).slice(0, 40).join('\n');
-    return { apis: results.apis, data: results.data, summary: summary + (failures ? `\nfailures:\n${failures}` : '') };
+    const results = parse(
+      readFileSync(join(dir, 'results', 'results.yaml'), 'utf8'),
+    ) as SuiteResult;
+    const summary = out
+      .split('\n')
+      .filter((l) => /^\s+(Disabled|Skip|Pass|FAIL)\.+:/.test(l))
+      .join('\n');
+    const failures = out
+      .split('\n')
+      .filter((l) => /: (Fail|FAIL|Error)/.test(l))
+      .slice(0, 40)
+      .join('\n');
+    return {
+      apis: results.apis,
+      data: results.data,
+      summary: summary + (failures ? `\nfailures:\n${failures}` : ''),
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
 function expectAllPass(r: SuiteResult, except: string[] = []): void {
-  const notPassed = Object.entries({ ...r.apis, ...r.data }).filter(([k, v]) => v !== 'Pass' && !except.includes(k));
+  const notPassed = Object.entries({ ...r.apis, ...r.data }).filter(
+    ([k, v]) => v !== 'Pass' && !except.includes(k),
+  );
   expect(notPassed, r.summary).toEqual([]);
   for (const k of except) expect(r.data[k] ?? r.apis[k], k).toBe('Disabled');
   expect(Object.keys(r.apis).length).toBeGreaterThan(20);
@@ -75,7 +113,11 @@ function describeConformance(name: string, env: () => Promise<Record<string, str
     beforeAll(async () => {
       const base = await env();
       strict = await spawnBerth({ ...base, BERTH_HTTP_SECRET: 'conformance' });
-      sparse = await spawnBerth({ ...base, BERTH_HTTP_SECRET: 'conformance', BERTH_VALIDATION_ALLOW_SPARSE: 'true' });
+      sparse = await spawnBerth({
+        ...base,
+        BERTH_HTTP_SECRET: 'conformance',
+        BERTH_VALIDATION_ALLOW_SPARSE: 'true',
+      });
     });
     afterAll(async () => {
       await strict?.kill();
@@ -92,7 +134,9 @@ function describeConformance(name: string, env: () => Promise<Record<string, str
 
     it('GIVEN the default server WHEN the suite runs with v1.1 defaults THEN all pass', async () => {
       const r = await runSuite(`127.0.0.1:${strict.port}`, '1.1', false);
-      const disabled = Object.entries({ ...r.apis, ...r.data }).filter(([, v]) => v === 'Disabled').map(([k]) => k);
+      const disabled = Object.entries({ ...r.apis, ...r.data })
+        .filter(([, v]) => v === 'Disabled')
+        .map(([k]) => k);
       expectAllPass(r, disabled);
       expect(disabled.length).toBeLessThan(6);
     });

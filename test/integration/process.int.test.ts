@@ -8,9 +8,17 @@ import { describe, expect, it } from 'vitest';
 import { sha256 } from '../support/image.js';
 import { freePort, spawnBerth } from '../support/process.js';
 
-const cli = ['--import', 'tsx', join(import.meta.dirname, '..', '..', 'server', 'cli.ts'), 'server'];
+const cli = [
+  '--import',
+  'tsx',
+  join(import.meta.dirname, '..', '..', 'server', 'cli.ts'),
+  'server',
+];
 
-function runCli(env: Record<string, string>, args: string[] = []): { status: number | null; stderr: string } {
+function runCli(
+  env: Record<string, string>,
+  args: string[] = [],
+): { status: number | null; stderr: string } {
   const r = spawnSync(process.execPath, [...cli, ...args], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     encoding: 'utf8',
@@ -23,7 +31,10 @@ describe('berth server process', () => {
   it('GIVEN a bad config WHEN the server starts THEN it exits 2 with one message naming the field', () => {
     const dir = mkdtempSync(join(tmpdir(), 'berth-cfg-'));
     const file = join(dir, 'berth.yaml');
-    writeFileSync(file, 'storage:\n  driver: s3\n  s3:\n    endpoint: http://127.0.0.1:9\n    bucket: Bad_Bucket\n    accessKey: a\n    secretKey: b\n    partSizeMiB: 2\n');
+    writeFileSync(
+      file,
+      'storage:\n  driver: s3\n  s3:\n    endpoint: http://127.0.0.1:9\n    bucket: Bad_Bucket\n    accessKey: a\n    secretKey: b\n    partSizeMiB: 2\n',
+    );
     const r = runCli({}, ['--config', file]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/storage\.s3\.bucket/);
@@ -40,7 +51,10 @@ describe('berth server process', () => {
   it('GIVEN a running server WHEN probed THEN /healthz is alive and /readyz checks storage', async () => {
     const root = mkdtempSync(join(tmpdir(), 'berth-probe-'));
     const debugPort = await freePort();
-    const p = await spawnBerth({ BERTH_STORAGE_FILESYSTEM_ROOT: root, BERTH_HTTP_DEBUG_ADDR: `127.0.0.1:${debugPort}` });
+    const p = await spawnBerth({
+      BERTH_STORAGE_FILESYSTEM_ROOT: root,
+      BERTH_HTTP_DEBUG_ADDR: `127.0.0.1:${debugPort}`,
+    });
     try {
       expect((await fetch(`${p.url}/healthz`)).status).toBe(200);
       expect((await fetch(`${p.url}/readyz`)).status).toBe(200);
@@ -49,17 +63,22 @@ describe('berth server process', () => {
     } finally {
       await p.kill();
     }
-    const dead = await spawnBerth({
-      BERTH_STORAGE_DRIVER: 's3',
-      BERTH_STORAGE_S3_ENDPOINT: 'http://127.0.0.1:9',
-      BERTH_STORAGE_S3_BUCKET: 'nothing',
-      BERTH_STORAGE_S3_ACCESS_KEY: 'a',
-      BERTH_STORAGE_S3_SECRET_KEY: 'b',
-    }, { ready: '/healthz' });
+    const dead = await spawnBerth(
+      {
+        BERTH_STORAGE_DRIVER: 's3',
+        BERTH_STORAGE_S3_ENDPOINT: 'http://127.0.0.1:9',
+        BERTH_STORAGE_S3_BUCKET: 'nothing',
+        BERTH_STORAGE_S3_ACCESS_KEY: 'a',
+        BERTH_STORAGE_S3_SECRET_KEY: 'b',
+      },
+      { ready: '/healthz' },
+    );
     try {
       const r = await fetch(`${dead.url}/readyz`);
       expect(r.status).toBe(503);
-      expect(((await r.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe('UNAVAILABLE');
+      expect(((await r.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe(
+        'UNAVAILABLE',
+      );
     } finally {
       await dead.kill();
     }
@@ -70,7 +89,10 @@ describe('berth server process', () => {
     const p = await spawnBerth({ BERTH_STORAGE_FILESYSTEM_ROOT: root });
     const data = randomBytes(4 * 1024 * 1024);
     const status = new Promise<number>((resolve, reject) => {
-      const req = request(`${p.url}/v2/term/blobs/uploads/?digest=${sha256(data)}`, { method: 'POST', headers: { 'content-length': String(data.length) } });
+      const req = request(`${p.url}/v2/term/blobs/uploads/?digest=${sha256(data)}`, {
+        method: 'POST',
+        headers: { 'content-length': String(data.length) },
+      });
       req.on('response', (res) => {
         res.resume();
         resolve(res.statusCode ?? 0);
@@ -89,24 +111,36 @@ describe('berth server process', () => {
 
   it('GIVEN two worker processes WHEN an upload is chunked over many connections THEN every worker continues it', async () => {
     const root = mkdtempSync(join(tmpdir(), 'berth-workers-'));
-    const p = await spawnBerth({ BERTH_STORAGE_FILESYSTEM_ROOT: root, BERTH_HTTP_WORKERS: '2', BERTH_LOG_LEVEL: 'info' });
+    const p = await spawnBerth({
+      BERTH_STORAGE_FILESYSTEM_ROOT: root,
+      BERTH_HTTP_WORKERS: '2',
+      BERTH_LOG_LEVEL: 'info',
+    });
     try {
       const data = randomBytes(64 * 1024);
-      let loc = (await fetch(`${p.url}/v2/w/blobs/uploads/`, { method: 'POST' })).headers.get('location')!;
+      let loc = (await fetch(`${p.url}/v2/w/blobs/uploads/`, { method: 'POST' })).headers.get(
+        'location',
+      )!;
       for (let off = 0; off < data.length; off += 4096) {
         // A fresh connection per chunk, so the kernel spreads them over the workers.
         const r = await new Promise<{ status: number; location: string }>((resolve, reject) => {
-          const req = request(new URL(loc, p.url), { method: 'PATCH', agent: false, headers: { 'content-range': `${off}-${off + 4095}` } }, (res) => {
-            res.resume();
-            resolve({ status: res.statusCode ?? 0, location: String(res.headers.location) });
-          });
+          const req = request(
+            new URL(loc, p.url),
+            { method: 'PATCH', agent: false, headers: { 'content-range': `${off}-${off + 4095}` } },
+            (res) => {
+              res.resume();
+              resolve({ status: res.statusCode ?? 0, location: String(res.headers.location) });
+            },
+          );
           req.on('error', reject);
           req.end(data.subarray(off, off + 4096));
         });
         expect(r.status).toBe(202);
         loc = r.location;
       }
-      expect((await fetch(new URL(`${loc}&digest=${sha256(data)}`, p.url), { method: 'PUT' })).status).toBe(201);
+      expect(
+        (await fetch(new URL(`${loc}&digest=${sha256(data)}`, p.url), { method: 'PUT' })).status,
+      ).toBe(201);
       const pids = new Set(
         p
           .output()

@@ -11,9 +11,16 @@ const sha = (b: Buffer) => 'sha256:' + createHash('sha256').update(b).digest('he
 
 async function bucketKeys(m: MinioServer, bucket: string): Promise<string[]> {
   const u = new URL(m.endpoint);
-  const c = new MinioClient({ endPoint: u.hostname, port: Number(u.port), useSSL: false, accessKey: m.accessKey, secretKey: m.secretKey });
+  const c = new MinioClient({
+    endPoint: u.hostname,
+    port: Number(u.port),
+    useSSL: false,
+    accessKey: m.accessKey,
+    secretKey: m.secretKey,
+  });
   const keys: string[] = [];
-  for await (const o of c.listObjectsV2(bucket, '', true) as AsyncIterable<{ name?: string }>) if (o.name) keys.push(o.name);
+  for await (const o of c.listObjectsV2(bucket, '', true) as AsyncIterable<{ name?: string }>)
+    if (o.name) keys.push(o.name);
   return keys;
 }
 
@@ -48,7 +55,9 @@ describe('two replicas on one bucket, and crashes', () => {
   it('GIVEN an upload WHEN its chunks alternate between two replicas THEN it completes byte-exact', async () => {
     const data = randomBytes(12 * 1024 * 1024 + 17);
     const chunk = 3 * 1024 * 1024;
-    let loc = (await fetch(`${a.url}/v2/rep/alt/blobs/uploads/`, { method: 'POST' })).headers.get('location')!;
+    let loc = (await fetch(`${a.url}/v2/rep/alt/blobs/uploads/`, { method: 'POST' })).headers.get(
+      'location',
+    )!;
     let i = 0;
     for (let off = 0; off < data.length; off += chunk, i++) {
       const end = Math.min(off + chunk, data.length) - 1;
@@ -64,7 +73,9 @@ describe('two replicas on one bucket, and crashes', () => {
     }
     const put = await fetch(new URL(`${loc}&digest=${sha(data)}`, a.url), { method: 'PUT' });
     expect(put.status).toBe(201);
-    const back = Buffer.from(await (await fetch(`${b.url}/v2/rep/alt/blobs/${sha(data)}`)).arrayBuffer());
+    const back = Buffer.from(
+      await (await fetch(`${b.url}/v2/rep/alt/blobs/${sha(data)}`)).arrayBuffer(),
+    );
     expect(back.equals(data)).toBe(true);
   });
 
@@ -93,7 +104,13 @@ describe('two replicas on one bucket, and crashes', () => {
     });
     const u = new URL(loc, a.url);
     const failed = new Promise<string>((resolve) => {
-      const req = request(u, { method: 'PATCH', headers: { 'content-range': `${first}-${data.length - 1}`, 'content-length': String(data.length - first) } });
+      const req = request(u, {
+        method: 'PATCH',
+        headers: {
+          'content-range': `${first}-${data.length - 1}`,
+          'content-length': String(data.length - first),
+        },
+      });
       req.on('error', (e) => resolve(e.message));
       req.on('response', (res) => resolve(`unexpected response ${res.statusCode}`));
       body.pipe(req);
@@ -103,11 +120,17 @@ describe('two replicas on one bucket, and crashes', () => {
     expect(await failed).not.toMatch(/unexpected response/);
 
     // Nothing of the blob is visible, and the session is where the last whole chunk left it.
-    expect((await fetch(`${b.url}/v2/rep/crash/blobs/${sha(data)}`, { method: 'HEAD' })).status).toBe(404);
+    expect(
+      (await fetch(`${b.url}/v2/rep/crash/blobs/${sha(data)}`, { method: 'HEAD' })).status,
+    ).toBe(404);
     const status = await fetch(new URL(loc, b.url));
     expect(status.status).toBe(204);
     expect(status.headers.get('range')).toBe(`0-${first - 1}`);
-    expect((await bucketKeys(minio, bucket)).filter((k) => k.startsWith('blobs/') && k.endsWith(sha(data).slice(7)))).toEqual([]);
+    expect(
+      (await bucketKeys(minio, bucket)).filter(
+        (k) => k.startsWith('blobs/') && k.endsWith(sha(data).slice(7)),
+      ),
+    ).toEqual([]);
 
     // The client resumes on B from the reported offset and completes.
     const resume = await fetch(new URL(status.headers.get('location')!, b.url), {
@@ -116,10 +139,15 @@ describe('two replicas on one bucket, and crashes', () => {
       headers: { 'content-range': `${first}-${data.length - 1}` },
     });
     expect(resume.status).toBe(202);
-    const put = await fetch(new URL(`${resume.headers.get('location')!}&digest=${sha(data)}`, b.url), { method: 'PUT' });
+    const put = await fetch(
+      new URL(`${resume.headers.get('location')!}&digest=${sha(data)}`, b.url),
+      { method: 'PUT' },
+    );
     expect(put.status).toBe(201);
     a = await spawnBerth(env);
-    const back = Buffer.from(await (await fetch(`${a.url}/v2/rep/crash/blobs/${sha(data)}`)).arrayBuffer());
+    const back = Buffer.from(
+      await (await fetch(`${a.url}/v2/rep/crash/blobs/${sha(data)}`)).arrayBuffer(),
+    );
     expect(back.equals(data)).toBe(true);
   });
 
@@ -135,7 +163,10 @@ describe('two replicas on one bucket, and crashes', () => {
       },
     });
     const failed = new Promise<string>((resolve) => {
-      const req = request(new URL(`/v2/rep/mono/blobs/uploads/?digest=${sha(data)}`, a.url), { method: 'POST', headers: { 'content-length': String(data.length) } });
+      const req = request(new URL(`/v2/rep/mono/blobs/uploads/?digest=${sha(data)}`, a.url), {
+        method: 'POST',
+        headers: { 'content-length': String(data.length) },
+      });
       req.on('error', (e) => resolve(e.message));
       req.on('response', (res) => resolve(`unexpected response ${res.statusCode}`));
       body.pipe(req);
@@ -143,17 +174,29 @@ describe('two replicas on one bucket, and crashes', () => {
     while (sent < 12 * 1024 * 1024) await new Promise((r) => setTimeout(r, 10));
     await a.kill('SIGKILL');
     expect(await failed).not.toMatch(/unexpected response/);
-    expect((await fetch(`${b.url}/v2/rep/mono/blobs/${sha(data)}`, { method: 'HEAD' })).status).toBe(404);
-    const again = await fetch(`${b.url}/v2/rep/mono/blobs/uploads/?digest=${sha(data)}`, { method: 'POST', body: data });
+    expect(
+      (await fetch(`${b.url}/v2/rep/mono/blobs/${sha(data)}`, { method: 'HEAD' })).status,
+    ).toBe(404);
+    const again = await fetch(`${b.url}/v2/rep/mono/blobs/uploads/?digest=${sha(data)}`, {
+      method: 'POST',
+      body: data,
+    });
     expect(again.status).toBe(201);
     a = await spawnBerth(env);
-    expect((await fetch(`${a.url}/v2/rep/mono/blobs/${sha(data)}`, { method: 'HEAD' })).headers.get('content-length')).toBe(String(data.length));
+    expect(
+      (await fetch(`${a.url}/v2/rep/mono/blobs/${sha(data)}`, { method: 'HEAD' })).headers.get(
+        'content-length',
+      ),
+    ).toBe(String(data.length));
   });
 
   it('GIVEN MinIO restarts WHEN clients keep pushing THEN the registry recovers without a restart of its own', async () => {
     await minio.restart();
     const data = randomBytes(1000);
-    const r = await fetch(`${b.url}/v2/rep/after/blobs/uploads/?digest=${sha(data)}`, { method: 'POST', body: data });
+    const r = await fetch(`${b.url}/v2/rep/after/blobs/uploads/?digest=${sha(data)}`, {
+      method: 'POST',
+      body: data,
+    });
     expect(r.status).toBe(201);
     expect((await fetch(`${a.url}/readyz`)).status).toBe(200);
   });

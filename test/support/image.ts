@@ -10,7 +10,10 @@ export function sha256(b: Buffer | string): string {
   return 'sha256:' + createHash('sha256').update(b).digest('hex');
 }
 
-export function blob(bytes: Buffer | string, mediaType = 'application/vnd.oci.image.layer.v1.tar'): Blob {
+export function blob(
+  bytes: Buffer | string,
+  mediaType = 'application/vnd.oci.image.layer.v1.tar',
+): Blob {
   const b = Buffer.from(bytes);
   return { digest: sha256(b), bytes: b, mediaType };
 }
@@ -25,7 +28,10 @@ export interface Built {
   children: Built[];
 }
 
-function desc(x: { mediaType: string; digest: string; bytes?: Buffer; body?: Buffer }, extra: Record<string, unknown> = {}) {
+function desc(
+  x: { mediaType: string; digest: string; bytes?: Buffer; body?: Buffer },
+  extra: Record<string, unknown> = {},
+) {
   return { mediaType: x.mediaType, digest: x.digest, size: (x.bytes ?? x.body)!.length, ...extra };
 }
 
@@ -73,10 +79,18 @@ export class ImageBuilder {
 
   build(): Built {
     const config = blob(
-      JSON.stringify({ ...this.platform, rootfs: { type: 'layers', diff_ids: this.layers.map((l) => l.digest) } }),
+      JSON.stringify({
+        ...this.platform,
+        rootfs: { type: 'layers', diff_ids: this.layers.map((l) => l.digest) },
+      }),
       this.configType,
     );
-    const layers = this.layers.map((l) => ({ ...l, mediaType: this.mediaType.includes('docker') ? 'application/vnd.docker.image.rootfs.diff.tar.gzip' : l.mediaType }));
+    const layers = this.layers.map((l) => ({
+      ...l,
+      mediaType: this.mediaType.includes('docker')
+        ? 'application/vnd.docker.image.rootfs.diff.tar.gzip'
+        : l.mediaType,
+    }));
     const body = Buffer.from(
       JSON.stringify({
         schemaVersion: 2,
@@ -86,7 +100,13 @@ export class ImageBuilder {
         ...this.extra,
       }),
     );
-    return { mediaType: this.mediaType, body, digest: sha256(body), blobs: [config, ...layers], children: [] };
+    return {
+      mediaType: this.mediaType,
+      body,
+      digest: sha256(body),
+      blobs: [config, ...layers],
+      children: [],
+    };
   }
 }
 
@@ -94,7 +114,12 @@ export class ImageBuilder {
 export function index(children: Built[], extra: Record<string, unknown> = {}): Built {
   const mediaType = 'application/vnd.oci.image.index.v1+json';
   const body = Buffer.from(
-    JSON.stringify({ schemaVersion: 2, mediaType, manifests: children.map((c) => desc(c)), ...extra }),
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType,
+      manifests: children.map((c) => desc(c)),
+      ...extra,
+    }),
   );
   return { mediaType, body, digest: sha256(body), blobs: [], children };
 }
@@ -114,7 +139,11 @@ export class Client {
   }
 
   async pushManifest(repo: string, ref: string, m: Built): Promise<Response> {
-    return this.f(`/v2/${repo}/manifests/${ref}`, { method: 'PUT', body: m.body, headers: { 'content-type': m.mediaType } });
+    return this.f(`/v2/${repo}/manifests/${ref}`, {
+      method: 'PUT',
+      body: m.body,
+      headers: { 'content-type': m.mediaType },
+    });
   }
 
   /** push uploads every blob and child, then the manifest under `ref`. */

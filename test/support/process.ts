@@ -36,11 +36,21 @@ export async function spawnBerth(
   opts: { port?: number; ready?: string } = {},
 ): Promise<BerthProcess> {
   const port = opts.port ?? (await freePort());
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'server', 'cli.ts'), 'server'], {
-    cwd: root,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, BERTH_HTTP_ADDR: `127.0.0.1:${port}`, BERTH_LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(root, 'server', 'cli.ts'), 'server'],
+    {
+      cwd: root,
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        BERTH_HTTP_ADDR: `127.0.0.1:${port}`,
+        BERTH_LOG_LEVEL: 'warn',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -48,7 +58,8 @@ export async function spawnBerth(
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`berth server exited with ${child.exitCode}:\n${out}`);
+    if (child.exitCode !== null)
+      throw new Error(`berth server exited with ${child.exitCode}:\n${out}`);
     const ok = await fetch(`${url}${opts.ready ?? '/readyz'}`).then(
       (r) => r.ok,
       () => false,

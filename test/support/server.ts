@@ -17,7 +17,13 @@ export function testConfig(over: DeepPartial<BerthConfig> = {}): BerthConfig {
 }
 
 function merge(a: unknown, b: unknown): unknown {
-  if (typeof a !== 'object' || a === null || typeof b !== 'object' || b === null || Array.isArray(b)) {
+  if (
+    typeof a !== 'object' ||
+    a === null ||
+    typeof b !== 'object' ||
+    b === null ||
+    Array.isArray(b)
+  ) {
     return b === undefined ? a : b;
   }
   const out: Record<string, unknown> = { ...(a as Record<string, unknown>) };

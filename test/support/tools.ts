@@ -18,5 +18,7 @@ export function tool(name: string): string {
       // try the next one
     }
   }
-  throw new Error(`${name} is not installed: run \`node test/tools/ensure.mjs\` (npm test does this first)`);
+  throw new Error(
+    `${name} is not installed: run \`node test/tools/ensure.mjs\` (npm test does this first)`,
+  );
 }

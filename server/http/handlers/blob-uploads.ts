@@ -8,7 +8,12 @@ import { contentLength, contentRange, query } from '../params.js';
 export const CHUNK_MIN_LENGTH = 1024 * 1024;
 
 function location(s: Services, state: UploadState): string {
-  const token = s.tokens.sign({ name: state.repo, id: state.id, offset: state.offset, startedAt: state.startedAt });
+  const token = s.tokens.sign({
+    name: state.repo,
+    id: state.id,
+    offset: state.offset,
+    startedAt: state.startedAt,
+  });
   return `/v2/${state.repo}/blobs/uploads/${state.id}?_state=${token}`;
 }
 
@@ -35,13 +40,19 @@ async function session(ctx: Ctx, s: Services): Promise<UploadState> {
   const token = query(ctx, '_state');
   if (token !== undefined) {
     const t = s.tokens.verify(token);
-    if (t.name !== name || t.id !== id) throw Errors.blobUploadInvalid({ reason: 'upload state token is for another upload' });
+    if (t.name !== name || t.id !== id)
+      throw Errors.blobUploadInvalid({ reason: 'upload state token is for another upload' });
   }
   return s.uploads.get(name, id);
 }
 
 /** withRangeError adds the session's headers to a 416 so clients can recover. */
-async function withSessionOnError<T>(ctx: Ctx, s: Services, state: UploadState, fn: () => Promise<T>): Promise<T> {
+async function withSessionOnError<T>(
+  ctx: Ctx,
+  s: Services,
+  state: UploadState,
+  fn: () => Promise<T>,
+): Promise<T> {
   try {
     return await fn();
   } catch (err) {
@@ -83,9 +94,13 @@ export const startUpload: Handler = async (ctx, s) => {
   }
   const alg = query(ctx, 'digest-algorithm');
   if (alg !== undefined && alg !== 'sha256' && alg !== 'sha512') {
-    throw Errors.digestInvalid({ algorithm: alg.slice(0, 50) }, undefined, `unsupported digest algorithm ${JSON.stringify(alg.slice(0, 50))}`);
+    throw Errors.digestInvalid(
+      { algorithm: alg.slice(0, 50) },
+      undefined,
+      `unsupported digest algorithm ${JSON.stringify(alg.slice(0, 50))}`,
+    );
   }
-  const state = await s.uploads.start(name, (alg ?? 'sha256'));
+  const state = await s.uploads.start(name, alg ?? 'sha256');
   ctx.req.resume();
   sessionHeaders(ctx, s, state);
   ctx.set('OCI-Chunk-Min-Length', String(CHUNK_MIN_LENGTH));
@@ -97,7 +112,11 @@ export const patchUpload: Handler = async (ctx, s) => {
   let state = await session(ctx, s);
   const range = contentRange(ctx);
   state = await withSessionOnError(ctx, s, state, () =>
-    s.uploads.append(state, ctx.req, { rangeStart: range?.start, rangeEnd: range?.end, contentLength: contentLength(ctx) }),
+    s.uploads.append(state, ctx.req, {
+      rangeStart: range?.start,
+      rangeEnd: range?.end,
+      contentLength: contentLength(ctx),
+    }),
   );
   sessionHeaders(ctx, s, state);
   ctx.status = 202;
@@ -107,11 +126,20 @@ export const patchUpload: Handler = async (ctx, s) => {
 export const completeUpload: Handler = async (ctx, s) => {
   let state = await session(ctx, s);
   const digestParam = query(ctx, 'digest');
-  if (digestParam === undefined) throw Errors.digestInvalid({ reason: 'digest parameter missing' }, undefined, 'digest query parameter is required');
+  if (digestParam === undefined)
+    throw Errors.digestInvalid(
+      { reason: 'digest parameter missing' },
+      undefined,
+      'digest query parameter is required',
+    );
   const digest = parseDigest(digestParam);
   const range = contentRange(ctx);
   state = await withSessionOnError(ctx, s, state, () =>
-    s.uploads.append(state, ctx.req, { rangeStart: range?.start, rangeEnd: range?.end, contentLength: contentLength(ctx) }),
+    s.uploads.append(state, ctx.req, {
+      rangeStart: range?.start,
+      rangeEnd: range?.end,
+      contentLength: contentLength(ctx),
+    }),
   );
   await s.uploads.commit(state, digest, s.registry.repository(state.repo).blobs);
   blobCreated(ctx, state.repo, digest.value);

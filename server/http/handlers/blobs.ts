@@ -4,7 +4,10 @@ import { parseDigest, type Digest } from '../../registry/reference.js';
 import type { Ctx, Handler } from '../context.js';
 
 /** parseByteRange reads a single `Range: bytes=…`; undefined means "serve it all". */
-export function parseByteRange(header: string, size: number): { start: number; end: number } | undefined | 'unsatisfiable' {
+export function parseByteRange(
+  header: string,
+  size: number,
+): { start: number; end: number } | undefined | 'unsatisfiable' {
   const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
   if (!m || (m[1] === '' && m[2] === '')) return undefined;
   if (m[1] === '') {
@@ -54,7 +57,11 @@ export const getBlob: Handler = async (ctx, s) => {
   const rangeHeader = ctx.get('range');
   const range = rangeHeader === '' ? undefined : parseByteRange(rangeHeader, desc.size);
   if (range === 'unsatisfiable') {
-    throw Errors.rangeInvalid({ range: rangeHeader.slice(0, 100), size: desc.size }, { 'Content-Range': `bytes */${desc.size}` }, 'requested range not satisfiable');
+    throw Errors.rangeInvalid(
+      { range: rangeHeader.slice(0, 100), size: desc.size },
+      { 'Content-Range': `bytes */${desc.size}` },
+      'requested range not satisfiable',
+    );
   }
   blobHeaders(ctx, digest, desc);
   if (range === undefined) {

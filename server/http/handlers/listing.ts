@@ -24,7 +24,8 @@ export const listTags: Handler = async (ctx, s) => {
   const repo = s.registry.repository(name);
   if (!(await repo.exists())) throw Errors.nameUnknown({ name });
   const page = await repo.list(query(ctx, 'last'), n);
-  if (page.next !== undefined) ctx.set('Link', linkHeader(`/v2/${name}/tags/list`, { n, last: page.next }));
+  if (page.next !== undefined)
+    ctx.set('Link', linkHeader(`/v2/${name}/tags/list`, { n, last: page.next }));
   ctx.body = { name, tags: page.items };
 };
 
@@ -44,7 +45,9 @@ export const listReferrers: Handler = async (ctx, s) => {
     ctx.set('Link', linkHeader(`/v2/${name}/referrers/${subject.value}`, params));
   }
   ctx.type = MediaTypes.ociIndex;
-  ctx.body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: page.items }));
+  ctx.body = Buffer.from(
+    JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: page.items }),
+  );
 };
 
 export const discover: Handler = async (ctx) => {

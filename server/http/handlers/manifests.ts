@@ -18,13 +18,19 @@ function manifestHeaders(ctx: Ctx, m: StoredManifest): void {
 }
 
 export const headManifest: Handler = async (ctx, s) => {
-  const m = await resolve(s.registry.repository(ctx.state.params.name!), ctx.state.params.reference!);
+  const m = await resolve(
+    s.registry.repository(ctx.state.params.name!),
+    ctx.state.params.reference!,
+  );
   manifestHeaders(ctx, m);
   ctx.status = 200;
 };
 
 export const getManifest: Handler = async (ctx, s) => {
-  const m = await resolve(s.registry.repository(ctx.state.params.name!), ctx.state.params.reference!);
+  const m = await resolve(
+    s.registry.repository(ctx.state.params.name!),
+    ctx.state.params.reference!,
+  );
   if (ctx.get('if-none-match') === `"${m.digest.value}"`) {
     ctx.set('ETag', `"${m.digest.value}"`);
     ctx.status = 304;
@@ -38,7 +44,12 @@ export const getManifest: Handler = async (ctx, s) => {
 /** readBody reads a request body of at most `limit` bytes, else 413. */
 async function readBody(ctx: Ctx, limit: number): Promise<Buffer> {
   const declared = contentLength(ctx);
-  const tooLarge = () => Errors.manifestTooLarge({ limit }, undefined, `manifest body exceeds the limit of ${limit} bytes`);
+  const tooLarge = () =>
+    Errors.manifestTooLarge(
+      { limit },
+      undefined,
+      `manifest body exceeds the limit of ${limit} bytes`,
+    );
   if (declared !== undefined && declared > limit) {
     ctx.req.resume();
     throw tooLarge();

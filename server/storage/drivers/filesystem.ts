@@ -152,7 +152,8 @@ export class FilesystemDriver implements StorageDriver {
   async deletePrefix(prefix: string): Promise<void> {
     validateKey(prefix, true);
     if (prefix === '') {
-      for (const n of (await this.list('')).names) await rm(join(this.root, n), { recursive: true, force: true });
+      for (const n of (await this.list('')).names)
+        await rm(join(this.root, n), { recursive: true, force: true });
       return;
     }
     await rm(this.path(prefix.slice(0, -1)), { recursive: true, force: true });
@@ -183,6 +184,7 @@ export class FilesystemDriver implements StorageDriver {
 
 function mapErr(err: unknown, key: string): Error {
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return new PathNotFoundError(key);
+  if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR')
+    return new PathNotFoundError(key);
   return err as Error;
 }

@@ -56,16 +56,22 @@ describe('registry HTTP API', () => {
     it('GIVEN a pushed blob WHEN GET THEN the exact bytes, and 304 for a matching If-None-Match', async () => {
       const r = await reg.fetch(`/v2/blobs/one/blobs/${b.digest}`);
       expect(Buffer.from(await r.arrayBuffer()).equals(b.bytes)).toBe(true);
-      const c = await reg.fetch(`/v2/blobs/one/blobs/${b.digest}`, { headers: { 'if-none-match': `"${b.digest}"` } });
+      const c = await reg.fetch(`/v2/blobs/one/blobs/${b.digest}`, {
+        headers: { 'if-none-match': `"${b.digest}"` },
+      });
       expect(c.status).toBe(304);
     });
 
     it('GIVEN a blob WHEN ranges are requested THEN 206 slices, and 416 for unsatisfiable ones', async () => {
-      const r = await reg.fetch(`/v2/blobs/one/blobs/${b.digest}`, { headers: { range: 'bytes=100-199' } });
+      const r = await reg.fetch(`/v2/blobs/one/blobs/${b.digest}`, {
+        headers: { range: 'bytes=100-199' },
+      });
       expect(r.status).toBe(206);
       expect(r.headers.get('content-range')).toBe('bytes 100-199/5000');
       expect(Buffer.from(await r.arrayBuffer()).equals(b.bytes.subarray(100, 200))).toBe(true);
-      const suffix = await reg.fetch(`/v2/blobs/one/blobs/${b.digest}`, { headers: { range: 'bytes=-10' } });
+      const suffix = await reg.fetch(`/v2/blobs/one/blobs/${b.digest}`, {
+        headers: { range: 'bytes=-10' },
+      });
       expect(Buffer.from(await suffix.arrayBuffer()).equals(b.bytes.subarray(4990))).toBe(true);
       for (const range of ['bytes=6000-7000', 'bytes=20-10', 'bytes=-0']) {
         const bad = await reg.fetch(`/v2/blobs/one/blobs/${b.digest}`, { headers: { range } });
@@ -82,25 +88,40 @@ describe('registry HTTP API', () => {
     });
 
     it('GIVEN a blob WHEN mounted from its repository or anonymously THEN 201 and readable in the target', async () => {
-      const r = await reg.fetch(`/v2/blobs/two/blobs/uploads/?mount=${b.digest}&from=blobs/one`, { method: 'POST' });
+      const r = await reg.fetch(`/v2/blobs/two/blobs/uploads/?mount=${b.digest}&from=blobs/one`, {
+        method: 'POST',
+      });
       expect(r.status).toBe(201);
       expect(r.headers.get('location')).toBe(`/v2/blobs/two/blobs/${b.digest}`);
-      const anon = await reg.fetch(`/v2/blobs/three/blobs/uploads/?mount=${b.digest}`, { method: 'POST' });
+      const anon = await reg.fetch(`/v2/blobs/three/blobs/uploads/?mount=${b.digest}`, {
+        method: 'POST',
+      });
       expect(anon.status).toBe(201);
-      expect((await reg.fetch(`/v2/blobs/three/blobs/${b.digest}`, { method: 'HEAD' })).status).toBe(200);
+      expect(
+        (await reg.fetch(`/v2/blobs/three/blobs/${b.digest}`, { method: 'HEAD' })).status,
+      ).toBe(200);
     });
 
     it('GIVEN a mount of an unknown blob WHEN posted THEN an upload session starts (202)', async () => {
-      const r = await reg.fetch(`/v2/blobs/two/blobs/uploads/?mount=${sha256('nope')}&from=blobs/one`, { method: 'POST' });
+      const r = await reg.fetch(
+        `/v2/blobs/two/blobs/uploads/?mount=${sha256('nope')}&from=blobs/one`,
+        { method: 'POST' },
+      );
       expect(r.status).toBe(202);
-      expect(r.headers.get('location')).toMatch(/\/v2\/blobs\/two\/blobs\/uploads\/[0-9a-f-]{36}\?_state=/);
+      expect(r.headers.get('location')).toMatch(
+        /\/v2\/blobs\/two\/blobs\/uploads\/[0-9a-f-]{36}\?_state=/,
+      );
     });
 
     it('GIVEN a blob WHEN deleted THEN 202 and then 404', async () => {
       const x = blob(randomBytes(10));
       await client.pushBlob('blobs/del', x);
-      expect((await reg.fetch(`/v2/blobs/del/blobs/${x.digest}`, { method: 'DELETE' })).status).toBe(202);
-      expect((await reg.fetch(`/v2/blobs/del/blobs/${x.digest}`, { method: 'HEAD' })).status).toBe(404);
+      expect(
+        (await reg.fetch(`/v2/blobs/del/blobs/${x.digest}`, { method: 'DELETE' })).status,
+      ).toBe(202);
+      expect((await reg.fetch(`/v2/blobs/del/blobs/${x.digest}`, { method: 'HEAD' })).status).toBe(
+        404,
+      );
     });
   });
 
@@ -117,8 +138,15 @@ describe('registry HTTP API', () => {
     it('GIVEN a session WHEN chunks arrive in order and PUT closes it THEN the blob exists with its digest', async () => {
       const data = randomBytes(3000);
       let loc = await start('up/chunked');
-      for (const [s, e] of [[0, 999], [1000, 1999]] as const) {
-        const r = await reg.fetch(loc, { method: 'PATCH', body: data.subarray(s, e + 1), headers: { 'content-range': `${s}-${e}`, 'content-type': 'application/octet-stream' } });
+      for (const [s, e] of [
+        [0, 999],
+        [1000, 1999],
+      ] as const) {
+        const r = await reg.fetch(loc, {
+          method: 'PATCH',
+          body: data.subarray(s, e + 1),
+          headers: { 'content-range': `${s}-${e}`, 'content-type': 'application/octet-stream' },
+        });
         expect(r.status).toBe(202);
         expect(r.headers.get('range')).toBe(`0-${e}`);
         loc = r.headers.get('location')!;
@@ -126,7 +154,11 @@ describe('registry HTTP API', () => {
       const status = await reg.fetch(loc);
       expect(status.status).toBe(204);
       expect(status.headers.get('range')).toBe('0-1999');
-      const put = await reg.fetch(`${loc}&digest=${sha256(data)}`, { method: 'PUT', body: data.subarray(2000), headers: { 'content-range': '2000-2999' } });
+      const put = await reg.fetch(`${loc}&digest=${sha256(data)}`, {
+        method: 'PUT',
+        body: data.subarray(2000),
+        headers: { 'content-range': '2000-2999' },
+      });
       expect(put.status).toBe(201);
       expect(put.headers.get('docker-content-digest')).toBe(sha256(data));
       const back = await reg.fetch(`/v2/up/chunked/blobs/${sha256(data)}`);
@@ -135,14 +167,26 @@ describe('registry HTTP API', () => {
 
     it('GIVEN a session WHEN a chunk arrives out of order THEN 416 with the current Range and Location', async () => {
       const loc = await start('up/order');
-      const r1 = await reg.fetch(loc, { method: 'PATCH', body: Buffer.alloc(10), headers: { 'content-range': '0-9' } });
+      const r1 = await reg.fetch(loc, {
+        method: 'PATCH',
+        body: Buffer.alloc(10),
+        headers: { 'content-range': '0-9' },
+      });
       const loc2 = r1.headers.get('location')!;
-      const bad = await reg.fetch(loc2, { method: 'PATCH', body: Buffer.alloc(10), headers: { 'content-range': '20-29' } });
+      const bad = await reg.fetch(loc2, {
+        method: 'PATCH',
+        body: Buffer.alloc(10),
+        headers: { 'content-range': '20-29' },
+      });
       expect(bad.status).toBe(416);
       expect(bad.headers.get('range')).toBe('0-9');
       expect(bad.headers.get('location')).toContain('/v2/up/order/blobs/uploads/');
       expect(await errorCode(bad)).toBe('RANGE_INVALID');
-      const again = await reg.fetch(loc2, { method: 'PATCH', body: Buffer.alloc(10), headers: { 'content-range': '0-9' } });
+      const again = await reg.fetch(loc2, {
+        method: 'PATCH',
+        body: Buffer.alloc(10),
+        headers: { 'content-range': '0-9' },
+      });
       expect(again.status).toBe(416);
     });
 
@@ -151,9 +195,15 @@ describe('registry HTTP API', () => {
       const loc = await start('up/stream');
       const r1 = await reg.fetch(loc, { method: 'PATCH', body: data.subarray(0, 1000) });
       expect(r1.status).toBe(202);
-      const r2 = await reg.fetch(r1.headers.get('location')!, { method: 'PATCH', body: data.subarray(1000), headers: { 'content-range': `1000-${data.length - 1}` } });
+      const r2 = await reg.fetch(r1.headers.get('location')!, {
+        method: 'PATCH',
+        body: data.subarray(1000),
+        headers: { 'content-range': `1000-${data.length - 1}` },
+      });
       expect(r2.status).toBe(202);
-      const put = await reg.fetch(`${r2.headers.get('location')!}&digest=${sha256(data)}`, { method: 'PUT' });
+      const put = await reg.fetch(`${r2.headers.get('location')!}&digest=${sha256(data)}`, {
+        method: 'PUT',
+      });
       expect(put.status).toBe(201);
     });
 
@@ -170,10 +220,14 @@ describe('registry HTTP API', () => {
       try {
         // An empty chunked body (what Node's http client sends for a bare PUT).
         const status = await new Promise<number>((resolve, reject) => {
-          const req = request(new URL(`${r1.headers.get('location')!}&digest=${sha256(data)}`, reg.url), { method: 'PUT', headers: { 'transfer-encoding': 'chunked' } }, (res) => {
-            res.resume();
-            resolve(res.statusCode ?? 0);
-          });
+          const req = request(
+            new URL(`${r1.headers.get('location')!}&digest=${sha256(data)}`, reg.url),
+            { method: 'PUT', headers: { 'transfer-encoding': 'chunked' } },
+            (res) => {
+              res.resume();
+              resolve(res.statusCode ?? 0);
+            },
+          );
           req.on('error', reject);
           req.end();
         });
@@ -190,42 +244,70 @@ describe('registry HTTP API', () => {
       const loc = await start('up/sha512', '?digest-algorithm=sha512');
       const put = await reg.fetch(`${loc}&digest=${d}`, { method: 'PUT', body: data });
       expect(put.status).toBe(201);
-      expect((await reg.fetch(`/v2/up/sha512/blobs/${d}`, { method: 'HEAD' })).headers.get('content-length')).toBe('777');
+      expect(
+        (await reg.fetch(`/v2/up/sha512/blobs/${d}`, { method: 'HEAD' })).headers.get(
+          'content-length',
+        ),
+      ).toBe('777');
     });
 
     it('GIVEN a session WHEN closed with the wrong digest THEN 400 DIGEST_INVALID, no blob, session gone', async () => {
       const before = driver.snapshot();
       const loc = await start('up/bad');
-      const put = await reg.fetch(`${loc}&digest=${sha256('other')}`, { method: 'PUT', body: Buffer.from('content') });
+      const put = await reg.fetch(`${loc}&digest=${sha256('other')}`, {
+        method: 'PUT',
+        body: Buffer.from('content'),
+      });
       expect(put.status).toBe(400);
       expect(await errorCode(put)).toBe('DIGEST_INVALID');
       expect((await reg.fetch(loc)).status).toBe(404);
       const after = driver.snapshot();
-      expect(Object.keys(after).filter((k) => !(k in before) && !k.startsWith('catalog/'))).toEqual([]);
+      expect(Object.keys(after).filter((k) => !(k in before) && !k.startsWith('catalog/'))).toEqual(
+        [],
+      );
     });
 
     it('GIVEN a session WHEN cancelled THEN 204 and the session is unknown afterwards', async () => {
       const loc = await start('up/cancel');
-      await reg.fetch(loc, { method: 'PATCH', body: Buffer.alloc(100), headers: { 'content-range': '0-99' } });
+      await reg.fetch(loc, {
+        method: 'PATCH',
+        body: Buffer.alloc(100),
+        headers: { 'content-range': '0-99' },
+      });
       expect((await reg.fetch(loc, { method: 'DELETE' })).status).toBe(204);
       const r = await reg.fetch(loc);
       expect(r.status).toBe(404);
       expect(await errorCode(r)).toBe('BLOB_UPLOAD_UNKNOWN');
-      expect(Object.keys(driver.snapshot()).filter((k) => k.startsWith('segments/' + loc.split('/').pop()!.split('?')[0]))).toEqual([]);
+      expect(
+        Object.keys(driver.snapshot()).filter((k) =>
+          k.startsWith('segments/' + loc.split('/').pop()!.split('?')[0]),
+        ),
+      ).toEqual([]);
     });
 
     it('GIVEN a tampered state token WHEN used THEN 400 BLOB_UPLOAD_INVALID', async () => {
       const loc = await start('up/token');
-      const r = await reg.fetch(loc.replace(/_state=.{5}/, '_state=AAAAA'), { method: 'PATCH', body: Buffer.alloc(1) });
+      const r = await reg.fetch(loc.replace(/_state=.{5}/, '_state=AAAAA'), {
+        method: 'PATCH',
+        body: Buffer.alloc(1),
+      });
       expect(r.status).toBe(400);
       expect(await errorCode(r)).toBe('BLOB_UPLOAD_INVALID');
     });
 
     it('GIVEN hostile Content-Range or PUT without digest WHEN sent THEN precise 4xx errors', async () => {
       const loc = await start('up/hostile');
-      const r = await reg.fetch(loc, { method: 'PATCH', body: Buffer.alloc(3), headers: { 'content-range': 'abc' } });
+      const r = await reg.fetch(loc, {
+        method: 'PATCH',
+        body: Buffer.alloc(3),
+        headers: { 'content-range': 'abc' },
+      });
       expect(r.status).toBe(416);
-      const mismatch = await reg.fetch(loc, { method: 'PATCH', body: Buffer.alloc(3), headers: { 'content-range': '0-9' } });
+      const mismatch = await reg.fetch(loc, {
+        method: 'PATCH',
+        body: Buffer.alloc(3),
+        headers: { 'content-range': '0-9' },
+      });
       expect(mismatch.status).toBe(416);
       const nodigest = await reg.fetch(loc, { method: 'PUT' });
       expect(nodigest.status).toBe(400);
@@ -277,18 +359,53 @@ describe('registry HTTP API', () => {
       const before = driver.snapshot();
       const cases: [Buffer | string, string, number, string][] = [
         ['not json', 'application/vnd.oci.image.manifest.v1+json', 400, 'MANIFEST_INVALID'],
-        [JSON.stringify({ schemaVersion: 1, name: 'x', fsLayers: [] }), 'application/vnd.docker.distribution.manifest.v1+prettyjws', 400, 'MANIFEST_INVALID'],
-        [JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'x', digest: 'sha256:zz', size: 1 }, layers: [] }), 'application/vnd.oci.image.manifest.v1+json', 400, 'MANIFEST_INVALID'],
-        [JSON.stringify({ schemaVersion: 2, mediaType: 'application/x-unknown' }), 'application/x-unknown', 400, 'MANIFEST_INVALID'],
-        [Buffer.alloc(4 * 1024 * 1024 + 1, 0x20), 'application/vnd.oci.image.manifest.v1+json', 413, 'SIZE_INVALID'],
+        [
+          JSON.stringify({ schemaVersion: 1, name: 'x', fsLayers: [] }),
+          'application/vnd.docker.distribution.manifest.v1+prettyjws',
+          400,
+          'MANIFEST_INVALID',
+        ],
+        [
+          JSON.stringify({
+            schemaVersion: 2,
+            mediaType: 'application/vnd.oci.image.manifest.v1+json',
+            config: { mediaType: 'x', digest: 'sha256:zz', size: 1 },
+            layers: [],
+          }),
+          'application/vnd.oci.image.manifest.v1+json',
+          400,
+          'MANIFEST_INVALID',
+        ],
+        [
+          JSON.stringify({ schemaVersion: 2, mediaType: 'application/x-unknown' }),
+          'application/x-unknown',
+          400,
+          'MANIFEST_INVALID',
+        ],
+        [
+          Buffer.alloc(4 * 1024 * 1024 + 1, 0x20),
+          'application/vnd.oci.image.manifest.v1+json',
+          413,
+          'SIZE_INVALID',
+        ],
       ];
       for (const [body, type, status, code] of cases) {
-        const r = await reg.fetch('/v2/m/bad/manifests/v1', { method: 'PUT', body, headers: { 'content-type': type } });
+        const r = await reg.fetch('/v2/m/bad/manifests/v1', {
+          method: 'PUT',
+          body,
+          headers: { 'content-type': type },
+        });
         expect(r.status, String(body).slice(0, 60)).toBe(status);
         expect(await errorCode(r)).toBe(code);
       }
-      const schema1 = await reg.fetch('/v2/m/bad/manifests/v1', { method: 'PUT', body: JSON.stringify({ schemaVersion: 1 }), headers: { 'content-type': 'application/vnd.docker.distribution.manifest.v1+json' } });
-      expect(((await schema1.json()) as { errors: { message: string }[] }).errors[0]!.message).toMatch(/schema 1/);
+      const schema1 = await reg.fetch('/v2/m/bad/manifests/v1', {
+        method: 'PUT',
+        body: JSON.stringify({ schemaVersion: 1 }),
+        headers: { 'content-type': 'application/vnd.docker.distribution.manifest.v1+json' },
+      });
+      expect(
+        ((await schema1.json()) as { errors: { message: string }[] }).errors[0]!.message,
+      ).toMatch(/schema 1/);
       expect(driver.snapshot()).toEqual(before);
     });
 
@@ -303,11 +420,20 @@ describe('registry HTTP API', () => {
     it('GIVEN a push by digest with tag parameters WHEN done THEN OCI-Tag lists them and each resolves', async () => {
       const img = image().layer().build();
       for (const b of img.blobs) await client.pushBlob('m/tags', b);
-      const r = await reg.fetch(`/v2/m/tags/manifests/${img.digest}?tag=a&tag=b`, { method: 'PUT', body: img.body, headers: { 'content-type': img.mediaType } });
+      const r = await reg.fetch(`/v2/m/tags/manifests/${img.digest}?tag=a&tag=b`, {
+        method: 'PUT',
+        body: img.body,
+        headers: { 'content-type': img.mediaType },
+      });
       expect(r.status).toBe(201);
       expect(r.headers.get('oci-tag')).toBe('a, b');
-      for (const t of ['a', 'b']) expect((await reg.fetch(`/v2/m/tags/manifests/${t}`, { method: 'HEAD' })).status).toBe(200);
-      const badTag = await reg.fetch(`/v2/m/tags/manifests/${img.digest}?tag=${'x'.repeat(200)}`, { method: 'PUT', body: img.body, headers: { 'content-type': img.mediaType } });
+      for (const t of ['a', 'b'])
+        expect((await reg.fetch(`/v2/m/tags/manifests/${t}`, { method: 'HEAD' })).status).toBe(200);
+      const badTag = await reg.fetch(`/v2/m/tags/manifests/${img.digest}?tag=${'x'.repeat(200)}`, {
+        method: 'PUT',
+        body: img.body,
+        headers: { 'content-type': img.mediaType },
+      });
       expect(badTag.status).toBe(400);
       expect(await errorCode(badTag)).toBe('TAG_INVALID');
     });
@@ -319,7 +445,9 @@ describe('registry HTTP API', () => {
       expect((await reg.fetch('/v2/m/del/manifests/one', { method: 'DELETE' })).status).toBe(202);
       expect((await reg.fetch('/v2/m/del/manifests/one')).status).toBe(404);
       expect((await reg.fetch(`/v2/m/del/manifests/${img.digest}`)).status).toBe(200);
-      expect((await reg.fetch(`/v2/m/del/manifests/${img.digest}`, { method: 'DELETE' })).status).toBe(202);
+      expect(
+        (await reg.fetch(`/v2/m/del/manifests/${img.digest}`, { method: 'DELETE' })).status,
+      ).toBe(202);
       const gone = await reg.fetch('/v2/m/del/manifests/two');
       expect(gone.status).toBe(404);
       expect(await errorCode(gone)).toBe('MANIFEST_UNKNOWN');
@@ -332,7 +460,12 @@ describe('registry HTTP API', () => {
     it('GIVEN artifacts with a subject WHEN listed THEN descriptors with artifactType, filter and pagination', async () => {
       const subject = image().layer().build();
       await client.push('r/app', 'v1', subject);
-      const sbom = image().artifact('application/vnd.example.sbom').subject(subject).annotate({ k: 'v' }).layer().build();
+      const sbom = image()
+        .artifact('application/vnd.example.sbom')
+        .subject(subject)
+        .annotate({ k: 'v' })
+        .layer()
+        .build();
       const sig = image().artifact('application/vnd.example.sig').subject(subject).layer().build();
       const put = await client.push('r/app', sbom.digest, sbom);
       expect(put.headers.get('oci-subject')).toBe(subject.digest);
@@ -340,13 +473,21 @@ describe('registry HTTP API', () => {
 
       const all = await reg.fetch(`/v2/r/app/referrers/${subject.digest}`);
       expect(all.headers.get('content-type')).toBe('application/vnd.oci.image.index.v1+json');
-      const body = (await all.json()) as { manifests: { digest: string; artifactType: string; annotations?: object }[] };
+      const body = (await all.json()) as {
+        manifests: { digest: string; artifactType: string; annotations?: object }[];
+      };
       expect(body.manifests.map((m) => m.digest).sort()).toEqual([sbom.digest, sig.digest].sort());
       expect(body.manifests.find((m) => m.digest === sbom.digest)!.annotations).toEqual({ k: 'v' });
 
-      const filtered = await reg.fetch(`/v2/r/app/referrers/${subject.digest}?artifactType=application/vnd.example.sig`);
+      const filtered = await reg.fetch(
+        `/v2/r/app/referrers/${subject.digest}?artifactType=application/vnd.example.sig`,
+      );
       expect(filtered.headers.get('oci-filters-applied')).toBe('artifactType');
-      expect(((await filtered.json()) as { manifests: { digest: string }[] }).manifests.map((m) => m.digest)).toEqual([sig.digest]);
+      expect(
+        ((await filtered.json()) as { manifests: { digest: string }[] }).manifests.map(
+          (m) => m.digest,
+        ),
+      ).toEqual([sig.digest]);
 
       const p1 = await reg.fetch(`/v2/r/app/referrers/${subject.digest}?n=1`);
       expect(((await p1.json()) as { manifests: unknown[] }).manifests).toHaveLength(1);
@@ -375,7 +516,10 @@ describe('registry HTTP API', () => {
     });
 
     it('GIVEN tags WHEN listed THEN sorted, paginated with n/last and Link', async () => {
-      const all = (await (await reg.fetch('/v2/l/tags/tags/list')).json()) as { name: string; tags: string[] };
+      const all = (await (await reg.fetch('/v2/l/tags/tags/list')).json()) as {
+        name: string;
+        tags: string[];
+      };
       expect(all).toEqual({ name: 'l/tags', tags: ['1', 'C', 'a', 'b', 'c', 't0'] });
       const p1 = await reg.fetch('/v2/l/tags/tags/list?n=2');
       expect(((await p1.json()) as { tags: string[] }).tags).toEqual(['1', 'C']);
@@ -452,7 +596,10 @@ describe('registry HTTP API', () => {
 
     it('GIVEN a monolithic push whose body does not match its digest WHEN posted THEN 400 and nothing kept', async () => {
       const before = driver.snapshot();
-      const r = await reg.fetch(`/v2/ok/blobs/uploads/?digest=${sha256('a')}`, { method: 'POST', body: 'b' });
+      const r = await reg.fetch(`/v2/ok/blobs/uploads/?digest=${sha256('a')}`, {
+        method: 'POST',
+        body: 'b',
+      });
       expect(r.status).toBe(400);
       expect(await errorCode(r)).toBe('DIGEST_INVALID');
       const after = driver.snapshot();
@@ -465,7 +612,12 @@ describe('registry modes', () => {
   it('GIVEN read-only mode WHEN writing THEN 405 UNSUPPORTED, while reads work', async () => {
     const reg = await startTestRegistry({ config: { readOnly: true } });
     try {
-      for (const [method, path] of [['POST', '/v2/a/blobs/uploads/'], ['PUT', '/v2/a/manifests/v1'], ['DELETE', `/v2/a/manifests/${sha256('x')}`], ['PATCH', '/v2/a/blobs/uploads/123']]) {
+      for (const [method, path] of [
+        ['POST', '/v2/a/blobs/uploads/'],
+        ['PUT', '/v2/a/manifests/v1'],
+        ['DELETE', `/v2/a/manifests/${sha256('x')}`],
+        ['PATCH', '/v2/a/blobs/uploads/123'],
+      ]) {
         const r = await reg.fetch(path!, { method });
         expect(r.status, `${method} ${path}`).toBe(405);
         expect(await errorCode(r)).toBe('UNSUPPORTED');
@@ -485,7 +637,9 @@ describe('registry modes', () => {
       const r = await reg.fetch('/v2/d/x/manifests/v1', { method: 'DELETE' });
       expect(r.status).toBe(405);
       expect(await errorCode(r)).toBe('UNSUPPORTED');
-      expect((await reg.fetch(`/v2/d/x/blobs/${img.blobs[0]!.digest}`, { method: 'DELETE' })).status).toBe(405);
+      expect(
+        (await reg.fetch(`/v2/d/x/blobs/${img.blobs[0]!.digest}`, { method: 'DELETE' })).status,
+      ).toBe(405);
       expect((await reg.fetch('/v2/d/x/manifests/v1')).status).toBe(200);
     } finally {
       await reg.close();

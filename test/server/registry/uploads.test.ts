@@ -29,7 +29,11 @@ describe('upload sessions', () => {
   it('GIVEN a session older than the TTL WHEN used THEN BLOB_UPLOAD_UNKNOWN and its bytes are gone', async () => {
     const { uploads, driver, advance } = setup(60);
     let s = await uploads.start('repo');
-    s = await uploads.append(s, Readable.from([randomBytes(100)]), { rangeStart: 0, rangeEnd: 99, contentLength: 100 });
+    s = await uploads.append(s, Readable.from([randomBytes(100)]), {
+      rangeStart: 0,
+      rangeEnd: 99,
+      contentLength: 100,
+    });
     advance(61);
     await expect(uploads.get('repo', s.id)).rejects.toMatchObject({ code: 'BLOB_UPLOAD_UNKNOWN' });
     expect(driver.snapshot()).toEqual({});
@@ -37,9 +41,15 @@ describe('upload sessions', () => {
 
   it('GIVEN expired and live sessions WHEN purged THEN only expired ones go, and stale multipart uploads are aborted', async () => {
     const { uploads, driver, advance, aborted } = setup(60);
-    const old = await uploads.append(await uploads.start('repo'), Readable.from([Buffer.from('old')]));
+    const old = await uploads.append(
+      await uploads.start('repo'),
+      Readable.from([Buffer.from('old')]),
+    );
     advance(30);
-    const live = await uploads.append(await uploads.start('repo'), Readable.from([Buffer.from('live')]));
+    const live = await uploads.append(
+      await uploads.start('repo'),
+      Readable.from([Buffer.from('live')]),
+    );
     advance(31);
     expect(await uploads.purgeExpired()).toBe(1);
     expect(Object.keys(driver.snapshot()).some((k) => k.includes(old.id))).toBe(false);
@@ -79,7 +89,7 @@ describe('upload sessions', () => {
     expect((await uploads.get('repo', s.id)).offset).toBe(3);
   });
 
-  it('GIVEN the same blob uploaded twice WHEN both commit THEN the second upload\'s bytes are dropped, not duplicated', async () => {
+  it("GIVEN the same blob uploaded twice WHEN both commit THEN the second upload's bytes are dropped, not duplicated", async () => {
     const { uploads, registry, driver } = setup();
     const data = randomBytes(1000);
     const digest = parseDigest(sha256(data));

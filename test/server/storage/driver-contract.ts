@@ -187,7 +187,17 @@ export function describeStorageDriver(name: string, factory: DriverFactory): voi
     });
 
     it('GIVEN hostile keys WHEN used THEN InvalidPathError and nothing is written', async () => {
-      for (const key of ['', '/abs', 'a/../b', 'a//b', 'a/./b', 'a/b/', 'a\\b', 'a/\u0000', '../x']) {
+      for (const key of [
+        '',
+        '/abs',
+        'a/../b',
+        'a//b',
+        'a/./b',
+        'a/b/',
+        'a\\b',
+        'a/\u0000',
+        '../x',
+      ]) {
         await expect(d.put(key, 'x'), key).rejects.toBeInstanceOf(InvalidPathError);
         await expect(d.get(key), key).rejects.toBeInstanceOf(InvalidPathError);
       }
