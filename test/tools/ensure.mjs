@@ -26,7 +26,9 @@ function run(cmd, args, opts = {}) {
 
 function stampOk(name, version) {
   const stamp = join(bin, `.${name}.version`);
-  return existsSync(join(bin, name)) && existsSync(stamp) && readFileSync(stamp, 'utf8') === version;
+  return (
+    existsSync(join(bin, name)) && existsSync(stamp) && readFileSync(stamp, 'utf8') === version
+  );
 }
 
 function stamp(name, version) {
@@ -64,6 +66,76 @@ function conformance(name, version) {
   stamp(name, version);
 }
 
+/**
+ * wrapperBuild builds `pkgs` of a module that cannot be `go install`ed (its go.mod has
+ * replace directives) from a throwaway wrapper module generated here: it requires `mod`
+ * at `version`, and `extraGoMod` adds lines (replace, godebug). The outputs land in bin.
+ */
+function wrapperBuild(name, version, mod, goMod, pkgs, ldflags = '') {
+  if (stampOk(name, version)) return;
+  log(`building ${pkgs.map(([, out]) => out).join(', ')} from ${mod}@${version} (first run only)`);
+  const work = mkdtempSync(join(tmpdir(), `berth-${name}-`));
+  writeFileSync(join(work, 'go.mod'), goMod);
+  run('go', ['mod', 'download', mod], { cwd: work, env: goEnv });
+  for (const [pkg, out] of pkgs) {
+    const args = ['build', '-trimpath', '-o', join(bin, out)];
+    if (ldflags !== '') args.push(`-ldflags=${ldflags}`);
+    run('go', [...args, pkg], { cwd: work, env: goEnv });
+  }
+  run('rm', ['-rf', work]);
+  stamp(name, version);
+}
+
+/**
+ * kube builds kube-apiserver and kube-controller-manager. k8s.io/kubernetes points every
+ * staging module at ./staging/src (absent from its module zip) and requires them at v0.0.0,
+ * so the wrapper replaces each required one with the published k8s.io/<name> v0.<minor>.<patch>.
+ */
+function kube(version) {
+  if (stampOk('kube-apiserver', version) && stampOk('kube-controller-manager', version)) return;
+  const dir = goModuleDir('k8s.io/kubernetes', version);
+  const upstream = readFileSync(join(dir, 'go.mod'), 'utf8');
+  const staging = [...upstream.matchAll(/^\s*(k8s\.io\/[\w-]+) => \.\/staging\//gm)].map(
+    (m) => m[1],
+  );
+  const required = staging.filter((m) =>
+    new RegExp(`^\\s*${m.replace('.', '\\.')} v0\\.0\\.0`, 'm').test(upstream),
+  );
+  const staged = `v0.${version.slice(1).split('.').slice(1).join('.')}`;
+  const header = upstream.split('\n').filter((l) => /^(go|godebug) /.test(l));
+  const goMod = [
+    'module berth.dev/kubetools',
+    ...header,
+    `require k8s.io/kubernetes ${version}`,
+    'replace (',
+    ...required.map((m) => `\t${m} => ${m} ${staged}`),
+    ')',
+    '',
+  ].join('\n');
+  const [major, minor] = version.slice(1).split('.');
+  const v = 'k8s.io/component-base/version';
+  const ldflags = `-s -w -X ${v}.gitVersion=${version} -X ${v}.gitMajor=${major} -X ${v}.gitMinor=${minor} -X ${v}.gitTreeState=clean`;
+  const pkgs = [
+    ['k8s.io/kubernetes/cmd/kube-apiserver', 'kube-apiserver'],
+    ['k8s.io/kubernetes/cmd/kube-controller-manager', 'kube-controller-manager'],
+  ];
+  wrapperBuild('kube-apiserver', version, 'k8s.io/kubernetes', goMod, pkgs, ldflags);
+  stamp('kube-controller-manager', version);
+}
+
+/** etcd builds the etcd server, whose main package is the root of go.etcd.io/etcd/server/v3. */
+function etcd(version) {
+  const goMod = `module berth.dev/etcdtool\ngo 1.26.0\nrequire go.etcd.io/etcd/server/v3 ${version}\n`;
+  wrapperBuild(
+    'etcd',
+    version,
+    'go.etcd.io/etcd/server/v3',
+    goMod,
+    [['go.etcd.io/etcd/server/v3', 'etcd']],
+    '-s -w',
+  );
+}
+
 function onPath(cmd) {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 }
@@ -85,6 +157,11 @@ try {
     conformance('oci-conformance', TOOLS.conformanceMain, 'build');
   }
   if (want('skopeo')) aptInstall('skopeo', 'skopeo');
+  if (want('kube')) {
+    etcd(TOOLS.etcd);
+    kube(TOOLS.kubernetes);
+  }
+  if (want('helm')) goInstall('helm', 'helm.sh/helm/v3/cmd/helm', TOOLS.helm);
 } catch (err) {
   log(`FAILED: ${err.message}`);
   process.exit(1);

@@ -4,4 +4,10 @@ export const TOOLS = {
   conformanceModule: 'github.com/opencontainers/distribution-spec/conformance',
   // distribution-spec main, the redesigned suite with data-set toggles.
   conformanceMain: 'v0.0.0-20260831232431-97274622c111',
+  // Control plane for operator tests: kube-apiserver and kube-controller-manager built from
+  // k8s.io/kubernetes through a generated wrapper module (staging modules at v0.<minor>.<patch>),
+  // and etcd from go.etcd.io/etcd/server/v3 at the release envtest pairs with 1.36.
+  kubernetes: 'v1.36.3',
+  etcd: 'v3.6.8',
+  helm: 'v3.22.0',
 };
