@@ -1,0 +1,24 @@
+# syntax=docker/dockerfile:1
+# One image for Berth. Entry point: node dist/server/cli.js; default command: server.
+# (`berth operator` arrives with the operator.)
+
+FROM node:20-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY server ./server
+RUN npm run build && npm prune --omit=dev
+
+FROM node:20-bookworm-slim
+ENV BERTH_STORAGE_FILESYSTEM_ROOT=/var/lib/berth
+WORKDIR /app
+COPY --from=build /src/package.json ./package.json
+COPY --from=build /src/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+RUN mkdir -p /var/lib/berth && chown node:node /var/lib/berth
+USER node
+VOLUME /var/lib/berth
+EXPOSE 5000
+ENTRYPOINT ["node", "dist/server/cli.js"]
+CMD ["server"]
