@@ -10,6 +10,7 @@ export default tseslint.config(
       '.scratch/**',
       'test/tools/**',
       'bench/**/*.mjs',
+      'test/fuzz/*.mjs',
     ],
   },
   js.configs.recommended,

@@ -3,6 +3,8 @@ import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { ConfigError, loadConfig } from './config/load.js';
+import { gcCommand } from './gc/cli.js';
+import { sharedSigningKeyFile } from './auth/keys.js';
 import { startServer } from './server.js';
 import { createLogger } from './util/log.js';
 
@@ -10,6 +12,7 @@ const USAGE = `usage: berth <command> [--config <file>]
 
 commands:
   server     run the registry (config: --config, $BERTH_CONFIG or ./berth.yaml; env BERTH_<PATH> overrides)
+  gc         collect garbage and apply retention once [--dry-run: only report]; prints a JSON report
 `;
 
 function flag(args: string[], name: string): string | undefined {
@@ -27,6 +30,9 @@ async function serve(args: string[]): Promise<void> {
   if (workers > 1 && cluster.isPrimary) {
     // One secret for all workers, so any worker continues any upload.
     process.env.BERTH_HTTP_SECRET ??= config.http.secret ?? randomBytes(32).toString('hex');
+    // One token-signing key for all workers, so a token from one is valid at all.
+    const signingKey = sharedSigningKeyFile(config);
+    if (signingKey) process.env.BERTH_AUTH_TOKEN_SIGNING_KEY_FILE = signingKey;
     for (let i = 0; i < workers; i++) cluster.fork();
     cluster.on('exit', (w, code, signal) => {
       if (!shuttingDown) {
@@ -66,6 +72,10 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case 'server':
       return serve(rest);
+    case 'gc': {
+      const code = await gcCommand(rest, flag(rest, '--config'));
+      return process.exit(code);
+    }
     case undefined:
     case '--help':
     case '-h':

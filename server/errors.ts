@@ -1,6 +1,6 @@
 /**
  * The one error catalogue. Domain code throws these; exactly one middleware
- * (`http/middleware/errors.ts`) turns them into `{"errors":[{code,message,detail}]}`.
+ * (in `http/app.ts`) turns them into `{"errors":[{code,message,detail}]}`.
  * Codes and statuses follow the OCI distribution-spec and distribution's errcode table.
  */
 export class RegistryError extends Error {
@@ -45,6 +45,7 @@ export const Errors = {
   unsupported: def('UNSUPPORTED', 405, 'the operation is unsupported'),
   unauthorized: def('UNAUTHORIZED', 401, 'authentication required'),
   denied: def('DENIED', 403, 'requested access to the resource is denied'),
+  tooManyRequests: def('TOOMANYREQUESTS', 429, 'too many requests'),
   notFound: def('NOT_FOUND', 404, 'no route for this path'),
   unavailable: def('UNAVAILABLE', 503, 'storage is unavailable, retry later'),
 } as const;

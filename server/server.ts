@@ -1,8 +1,16 @@
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { AuthService } from './auth/service.js';
+import { systemClock, type Clock } from './auth/clock.js';
+import { serverOptions, watchTls } from './http/tls.js';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { BerthConfig } from './config/types.js';
+import { EventsRuntime } from './events/runtime.js';
+import { createGarbageCollector, GcScheduler, type GarbageCollector } from './gc/index.js';
 import { createApp } from './http/app.js';
+import { MeteredDriver } from './metrics/driver.js';
+import { Metrics, meteredUploads } from './metrics/metrics.js';
 import type { Services } from './http/context.js';
 import { Registry } from './registry/repository.js';
 import { Tokens } from './registry/token.js';
@@ -26,7 +34,12 @@ export function createDriver(config: BerthConfig): StorageDriver {
 }
 
 /** createServices wires the domain over a driver. */
-export function createServices(config: BerthConfig, driver: StorageDriver, log: Logger): Services {
+export function createServices(
+  config: BerthConfig,
+  driver: StorageDriver,
+  log: Logger,
+  clock: Clock = systemClock,
+): Services {
   let secret = config.http.secret;
   if (secret === undefined || secret === '') {
     secret = randomBytes(32).toString('hex');
@@ -36,6 +49,30 @@ export function createServices(config: BerthConfig, driver: StorageDriver, log: 
     );
   }
   const s3 = config.storage.driver === 's3' ? config.storage.s3 : undefined;
+  // Cross-cutting concerns wrap: metrics around the driver, events around repositories.
+  const raw = driver;
+  const metrics = config.metrics.enabled ? new Metrics(config.metrics) : undefined;
+  if (metrics) {
+    driver = new MeteredDriver(driver, (d, action, seconds) =>
+      metrics.storageSeconds.observe({ driver: d, action }, seconds),
+    );
+  }
+  const events = new EventsRuntime(config.notifications, driver, log, {
+    listenAddr: config.http.addr,
+    observerFor: metrics && ((endpoint) => metrics.observer(endpoint)),
+  });
+  if (metrics) {
+    events.emitter.onEvent((e) => metrics.onEvent(e));
+    metrics.watch({
+      deliveries: events.notifier.endpoints,
+      countUploads: () => countKeys(raw, 'uploads/', 10_000),
+    });
+  }
+  const uploads = new Uploads(driver, {
+    ttlSeconds: config.uploads.ttlSeconds,
+    log,
+    abortStale: raw instanceof S3Driver ? (d) => raw.abortStaleMultipartUploads(d) : undefined,
+  });
   return {
     config,
     driver,
@@ -43,15 +80,29 @@ export function createServices(config: BerthConfig, driver: StorageDriver, log: 
     registry: new Registry(driver, {
       allowSparse: config.validation.allowSparse,
       redirectSeconds: s3?.redirect ? 1200 : undefined,
+      decorate: events.decorate,
+      cacheObserver: metrics && ((hit) => metrics.observeCache(hit)),
     }),
-    uploads: new Uploads(driver, {
-      ttlSeconds: config.uploads.ttlSeconds,
-      log,
-      abortStale:
-        driver instanceof S3Driver ? (d) => driver.abortStaleMultipartUploads(d) : undefined,
-    }),
+    uploads: metrics ? meteredUploads(uploads, metrics, clock) : uploads,
+    events,
+    metrics,
     tokens: new Tokens(secret),
+    auth: new AuthService(config.auth, { clock, log }),
+    clock,
   };
+}
+
+/** countKeys counts the names directly below `prefix`, up to `cap`. */
+async function countKeys(driver: StorageDriver, prefix: string, cap: number): Promise<number> {
+  let n = 0;
+  let startAfter: string | undefined;
+  while (n < cap) {
+    const page = await driver.list(prefix, { startAfter, limit: 1000 });
+    n += page.names.length;
+    if (!page.truncated || page.names.length === 0) break;
+    startAfter = page.names[page.names.length - 1];
+  }
+  return Math.min(n, cap);
 }
 
 export interface RunningServer {
@@ -59,11 +110,15 @@ export interface RunningServer {
   url: string;
   server: Server;
   services: Services;
+  /** debugUrl is the base URL of the debug listener (/healthz, /readyz, /metrics), if any. */
+  debugUrl?: string;
+  /** gc is the garbage collector (scheduled when `gc.enabled`); its events feed metrics. */
+  gc: GarbageCollector;
   /** close stops accepting connections and waits for in-flight requests (bounded). */
   close(): Promise<void>;
 }
 
-/** startDebugServer serves /healthz and /readyz on their own listener (for probes). */
+/** startDebugServer serves /healthz, /readyz and /metrics on their own listener. */
 async function startDebugServer(addr: string, s: Services): Promise<Server> {
   const server = createServer((req, res) => {
     const reply = (status: number, body: unknown) => {
@@ -71,6 +126,18 @@ async function startDebugServer(addr: string, s: Services): Promise<Server> {
       res.end(JSON.stringify(body));
     };
     if (req.url === '/healthz') return reply(200, { status: 'ok' });
+    const metrics = s.metrics;
+    if (metrics && req.url === s.config.metrics.path) {
+      metrics.exposition().then(
+        ({ contentType, body }) => {
+          res.writeHead(200, { 'content-type': contentType });
+          res.end(body);
+        },
+        (err: unknown) =>
+          reply(500, { errors: [{ code: 'UNKNOWN', message: (err as Error).message }] }),
+      );
+      return;
+    }
     if (req.url === '/readyz') {
       s.driver.ping().then(
         () => reply(200, { status: 'ready' }),
@@ -103,14 +170,25 @@ function splitAddr(addr: string): { host: string; port: number } {
  */
 export async function startServer(
   config: BerthConfig,
-  opts: { log?: Logger; driver?: StorageDriver } = {},
+  opts: { log?: Logger; driver?: StorageDriver; clock?: Clock; tlsPollMs?: number } = {},
 ): Promise<RunningServer> {
   const log = opts.log ?? createLogger(config.log.level);
   const driver = opts.driver ?? createDriver(config);
-  const services = createServices(config, driver, log);
-  const app = createApp(services);
+  const services = createServices(config, driver, log, opts.clock);
+  const app = createApp(services, {
+    outer: services.metrics ? [services.metrics.middleware()] : [],
+  });
   const callback = app.callback();
-  const server = createServer((req, res) => void callback(req, res));
+  const tls = config.http.tls;
+  const serverOpts = { maxHeaderSize: config.limits.headerBytes };
+  const server = tls
+    ? createHttpsServer(
+        { ...serverOpts, ...serverOptions(tls) },
+        (req, res) => void callback(req, res),
+      )
+    : createServer(serverOpts, (req, res) => void callback(req, res));
+  const unwatchTls =
+    tls && 'setSecureContext' in server ? watchTls(server, tls, log, opts.tlsPollMs) : undefined;
   server.requestTimeout = 0;
   server.timeout = 0;
   server.headersTimeout = 60_000;
@@ -121,7 +199,7 @@ export async function startServer(
     server.listen(port, host, () => resolve());
   });
   const a = server.address() as AddressInfo;
-  const url = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address === '0.0.0.0' ? '127.0.0.1' : a.address}:${a.port}`;
+  const url = `${tls ? 'https' : 'http'}://${a.family === 'IPv6' ? `[${a.address}]` : a.address === '0.0.0.0' ? '127.0.0.1' : a.address}:${a.port}`;
   let purge: NodeJS.Timeout | undefined;
   if (config.uploads.purgeIntervalSeconds > 0) {
     purge = setInterval(() => {
@@ -131,6 +209,15 @@ export async function startServer(
     }, config.uploads.purgeIntervalSeconds * 1000);
     purge.unref();
   }
+  services.events?.start();
+  const gc = createGarbageCollector(config, services, driver);
+  const gcSchedule = config.gc.enabled
+    ? new GcScheduler(gc, {
+        intervalSeconds: config.gc.intervalSeconds,
+        dryRun: config.gc.dryRun,
+        log,
+      }).start()
+    : undefined;
   const debug =
     config.http.debugAddr === undefined
       ? undefined
@@ -143,8 +230,12 @@ export async function startServer(
     url,
     server,
     services,
+    debugUrl: debug && `http://127.0.0.1:${(debug.address() as AddressInfo).port}`,
+    gc,
     close: async () => {
       if (purge) clearInterval(purge);
+      await gcSchedule?.stop();
+      unwatchTls?.();
       debug?.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // Keep-alive connections become idle as their last request finishes: close them then.
@@ -158,6 +249,7 @@ export async function startServer(
       await closed;
       clearInterval(idle);
       clearTimeout(timer);
+      await services.events?.stop();
       await driver.close?.();
     },
   };

@@ -10,21 +10,28 @@ import { parseDocument } from 'yaml';
 import {
   ADDR_PATTERN,
   BUCKET_PATTERN,
+  ENDPOINT_NAME_PATTERN,
   ENDPOINT_PATTERN,
   PREFIX_PATTERN,
+  WEBHOOK_URL_PATTERN,
   configSchema,
   type JsonSchema,
 } from './schema.js';
+import { authChecks, authDefaults, mergeAuth, type RawAuthConfig } from '../auth/config.js';
 import type {
   BerthConfig,
   HttpConfig,
   LimitsConfig,
   LogLevel,
+  MetricsConfig,
+  NotificationsConfig,
   S3Config,
   StorageConfig,
   UploadsConfig,
   ValidationConfig,
+  GcConfig,
 } from './types.js';
+import { gcDefaults, gcProblems } from '../gc/config.js';
 
 /** At most this many problems are spelled out in one ConfigError message. */
 const MAX_LISTED = 5;
@@ -59,9 +66,24 @@ export function defaults(): BerthConfig {
       maxListEntries: 1000,
       defaultListEntries: 100,
       maxTagsPerPush: 32,
+      headerBytes: 16384,
+      uploadSessionsPerClient: 1000,
+      rate: { requestsPerSecond: 0, burst: 200 },
     },
     validation: { allowSparse: false },
     log: { level: 'info' },
+    notifications: {
+      includeReferences: false,
+      pullFlushMillis: 1000,
+      settleMillis: 1000,
+      pollMillis: 500,
+      leaseSeconds: 15,
+      retentionHours: 168,
+      endpoints: [],
+    },
+    metrics: { enabled: true, path: '/metrics', repositoryLimit: 100, repositories: [] },
+    auth: authDefaults(),
+    gc: gcDefaults(),
   };
 }
 
@@ -106,6 +128,8 @@ export function envBindings(): readonly EnvBinding[] {
     for (const [key, child] of Object.entries(node.properties ?? {})) {
       const p = [...path, key];
       if (child.type === 'object') walk(child, p);
+      else if (child.type === 'array')
+        continue; // lists are file-only
       else if (child.type === 'string' || child.type === 'integer' || child.type === 'boolean')
         out.push({ env: envName(p), path: p, type: child.type });
       else throw new Error(`configSchema: ${p.join('.')} has no supported type`);
@@ -217,6 +241,9 @@ const PATTERN_HINTS: Record<string, string> = {
   [BUCKET_PATTERN]:
     'must be an S3 bucket name: lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit, no ".."',
   [PREFIX_PATTERN]: 'must not start or end with "/"',
+  [ENDPOINT_NAME_PATTERN]:
+    'must be 1..63 lowercase letters, digits and hyphens, starting and ending with a letter or digit',
+  [WEBHOOK_URL_PATTERN]: 'must be an http(s) URL',
 };
 
 /** How each schema type reads to someone writing YAML. */
@@ -249,15 +276,16 @@ function pointerToPath(pointer: string): string[] {
 function valueAt(doc: unknown, path: readonly string[]): unknown {
   let v = doc;
   for (const seg of path) {
-    if (!isObject(v)) return undefined;
-    v = v[seg];
+    if (Array.isArray(v)) v = v[Number(seg)] as unknown;
+    else if (isObject(v)) v = v[seg];
+    else return undefined;
   }
   return v;
 }
 
 function schemaAt(path: readonly string[]): JsonSchema | undefined {
   let s: JsonSchema | undefined = configSchema;
-  for (const seg of path) s = s?.properties?.[seg];
+  for (const seg of path) s = s?.type === 'array' ? s.items : s?.properties?.[seg];
   return s;
 }
 
@@ -392,6 +420,10 @@ interface RawConfig {
   limits?: Partial<LimitsConfig>;
   validation?: Partial<ValidationConfig>;
   log?: { level?: LogLevel };
+  notifications?: Partial<NotificationsConfig>;
+  metrics?: Partial<MetricsConfig>;
+  gc?: Partial<GcConfig>;
+  auth?: RawAuthConfig;
 }
 
 /** merge fills a validated raw config from defaults(); every object in the result is fresh. */
@@ -415,14 +447,30 @@ function merge(raw: RawConfig): BerthConfig {
       break;
   }
   return {
-    http: { ...d.http, ...raw.http },
+    http: { ...d.http, ...raw.http, ...(raw.http?.tls && { tls: { ...raw.http.tls } }) },
     storage,
     delete: { ...d.delete, ...raw.delete },
     readOnly: raw.readOnly ?? d.readOnly,
     uploads: { ...d.uploads, ...raw.uploads },
-    limits: { ...d.limits, ...raw.limits },
+    limits: { ...d.limits, ...raw.limits, rate: { ...d.limits.rate, ...raw.limits?.rate } },
     validation: { ...d.validation, ...raw.validation },
     log: { ...d.log, ...raw.log },
+    notifications: {
+      ...d.notifications,
+      ...raw.notifications,
+      endpoints: (raw.notifications?.endpoints ?? []).map((e) => structuredClone(e)),
+    },
+    metrics: {
+      ...d.metrics,
+      ...raw.metrics,
+      repositories: [...(raw.metrics?.repositories ?? [])],
+    },
+    auth: mergeAuth(raw.auth),
+    gc: {
+      ...d.gc,
+      ...raw.gc,
+      policies: (raw.gc?.policies ?? []).map((p) => structuredClone(p)),
+    },
   };
 }
 
@@ -430,10 +478,12 @@ function merge(raw: RawConfig): BerthConfig {
 function crossChecks(c: BerthConfig, origin: Map<string, string>): string[] {
   const out: string[] = [];
   const from = (p: string): string => (origin.has(p) ? ` (from ${origin.get(p)})` : '');
+  out.push(...authChecks(c, origin));
   if (c.limits.defaultListEntries > c.limits.maxListEntries)
     out.push(
       `limits.defaultListEntries: must be <= limits.maxListEntries (got ${c.limits.defaultListEntries} > ${c.limits.maxListEntries})${from('limits.defaultListEntries')}`,
     );
+  out.push(...gcProblems(c.gc));
   return out;
 }
 

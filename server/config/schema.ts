@@ -11,15 +11,21 @@
  * `writeOnly: true` marks secrets: error messages never echo their values.
  */
 
+import { authSchema, httpTlsSchema, rateSchema } from '../auth/schema.js';
+import { gcSchema } from '../gc/schema.js';
+
 /** JsonSchema is the subset of draft-07 this file uses. */
 export interface JsonSchema {
   $schema?: string;
   $id?: string;
   title?: string;
   description?: string;
-  type?: 'object' | 'string' | 'integer' | 'boolean';
+  type?: 'object' | 'string' | 'integer' | 'boolean' | 'array';
   properties?: Record<string, JsonSchema>;
-  additionalProperties?: boolean;
+  /** additionalProperties is a schema only for maps (objects without `properties`). */
+  additionalProperties?: boolean | JsonSchema;
+  items?: JsonSchema;
+  maxItems?: number;
   required?: string[];
   enum?: string[];
   const?: string;
@@ -48,6 +54,90 @@ export const ENDPOINT_PATTERN = `^https?://${HOST}(?::${PORT})?/?$`;
 export const BUCKET_PATTERN = '^[a-z0-9](?:[a-z0-9-]|\\.(?!\\.))*[a-z0-9]$';
 /** PREFIX_PATTERN: a key prefix without a leading or trailing slash. */
 export const PREFIX_PATTERN = '^[^/](?:.*[^/])?$';
+
+/** ENDPOINT_NAME_PATTERN: a webhook endpoint name, usable in storage keys and labels. */
+export const ENDPOINT_NAME_PATTERN = '^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$';
+/** WEBHOOK_URL_PATTERN matches an http(s) URL. */
+export const WEBHOOK_URL_PATTERN = '^https?://[^\\s/]+(?:/\\S*)?$';
+
+const stringList = (description: string): JsonSchema => ({
+  description,
+  type: 'array',
+  maxItems: 1000,
+  items: { type: 'string', minLength: 1 },
+});
+
+/** endpointSchema is one entry of `notifications.endpoints` (file only, no env variables). */
+const endpointSchema: JsonSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'url'],
+  properties: {
+    name: { description: 'Endpoint name.', type: 'string', pattern: ENDPOINT_NAME_PATTERN },
+    url: { description: 'Webhook URL.', type: 'string', pattern: WEBHOOK_URL_PATTERN },
+    disabled: { description: 'Skip this endpoint.', type: 'boolean', default: false },
+    format: {
+      description: 'Wire format.',
+      type: 'string',
+      enum: ['distribution', 'cloudevents-structured', 'cloudevents-binary'],
+      default: 'distribution',
+    },
+    headers: {
+      description: 'Headers sent with every request.',
+      type: 'object',
+      additionalProperties: { type: 'string' },
+    },
+    secret: {
+      description: 'HMAC-SHA256 key signing each request (Berth-Signature header).',
+      type: 'string',
+      minLength: 1,
+      writeOnly: true,
+    },
+    timeoutSeconds: { description: 'Request timeout.', type: 'integer', minimum: 1, default: 1 },
+    threshold: {
+      description: 'Consecutive failures that open the circuit breaker.',
+      type: 'integer',
+      minimum: 1,
+      default: 10,
+    },
+    backoffMillis: {
+      description: 'First retry delay.',
+      type: 'integer',
+      minimum: 1,
+      default: 1000,
+    },
+    maxBackoffMillis: {
+      description: 'Largest retry delay.',
+      type: 'integer',
+      minimum: 1,
+      default: 60000,
+    },
+    maxAttempts: {
+      description: 'Attempts before an event is dead-lettered (0 = unlimited).',
+      type: 'integer',
+      minimum: 0,
+      default: 0,
+    },
+    maxAgeSeconds: {
+      description: 'Age after which a failing event is dead-lettered (0 = unlimited).',
+      type: 'integer',
+      minimum: 0,
+      default: 86400,
+    },
+    ignore: {
+      description: 'Events not sent to this endpoint (any match drops the event).',
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        mediaTypes: stringList('Target media types.'),
+        actions: stringList('Actions: push, pull, mount, delete.'),
+        repositories: stringList(
+          'Repository glob patterns (`*` within a path segment, `**` across).',
+        ),
+      },
+    },
+  },
+};
 
 export const configSchema: JsonSchema = {
   $schema: 'http://json-schema.org/draft-07/schema#',
@@ -82,7 +172,8 @@ export const configSchema: JsonSchema = {
           default: 1,
         },
         debugAddr: {
-          description: 'host:port serving /healthz and /readyz on a separate port, if set.',
+          description:
+            'host:port serving /healthz, /readyz and /metrics on a separate port, if set.',
           type: 'string',
           pattern: ADDR_PATTERN,
         },
@@ -92,6 +183,7 @@ export const configSchema: JsonSchema = {
           minimum: 0,
           default: 30,
         },
+        tls: httpTlsSchema,
       },
     },
     storage: {
@@ -276,6 +368,20 @@ export const configSchema: JsonSchema = {
           maximum: 1000,
           default: 32,
         },
+        headerBytes: {
+          description: 'Largest request line plus headers in bytes (431 above it).',
+          type: 'integer',
+          minimum: 1024,
+          maximum: 1048576,
+          default: 16384,
+        },
+        uploadSessionsPerClient: {
+          description: 'Most open upload sessions per client address (0 = no bound).',
+          type: 'integer',
+          minimum: 0,
+          default: 1000,
+        },
+        rate: rateSchema,
       },
     },
     validation: {
@@ -304,5 +410,83 @@ export const configSchema: JsonSchema = {
         },
       },
     },
+    notifications: {
+      description: 'Durable events: the outbox in storage and its delivery to webhooks.',
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        includeReferences: {
+          description: 'Add the descriptors a manifest references to its push events.',
+          type: 'boolean',
+          default: false,
+        },
+        pullFlushMillis: {
+          description: 'How often buffered pull events are written to the outbox.',
+          type: 'integer',
+          minimum: 10,
+          default: 1000,
+        },
+        settleMillis: {
+          description: 'Outbox entries younger than this are not delivered yet.',
+          type: 'integer',
+          minimum: 0,
+          default: 1000,
+        },
+        pollMillis: {
+          description: 'How often an idle delivery loop looks for new outbox entries.',
+          type: 'integer',
+          minimum: 10,
+          default: 500,
+        },
+        leaseSeconds: {
+          description: "How long one replica holds an endpoint's delivery lease unrenewed.",
+          type: 'integer',
+          minimum: 1,
+          default: 15,
+        },
+        retentionHours: {
+          description: 'Outbox entries older than this, delivered to every endpoint, are deleted.',
+          type: 'integer',
+          minimum: 1,
+          default: 168,
+        },
+        endpoints: {
+          description: 'Webhooks receiving every event (file only).',
+          type: 'array',
+          maxItems: 100,
+          items: endpointSchema,
+        },
+      },
+    },
+    metrics: {
+      description: 'Prometheus metrics, served on http.debugAddr.',
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: {
+          description: 'Serve metrics on the debug listener.',
+          type: 'boolean',
+          default: true,
+        },
+        path: {
+          description: 'Path of the exposition on the debug listener.',
+          type: 'string',
+          pattern: '^/[A-Za-z0-9/_-]*$',
+          default: '/metrics',
+        },
+        repositoryLimit: {
+          description: 'Most repository label values; later repositories count as _other.',
+          type: 'integer',
+          minimum: 0,
+          maximum: 10000,
+          default: 100,
+        },
+        repositories: stringList(
+          'Repository glob patterns that always get their own label (file only).',
+        ),
+      },
+    },
+    auth: authSchema,
+    gc: gcSchema,
   },
 };

@@ -3,10 +3,19 @@ import Koa from 'koa';
 import { Errors, RegistryError, isRegistryError } from '../errors.js';
 import { parseName } from '../registry/reference.js';
 import { InvalidPathError } from '../storage/driver.js';
+import { currentScope, runInScope } from '../util/scope.js';
 import type { Ctx, Services, State } from './context.js';
+import { authenticate, authorize } from './middleware/auth.js';
+import { rateLimit, uploadSessionLimit } from './middleware/limits.js';
 import { match, routes } from './routes.js';
 
 const API_VERSION = 'registry/2.0';
+
+/** AppHooks adds cross-cutting middleware without the app knowing what it does. */
+export interface AppHooks {
+  /** outer middleware wraps the error exit, so it sees every final status (metrics). */
+  outer?: Koa.Middleware[];
+}
 
 /** toRegistryError maps anything thrown below the HTTP layer to the error table. */
 function toRegistryError(err: unknown): RegistryError {
@@ -28,7 +37,7 @@ function toRegistryError(err: unknown): RegistryError {
  * createApp builds the koa application: request id, access log, the one error exit,
  * then dispatch through the route table. Handlers never write error bodies.
  */
-export function createApp(s: Services): Koa<State> {
+export function createApp(s: Services, hooks: AppHooks = {}): Koa<State> {
   const app = new Koa<State>();
   app.proxy = true;
   const table = routes(s.config);
@@ -60,6 +69,25 @@ export function createApp(s: Services): Koa<State> {
     }
   });
 
+  // The request scope: what decorators (storage metrics, events) know of the request.
+  app.use(async (ctx: Ctx, next) =>
+    runInScope<void>(
+      {
+        id: ctx.state.requestId,
+        addr: ctx.ip,
+        host: ctx.host,
+        scheme: ctx.protocol,
+        method: ctx.method,
+        useragent: ctx.get('user-agent'),
+        storageCalls: 0,
+        deferred: [],
+        bag: new Map(),
+      },
+      next,
+    ),
+  );
+  for (const m of hooks.outer ?? []) app.use(m);
+
   // The one error exit.
   app.use(async (ctx: Ctx, next) => {
     try {
@@ -79,6 +107,33 @@ export function createApp(s: Services): Koa<State> {
       if (e.detail !== undefined) body.detail = e.detail;
       ctx.body = { errors: [body] };
     }
+  });
+
+  // Work deferred by decorators (the events outbox write) runs before the response is sent.
+  app.use(async (ctx: Ctx, next) => {
+    try {
+      await next();
+    } finally {
+      const scope = currentScope();
+      if (scope) for (const run of scope.deferred.splice(0)) await run();
+    }
+  });
+
+  app.use(rateLimit(s.config.limits.rate, s.clock));
+  app.use(
+    uploadSessionLimit(
+      s.config.limits.uploadSessionsPerClient,
+      s.config.uploads.ttlSeconds,
+      s.clock,
+    ),
+  );
+  app.use(authenticate(s));
+  // Events name the authenticated caller as their actor.
+  app.use(async (ctx: Ctx, next) => {
+    const scope = currentScope();
+    const name = ctx.state.identity?.principal.name;
+    if (scope && name) scope.actor = name;
+    await next();
   });
 
   app.use(async (ctx: Ctx) => {
@@ -103,9 +158,11 @@ export function createApp(s: Services): Koa<State> {
     if (!m) throw Errors.notFound({ path: ctx.path.slice(0, 300) });
     ctx.state.route = m.route.name;
     if (m.params.name !== undefined) parseName(m.params.name);
+    authorize(ctx, s, m.route.name, m.params);
     const handler = m.route.methods[ctx.method as keyof typeof m.route.methods];
     if (!handler) {
-      ctx.set('Allow', Object.keys(m.route.methods).join(', '));
+      const allow = Object.keys(m.route.methods);
+      if (allow.length > 0) ctx.set('Allow', allow.join(', '));
       throw Errors.unsupported(
         { method: ctx.method, route: m.route.name },
         undefined,

@@ -1,5 +1,9 @@
 import type { ParameterizedContext } from 'koa';
+import type { Clock } from '../auth/clock.js';
+import type { AuthService, Identity } from '../auth/service.js';
 import type { BerthConfig } from '../config/types.js';
+import type { EventsRuntime } from '../events/runtime.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { Registry } from '../registry/repository.js';
 import type { Tokens } from '../registry/token.js';
 import type { Uploads } from '../registry/uploads.js';
@@ -14,6 +18,13 @@ export interface Services {
   tokens: Tokens;
   driver: StorageDriver;
   log: Logger;
+  /** auth authenticates callers and answers what they may do. */
+  auth: AuthService;
+  clock: Clock;
+  /** events is the durable events outbox and its delivery (the events API reads it). */
+  events?: EventsRuntime;
+  /** metrics is served on the debug listener; handlers never touch it. */
+  metrics?: Metrics;
 }
 
 export interface State {
@@ -23,6 +34,8 @@ export interface State {
   params: Record<string, string>;
   /** route labels the matched route for logs and metrics. */
   route: string;
+  /** identity is the authenticated caller (set before dispatch). */
+  identity: Identity;
 }
 
 export type Ctx = ParameterizedContext<State>;

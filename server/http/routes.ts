@@ -1,6 +1,7 @@
 import type { BerthConfig } from '../config/types.js';
 import type { Handler } from './context.js';
 import * as blobs from './handlers/blobs.js';
+import * as events from './handlers/events.js';
 import * as uploads from './handlers/blob-uploads.js';
 import * as listing from './handlers/listing.js';
 import * as manifests from './handlers/manifests.js';
@@ -34,6 +35,18 @@ export function routes(config: BerthConfig): Route[] {
       pattern: /^\/v2\/_oci\/ext\/discover$/,
       keys: [],
       methods: { GET: listing.discover },
+    },
+    {
+      name: 'events',
+      pattern: /^\/v2\/_berth\/events$/,
+      keys: [],
+      methods: { GET: events.listEvents },
+    },
+    {
+      name: 'events-stream',
+      pattern: /^\/v2\/_berth\/events\/stream$/,
+      keys: [],
+      methods: { GET: events.streamEvents },
     },
     {
       name: 'tags',

@@ -24,6 +24,13 @@ export interface RegistryOptions {
   allowSparse: boolean;
   /** redirectSeconds enables presigned blob redirects with this expiry. */
   redirectSeconds?: number;
+  /**
+   * decorate wraps every repository handed out (events, and other cross-cutting concerns);
+   * the result must behave as `repo` does, adding only side effects.
+   */
+  decorate?: (repo: Repository) => Repository;
+  /** cacheObserver hears each lookup in the in-process repository-marker cache (metrics). */
+  cacheObserver?: (hit: boolean) => void;
 }
 
 function encodeEnvelope(mediaType: string, body: Buffer): Buffer {
@@ -239,6 +246,9 @@ export class Repository implements ManifestService, TagService {
   }
 }
 
+/** CATALOG_SCAN_LIMIT bounds the names one filtered catalog request looks at. */
+const CATALOG_SCAN_LIMIT = 10_000;
+
 async function listPage<T>(
   driver: StorageDriver,
   prefix: string,
@@ -265,16 +275,19 @@ export class Registry {
   ) {}
 
   repository(name: string): Repository {
-    return new Repository(this.driver, name, this, this.opts);
+    const repo = new Repository(this.driver, name, this, this.opts);
+    return this.opts.decorate ? this.opts.decorate(repo) : repo;
   }
 
   async markRepository(name: string): Promise<void> {
+    this.opts.cacheObserver?.(this.known.has(name));
     if (this.known.has(name)) return;
     await this.driver.put(Paths.catalogEntry(name), '');
     this.known.add(name);
   }
 
   async hasRepository(name: string): Promise<boolean> {
+    this.opts.cacheObserver?.(this.known.has(name));
     if (this.known.has(name)) return true;
     return this.driver.stat(Paths.catalogEntry(name)).then(
       () => true,
@@ -282,18 +295,34 @@ export class Registry {
     );
   }
 
-  /** catalog lists repository names after `last`; '/' sorts before any other character. */
-  async catalog(last: string | undefined, n: number): Promise<Page<string>> {
-    const page = await listPage(
-      this.driver,
-      Paths.catalogRoot(),
-      last === undefined ? undefined : Paths.catalogEntry(last).slice(Paths.catalogRoot().length),
-      n,
-      Paths.catalogName,
-    );
-    return {
-      items: page.items,
-      next: page.next === undefined ? undefined : Paths.catalogName(page.next),
-    };
+  /**
+   * catalog lists repository names after `last`; '/' sorts before any other character. With
+   * `visible`, only names it accepts are listed (the caller's pull rights); the scan then stops
+   * after CATALOG_SCAN_LIMIT names and returns `next`, so one request's work stays bounded.
+   */
+  async catalog(
+    last: string | undefined,
+    n: number,
+    visible?: (name: string) => boolean,
+  ): Promise<Page<string>> {
+    const items: string[] = [];
+    let cursor =
+      last === undefined ? undefined : Paths.catalogEntry(last).slice(Paths.catalogRoot().length);
+    let scanned = 0;
+    for (;;) {
+      const page = await listPage(this.driver, Paths.catalogRoot(), cursor, n, Paths.catalogName);
+      for (const [i, name] of page.items.entries()) {
+        scanned++;
+        if (visible && !visible(name)) continue;
+        items.push(name);
+        if (items.length === n) {
+          const more = i < page.items.length - 1 || page.next !== undefined;
+          return { items, next: more ? name : undefined };
+        }
+      }
+      if (page.next === undefined) return { items };
+      cursor = page.next;
+      if (scanned >= CATALOG_SCAN_LIMIT) return { items, next: Paths.catalogName(page.next) };
+    }
   }
 }

@@ -20,6 +20,14 @@ export interface StorageDriver {
   put(key: string, data: Buffer | string): Promise<void>;
 
   /**
+   * putIfAbsent stores a small object only if no object exists at `key`, atomically
+   * against every other writer (S3 `If-None-Match: *`, an exclusive link on a
+   * filesystem). Resolves true when this call created the object, false when one was
+   * already there (which is then left unchanged). The primitive behind leases.
+   */
+  putIfAbsent(key: string, data: Buffer | string): Promise<boolean>;
+
+  /**
    * writeStream stores `source` under `key` with memory bounded whatever its length.
    * `sizeHint` (when the caller knows the length) lets a driver choose part sizes.
    * Resolves with the byte count stored. If `source` errors or is destroyed, rejects

@@ -14,6 +14,12 @@ import type { Digest } from '../registry/reference.js';
  * repositories/<name>/_tags/<tag>             tag → digest
  * repositories/<name>/_tagsof/<alg>-<hex>/<tag>   reverse index: tags of a manifest
  * repositories/<name>/_referrers/<alg>-<hex>/<alg>-<hex>  referrer descriptor (JSON)
+ * events/log/<ms13>-<instance>-<seq8>         events outbox: one batch of events (JSON), in key order
+ * events/cursors/<endpoint>                   delivery cursor of one endpoint (JSON)
+ * events/leases/<endpoint>/<epoch10>          delivery lease of one endpoint (JSON: holder, expiry)
+ * events/dead/<endpoint>/<entry>.<index>      dead-letter record of one undeliverable event (JSON)
+ * gc/state                                    garbage collection checkpoint, deferrals, last report (JSON)
+ * gc/lease/<epoch10>                          garbage collection run lease (JSON: holder, expiry)
  * ```
  *
  * Repository names may contain `/`; their components start with `[a-z0-9]`, so they
@@ -41,6 +47,27 @@ export const Paths = {
     `repositories/${name}/_referrers/${subject.algorithm}-${subject.hex}/`,
   referrer: (name: string, subject: Digest, d: Digest) =>
     `repositories/${name}/_referrers/${subject.algorithm}-${subject.hex}/${d.algorithm}-${d.hex}`,
+  eventsLogRoot: () => 'events/log/',
+  eventsLogEntry: (entry: string) => `events/log/${entry}`,
+  eventsCursor: (endpoint: string) => `events/cursors/${endpoint}`,
+  eventsLeasesRoot: (endpoint: string) => `events/leases/${endpoint}/`,
+  eventsLease: (endpoint: string, epoch: number) =>
+    `events/leases/${endpoint}/${String(epoch).padStart(10, '0')}`,
+  eventsDeadRoot: (endpoint: string) => `events/dead/${endpoint}/`,
+  eventsDead: (endpoint: string, position: string) => `events/dead/${endpoint}/${position}`,
+  blobsRoot: () => 'blobs/',
+  blobAlgorithmRoot: (alg: string) => `blobs/${alg}/`,
+  blobShardRoot: (alg: string, hh: string) => `blobs/${alg}/${hh}/`,
+  segmentsRoot: () => 'segments/',
+  segmentEntry: (uploadId: string, entry: string) => `segments/${uploadId}/${entry}`,
+  /** segmentUpload reads back the upload id of a `segments/<upload-id>/…` key. */
+  segmentUpload: (key: string) => key.split('/')[1] ?? '',
+  repositoriesRoot: () => 'repositories/',
+  layersRoot: (name: string, alg: string) => `repositories/${name}/_layers/${alg}/`,
+  manifestsRoot: (name: string, alg: string) => `repositories/${name}/_manifests/${alg}/`,
+  gcState: () => 'gc/state',
+  gcLeaseRoot: () => 'gc/lease/',
+  gcLease: (epoch: number) => `gc/lease/${String(epoch).padStart(10, '0')}`,
   /** digestFromEntry reads back a `<alg>-<hex>` list entry. */
   entryDigest: (entry: string) => entry.replace('-', ':'),
 } as const;

@@ -1,3 +1,4 @@
+import type { Clock } from '../../server/auth/clock.js';
 import { defaults } from '../../server/config/load.js';
 import type { BerthConfig } from '../../server/config/types.js';
 import { startServer, type RunningServer } from '../../server/server.js';
@@ -39,10 +40,14 @@ export interface TestRegistry extends RunningServer {
 
 /** startTestRegistry runs a real listening server in-process (in-memory by default). */
 export async function startTestRegistry(
-  opts: { config?: DeepPartial<BerthConfig>; driver?: StorageDriver } = {},
+  opts: { config?: DeepPartial<BerthConfig>; driver?: StorageDriver; clock?: Clock } = {},
 ): Promise<TestRegistry> {
   const driver = opts.driver ?? new InMemoryDriver();
-  const running = await startServer(testConfig(opts.config), { log: silentLogger, driver });
+  const running = await startServer(testConfig(opts.config), {
+    log: silentLogger,
+    driver,
+    clock: opts.clock,
+  });
   return {
     ...running,
     driver,

@@ -68,10 +68,11 @@ export const startUpload: Handler = async (ctx, s) => {
   const name = ctx.state.params.name!;
   const repo = s.registry.repository(name);
   const mount = query(ctx, 'mount');
-  if (mount !== undefined) {
+  const from = query(ctx, 'from');
+  if (mount !== undefined && from !== undefined) parseName(from);
+  // A mount needs pull on its source; refused, it falls back to a plain upload (202).
+  if (mount !== undefined && s.auth.mayMount(ctx.state.identity, from)) {
     const digest = parseDigest(mount);
-    const from = query(ctx, 'from');
-    if (from !== undefined) parseName(from);
     const desc = await repo.blobs.mount(digest, from);
     if (desc) {
       blobCreated(ctx, name, digest.value);

@@ -3,6 +3,7 @@ import { MediaTypes } from '../../registry/manifest-parse.js';
 import { parseDigest } from '../../registry/reference.js';
 import type { Handler } from '../context.js';
 import { linkHeader, pageSize, query } from '../params.js';
+import { EXTENSION } from './events.js';
 
 export const base: Handler = async (ctx) => {
   ctx.status = 200;
@@ -12,7 +13,7 @@ export const base: Handler = async (ctx) => {
 export const catalog: Handler = async (ctx, s) => {
   const { defaultListEntries, maxListEntries } = s.config.limits;
   const n = pageSize(ctx, defaultListEntries, maxListEntries);
-  const page = await s.registry.catalog(query(ctx, 'last'), n);
+  const page = await s.registry.catalog(query(ctx, 'last'), n, s.auth.canList(ctx.state.identity));
   if (page.next !== undefined) ctx.set('Link', linkHeader('/v2/_catalog', { n, last: page.next }));
   ctx.body = { repositories: page.items };
 };
@@ -50,6 +51,6 @@ export const listReferrers: Handler = async (ctx, s) => {
   );
 };
 
-export const discover: Handler = async (ctx) => {
-  ctx.body = { extensions: [] };
+export const discover: Handler = async (ctx, s) => {
+  ctx.body = { extensions: s.events ? [EXTENSION] : [] };
 };

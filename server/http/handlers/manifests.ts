@@ -1,5 +1,6 @@
 import { Errors } from '../../errors.js';
 import { parseReference, parseTag, type Digest } from '../../registry/reference.js';
+import { guardDelete, guardTagWrites } from '../../auth/immutable.js';
 import type { Repository, StoredManifest } from '../../registry/repository.js';
 import type { Ctx, Handler } from '../context.js';
 import { contentLength, queryAll } from '../params.js';
@@ -79,6 +80,7 @@ export const putManifest: Handler = async (ctx, s) => {
   const expected: Digest | undefined = ref.kind === 'digest' ? ref.digest : undefined;
   const { digest, subject } = await repo.put(body, ctx.get('content-type') || undefined, expected);
   const tags = ref.kind === 'tag' ? [ref.tag, ...extraTags] : extraTags;
+  await guardTagWrites(s.auth.policy, name, repo, tags, digest);
   for (const tag of new Set(tags)) await repo.tag(tag, digest);
   ctx.status = 201;
   ctx.set('Location', `/v2/${name}/manifests/${digest.value}`);
@@ -91,6 +93,7 @@ export const putManifest: Handler = async (ctx, s) => {
 export const deleteManifest: Handler = async (ctx, s) => {
   const repo = s.registry.repository(ctx.state.params.name!);
   const ref = parseReference(ctx.state.params.reference!);
+  await guardDelete(s.auth.policy, ctx.state.params.name!, repo, ref);
   if (ref.kind === 'tag') await repo.untag(ref.tag);
   else await repo.delete(ref.digest);
   ctx.status = 202;

@@ -1,5 +1,17 @@
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import {
+  link,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  rmdir,
+  stat,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
@@ -14,11 +26,13 @@ import {
 import { pageOf } from './list.js';
 
 const TMP = '.tmp';
+/** STALE_TMP_MS is the age after which a temporary file is a crash's leftover. */
+const STALE_TMP_MS = 24 * 60 * 60 * 1000;
 
 /**
  * FilesystemDriver stores each key as a file below `root`. Writes go to a temporary
  * file under `root/.tmp` and are renamed into place, so readers never see a partial
- * object and a crash leaves only temporary files (removed at the next start).
+ * object and a crash leaves only temporary files (removed at a later start once stale).
  */
 export class FilesystemDriver implements StorageDriver {
   readonly name = 'filesystem';
@@ -35,8 +49,15 @@ export class FilesystemDriver implements StorageDriver {
 
   private async init(): Promise<void> {
     this.ready ??= (async () => {
-      await rm(join(this.root, TMP), { recursive: true, force: true });
-      await mkdir(join(this.root, TMP), { recursive: true });
+      const tmp = join(this.root, TMP);
+      await mkdir(tmp, { recursive: true });
+      // Other processes (workers, replicas) may be writing here right now: remove only
+      // temporary files a crash left behind long ago.
+      const cutoff = Date.now() - STALE_TMP_MS;
+      for (const name of await readdir(tmp)) {
+        const st = await stat(join(tmp, name)).catch(() => undefined);
+        if (st && st.mtimeMs < cutoff) await rm(join(tmp, name), { force: true });
+      }
     })();
     return this.ready;
   }
@@ -65,6 +86,28 @@ export class FilesystemDriver implements StorageDriver {
       await fh.close();
     }
     await this.commit(tmp, key);
+  }
+
+  async putIfAbsent(key: string, data: Buffer | string): Promise<boolean> {
+    validateKey(key);
+    await this.init();
+    const tmp = this.tmpPath();
+    await writeFile(tmp, data);
+    const dest = this.path(key);
+    try {
+      // link(2) fails with EEXIST when dest exists: an atomic create-if-absent.
+      await link(tmp, dest).catch(async (err: unknown) => {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        await mkdir(dirname(dest), { recursive: true });
+        await link(tmp, dest);
+      });
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw err;
+    } finally {
+      await unlink(tmp).catch(() => undefined);
+    }
   }
 
   async writeStream(key: string, source: Readable): Promise<number> {

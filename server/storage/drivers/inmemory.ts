@@ -25,6 +25,13 @@ export class InMemoryDriver implements StorageDriver {
     this.objects.set(key, { data: Buffer.from(data), modified: new Date() });
   }
 
+  async putIfAbsent(key: string, data: Buffer | string): Promise<boolean> {
+    validateKey(key);
+    if (this.objects.has(key)) return false;
+    this.objects.set(key, { data: Buffer.from(data), modified: new Date() });
+    return true;
+  }
+
   async writeStream(key: string, source: Readable): Promise<number> {
     validateKey(key);
     const chunks: Buffer[] = [];

@@ -105,6 +105,23 @@ export class S3Driver implements StorageDriver {
     await retrying(() => this.client.putObject(this.bucket, obj, buf, buf.length));
   }
 
+  async putIfAbsent(key: string, data: Buffer | string): Promise<boolean> {
+    validateKey(key);
+    const buf = typeof data === 'string' ? Buffer.from(data) : data;
+    if (buf.length >= this.partSize) throw new Error('s3: putIfAbsent takes small objects only');
+    const obj = this.k(key);
+    try {
+      await retrying(() =>
+        this.client.putObject(this.bucket, obj, buf, buf.length, { 'If-None-Match': '*' }),
+      );
+      return true;
+    } catch (err) {
+      const code = errCode(err);
+      if (code === 'PreconditionFailed' || code === 'ConditionalRequestConflict') return false;
+      throw err;
+    }
+  }
+
   async writeStream(key: string, source: Readable, sizeHint?: number): Promise<number> {
     validateKey(key);
     const obj = this.k(key);

@@ -12,6 +12,8 @@ import {
   loadConfig,
   parseConfig,
 } from '../../../server/config/load.js';
+import { authDefaults } from '../../../server/auth/config.js';
+import { gcDefaults } from '../../../server/gc/config.js';
 import { configSchema, type JsonSchema } from '../../../server/config/schema.js';
 import type { BerthConfig, S3Config } from '../../../server/config/types.js';
 
@@ -108,7 +110,7 @@ describe('configSchema', () => {
       expect(get(source, b.path), b.path.join('.')).toEqual(def);
       checked++;
     }
-    expect(checked).toBe(19);
+    expect(checked).toBe(44);
     expect(schemaAt(['storage'])?.default).toEqual(d.storage);
   });
 });
@@ -128,9 +130,24 @@ describe('defaults', () => {
         maxListEntries: 1000,
         defaultListEntries: 100,
         maxTagsPerPush: 32,
+        headerBytes: 16384,
+        uploadSessionsPerClient: 1000,
+        rate: { requestsPerSecond: 0, burst: 200 },
       },
       validation: { allowSparse: false },
       log: { level: 'info' },
+      auth: authDefaults(),
+      gc: gcDefaults(),
+      notifications: {
+        includeReferences: false,
+        pullFlushMillis: 1000,
+        settleMillis: 1000,
+        pollMillis: 500,
+        leaseSeconds: 15,
+        retentionHours: 168,
+        endpoints: [],
+      },
+      metrics: { enabled: true, path: '/metrics', repositoryLimit: 100, repositories: [] },
     });
   });
 
@@ -237,9 +254,16 @@ log:
         maxListEntries: 500,
         defaultListEntries: 50,
         maxTagsPerPush: 4,
+        headerBytes: 16384,
+        uploadSessionsPerClient: 1000,
+        rate: { requestsPerSecond: 0, burst: 200 },
       },
       validation: { allowSparse: true },
       log: { level: 'debug' },
+      auth: authDefaults(),
+      gc: gcDefaults(),
+      notifications: defaults().notifications,
+      metrics: defaults().metrics,
     } satisfies BerthConfig);
   });
 
@@ -312,7 +336,7 @@ describe('environment overrides', () => {
 
   it('GIVEN the schema WHEN deriving bindings THEN there is one unique variable per leaf field', () => {
     const names = envBindings().map((b) => b.env);
-    expect(names).toHaveLength(28);
+    expect(names).toHaveLength(61);
     expect(new Set(names).size).toBe(names.length);
     expect(names).not.toContain('BERTH_CONFIG');
     expect(names).not.toContain('BERTH_TOOLS');

@@ -113,6 +113,26 @@ export function describeStorageDriver(name: string, factory: DriverFactory): voi
       await d.delete('a/k');
     });
 
+    it('GIVEN a key WHEN putIfAbsent is called twice THEN only the first creates it and the object keeps its content', async () => {
+      expect(await d.putIfAbsent('a/lease/1', 'first')).toBe(true);
+      expect(await d.putIfAbsent('a/lease/1', 'second')).toBe(false);
+      expect((await d.get('a/lease/1')).toString()).toBe('first');
+      await d.delete('a/lease/1');
+      expect(await d.putIfAbsent('a/lease/1', 'third')).toBe(true);
+      expect((await d.get('a/lease/1')).toString()).toBe('third');
+      await d.delete('a/lease/1');
+    });
+
+    it('GIVEN many concurrent putIfAbsent calls on one key WHEN they race THEN exactly one wins', async () => {
+      const results = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => d.putIfAbsent('a/race', `writer-${i}`)),
+      );
+      expect(results.filter(Boolean)).toHaveLength(1);
+      const winner = results.indexOf(true);
+      expect((await d.get('a/race')).toString()).toBe(`writer-${winner}`);
+      await d.delete('a/race');
+    });
+
     it('GIVEN a large stream WHEN written and read with offsets THEN every byte is intact', async () => {
       const size = factory.bigBytes ?? 64 * 1024 * 1024 + 123;
       const { stream, sha } = pattern(size);

@@ -1,0 +1,73 @@
+import type { Readable } from 'node:stream';
+import type { ListOptions, ListPage, StorageDriver } from '../storage/driver.js';
+import { currentScope } from '../util/scope.js';
+
+/** ActionObserver hears each storage call: its action, duration and outcome. */
+export type ActionObserver = (driver: string, action: string, seconds: number) => void;
+
+/**
+ * MeteredDriver decorates a driver: each call is timed (`registry_storage_action_seconds`)
+ * and counted against the current request. Behaviour, errors and results are the inner
+ * driver's, unchanged. `read` and `writeStream` are timed until their stream is opened or
+ * fully stored, respectively.
+ */
+export class MeteredDriver implements StorageDriver {
+  readonly name: string;
+
+  constructor(
+    readonly inner: StorageDriver,
+    private readonly observe: ActionObserver,
+  ) {
+    this.name = inner.name;
+    if (inner.presignGet) {
+      this.presignGet = (key, expiry) =>
+        this.timed('PresignGet', () => inner.presignGet!(key, expiry));
+    }
+    if (inner.close) this.close = () => inner.close!();
+  }
+
+  presignGet?(key: string, expirySeconds: number): Promise<string>;
+  close?(): Promise<void>;
+
+  private async timed<T>(action: string, fn: () => Promise<T>): Promise<T> {
+    const scope = currentScope();
+    if (scope) scope.storageCalls++;
+    const started = process.hrtime.bigint();
+    try {
+      return await fn();
+    } finally {
+      this.observe(this.name, action, Number(process.hrtime.bigint() - started) / 1e9);
+    }
+  }
+
+  get(key: string): Promise<Buffer> {
+    return this.timed('GetContent', () => this.inner.get(key));
+  }
+  put(key: string, data: Buffer | string): Promise<void> {
+    return this.timed('PutContent', () => this.inner.put(key, data));
+  }
+  putIfAbsent(key: string, data: Buffer | string): Promise<boolean> {
+    return this.timed('PutContentIfAbsent', () => this.inner.putIfAbsent(key, data));
+  }
+  writeStream(key: string, source: Readable, sizeHint?: number): Promise<number> {
+    return this.timed('Writer', () => this.inner.writeStream(key, source, sizeHint));
+  }
+  read(key: string, offset?: number, length?: number): Promise<Readable> {
+    return this.timed('Reader', () => this.inner.read(key, offset, length));
+  }
+  stat(key: string): Promise<{ size: number; modified: Date }> {
+    return this.timed('Stat', () => this.inner.stat(key));
+  }
+  list(prefix: string, opts?: ListOptions): Promise<ListPage> {
+    return this.timed('List', () => this.inner.list(prefix, opts));
+  }
+  delete(key: string): Promise<void> {
+    return this.timed('Delete', () => this.inner.delete(key));
+  }
+  deletePrefix(prefix: string): Promise<void> {
+    return this.timed('DeletePrefix', () => this.inner.deletePrefix(prefix));
+  }
+  ping(): Promise<void> {
+    return this.inner.ping();
+  }
+}

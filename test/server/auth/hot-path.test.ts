@@ -1,0 +1,57 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { StorageDriver } from '../../../server/storage/driver.js';
+import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
+import { authConfig } from '../../support/auth.js';
+import { Client, image, type Built } from '../../support/image.js';
+import { startTestRegistry, type TestRegistry } from '../../support/server.js';
+
+/** counting wraps a driver and counts every method call (a small partial decorator). */
+function counting(d: StorageDriver): { driver: StorageDriver; calls: () => number } {
+  let n = 0;
+  const driver = new Proxy(d, {
+    get(target, prop, receiver) {
+      const v: unknown = Reflect.get(target, prop, receiver);
+      if (typeof v !== 'function') return v;
+      return (...args: unknown[]) => {
+        n++;
+        return (v as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  return { driver, calls: () => n };
+}
+
+describe('auth on the hot path', () => {
+  const regs: { reg: TestRegistry; calls: () => number }[] = [];
+  let img: Built;
+  beforeAll(async () => {
+    img = image().layer(64).build();
+    const shared = new InMemoryDriver();
+    for (const auth of [undefined, authConfig('htpasswd').anonymous('public/**').build()]) {
+      const c = counting(shared);
+      const reg = await startTestRegistry({ driver: c.driver, config: auth ? { auth } : {} });
+      regs.push({ reg, calls: c.calls });
+    }
+    // Both registries serve one store; push through the one without auth.
+    await new Client((p, i) => regs[0]!.reg.fetch(p, i)).push('public/app', 'v1', img);
+  });
+  afterAll(async () => {
+    for (const { reg } of regs) await reg.close();
+  });
+
+  it('GIVEN an anonymous-allowed repository WHEN pulling a manifest and a blob THEN auth adds no storage call', async () => {
+    const [open, guarded] = regs as [(typeof regs)[0], (typeof regs)[0]];
+    const pull = async (r: TestRegistry) => {
+      expect((await r.fetch('/v2/public/app/manifests/v1')).status).toBe(200);
+      expect((await r.fetch(`/v2/public/app/blobs/${img.blobs[0]!.digest}`)).status).toBe(200);
+    };
+    await pull(open.reg); // warm caches equally
+    await pull(guarded.reg);
+    const a0 = open.calls();
+    const b0 = guarded.calls();
+    await pull(open.reg);
+    await pull(guarded.reg);
+    expect(open.calls() - a0).toBeGreaterThan(0);
+    expect(guarded.calls() - b0).toBe(open.calls() - a0);
+  });
+});

@@ -1,0 +1,124 @@
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { RepositoryBlobStore } from '../../server/registry/blobs.js';
+import { parseDigest } from '../../server/registry/reference.js';
+import { Registry } from '../../server/registry/repository.js';
+import { Uploads, type UploadState } from '../../server/registry/uploads.js';
+import { InMemoryDriver } from '../../server/storage/drivers/inmemory.js';
+import { silentLogger } from '../../server/util/log.js';
+import type { Built } from './image.js';
+
+/**
+ * ClockedDriver is the in-memory driver with modification times taken from a test clock, so
+ * grace windows are tested without sleeping. `beforeDelete` lets a test act (or crash) right
+ * before a deletion reaches storage.
+ */
+export class ClockedDriver extends InMemoryDriver {
+  now = 1_700_000_000_000;
+  private readonly times = new Map<string, number>();
+  beforeDelete?: (key: string) => void | Promise<void>;
+
+  /** advance moves the clock forward by `seconds`. */
+  advance(seconds: number): void {
+    this.now += seconds * 1000;
+  }
+
+  readonly clock = (): number => this.now;
+
+  override async put(key: string, data: Buffer | string): Promise<void> {
+    await super.put(key, data);
+    this.times.set(key, this.now);
+  }
+
+  override async putIfAbsent(key: string, data: Buffer | string): Promise<boolean> {
+    const created = await super.putIfAbsent(key, data);
+    if (created) this.times.set(key, this.now);
+    return created;
+  }
+
+  override async writeStream(key: string, source: Readable): Promise<number> {
+    const n = await super.writeStream(key, source);
+    this.times.set(key, this.now);
+    return n;
+  }
+
+  override async stat(key: string): Promise<{ size: number; modified: Date }> {
+    const s = await super.stat(key);
+    return { size: s.size, modified: new Date(this.times.get(key) ?? this.now) };
+  }
+
+  override async delete(key: string): Promise<void> {
+    await this.beforeDelete?.(key);
+    await super.delete(key);
+  }
+
+  /** keys lists every stored key. */
+  keys(): string[] {
+    return Object.keys(this.snapshot());
+  }
+}
+
+/** TestStore is a registry and upload service over a ClockedDriver, with push helpers. */
+export class TestStore {
+  readonly driver = new ClockedDriver();
+  readonly uploads = new Uploads(this.driver, {
+    ttlSeconds: 12 * 3600,
+    clock: this.driver.clock,
+    log: silentLogger,
+  });
+  readonly registry = new Registry(this.driver, { allowSparse: false });
+
+  /** pushBlob uploads bytes in one request and commits them into `repo`. */
+  async pushBlob(repo: string, bytes: Buffer): Promise<string> {
+    const state = await this.uploads.append(
+      await this.uploads.start(repo),
+      Readable.from([bytes]),
+      { contentLength: bytes.length },
+    );
+    const digest = parseDigest('sha256:' + createHash('sha256').update(bytes).digest('hex'));
+    await this.uploads.commit(state, digest, this.registry.repository(repo).blobs);
+    return digest.value;
+  }
+
+  /** startUpload begins a chunked upload that stays open (an in-flight push). */
+  async startUpload(repo: string, chunk: Buffer): Promise<UploadState> {
+    return this.uploads.append(await this.uploads.start(repo), Readable.from([chunk]), {
+      rangeStart: 0,
+      rangeEnd: chunk.length - 1,
+      contentLength: chunk.length,
+    });
+  }
+
+  /** push uploads every blob and child of `m`, then the manifest, tagged with `tags`. */
+  async push(repo: string, m: Built, ...tags: string[]): Promise<void> {
+    for (const c of m.children) await this.push(repo, c);
+    for (const b of m.blobs) await this.pushBlob(repo, b.bytes);
+    const r = this.registry.repository(repo);
+    const { digest } = await r.put(m.body, m.mediaType);
+    for (const t of tags) await r.tag(t, digest);
+  }
+
+  /**
+   * pull reads a manifest by tag or digest and every blob and child it names, checking each
+   * digest; throws on anything missing or corrupt.
+   */
+  async pull(repo: string, ref: string): Promise<void> {
+    const r = this.registry.repository(repo);
+    const digest = ref.includes(':') ? parseDigest(ref) : await r.resolve(ref);
+    const m = await r.get(digest);
+    const doc = JSON.parse(m.body.toString('utf8')) as {
+      config?: { digest: string };
+      layers?: { digest: string }[];
+      manifests?: { digest: string }[];
+    };
+    for (const child of doc.manifests ?? []) await this.pull(repo, child.digest);
+    for (const b of [...(doc.config ? [doc.config] : []), ...(doc.layers ?? [])]) {
+      const d = parseDigest(b.digest);
+      const blobs = r.blobs as RepositoryBlobStore;
+      const desc = await blobs.stat(d);
+      const h = createHash('sha256');
+      for await (const c of blobs.open(desc)) h.update(c as Buffer);
+      if (`sha256:${h.digest('hex')}` !== b.digest) throw new Error(`corrupt blob ${b.digest}`);
+    }
+  }
+}
