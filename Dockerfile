@@ -1,6 +1,5 @@
 # syntax=docker/dockerfile:1
-# One image for Berth. Entry point: node dist/server/cli.js; default command: server.
-# (`berth operator` arrives with the operator.)
+# One image for Berth, two entry points: `berth server` (the default) and `berth operator`.
 
 FROM node:20-bookworm-slim AS build
 WORKDIR /src
@@ -8,6 +7,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY server ./server
+COPY operator ./operator
 RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim

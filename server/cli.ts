@@ -11,6 +11,7 @@ import { createLogger } from './util/log.js';
 const USAGE = `usage: berth <command> [--config <file>]
 
 commands:
+  operator   run the Kubernetes operator (in-cluster config, else $KUBECONFIG; leader election on a Lease)
   server     run the registry (config: --config, $BERTH_CONFIG or ./berth.yaml; env BERTH_<PATH> overrides)
   gc         collect garbage and apply retention once [--dry-run: only report]; prints a JSON report
 `;
@@ -70,6 +71,8 @@ async function serve(args: string[]): Promise<void> {
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
+    case 'operator':
+      return (await import('../operator/main.js')).operatorCommand();
     case 'server':
       return serve(rest);
     case 'gc': {

@@ -149,6 +149,53 @@ function aptInstall(pkg, cmd) {
   });
 }
 
+/**
+ * peers builds the benchmark's peer registries (issue #5): distribution v3 and zot + zb from
+ * their Go modules through wrapper modules (so the binaries get distinct names), and
+ * distribution v2.8 from Debian's `docker-registry`. zot needs GOEXPERIMENT=jsonv2 since 2.1.12.
+ */
+function peers() {
+  const failed = [];
+  const attempt = (what, fn) => {
+    try {
+      fn();
+    } catch (err) {
+      log(`${what}: ${err.message}`);
+      failed.push(what);
+    }
+  };
+  const dist = TOOLS.distribution;
+  attempt('distribution', () =>
+    wrapperBuild(
+      'distribution',
+      dist,
+      'github.com/distribution/distribution/v3',
+      `module berth.dev/disttool\ngo 1.26.0\nrequire github.com/distribution/distribution/v3 ${dist}\n`,
+      [['github.com/distribution/distribution/v3/cmd/registry', 'distribution']],
+      `-s -w -X github.com/distribution/distribution/v3/version.version=${dist}`,
+    ),
+  );
+  const zot = TOOLS.zot;
+  goEnv.GOEXPERIMENT = 'jsonv2';
+  attempt('zot', () => {
+    wrapperBuild(
+      'zot',
+      zot,
+      'zotregistry.dev/zot/v2',
+      `module berth.dev/zottool\ngo 1.26.3\nrequire zotregistry.dev/zot/v2 ${zot}\n`,
+      [
+        ['zotregistry.dev/zot/v2/cmd/zot', 'zot'],
+        ['zotregistry.dev/zot/v2/cmd/zb', 'zb'],
+      ],
+      `-s -w -X zotregistry.dev/zot/v2/pkg/api/config.ReleaseTag=${zot}`,
+    );
+    stamp('zb', zot);
+  });
+  delete goEnv.GOEXPERIMENT;
+  attempt('docker-registry', () => aptInstall('docker-registry', 'docker-registry'));
+  if (failed.length > 0) throw new Error(`peers not built: ${failed.join(', ')}`);
+}
+
 const wanted = new Set(process.argv.slice(2));
 const want = (n) => wanted.size === 0 || wanted.has(n);
 try {
@@ -162,6 +209,8 @@ try {
     kube(TOOLS.kubernetes);
   }
   if (want('helm')) goInstall('helm', 'helm.sh/helm/v3/cmd/helm', TOOLS.helm);
+  // Benchmark peers only on request: `node test/tools/ensure.mjs peers` (bench/run.ts does it).
+  if (wanted.has('peers')) peers();
 } catch (err) {
   log(`FAILED: ${err.message}`);
   process.exit(1);

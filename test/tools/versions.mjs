@@ -10,4 +10,10 @@ export const TOOLS = {
   kubernetes: 'v1.36.3',
   etcd: 'v3.6.8',
   helm: 'v3.22.0',
+  // Benchmark peers (issue #5). zot's module is zotregistry.dev/zot/v2 only from v2.1.10 on
+  // (earlier tags declare zotregistry.dev/zot, so the proxy refuses them under /v2).
+  // On this workplace the proxy answered 403 Forbidden for zotregistry.dev/zot/v2 at every
+  // release v2.1.10..v2.1.20 (and for zotregistry.dev/zot@v2.1.0): zot and zb cannot be built.
+  distribution: 'v3.1.2',
+  zot: 'v2.1.20',
 };

@@ -1,0 +1,227 @@
+/**
+ * Controller wires informers to the work queue and the queue to reconcileRegistry: events on
+ * a Registry, or on a child it controls, enqueue the Registry's key; workers process keys one
+ * at a time per key; failures back off; a resync enqueues every Registry periodically.
+ */
+import {
+  AppsV1Api,
+  ApisApi,
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
+import { realClock, type Clock } from './clock.js';
+import { LABEL_MANAGED_BY, MANAGED_BY } from './desired/meta.js';
+import type { EventSink } from './events.js';
+import { watchResource, type Watched } from './informer.js';
+import type { Logger } from './log.js';
+import type { OperatorMetrics } from './metrics.js';
+import { WorkQueue } from './queue.js';
+import { Applier } from './reconcile/apply.js';
+import { reconcileRegistry, type ReconcileDeps } from './reconcile/registry.js';
+import type { BucketStore } from './storage.js';
+import { GROUP, KIND, PLURAL, VERSION } from './types.js';
+
+export interface ControllerOptions {
+  kc: KubeConfig;
+  log: Logger;
+  metrics: OperatorMetrics;
+  buckets: BucketStore;
+  events: EventSink;
+  clock?: Clock;
+  /** workers is the number of concurrent reconciles (different keys only). Default 2. */
+  workers?: number;
+  /** resyncMs enqueues every Registry this often. Default 5 minutes. */
+  resyncMs?: number;
+  /** storageRetryMs is how soon storage problems are retried. Default 15 s. */
+  storageRetryMs?: number;
+  /** maxBackoffMs caps the per-key retry delay after errors. Default 5 minutes. */
+  maxBackoffMs?: number;
+}
+
+const keyOf = (ns: string | undefined, name: string | undefined): string =>
+  `${ns ?? ''}/${name ?? ''}`;
+
+/** ownerKey is the key of the Registry that controls `obj`, if any. */
+function ownerKey(obj: KubernetesObject): string | undefined {
+  const ref = obj.metadata?.ownerReferences?.find(
+    (o) => o.controller === true && o.kind === KIND && o.apiVersion.startsWith(`${GROUP}/`),
+  );
+  return ref ? keyOf(obj.metadata?.namespace, ref.name) : undefined;
+}
+
+export class Controller {
+  readonly queue: WorkQueue;
+  private readonly clock: Clock;
+  private readonly watches: { name: string; w: Watched<KubernetesObject> }[] = [];
+  private readonly deps: ReconcileDeps;
+  private running = false;
+  private cancelResync: (() => void) | undefined;
+  private workersDone: Promise<void>[] = [];
+  private smCache: { at: number; value: boolean } | undefined;
+
+  constructor(private readonly opts: ControllerOptions) {
+    this.clock = opts.clock ?? realClock;
+    this.queue = new WorkQueue({ clock: this.clock, maxDelayMs: opts.maxBackoffMs ?? 300_000 });
+    const kc = opts.kc;
+    const apis = kc.makeApiClient(ApisApi);
+    this.deps = {
+      core: kc.makeApiClient(CoreV1Api),
+      apps: kc.makeApiClient(AppsV1Api),
+      custom: kc.makeApiClient(CustomObjectsApi),
+      applier: new Applier(kc),
+      buckets: opts.buckets,
+      events: opts.events,
+      clock: this.clock,
+      log: opts.log,
+      storageRetryMs: opts.storageRetryMs,
+      serviceMonitorApi: async () => {
+        const now = this.clock.now();
+        if (this.smCache && now - this.smCache.at < 60_000) return this.smCache.value;
+        const groups = await apis.getAPIVersions();
+        const value = groups.groups.some(
+          (g) => g.name === 'monitoring.coreos.com' && g.versions.some((v) => v.version === 'v1'),
+        );
+        this.smCache = { at: now, value };
+        return value;
+      },
+    };
+  }
+
+  /** synced is true when every informer has listed once. */
+  synced(): boolean {
+    return this.running && this.watches.every((w) => w.w.synced());
+  }
+
+  /** start begins watching and reconciling; it resolves once the caches are synced. */
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    const { kc, log, metrics } = this.opts;
+    const custom = kc.makeApiClient(CustomObjectsApi);
+    const apps = kc.makeApiClient(AppsV1Api);
+    const core = kc.makeApiClient(CoreV1Api);
+    const managed = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
+    const add = (name: string, w: Watched<KubernetesObject>) => this.watches.push({ name, w });
+    const common = { kc, log, clock: this.clock };
+    const onError = (name: string) => () => metrics.watchRestarts.inc({ resource: name });
+
+    add(
+      'registries',
+      watchResource<KubernetesObject>({
+        ...common,
+        path: `/apis/${GROUP}/${VERSION}/${PLURAL}`,
+        list: () =>
+          custom.listClusterCustomObject({
+            group: GROUP,
+            version: VERSION,
+            plural: PLURAL,
+          }) as Promise<KubernetesListObject<KubernetesObject>>,
+        onEvent: (_t, o) => this.enqueue(keyOf(o.metadata?.namespace, o.metadata?.name)),
+        onError: onError('registries'),
+      }),
+    );
+    const child = (
+      name: string,
+      path: string,
+      list: () => Promise<KubernetesListObject<KubernetesObject>>,
+    ) =>
+      add(
+        name,
+        watchResource<KubernetesObject>({
+          ...common,
+          path,
+          list,
+          labelSelector: managed,
+          onEvent: (_t, o) => {
+            const k = ownerKey(o);
+            if (k) this.enqueue(k);
+          },
+          onError: onError(name),
+        }),
+      );
+    child('deployments', '/apis/apps/v1/deployments', () =>
+      apps.listDeploymentForAllNamespaces({ labelSelector: managed }),
+    );
+    child('configmaps', '/api/v1/configmaps', () =>
+      core.listConfigMapForAllNamespaces({ labelSelector: managed }),
+    );
+    child('services', '/api/v1/services', () =>
+      core.listServiceForAllNamespaces({ labelSelector: managed }),
+    );
+    child('secrets', '/api/v1/secrets', () =>
+      core.listSecretForAllNamespaces({ labelSelector: managed }),
+    );
+
+    await Promise.all(this.watches.map((w) => w.w.start()));
+    log.info({ informers: this.watches.map((w) => w.name) }, 'caches synced');
+    const n = this.opts.workers ?? 2;
+    for (let i = 0; i < n; i++) this.workersDone.push(this.worker());
+    this.scheduleResync();
+  }
+
+  /** stop ends watching, lets in-flight reconciles finish, and shuts the queue down. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.cancelResync?.();
+    for (const w of this.watches.splice(0)) w.w.stop();
+    this.queue.shutDown();
+    await Promise.all(this.workersDone.splice(0));
+  }
+
+  private enqueue(key: string): void {
+    this.queue.add(key);
+    this.opts.metrics.queueDepth.set(this.queue.len());
+  }
+
+  private scheduleResync(): void {
+    const every = this.opts.resyncMs ?? 300_000;
+    this.cancelResync = this.clock.setTimeout(() => {
+      if (!this.running) return;
+      const regs = this.watches.find((w) => w.name === 'registries')?.w.list() ?? [];
+      for (const r of regs) this.enqueue(keyOf(r.metadata?.namespace, r.metadata?.name));
+      this.scheduleResync();
+    }, every);
+  }
+
+  private async worker(): Promise<void> {
+    const { metrics, log } = this.opts;
+    for (;;) {
+      const key = await this.queue.get();
+      metrics.queueDepth.set(this.queue.len());
+      if (key === undefined) return;
+      const [namespace = '', name = ''] = key.split('/');
+      const end = metrics.reconcileTime.startTimer();
+      try {
+        const res = await reconcileRegistry(this.deps, namespace, name);
+        this.queue.forget(key);
+        if (res.requeueAfterMs !== undefined) {
+          this.queue.addAfter(key, res.requeueAfterMs);
+          metrics.reconcileTotal.inc({ result: 'requeue' });
+        } else {
+          metrics.reconcileTotal.inc({ result: 'success' });
+        }
+      } catch (err) {
+        const delay = this.queue.addRateLimited(key);
+        metrics.reconcileTotal.inc({ result: 'error' });
+        metrics.reconcileErrors.inc();
+        log.warn(
+          { registry: name, namespace, err: errText(err), retryInMs: delay },
+          'reconcile failed',
+        );
+      } finally {
+        end();
+        this.queue.done(key);
+      }
+    }
+  }
+}
+
+function errText(err: unknown): string {
+  const body = (err as { body?: unknown }).body;
+  if (typeof body === 'string') return `${String(err)}: ${body.slice(0, 500)}`;
+  return String(err);
+}

@@ -1,0 +1,151 @@
+/**
+ * The server config a Registry asks for: rendered as berth.yaml into a ConfigMap. The
+ * credentials and the shared HTTP secret are not in it; the pod gets them as BERTH_*
+ * environment variables from Secrets, which the server merges over the file.
+ */
+import { createHash } from 'node:crypto';
+import type { V1ConfigMap } from '@kubernetes/client-node';
+import { stringify } from 'yaml';
+import { ConfigError, parseConfig } from '../../server/config/load.js';
+import type { BerthConfig, S3Config } from '../../server/config/types.js';
+import type { Registry } from '../types.js';
+import {
+  CA_DIR,
+  CONFIG_KEY,
+  DEBUG_PORT,
+  HTTP_PORT,
+  TLS_DIR,
+  childMeta,
+  childNames,
+} from './meta.js';
+
+type PartialDeep<T> = T extends readonly unknown[]
+  ? T
+  : T extends object
+    ? { [K in keyof T]?: PartialDeep<T[K]> }
+    : T;
+
+/**
+ * RenderedConfig is the part of a BerthConfig the operator sets (the server fills in its own
+ * defaults for the rest). It has no S3 keys and no HTTP secret: those come from Secrets.
+ */
+export type RenderedConfig = Omit<PartialDeep<BerthConfig>, 'storage'> & {
+  storage: { driver: 's3'; s3: Omit<S3Config, 'accessKey' | 'secretKey'> };
+};
+
+/** SHUTDOWN_SECONDS bounds in-flight requests on SIGTERM; the pod's grace period adds to it. */
+export const SHUTDOWN_SECONDS = 30;
+
+/** renderConfig is the server config for `r`, before configOverrides. */
+export function renderConfig(r: Registry): RenderedConfig {
+  const s3 = r.spec.storage.s3;
+  const rendered: RenderedConfig = {
+    http: {
+      addr: `0.0.0.0:${HTTP_PORT}`,
+      debugAddr: `0.0.0.0:${DEBUG_PORT}`,
+      workers: 1,
+      shutdownTimeoutSeconds: SHUTDOWN_SECONDS,
+      ...(r.spec.tls
+        ? { tls: { certFile: `${TLS_DIR}/tls.crt`, keyFile: `${TLS_DIR}/tls.key` } }
+        : {}),
+    },
+    storage: {
+      driver: 's3',
+      s3: {
+        endpoint: s3.endpoint.replace(/\/$/, ''),
+        bucket: s3.bucket,
+        region: s3.region,
+        pathStyle: s3.pathStyle,
+        partSizeMiB: s3.partSizeMiB,
+        redirect: s3.redirect,
+        ...(s3.prefix !== undefined && s3.prefix !== '' ? { prefix: s3.prefix } : {}),
+        ...(s3.caBundleSecretRef || s3.insecureSkipVerify
+          ? {
+              tls: {
+                ...(s3.caBundleSecretRef ? { caFile: `${CA_DIR}/ca.crt` } : {}),
+                ...(s3.insecureSkipVerify ? { insecureSkipVerify: true } : {}),
+              },
+            }
+          : {}),
+      },
+    },
+    delete: { enabled: r.spec.deleteEnabled },
+    readOnly: r.spec.readOnly,
+    log: { level: r.spec.logLevel },
+    metrics: { enabled: r.spec.metrics.enabled },
+  };
+  const endpoints = r.spec.notifications?.endpoints ?? [];
+  if (endpoints.length > 0) {
+    rendered.notifications = {
+      endpoints: endpoints.map((e) => ({
+        name: e.name,
+        url: e.url,
+        timeoutSeconds: e.timeoutSeconds,
+        ...(e.headers ? { headers: e.headers } : {}),
+      })),
+    };
+  }
+  return rendered;
+}
+
+type Json = Record<string, unknown>;
+
+function isPlainObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * mergeOverrides deep-merges `overrides` over `base` and returns a new object: mappings merge
+ * key by key, anything else (lists, scalars, null) replaces.
+ */
+export function mergeOverrides(base: Json, overrides: Json | undefined): Json {
+  const out: Json = { ...base };
+  for (const [k, v] of Object.entries(overrides ?? {})) {
+    const cur = out[k];
+    out[k] = isPlainObject(cur) && isPlainObject(v) ? mergeOverrides(cur, v) : v;
+  }
+  return out;
+}
+
+/** PLACEHOLDER_ENV stands in for the Secret-provided variables when validating a config. */
+const PLACEHOLDER_ENV = {
+  BERTH_STORAGE_S3_ACCESS_KEY: 'validation-placeholder',
+  BERTH_STORAGE_S3_SECRET_KEY: 'validation-placeholder',
+  BERTH_HTTP_SECRET: 'validation-placeholder',
+};
+
+/** ConfigResult is the berth.yaml text for a Registry, or why it cannot be rendered. */
+export type ConfigResult = { ok: true; yaml: string } | { ok: false; problems: readonly string[] };
+
+/**
+ * configYaml renders `r`'s config with configOverrides merged last and validates it with the
+ * server's own parser, exactly as a pod would load it (Secret values given as env).
+ */
+export function configYaml(r: Registry): ConfigResult {
+  const merged = mergeOverrides(renderConfig(r), r.spec.configOverrides);
+  const yaml = stringify(merged, { sortMapEntries: false });
+  try {
+    parseConfig(yaml, PLACEHOLDER_ENV, CONFIG_KEY);
+  } catch (err) {
+    if (err instanceof ConfigError) return { ok: false, problems: err.problems };
+    throw err;
+  }
+  return { ok: true, yaml };
+}
+
+/** checksum is a short stable digest of the given strings, for pod-template annotations. */
+export function checksum(...parts: string[]): string {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p).update('\0');
+  return h.digest('hex');
+}
+
+/** desiredConfigMap holds the rendered berth.yaml under the key `berth.yaml`. */
+export function desiredConfigMap(r: Registry, yaml: string): V1ConfigMap {
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: childMeta(r, childNames(r).config),
+    data: { [CONFIG_KEY]: yaml },
+  };
+}

@@ -1,0 +1,168 @@
+import type {
+  V1Container,
+  V1Deployment,
+  V1EnvVar,
+  V1Volume,
+  V1VolumeMount,
+} from '@kubernetes/client-node';
+import type { Registry } from '../types.js';
+import { SHUTDOWN_SECONDS } from './config.js';
+import {
+  CA_DIR,
+  CONFIG_CHECKSUM,
+  CONFIG_DIR,
+  CONFIG_KEY,
+  DEBUG_PORT,
+  HTTP_PORT,
+  HTTP_SECRET_KEY,
+  childMeta,
+  childNames,
+  labels,
+  selectorLabels,
+  TLS_DIR,
+} from './meta.js';
+
+/** RUN_AS is the unprivileged uid and gid the server runs as. */
+export const RUN_AS = 65532;
+
+/**
+ * desiredDeployment runs `berth server` for `r`. `configChecksum` (of the rendered config and
+ * the shared secret) goes into the pod template, so a change rolls the pods. Credentials and
+ * the HTTP secret reach the server as BERTH_* variables from Secrets, never in the ConfigMap.
+ */
+export function desiredDeployment(r: Registry, configChecksum: string): V1Deployment {
+  const names = childNames(r);
+  const s3 = r.spec.storage.s3;
+  const env: V1EnvVar[] = [
+    { name: 'BERTH_CONFIG', value: `${CONFIG_DIR}/${CONFIG_KEY}` },
+    {
+      name: 'BERTH_HTTP_SECRET',
+      valueFrom: { secretKeyRef: { name: names.secret, key: HTTP_SECRET_KEY } },
+    },
+    {
+      name: 'BERTH_STORAGE_S3_ACCESS_KEY',
+      valueFrom: {
+        secretKeyRef: {
+          name: s3.credentialsSecretRef.name,
+          key: s3.credentialsSecretRef.accessKeyIdKey,
+        },
+      },
+    },
+    {
+      name: 'BERTH_STORAGE_S3_SECRET_KEY',
+      valueFrom: {
+        secretKeyRef: {
+          name: s3.credentialsSecretRef.name,
+          key: s3.credentialsSecretRef.secretAccessKeyKey,
+        },
+      },
+    },
+  ];
+  const volumes: V1Volume[] = [
+    {
+      name: 'config',
+      configMap: { name: names.config, items: [{ key: CONFIG_KEY, path: CONFIG_KEY }] },
+    },
+    { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
+  ];
+  const mounts: V1VolumeMount[] = [
+    { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
+    { name: 'tmp', mountPath: '/tmp' },
+  ];
+  if (s3.caBundleSecretRef) {
+    volumes.push({
+      name: 'ca',
+      secret: {
+        secretName: s3.caBundleSecretRef.name,
+        items: [{ key: s3.caBundleSecretRef.key, path: 'ca.crt' }],
+      },
+    });
+    mounts.push({ name: 'ca', mountPath: CA_DIR, readOnly: true });
+  }
+  if (r.spec.tls) {
+    volumes.push({ name: 'tls', secret: { secretName: r.spec.tls.secretName } });
+    mounts.push({ name: 'tls', mountPath: TLS_DIR, readOnly: true });
+  }
+  const container: V1Container = {
+    name: 'berth',
+    image: r.spec.image,
+    imagePullPolicy: r.spec.imagePullPolicy,
+    args: ['server'],
+    ports: [
+      { name: 'http', containerPort: HTTP_PORT, protocol: 'TCP' },
+      { name: 'debug', containerPort: DEBUG_PORT, protocol: 'TCP' },
+    ],
+    env,
+    volumeMounts: mounts,
+    readinessProbe: {
+      httpGet: { path: '/readyz', port: 'debug' },
+      periodSeconds: 5,
+      timeoutSeconds: 2,
+      failureThreshold: 3,
+    },
+    livenessProbe: {
+      httpGet: { path: '/healthz', port: 'debug' },
+      initialDelaySeconds: 5,
+      periodSeconds: 10,
+      timeoutSeconds: 2,
+      failureThreshold: 3,
+    },
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: RUN_AS,
+      runAsGroup: RUN_AS,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      privileged: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    ...(r.spec.resources ? { resources: r.spec.resources } : {}),
+  };
+  const strategy =
+    r.spec.updateStrategy.type === 'Recreate'
+      ? { type: 'Recreate' }
+      : {
+          type: 'RollingUpdate',
+          rollingUpdate: {
+            maxUnavailable: r.spec.updateStrategy.maxUnavailable ?? 0,
+            maxSurge: r.spec.updateStrategy.maxSurge ?? 1,
+          },
+        };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: childMeta(r, names.workload),
+    spec: {
+      replicas: r.spec.replicas,
+      revisionHistoryLimit: 5,
+      selector: { matchLabels: selectorLabels(r) },
+      strategy,
+      template: {
+        metadata: { labels: labels(r), annotations: { [CONFIG_CHECKSUM]: configChecksum } },
+        spec: {
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          terminationGracePeriodSeconds: SHUTDOWN_SECONDS + 5,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: RUN_AS,
+            runAsGroup: RUN_AS,
+            fsGroup: RUN_AS,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          containers: [container],
+          volumes,
+          ...(r.spec.imagePullSecrets ? { imagePullSecrets: r.spec.imagePullSecrets } : {}),
+          ...(r.spec.nodeSelector ? { nodeSelector: r.spec.nodeSelector } : {}),
+          ...(r.spec.affinity ? { affinity: r.spec.affinity } : {}),
+          ...(r.spec.tolerations ? { tolerations: r.spec.tolerations } : {}),
+          ...(r.spec.topologySpreadConstraints
+            ? { topologySpreadConstraints: r.spec.topologySpreadConstraints }
+            : {}),
+          ...(r.spec.priorityClassName ? { priorityClassName: r.spec.priorityClassName } : {}),
+        },
+      },
+    },
+  } as V1Deployment;
+}

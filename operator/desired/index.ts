@@ -1,0 +1,62 @@
+/**
+ * desiredState: everything a Registry asks for, computed purely. The reconciler applies the
+ * `children` and prunes owned objects of the optional kinds that are not among them.
+ */
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { Registry } from '../types.js';
+import { checksum, configYaml, desiredConfigMap } from './config.js';
+import { desiredDeployment } from './deployment.js';
+import {
+  desiredIngress,
+  desiredPodDisruptionBudget,
+  desiredService,
+  desiredServiceMonitor,
+} from './network.js';
+import { desiredSecret } from './secret.js';
+
+export interface DesiredInputs {
+  /** httpSecret is the value already stored in the Registry's Secret, if any. */
+  httpSecret: string | undefined;
+  /** serviceMonitorApi says whether monitoring.coreos.com/v1 ServiceMonitor is served. */
+  serviceMonitorApi: boolean;
+  /** generate makes a new HTTP secret (injectable for tests). */
+  generate?: () => string;
+}
+
+export type DesiredState =
+  | { ok: true; children: KubernetesObject[]; skipped: string[] }
+  | { ok: false; problems: readonly string[] };
+
+/**
+ * PRUNABLE lists the optional kinds a spec change can remove; the always-present children
+ * (ConfigMap, Secret, Deployment, Service) are never pruned, only owner-GC'd.
+ */
+export const PRUNABLE = [
+  { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets' },
+  { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', plural: 'ingresses' },
+  { apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitor', plural: 'servicemonitors' },
+] as const;
+
+/**
+ * desiredState renders every child of `r`, in apply order (config before the workload that
+ * mounts it). It fails only when the rendered server config does not validate; `skipped`
+ * names optional children asked for but not applicable (ServiceMonitor without its API).
+ */
+export function desiredState(r: Registry, inputs: DesiredInputs): DesiredState {
+  const config = configYaml(r);
+  if (!config.ok) return { ok: false, problems: config.problems };
+  const secret = desiredSecret(r, inputs.httpSecret, inputs.generate);
+  const stored = secret.data?.httpSecret ?? '';
+  const deployment = desiredDeployment(r, checksum(config.yaml, stored));
+  const children: KubernetesObject[] = [desiredConfigMap(r, config.yaml), secret, deployment];
+  children.push(desiredService(r));
+  const pdb = desiredPodDisruptionBudget(r);
+  if (pdb) children.push(pdb);
+  const ingress = desiredIngress(r);
+  if (ingress) children.push(ingress);
+  const skipped: string[] = [];
+  const sm = desiredServiceMonitor(r);
+  if (sm && inputs.serviceMonitorApi) children.push(sm);
+  else if (sm) skipped.push('ServiceMonitor');
+  return { ok: true, children, skipped };
+}

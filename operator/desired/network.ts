@@ -1,0 +1,102 @@
+/** Service, PodDisruptionBudget, Ingress and ServiceMonitor for a Registry. */
+import type {
+  KubernetesObject,
+  V1Ingress,
+  V1PodDisruptionBudget,
+  V1Service,
+} from '@kubernetes/client-node';
+import type { Registry } from '../types.js';
+import { DEBUG_PORT, childMeta, childNames, selectorLabels } from './meta.js';
+
+/** desiredService exposes the registry port as `http` on spec.service.port. */
+export function desiredService(r: Registry): V1Service {
+  const meta = childMeta(r, childNames(r).workload);
+  if (r.spec.service.annotations) meta.annotations = r.spec.service.annotations;
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta,
+    spec: {
+      type: r.spec.service.type,
+      selector: selectorLabels(r),
+      ports: [
+        { name: 'http', port: r.spec.service.port, targetPort: 'http', protocol: 'TCP' },
+        ...(r.spec.metrics.enabled
+          ? [{ name: 'metrics', port: DEBUG_PORT, targetPort: 'debug', protocol: 'TCP' }]
+          : []),
+      ],
+    },
+  };
+}
+
+/**
+ * desiredPodDisruptionBudget limits voluntary evictions; undefined when disabled. Without a
+ * bound in the spec it allows one pod down at a time.
+ */
+export function desiredPodDisruptionBudget(r: Registry): V1PodDisruptionBudget | undefined {
+  const pdb = r.spec.podDisruptionBudget;
+  if (!pdb.enabled) return undefined;
+  const bound =
+    pdb.minAvailable !== undefined
+      ? { minAvailable: pdb.minAvailable }
+      : { maxUnavailable: pdb.maxUnavailable ?? 1 };
+  return {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: childMeta(r, childNames(r).workload),
+    spec: { selector: { matchLabels: selectorLabels(r) }, ...bound },
+  };
+}
+
+/** desiredIngress routes spec.ingress.host to the Service; undefined when disabled. */
+export function desiredIngress(r: Registry): V1Ingress | undefined {
+  const ing = r.spec.ingress;
+  if (!ing?.enabled || ing.host === undefined) return undefined;
+  const meta = childMeta(r, childNames(r).workload);
+  // Large layer uploads: lift the common body-size limits of ingress controllers.
+  meta.annotations = { 'nginx.ingress.kubernetes.io/proxy-body-size': '0', ...ing.annotations };
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'Ingress',
+    metadata: meta,
+    spec: {
+      ...(ing.className ? { ingressClassName: ing.className } : {}),
+      ...(ing.tlsSecretName ? { tls: [{ hosts: [ing.host], secretName: ing.tlsSecretName }] } : {}),
+      rules: [
+        {
+          host: ing.host,
+          http: {
+            paths: [
+              {
+                path: ing.path,
+                pathType: 'Prefix',
+                backend: { service: { name: childNames(r).workload, port: { name: 'http' } } },
+              },
+            ],
+          },
+        },
+      ],
+    },
+  };
+}
+
+/**
+ * desiredServiceMonitor scrapes /metrics of the Service for the Prometheus operator; undefined
+ * unless metrics and the ServiceMonitor are both enabled. The caller applies it only when the
+ * monitoring.coreos.com/v1 API exists.
+ */
+export function desiredServiceMonitor(r: Registry): KubernetesObject | undefined {
+  const m = r.spec.metrics;
+  if (!m.enabled || !m.serviceMonitor.enabled) return undefined;
+  const meta = childMeta(r, childNames(r).workload);
+  meta.labels = { ...meta.labels, ...m.serviceMonitor.labels };
+  return {
+    apiVersion: 'monitoring.coreos.com/v1',
+    kind: 'ServiceMonitor',
+    metadata: meta,
+    spec: {
+      selector: { matchLabels: selectorLabels(r) },
+      endpoints: [{ port: 'metrics', path: '/metrics', interval: m.serviceMonitor.interval }],
+    },
+  } as KubernetesObject;
+}

@@ -1,0 +1,287 @@
+/**
+ * reconcileRegistry drives one Registry toward its spec. It is level-triggered: it reads the
+ * Registry afresh, computes the desired children purely, applies them, prunes, checks the
+ * bucket, and patches the status only when it changed. Problems the user must fix (missing
+ * credentials, an unreachable endpoint, an invalid config) end up in conditions and Events and
+ * a later requeue, never in an exception loop.
+ */
+import {
+  ApiException,
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Deployment,
+  type V1Secret,
+} from '@kubernetes/client-node';
+import type { Clock } from '../clock.js';
+import { desiredState, PRUNABLE } from '../desired/index.js';
+import { childNames } from '../desired/meta.js';
+import { httpSecretOf } from '../desired/secret.js';
+import type { EventSink } from '../events.js';
+import type { Logger } from '../log.js';
+import { computeStatus, statusChanged, transitions, type StorageState } from '../status.js';
+import type { BucketStore, BucketTarget, Credentials } from '../storage.js';
+import { FINALIZER, GROUP, PLURAL, VERSION, type Registry } from '../types.js';
+import type { Applier } from './apply.js';
+
+export interface ReconcileDeps {
+  core: CoreV1Api;
+  apps: AppsV1Api;
+  custom: CustomObjectsApi;
+  applier: Applier;
+  buckets: BucketStore;
+  events: EventSink;
+  clock: Clock;
+  log: Logger;
+  /** serviceMonitorApi says whether monitoring.coreos.com/v1 is served. */
+  serviceMonitorApi: () => Promise<boolean>;
+  /** storageRetryMs is how soon a Registry whose storage is not ready is looked at again. */
+  storageRetryMs?: number;
+}
+
+export interface ReconcileResult {
+  /** requeueAfterMs asks for another pass even without a change (polling outside the cluster). */
+  requeueAfterMs?: number;
+}
+
+/** apiMessage is the API server's message for a failed request, else the error's text. */
+function apiMessage(err: unknown): string {
+  const body = (err as { body?: unknown }).body;
+  if (typeof body === 'string') {
+    try {
+      const m = (JSON.parse(body) as { message?: unknown }).message;
+      if (typeof m === 'string') return m;
+    } catch {
+      // not JSON: fall through
+    }
+  }
+  return err instanceof Error ? (err.message.split('\n')[0] ?? err.message) : String(err);
+}
+
+const is404 = (err: unknown): boolean => err instanceof ApiException && err.code === 404;
+
+async function readSecret(
+  core: CoreV1Api,
+  namespace: string,
+  name: string,
+): Promise<V1Secret | undefined> {
+  try {
+    return await core.readNamespacedSecret({ name, namespace });
+  } catch (err) {
+    if (is404(err)) return undefined;
+    throw err;
+  }
+}
+
+function secretValue(s: V1Secret, key: string): string | undefined {
+  const b64 = s.data?.[key];
+  return b64 === undefined ? undefined : Buffer.from(b64, 'base64').toString('utf8');
+}
+
+/** target is where the Registry's bucket lives, with the CA bundle if one is referenced. */
+async function target(deps: ReconcileDeps, r: Registry): Promise<BucketTarget> {
+  const s3 = r.spec.storage.s3;
+  let ca: string | undefined;
+  if (s3.caBundleSecretRef) {
+    const s = await readSecret(deps.core, r.metadata.namespace, s3.caBundleSecretRef.name);
+    ca = s ? secretValue(s, s3.caBundleSecretRef.key) : undefined;
+  }
+  return {
+    endpoint: s3.endpoint,
+    bucket: s3.bucket,
+    region: s3.region,
+    pathStyle: s3.pathStyle,
+    insecureSkipVerify: s3.insecureSkipVerify,
+    ...(ca !== undefined ? { ca } : {}),
+  };
+}
+
+/** credentials reads the S3 keys from the referenced Secret, or says what is missing. */
+async function credentials(deps: ReconcileDeps, r: Registry): Promise<Credentials | StorageState> {
+  const ref = r.spec.storage.s3.credentialsSecretRef;
+  const ns = r.metadata.namespace;
+  const s = await readSecret(deps.core, ns, ref.name);
+  if (!s)
+    return {
+      ready: false,
+      reason: 'CredentialsMissing',
+      message: `Secret ${ns}/${ref.name} not found`,
+    };
+  const accessKey = secretValue(s, ref.accessKeyIdKey);
+  const secretKey = secretValue(s, ref.secretAccessKeyKey);
+  const missing = [
+    ...(accessKey ? [] : [ref.accessKeyIdKey]),
+    ...(secretKey ? [] : [ref.secretAccessKeyKey]),
+  ];
+  if (missing.length > 0 || accessKey === undefined || secretKey === undefined)
+    return {
+      ready: false,
+      reason: 'CredentialsMissing',
+      message: `Secret ${ns}/${ref.name} has no key ${missing.join(' or ')}`,
+    };
+  return { accessKey, secretKey };
+}
+
+async function setFinalizers(
+  deps: ReconcileDeps,
+  r: Registry,
+  finalizers: string[],
+): Promise<void> {
+  // JSON patch guarded by resourceVersion: a concurrent writer makes it fail and we retry.
+  await deps.custom.patchNamespacedCustomObject(
+    {
+      group: GROUP,
+      version: VERSION,
+      namespace: r.metadata.namespace,
+      plural: PLURAL,
+      name: r.metadata.name,
+      body: [
+        { op: 'test', path: '/metadata/resourceVersion', value: r.metadata.resourceVersion },
+        { op: 'add', path: '/metadata/finalizers', value: finalizers },
+      ],
+    },
+    setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+  );
+}
+
+async function finalize(deps: ReconcileDeps, r: Registry): Promise<ReconcileResult> {
+  const finalizers = r.metadata.finalizers ?? [];
+  if (!finalizers.includes(FINALIZER)) return {};
+  const s3 = r.spec.storage.s3;
+  if (s3.deletionPolicy === 'Delete' && s3.bucketManagement === 'Managed') {
+    const creds = await credentials(deps, r);
+    if ('ready' in creds) {
+      await deps.events.record(r, {
+        type: 'Warning',
+        reason: creds.reason,
+        action: 'DeleteBucket',
+        note: `cannot delete bucket ${s3.bucket}: ${creds.message}`,
+      });
+      throw new Error(`cannot delete bucket ${s3.bucket}: ${creds.message}`);
+    }
+    await deps.buckets.remove(await target(deps, r), creds);
+    await deps.events.record(r, {
+      type: 'Normal',
+      reason: 'BucketDeleted',
+      action: 'DeleteBucket',
+      note: `bucket ${s3.bucket} deleted per deletionPolicy Delete`,
+    });
+    deps.log.info({ registry: r.metadata.name, bucket: s3.bucket }, 'bucket deleted');
+  }
+  await setFinalizers(
+    deps,
+    r,
+    finalizers.filter((f) => f !== FINALIZER),
+  );
+  return {};
+}
+
+async function readDeployment(deps: ReconcileDeps, r: Registry): Promise<V1Deployment | undefined> {
+  try {
+    return await deps.apps.readNamespacedDeployment({
+      name: childNames(r).workload,
+      namespace: r.metadata.namespace,
+    });
+  } catch (err) {
+    if (is404(err)) return undefined;
+    throw err;
+  }
+}
+
+export async function reconcileRegistry(
+  deps: ReconcileDeps,
+  namespace: string,
+  name: string,
+): Promise<ReconcileResult> {
+  let r: Registry;
+  try {
+    r = (await deps.custom.getNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: PLURAL,
+      name,
+    })) as Registry;
+  } catch (err) {
+    if (is404(err)) return {}; // deleted: the garbage collector removes the children
+    throw err;
+  }
+  if (r.metadata.deletionTimestamp) return finalize(deps, r);
+
+  const s3 = r.spec.storage.s3;
+  const wantFinalizer = s3.deletionPolicy === 'Delete' && s3.bucketManagement === 'Managed';
+  const finalizers = r.metadata.finalizers ?? [];
+  if (wantFinalizer !== finalizers.includes(FINALIZER)) {
+    // Before any bucket is created; the patch bumps resourceVersion, so start again.
+    await setFinalizers(
+      deps,
+      r,
+      wantFinalizer ? [...finalizers, FINALIZER] : finalizers.filter((f) => f !== FINALIZER),
+    );
+    return { requeueAfterMs: 1 };
+  }
+
+  const names = childNames(r);
+  const existingSecret = await readSecret(deps.core, namespace, names.secret);
+  const desired = desiredState(r, {
+    httpSecret: httpSecretOf(existingSecret),
+    serviceMonitorApi: await deps.serviceMonitorApi(),
+  });
+
+  // Storage first: it decides StorageReady, but a bad bucket does not stop the children.
+  const creds = await credentials(deps, r);
+  const storage: StorageState =
+    'ready' in creds
+      ? creds
+      : await deps.buckets.ensure(await target(deps, r), creds, s3.bucketManagement === 'Managed');
+  if (storage.reason === 'BucketCreated')
+    deps.log.info({ registry: name, namespace, bucket: s3.bucket }, 'bucket created');
+
+  let deployment: V1Deployment | undefined;
+  let applyError: Error | undefined;
+  if (desired.ok) {
+    try {
+      for (const child of desired.children) {
+        const applied = await deps.applier.apply(child);
+        if (child.kind === 'Deployment') deployment = applied;
+      }
+      const pruned = await deps.applier.prune(r, desired.children, PRUNABLE);
+      for (const p of pruned)
+        deps.log.info({ registry: name, namespace, child: p }, 'child pruned');
+    } catch (err) {
+      // Say so in the status before backing off, so a bad child is visible, not a silent loop.
+      applyError = err instanceof Error ? err : new Error(String(err));
+    }
+    if (desired.skipped.length > 0)
+      deps.log.debug({ registry: name, skipped: desired.skipped }, 'optional children skipped');
+  }
+  if (!desired.ok || applyError !== undefined) deployment = await readDeployment(deps, r);
+
+  const status = computeStatus(r, {
+    configProblems: desired.ok ? [] : desired.problems,
+    storage,
+    deployment,
+    now: new Date(deps.clock.now()),
+    ...(applyError !== undefined ? { applyError: apiMessage(applyError) } : {}),
+  });
+  if (statusChanged(r.status, status)) {
+    await deps.custom.patchNamespacedCustomObjectStatus(
+      { group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body: { status } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    for (const t of transitions(r.status, status)) {
+      // The first status has no history: only say what is wrong, and when it is Ready.
+      if (t.from === undefined && !t.warning && t.type !== 'Ready') continue;
+      await deps.events.record(r, {
+        type: t.warning ? 'Warning' : 'Normal',
+        reason: t.reason,
+        action: t.type,
+        note: `${t.type} is ${t.to}${t.message ? `: ${t.message}` : ''}`,
+      });
+    }
+  }
+  if (applyError !== undefined) throw applyError;
+  return storage.ready ? {} : { requeueAfterMs: deps.storageRetryMs ?? 15_000 };
+}

@@ -1,0 +1,239 @@
+/**
+ * Status computation: pure functions from what the reconciler observed to the Registry's
+ * status. lastTransitionTime moves only when a condition's status flips.
+ */
+import type { V1Condition, V1Deployment } from '@kubernetes/client-node';
+import { endpoint, selectorString } from './desired/meta.js';
+import type { ConditionType, Registry, RegistryStatus } from './types.js';
+
+/** StorageState is the outcome of checking (or creating) the bucket. */
+export interface StorageState {
+  ready: boolean;
+  /** reason: BucketExists, BucketCreated, BucketMissing, CredentialsMissing, AccessDenied, EndpointUnreachable, Unknown. */
+  reason: string;
+  message: string;
+}
+
+/** Observed is what one reconcile pass saw. */
+export interface Observed {
+  /** configProblems is empty when the rendered config validated. */
+  configProblems: readonly string[];
+  storage: StorageState;
+  /** deployment is the Deployment as last read or applied (undefined: not created yet). */
+  deployment: V1Deployment | undefined;
+  /** now is the transition time to stamp on conditions that flip. */
+  now: Date;
+  /** applyError says why applying a child failed in this pass, if it did. */
+  applyError?: string;
+}
+
+type Cond = Omit<V1Condition, 'lastTransitionTime' | 'observedGeneration'>;
+
+function cond(type: ConditionType, ok: boolean, reason: string, message: string): Cond {
+  return { type, status: ok ? 'True' : 'False', reason, message };
+}
+
+/** rollout summarises a Deployment for the conditions. */
+export function rollout(
+  r: Registry,
+  d: V1Deployment | undefined,
+): {
+  replicas: number;
+  ready: number;
+  updated: number;
+  available: boolean;
+  progressing: boolean;
+  failure: string | undefined;
+} {
+  const want = r.spec.replicas;
+  const st = d?.status;
+  const ready = st?.readyReplicas ?? 0;
+  const updated = st?.updatedReplicas ?? 0;
+  const replicas = st?.replicas ?? 0;
+  const current = (d?.metadata?.generation ?? 0) <= (st?.observedGeneration ?? -1);
+  const availableCond = st?.conditions?.find((c) => c.type === 'Available');
+  const available = d !== undefined && (want === 0 || availableCond?.status === 'True');
+  const specReplicas = d?.spec?.replicas ?? want;
+  const progressing =
+    d === undefined ||
+    !current ||
+    specReplicas !== want ||
+    updated < want ||
+    replicas > want ||
+    (st?.availableReplicas ?? 0) < want;
+  const failureCond = st?.conditions?.find(
+    (c) =>
+      (c.type === 'ReplicaFailure' && c.status === 'True') ||
+      (c.type === 'Progressing' && c.status === 'False' && c.reason === 'ProgressDeadlineExceeded'),
+  );
+  return {
+    replicas,
+    ready,
+    updated,
+    available,
+    progressing,
+    failure: failureCond ? `${failureCond.reason ?? ''}: ${failureCond.message ?? ''}` : undefined,
+  };
+}
+
+/** conditionsFor computes the six conditions (without times) from what was observed. */
+export function conditionsFor(r: Registry, o: Observed): Cond[] {
+  const configOk = o.configProblems.length === 0;
+  const ro = rollout(r, o.deployment);
+  const want = r.spec.replicas;
+  const out: Cond[] = [];
+  out.push(
+    configOk
+      ? cond('ConfigValid', true, 'ConfigRendered', 'the server config validated')
+      : cond('ConfigValid', false, 'InvalidConfig', o.configProblems.join('; ')),
+  );
+  out.push(cond('StorageReady', o.storage.ready, o.storage.reason, o.storage.message));
+  out.push(
+    ro.available
+      ? cond('Available', true, 'MinimumReplicasAvailable', `${ro.ready}/${want} replicas ready`)
+      : cond(
+          'Available',
+          false,
+          o.deployment ? 'MinimumReplicasUnavailable' : 'DeploymentMissing',
+          o.deployment ? `${ro.ready}/${want} replicas ready` : 'the Deployment does not exist yet',
+        ),
+  );
+  out.push(
+    ro.progressing
+      ? cond(
+          'Progressing',
+          true,
+          'RollingOut',
+          `${ro.updated}/${want} replicas updated, ${ro.ready} ready`,
+        )
+      : cond('Progressing', false, 'RolloutComplete', `${want} replicas up to date`),
+  );
+  const degradedWhy = !configOk
+    ? ['InvalidConfig', 'the server config is invalid; the last valid one stays in use']
+    : o.applyError !== undefined
+      ? ['ApplyFailed', o.applyError]
+      : !o.storage.ready
+        ? [o.storage.reason, o.storage.message]
+        : ro.failure !== undefined
+          ? ['RolloutFailed', ro.failure]
+          : undefined;
+  out.push(
+    degradedWhy
+      ? cond('Degraded', true, degradedWhy[0]!, degradedWhy[1]!)
+      : cond('Degraded', false, 'AsExpected', ''),
+  );
+  const ready =
+    configOk && o.applyError === undefined && o.storage.ready && ro.available && !ro.progressing;
+  const notReadyReason = !configOk
+    ? 'InvalidConfig'
+    : o.applyError !== undefined
+      ? 'ApplyFailed'
+      : !o.storage.ready
+        ? o.storage.reason
+        : !ro.available
+          ? 'Unavailable'
+          : 'RollingOut';
+  out.push(
+    ready
+      ? cond('Ready', true, 'Ready', `serving at ${endpoint(r)}`)
+      : cond(
+          'Ready',
+          false,
+          notReadyReason,
+          out.find((c) => c.reason === notReadyReason)?.message ?? '',
+        ),
+  );
+  return out;
+}
+
+/**
+ * computeStatus is the Registry's new status. Conditions keep their previous
+ * lastTransitionTime unless their status changed; every condition carries the generation.
+ */
+export function computeStatus(r: Registry, o: Observed): RegistryStatus {
+  const gen = r.metadata.generation ?? 0;
+  const prev = new Map((r.status?.conditions ?? []).map((c) => [c.type, c]));
+  const conditions: V1Condition[] = conditionsFor(r, o).map((c) => {
+    const old = prev.get(c.type);
+    const lastTransitionTime =
+      old && old.status === c.status
+        ? old.lastTransitionTime
+        : (o.now.toISOString() as unknown as Date);
+    return { ...c, observedGeneration: gen, lastTransitionTime };
+  });
+  const ro = rollout(r, o.deployment);
+  return {
+    observedGeneration: gen,
+    replicas: ro.replicas,
+    readyReplicas: ro.ready,
+    selector: selectorString(r),
+    endpoint: endpoint(r),
+    image: r.spec.image,
+    storage: {
+      bucket: r.spec.storage.s3.bucket,
+      managed: r.spec.storage.s3.bucketManagement === 'Managed',
+    },
+    conditions,
+  };
+}
+
+/** normalise makes a status comparable: times as ISO strings, keys in a fixed order. */
+function normalise(s: RegistryStatus | undefined): string {
+  const conds = [...(s?.conditions ?? [])]
+    .map((c) => ({
+      type: c.type,
+      status: c.status,
+      reason: c.reason,
+      message: c.message,
+      observedGeneration: c.observedGeneration,
+      lastTransitionTime: new Date(c.lastTransitionTime).toISOString(),
+    }))
+    .sort((a, b) => a.type.localeCompare(b.type));
+  return JSON.stringify({
+    observedGeneration: s?.observedGeneration,
+    replicas: s?.replicas,
+    readyReplicas: s?.readyReplicas,
+    selector: s?.selector,
+    endpoint: s?.endpoint,
+    image: s?.image,
+    storage: s?.storage ? { bucket: s.storage.bucket, managed: s.storage.managed } : undefined,
+    conditions: conds,
+  });
+}
+
+/** statusChanged says whether `next` differs from `prev` (so a patch is needed). */
+export function statusChanged(prev: RegistryStatus | undefined, next: RegistryStatus): boolean {
+  return normalise(prev) !== normalise(next);
+}
+
+/** Transition is one condition whose status changed, for a Kubernetes Event. */
+export interface Transition {
+  type: string;
+  from: string | undefined;
+  to: string;
+  reason: string;
+  message: string;
+  /** warning: the new state is a bad one (e.g. StorageReady False, Degraded True). */
+  warning: boolean;
+}
+
+/** transitions lists the conditions whose status or reason changed between two statuses. */
+export function transitions(prev: RegistryStatus | undefined, next: RegistryStatus): Transition[] {
+  const old = new Map((prev?.conditions ?? []).map((c) => [c.type, c]));
+  const out: Transition[] = [];
+  for (const c of next.conditions ?? []) {
+    const o = old.get(c.type);
+    if (o && o.status === c.status && o.reason === c.reason) continue;
+    const bad =
+      c.type === 'Degraded' || c.type === 'Progressing' ? c.status === 'True' : c.status !== 'True';
+    out.push({
+      type: c.type,
+      from: o?.status,
+      to: c.status,
+      reason: c.reason,
+      message: c.message,
+      warning: bad && c.type !== 'Progressing',
+    });
+  }
+  return out;
+}

@@ -1,0 +1,118 @@
+/**
+ * The `Registry` custom resource (berth.dev/v1alpha1) as the operator reads it. Fields the
+ * CRD defaults are typed as present; the API server fills them in on every read.
+ */
+import type { KubernetesObject, V1Condition } from '@kubernetes/client-node';
+
+export const GROUP = 'berth.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const KIND = 'Registry';
+export const PLURAL = 'registries';
+/** FIELD_MANAGER is the one server-side-apply field manager the operator writes with. */
+export const FIELD_MANAGER = 'berth-operator';
+/** FINALIZER guards a Managed bucket until the deletion policy has been carried out. */
+export const FINALIZER = 'berth.dev/bucket';
+
+export type IntOrString = number | string;
+
+export interface SecretKeyRef {
+  name: string;
+  key: string;
+}
+
+export interface S3StorageSpec {
+  endpoint: string;
+  bucket: string;
+  region: string;
+  prefix?: string;
+  pathStyle: boolean;
+  insecureSkipVerify: boolean;
+  caBundleSecretRef?: SecretKeyRef;
+  credentialsSecretRef: { name: string; accessKeyIdKey: string; secretAccessKeyKey: string };
+  partSizeMiB: number;
+  redirect: boolean;
+  bucketManagement: 'Managed' | 'Unmanaged';
+  deletionPolicy: 'Retain' | 'Delete';
+}
+
+export interface NotificationEndpoint {
+  name: string;
+  url: string;
+  timeoutSeconds: number;
+  headers?: Record<string, string>;
+}
+
+export interface RegistrySpec {
+  image: string;
+  imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
+  imagePullSecrets?: { name: string }[];
+  replicas: number;
+  updateStrategy: {
+    type: 'RollingUpdate' | 'Recreate';
+    maxUnavailable?: IntOrString;
+    maxSurge?: IntOrString;
+  };
+  resources?: {
+    limits?: Record<string, string>;
+    requests?: Record<string, string>;
+  };
+  nodeSelector?: Record<string, string>;
+  affinity?: Record<string, unknown>;
+  tolerations?: Record<string, unknown>[];
+  topologySpreadConstraints?: Record<string, unknown>[];
+  priorityClassName?: string;
+  storage: { s3: S3StorageSpec };
+  deleteEnabled: boolean;
+  readOnly: boolean;
+  service: {
+    type: 'ClusterIP' | 'NodePort' | 'LoadBalancer';
+    port: number;
+    annotations?: Record<string, string>;
+  };
+  ingress?: {
+    enabled: boolean;
+    className?: string;
+    host?: string;
+    path: string;
+    tlsSecretName?: string;
+    annotations?: Record<string, string>;
+  };
+  podDisruptionBudget: {
+    enabled: boolean;
+    minAvailable?: IntOrString;
+    maxUnavailable?: IntOrString;
+  };
+  /** tls names a kubernetes.io/tls Secret the server terminates HTTPS with. */
+  tls?: { secretName: string };
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+  metrics: {
+    enabled: boolean;
+    serviceMonitor: { enabled: boolean; interval: string; labels?: Record<string, string> };
+  };
+  notifications?: { endpoints?: NotificationEndpoint[] };
+  configOverrides?: Record<string, unknown>;
+}
+
+export type ConditionType =
+  'Ready' | 'Available' | 'Progressing' | 'Degraded' | 'StorageReady' | 'ConfigValid';
+
+export interface RegistryStatus {
+  observedGeneration?: number;
+  replicas?: number;
+  readyReplicas?: number;
+  selector?: string;
+  endpoint?: string;
+  image?: string;
+  storage?: { bucket: string; managed: boolean };
+  conditions?: V1Condition[];
+}
+
+/** Registry is one `Registry` object as read from the API server (defaults applied). */
+export interface Registry extends KubernetesObject {
+  apiVersion: typeof API_VERSION;
+  kind: typeof KIND;
+  metadata: NonNullable<KubernetesObject['metadata']> & { name: string; namespace: string };
+  spec: RegistrySpec;
+  status?: RegistryStatus;
+}

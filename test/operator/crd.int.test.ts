@@ -1,0 +1,165 @@
+import {
+  CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+} from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startControlPlane, type ControlPlane } from '../support/kube.js';
+import { aRegistry } from './builders.js';
+import { apiError, createNamespace, getRegistry, installCrd, kubectlApply } from './cluster.js';
+
+const NS = 'crd-test';
+
+describe('Registry CRD on a real API server', () => {
+  let cp: ControlPlane;
+  let kc: KubeConfig;
+  let custom: CustomObjectsApi;
+
+  beforeAll(async () => {
+    cp = await startControlPlane({ controllerManager: false });
+    kc = cp.kc();
+    custom = kc.makeApiClient(CustomObjectsApi);
+    await installCrd(kc);
+    await createNamespace(kc, NS);
+  });
+
+  afterAll(async () => {
+    await cp?.stop();
+  });
+
+  async function rejected(obj: Record<string, unknown>): Promise<string> {
+    try {
+      await kubectlApply(kc, obj as never);
+    } catch (err) {
+      return apiError(err);
+    }
+    throw new Error('the API server accepted an invalid Registry');
+  }
+
+  it('GIVEN the CRD WHEN installed THEN it is established with status and scale subresources and the printer columns', async () => {
+    const { ApiextensionsV1Api } = await import('@kubernetes/client-node');
+    const crd = await kc
+      .makeApiClient(ApiextensionsV1Api)
+      .readCustomResourceDefinition({ name: 'registries.berth.dev' });
+    const v = crd.spec.versions[0]!;
+    expect(v.subresources?.scale).toMatchObject({
+      specReplicasPath: '.spec.replicas',
+      labelSelectorPath: '.status.selector',
+    });
+    expect(v.subresources?.status).toEqual({});
+    expect(v.additionalPrinterColumns?.map((c) => c.name)).toEqual([
+      'Ready',
+      'Replicas',
+      'Endpoint',
+      'Bucket',
+      'Reason',
+      'Age',
+    ]);
+  });
+
+  it('GIVEN a minimal Registry WHEN applied THEN the schema defaults are filled in', async () => {
+    await kubectlApply(kc, aRegistry().named('minimal', NS).raw() as never);
+    const r = await getRegistry(kc, NS, 'minimal');
+    expect(r.spec).toMatchObject({
+      replicas: 1,
+      image: 'ghcr.io/berth-dev/berth:0.1.0',
+      logLevel: 'info',
+      deleteEnabled: true,
+      readOnly: false,
+      service: { type: 'ClusterIP', port: 5000 },
+      podDisruptionBudget: { enabled: true },
+      updateStrategy: { type: 'RollingUpdate' },
+    });
+    expect(r.spec.storage.s3).toMatchObject({
+      region: 'us-east-1',
+      pathStyle: true,
+      partSizeMiB: 16,
+      redirect: false,
+      bucketManagement: 'Unmanaged',
+      deletionPolicy: 'Retain',
+      credentialsSecretRef: {
+        name: 'minio-creds',
+        accessKeyIdKey: 'accessKeyId',
+        secretAccessKeyKey: 'secretAccessKey',
+      },
+    });
+  });
+
+  it('GIVEN a part size under 5 MiB WHEN applied THEN it is rejected with the CEL message', async () => {
+    const msg = await rejected(
+      aRegistry().named('small-parts', NS).withS3({ partSizeMiB: 4 }).raw(),
+    );
+    expect(msg).toContain(
+      "partSizeMiB must be at least 5 (S3's minimum multipart part size is 5 MiB)",
+    );
+  });
+
+  it('GIVEN bucket names S3 refuses WHEN applied THEN each is rejected with the bucket rule', async () => {
+    expect(
+      await rejected(aRegistry().named('b1', NS).withS3({ bucket: 'Upper_Case' }).raw()),
+    ).toContain('bucket must be an S3 bucket name');
+    expect(await rejected(aRegistry().named('b2', NS).withS3({ bucket: 'a..b' }).raw())).toContain(
+      'no ".."',
+    );
+    expect(
+      await rejected(aRegistry().named('b3', NS).withS3({ bucket: '10.0.0.1' }).raw()),
+    ).toContain('bucket must not look like an IP address');
+  });
+
+  it('GIVEN an existing Registry WHEN its bucket is changed THEN the update is rejected as immutable', async () => {
+    await kubectlApply(
+      kc,
+      aRegistry().named('fixed', NS).withS3({ bucket: 'first' }).raw() as never,
+    );
+    const msg = await rejected(aRegistry().named('fixed', NS).withS3({ bucket: 'second' }).raw());
+    expect(msg).toContain('bucket is immutable');
+  });
+
+  it('GIVEN deletionPolicy Delete on an Unmanaged bucket WHEN applied THEN it is rejected', async () => {
+    const msg = await rejected(
+      aRegistry().named('del', NS).withS3({ deletionPolicy: 'Delete' }).raw(),
+    );
+    expect(msg).toContain('deletionPolicy Delete requires bucketManagement Managed');
+  });
+
+  it('GIVEN an enabled ingress without a host WHEN applied THEN it is rejected', async () => {
+    const msg = await rejected(
+      aRegistry()
+        .named('ing', NS)
+        .with({ ingress: { enabled: true } as never })
+        .raw(),
+    );
+    expect(msg).toContain('ingress.host is required when the ingress is enabled');
+  });
+
+  it('GIVEN an endpoint that is not a URL and an unknown log level WHEN applied THEN both are rejected', async () => {
+    expect(
+      await rejected(aRegistry().named('ep', NS).withS3({ endpoint: 'minio:9000' }).raw()),
+    ).toContain('endpoint must be an http(s) URL');
+    expect(
+      await rejected(
+        aRegistry()
+          .named('lvl', NS)
+          .with({ logLevel: 'loud' as never })
+          .raw(),
+      ),
+    ).toMatch(/logLevel/);
+  });
+
+  it('GIVEN a Registry WHEN scaled through the scale subresource THEN spec.replicas follows', async () => {
+    await kubectlApply(kc, aRegistry().named('scaled', NS).raw() as never);
+    await custom.patchNamespacedCustomObjectScale(
+      {
+        group: 'berth.dev',
+        version: 'v1alpha1',
+        namespace: NS,
+        plural: 'registries',
+        name: 'scaled',
+        body: { spec: { replicas: 3 } },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    expect((await getRegistry(kc, NS, 'scaled')).spec.replicas).toBe(3);
+  });
+});
