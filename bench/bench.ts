@@ -1,0 +1,975 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { Client, expect } from './lib/http.js';
+import { blast, runConcurrent, summarize, type BlastRequest, type Sample } from './lib/load.js';
+import { callDelta, perOp, reads, startBenchMinio, total, type BenchMinio } from './lib/minio.js';
+import {
+  BigBlob,
+  GiB,
+  MiB,
+  OCI_MANIFEST,
+  configBlob,
+  imageManifest,
+  mountOrPush,
+  pullImage,
+  pushChunked,
+  pushImage,
+  pushMonolithic,
+  pushStream,
+  putManifest,
+  sha256,
+} from './lib/oci.js';
+import { ALL, findBinary, type RegistryKind, type Running } from './lib/registries.js';
+import { cpuSeconds, peakRss, resetPeak } from './lib/rss.js';
+import { runZb } from './lib/zb.js';
+
+/** Profile is the size of every workload; `quick` runs in seconds for CI. */
+export interface Profile {
+  name: 'full' | 'quick';
+  bigBlob: number;
+  w2Images: number;
+  w3Manifests: number;
+  w3Warm: number;
+  w4Repos: number;
+  w4Tags: number;
+  w4Requests: number;
+  w5Blob: number;
+  w6Pulls: number;
+  w6Layer: number;
+  w7Blob: number;
+  w7Pushes: number;
+}
+
+export const FULL: Profile = {
+  name: 'full',
+  bigBlob: GiB,
+  w2Images: 200,
+  w3Manifests: 2000,
+  w3Warm: 5000,
+  w4Repos: 10_000,
+  w4Tags: 10_000,
+  w4Requests: 50,
+  w5Blob: 256 * MiB,
+  w6Pulls: 200,
+  w6Layer: 8 * MiB,
+  w7Blob: GiB,
+  w7Pushes: 8,
+};
+
+export const QUICK: Profile = {
+  name: 'quick',
+  bigBlob: 32 * MiB,
+  w2Images: 20,
+  w3Manifests: 100,
+  w3Warm: 1000,
+  w4Repos: 200,
+  w4Tags: 200,
+  w4Requests: 20,
+  w5Blob: 32 * MiB,
+  w6Pulls: 50,
+  w6Layer: MiB,
+  w7Blob: 16 * MiB,
+  w7Pushes: 8,
+};
+
+/** Row is one line of the result table: one workload on one registry. */
+export interface Row {
+  workload: number;
+  key: string;
+  label: string;
+  registry: string;
+  /** value is the throughput in `unit` (bigger is better). */
+  value: number;
+  unit: string;
+  p50: number;
+  p99: number;
+  ops: number;
+  errors: number;
+  errorSamples: string[];
+  /** calls: S3 calls per operation (total) and the formatted breakdown. */
+  calls: number;
+  /** readCalls: GET/HEAD/List calls per operation (what the request path costs). */
+  readCalls: number;
+  callsText: string;
+  /** rss: peak RSS (bytes) of the server's processes during this workload. */
+  rss: number;
+  cpu: number;
+  note?: string;
+}
+
+export interface BenchOptions {
+  profile: Profile;
+  registries?: string[];
+  workloads?: number[];
+  /** node flags for Berth (e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/prof']). */
+  berthNodeArgs?: string[];
+  berthWorkers?: number;
+  /** compiled Berth CLI (from buildBerth); undefined runs server/cli.ts through tsx. */
+  berthCompiled?: string;
+  log?: (msg: string) => void;
+}
+
+export interface BenchResult {
+  profile: string;
+  machine: Record<string, string | number>;
+  registries: { name: string; version: string; ran: boolean; why?: string }[];
+  ceiling: Row[];
+  rows: Row[];
+  targets: Target[];
+  table: string;
+  startedAt: string;
+  finishedAt: string;
+}
+
+export interface Target {
+  measure: string;
+  target: string;
+  measured: string;
+  met: boolean | undefined;
+}
+
+const MANIFEST_ACCEPT = `${OCI_MANIFEST}, application/vnd.docker.distribution.manifest.v2+json`;
+
+interface Ctx {
+  kind: RegistryKind;
+  reg: Running;
+  minio: BenchMinio;
+  client: Client;
+  profile: Profile;
+  rows: Row[];
+  bucket: string;
+  log: (msg: string) => void;
+}
+
+/**
+ * measure runs one timed step and records its row: S3 calls (MinIO's counters before and
+ * after, divided by `ops`), the peak RSS of the server during the step and its CPU time.
+ */
+async function measure(
+  ctx: Ctx,
+  workload: number,
+  key: string,
+  label: string,
+  unit: 'MB/s' | 'op/s',
+  step: () => Promise<Sample>,
+  note?: string,
+): Promise<Row> {
+  const pids = ctx.reg.pids();
+  resetPeak(pids);
+  const cpu0 = cpuSeconds(pids);
+  const before = await ctx.minio.calls();
+  const s = await step();
+  // Let the server's background work of this step (and MinIO's counters) settle.
+  await new Promise((r) => setTimeout(r, 200));
+  const after = await ctx.minio.calls();
+  const pidsAfter = ctx.reg.pids();
+  const d = callDelta(before, after);
+  const sum = summarize(s);
+  const row: Row = {
+    workload,
+    key,
+    label,
+    registry: ctx.kind.name,
+    value: unit === 'MB/s' ? sum.mbPerSec : sum.opsPerSec,
+    unit,
+    p50: sum.p50,
+    p99: sum.p99,
+    ops: s.ops,
+    errors: s.errors,
+    errorSamples: s.errorSamples,
+    calls: s.ops > 0 ? total(d) / s.ops : 0,
+    readCalls: s.ops > 0 ? reads(d) / s.ops : 0,
+    callsText: perOp(d, s.ops),
+    rss: peakRss(pidsAfter),
+    cpu: cpuSeconds(pidsAfter) - cpu0,
+    note,
+  };
+  ctx.rows.push(row);
+  ctx.log(
+    `  ${ctx.kind.name} ${key}: ${fmtValue(row)} p50 ${fmtMs(row.p50)} p99 ${fmtMs(row.p99)} ` +
+      `err ${row.errors}${row.errors ? ' ' + row.errorSamples.join(' | ') : ''} calls/op ${row.callsText} ` +
+      `rss ${(row.rss / MiB).toFixed(0)} MiB`,
+  );
+  return row;
+}
+
+function single(fn: () => Promise<number>): () => Promise<Sample> {
+  return () => runConcurrent(1, 1, async () => fn());
+}
+
+// ---- workloads -------------------------------------------------------------------------
+
+async function w1(ctx: Ctx) {
+  const { client: c, profile: p } = ctx;
+  const size = p.bigBlob;
+  const label = `${size / MiB} MiB`;
+  const stream = new BigBlob(size, `w1s-${ctx.kind.name}`);
+  await measure(
+    ctx,
+    1,
+    'w1-push-stream',
+    `1: push ${label}, one stream`,
+    'MB/s',
+    single(async () => {
+      await pushStream(c, 'bench/w1', stream.stream(), stream.digest);
+      return size;
+    }),
+  );
+  const chunked = new BigBlob(size, `w1c-${ctx.kind.name}`);
+  await measure(
+    ctx,
+    1,
+    'w1-push-chunked',
+    `1: push ${label}, 8 MiB chunks`,
+    'MB/s',
+    single(async () => {
+      await pushChunked([c], 'bench/w1', chunked);
+      return size;
+    }),
+  );
+  await measure(
+    ctx,
+    1,
+    'w1-pull',
+    `1: pull ${label} (proxied)`,
+    'MB/s',
+    single(async () => {
+      const r = expect(
+        await c.request('GET', `/v2/bench/w1/blobs/${stream.digest}`, { follow: true }),
+        [200],
+        'GET blob',
+      );
+      if (r.bytes !== size) throw new Error(`pulled ${r.bytes} bytes, want ${size}`);
+      return r.bytes;
+    }),
+  );
+}
+
+async function w2(ctx: Ctx) {
+  const { client: c, profile: p } = ctx;
+  const layers = Array.from({ length: p.w2Images }, () => randomBytes(MiB));
+  const tags: string[] = [];
+  await measure(ctx, 2, 'w2-push', '2: small image push (1 MiB) c=10, own client', 'op/s', () =>
+    runConcurrent(p.w2Images, 10, async (i) => {
+      await pushImage(c, 'bench/w2', `i${i}`, layers[i]!);
+      tags[i] = `i${i}`;
+      return MiB;
+    }),
+  );
+  await measure(ctx, 2, 'w2-pull', '2: small image pull (1 MiB) c=10, own client', 'op/s', () =>
+    runConcurrent(p.w2Images, 10, (i) => pullImage(c, 'bench/w2', `i${i}`)),
+  );
+  const zb = findBinary('zb');
+  if (zb === undefined) {
+    ctx.log('  zb not found: zb rows skipped');
+    return;
+  }
+  const n = Math.max(10, Math.floor(p.w2Images / 10) * 10);
+  for (const [key, test] of [
+    ['w2-zb-push', 'Push Monolith 1MB'],
+    ['w2-zb-pull', 'Pull 1MB'],
+  ] as const) {
+    let zbRps = NaN;
+    const row = await measure(ctx, 2, key, `2: zb "${test}" c=10`, 'op/s', async () => {
+      const r = await runZb(zb, ctx.reg.url, test, 10, n, `bench/zb-${key}`);
+      const res = r.result;
+      if (!res) {
+        return {
+          ops: n,
+          errors: n,
+          errorSamples: [`zb exited ${r.code}: ${r.output.slice(-300)}`],
+          wallMs: 1,
+          latencies: [],
+          bytes: 0,
+        };
+      }
+      zbRps = res.rps;
+      // zb prints p50 and p99 only: a two-point sample reproduces both.
+      return {
+        ops: n,
+        errors: res.failed,
+        errorSamples: res.errors,
+        wallMs: res.wallMs,
+        latencies: [res.p50, res.p99],
+        bytes: 0,
+      };
+    });
+    // zb's own rate (n / its wall time).
+    if (!Number.isNaN(zbRps)) row.value = zbRps;
+  }
+}
+
+async function w3(ctx: Ctx) {
+  const { client: c, profile: p } = ctx;
+  const repo = 'bench/w3';
+  const layer = randomBytes(1024);
+  const layerDigest = await pushMonolithic(c, repo, layer);
+  const config = configBlob('w3');
+  await pushMonolithic(c, repo, config);
+  const N = p.w3Manifests;
+  const digests: string[] = [];
+  await measure(ctx, 3, 'w3-setup-put', '3: setup: manifest PUT by tag c=16', 'op/s', () =>
+    runConcurrent(N, 16, async (i) => {
+      const img = imageManifest(config, [{ digest: layerDigest, size: layer.length }], `m${i}`);
+      await putManifest(c, repo, `m${i}`, img.manifest);
+      digests[i] = img.digest;
+    }),
+  );
+  const B = Math.max(10, Math.floor(N / 4));
+  const blobs: string[] = [];
+  await runConcurrent(B, 16, async (i) => {
+    blobs[i] = await pushMonolithic(c, repo, Buffer.from(`blob ${i} ${Math.random()}`));
+  });
+  ctx.log(`  restarting ${ctx.kind.name} (cold caches)`);
+  await ctx.reg.restart();
+  ctx.client.close();
+  ctx.client = new Client(ctx.reg.url);
+  const c2 = ctx.client;
+  // Warm the fresh process (JIT, connection pools) on one extra manifest and the shared
+  // layer only, so that the first cold variant does not also pay the process's warm-up.
+  const warm = imageManifest(config, [{ digest: layerDigest, size: layer.length }], 'warmup');
+  await putManifest(c2, repo, 'warmup', warm.manifest);
+  await blast({
+    base: ctx.reg.url,
+    requests: [
+      {
+        method: 'HEAD',
+        path: `/v2/${repo}/manifests/warmup`,
+        headers: { accept: MANIFEST_ACCEPT },
+      },
+      { method: 'GET', path: `/v2/${repo}/manifests/warmup`, headers: { accept: MANIFEST_ACCEPT } },
+      {
+        method: 'HEAD',
+        path: `/v2/${repo}/manifests/${warm.digest}`,
+        headers: { accept: MANIFEST_ACCEPT },
+      },
+      {
+        method: 'GET',
+        path: `/v2/${repo}/manifests/${warm.digest}`,
+        headers: { accept: MANIFEST_ACCEPT },
+      },
+      { method: 'HEAD', path: `/v2/${repo}/blobs/${layerDigest}` },
+    ],
+    count: 500,
+    concurrency: 32,
+    ok: [200],
+  });
+  const q = Math.floor(N / 4);
+  const variants: {
+    key: string;
+    label: string;
+    method: 'GET' | 'HEAD';
+    refs: string[];
+    kind: string;
+  }[] = [
+    {
+      key: 'w3-head-tag',
+      label: 'manifest HEAD by tag',
+      method: 'HEAD',
+      refs: range(0, q).map((i) => `m${i}`),
+      kind: 'manifests',
+    },
+    {
+      key: 'w3-get-tag',
+      label: 'manifest GET by tag',
+      method: 'GET',
+      refs: range(q, 2 * q).map((i) => `m${i}`),
+      kind: 'manifests',
+    },
+    {
+      key: 'w3-head-digest',
+      label: 'manifest HEAD by digest',
+      method: 'HEAD',
+      refs: range(2 * q, 3 * q).map((i) => digests[i]!),
+      kind: 'manifests',
+    },
+    {
+      key: 'w3-get-digest',
+      label: 'manifest GET by digest',
+      method: 'GET',
+      refs: range(3 * q, 4 * q).map((i) => digests[i]!),
+      kind: 'manifests',
+    },
+    { key: 'w3-blob-head', label: 'blob HEAD', method: 'HEAD', refs: blobs, kind: 'blobs' },
+  ];
+  for (const v of variants) {
+    await measure(ctx, 3, `${v.key}-cold`, `3: ${v.label}, cold, c=32`, 'op/s', () =>
+      runConcurrent(v.refs.length, 32, async (i) => {
+        const r = await c2.request(v.method, `/v2/${repo}/${v.kind}/${v.refs[i]}`, {
+          headers: { accept: MANIFEST_ACCEPT },
+        });
+        if (r.status !== 200) throw new Error(`${v.method} ${v.refs[i]}: HTTP ${r.status}`);
+      }),
+    );
+  }
+  for (const v of variants) {
+    const requests: BlastRequest[] = v.refs.map((ref) => ({
+      method: v.method,
+      path: `/v2/${repo}/${v.kind}/${ref}`,
+      headers: { accept: MANIFEST_ACCEPT },
+    }));
+    await measure(ctx, 3, `${v.key}-warm`, `3: ${v.label}, warm, c=32`, 'op/s', () =>
+      blast({ base: ctx.reg.url, requests, count: p.w3Warm, concurrency: 32, ok: [200] }),
+    );
+  }
+}
+
+function range(a: number, b: number): number[] {
+  return Array.from({ length: Math.max(0, b - a) }, (_, i) => a + i);
+}
+
+/** WALK_LIMIT_MS bounds one full catalog or tag walk (a registry that walks the bucket per
+ * page can take many minutes at 10k repositories). */
+const WALK_LIMIT_MS = 120_000;
+
+async function w4(ctx: Ctx) {
+  const { client: c, profile: p } = ctx;
+  const seedRepo = 'bench/w4seed';
+  const blob = Buffer.from('{"bench":"w4"}');
+  const digest = await pushMonolithic(c, seedRepo, blob);
+  // One blob serves as config and layer: each repo costs one mount and one manifest PUT.
+  const m = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest, size: blob.length },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest, size: blob.length }],
+    }),
+  );
+  const pad = (i: number) => String(i).padStart(5, '0');
+  await measure(
+    ctx,
+    4,
+    'w4-seed-repos',
+    `4: setup: ${p.w4Repos} repos (mount + manifest PUT) c=16`,
+    'op/s',
+    () =>
+      runConcurrent(p.w4Repos, 16, async (i) => {
+        const repo = `bench/w4/r${pad(i)}`;
+        await mountOrPush(c, repo, seedRepo, blob, digest);
+        await putManifest(c, repo, 'latest', m);
+      }),
+  );
+  await mountOrPush(c, 'bench/w4tags', seedRepo, blob, digest);
+  await measure(ctx, 4, 'w4-seed-tags', `4: setup: ${p.w4Tags} tags in one repo c=16`, 'op/s', () =>
+    runConcurrent(p.w4Tags, 16, (i) => putManifest(c, 'bench/w4tags', `t${pad(i)}`, m)),
+  );
+  for (const [key, label, path, want] of [
+    ['w4-catalog', `catalog page n=1000 (${p.w4Repos} repos)`, '/v2/_catalog?n=1000', p.w4Repos],
+    [
+      'w4-tags',
+      `tag list page n=1000 (${p.w4Tags} tags)`,
+      '/v2/bench/w4tags/tags/list?n=1000',
+      p.w4Tags,
+    ],
+  ] as const) {
+    // Bound the time: a registry that walks the bucket gets fewer samples.
+    const t0 = performance.now();
+    const probe = await c.request('GET', path, { keep: true, timeoutMs: 300_000 });
+    const first = performance.now() - t0;
+    expect(probe, [200], `GET ${path}`);
+    const count = Math.max(3, Math.min(p.w4Requests, Math.floor(30_000 / Math.max(first, 1))));
+    await measure(ctx, 4, key, `4: ${label}, c=4`, 'op/s', () =>
+      blast(
+        {
+          base: ctx.reg.url,
+          requests: [{ method: 'GET', path }],
+          count,
+          concurrency: Math.min(4, count),
+          ok: [200],
+        },
+        1,
+      ),
+    );
+    await measure(
+      ctx,
+      4,
+      `${key}-walk`,
+      `4: ${label.split(' page')[0]} full walk (Link pages)`,
+      'op/s',
+      single(async () => {
+        let next: string | undefined = path;
+        let entries = 0;
+        const deadline = performance.now() + WALK_LIMIT_MS;
+        while (next !== undefined) {
+          if (performance.now() > deadline) {
+            throw new Error(`walk stopped after ${WALK_LIMIT_MS / 1000} s at ${entries} entries`);
+          }
+          const r = expect(
+            await c.request('GET', next, { keep: true, timeoutMs: 300_000 }),
+            [200],
+            `GET ${next}`,
+          );
+          const body = JSON.parse(r.body!.toString('utf8')) as {
+            repositories?: string[];
+            tags?: string[];
+          };
+          entries += (body.repositories ?? body.tags ?? []).filter(
+            (x) => !x.startsWith('bench/w4seed'),
+          ).length;
+          const link = r.headers.link;
+          const mm = typeof link === 'string' ? /<([^>]+)>/.exec(link) : null;
+          next = mm ? mm[1] : undefined;
+        }
+        if (entries < want) throw new Error(`walk returned ${entries} entries, want ≥ ${want}`);
+        return 0;
+      }),
+    );
+  }
+}
+
+async function w5(ctx: Ctx) {
+  if (!ctx.kind.replicas) {
+    ctx.log(
+      `  ${ctx.kind.name}: workload 5 skipped (no shared-bucket replicas without its cluster mode)`,
+    );
+    return;
+  }
+  const b = await ctx.reg.replica();
+  const cb = new Client(b.url);
+  try {
+    const blob = new BigBlob(ctx.profile.w5Blob, `w5-${ctx.kind.name}`);
+    const row = await measure(
+      ctx,
+      5,
+      'w5-two-replicas',
+      `5: ${blob.size / MiB} MiB in 8 MiB chunks alternating 2 replicas`,
+      'MB/s',
+      single(async () => {
+        await pushChunked([ctx.client, cb], 'bench/w5', blob);
+        return blob.size;
+      }),
+    );
+    // Verify on replica B: the stored bytes must hash to the digest.
+    const h = createHash('sha256');
+    const r = await cb.request('GET', `/v2/bench/w5/blobs/${blob.digest}`, {
+      follow: true,
+      onData: (d) => h.update(d),
+    });
+    const got = 'sha256:' + h.digest('hex');
+    if (r.status !== 200 || got !== blob.digest) {
+      row.errors++;
+      row.errorSamples.push(`GET on replica B: HTTP ${r.status}, digest ${got}`);
+      ctx.log(`  ${ctx.kind.name} w5 verify FAILED: HTTP ${r.status} ${got}`);
+    }
+  } finally {
+    cb.close();
+    await b.stop();
+  }
+}
+
+async function w6(ctx: Ctx) {
+  const { client: c, profile: p } = ctx;
+  await pushImage(c, 'bench/w6', 'storm', randomBytes(p.w6Layer));
+  const storm = new Client(ctx.reg.url, p.w6Pulls);
+  try {
+    await measure(
+      ctx,
+      6,
+      'w6-storm',
+      `6: pull storm, ${p.w6Pulls} concurrent pulls (${p.w6Layer / MiB} MiB layer)`,
+      'op/s',
+      () => runConcurrent(p.w6Pulls, p.w6Pulls, () => pullImage(storm, 'bench/w6', 'storm')),
+    );
+  } finally {
+    storm.close();
+  }
+}
+
+async function w7(ctx: Ctx) {
+  const { profile: p } = ctx;
+  const c = new Client(ctx.reg.url, p.w7Pushes);
+  const blobs = Array.from(
+    { length: p.w7Pushes },
+    (_, i) => new BigBlob(p.w7Blob, `w7-${i}-${ctx.kind.name}`),
+  );
+  try {
+    await measure(
+      ctx,
+      7,
+      'w7-8x-push',
+      `7: ${p.w7Pushes} concurrent pushes of ${p.w7Blob / MiB} MiB`,
+      'MB/s',
+      () =>
+        runConcurrent(p.w7Pushes, p.w7Pushes, async (i) => {
+          const b = blobs[i]!;
+          await pushStream(c, `bench/w7-${i}`, b.stream(), b.digest);
+          return b.size;
+        }),
+    );
+  } finally {
+    c.close();
+  }
+}
+
+const WORKLOADS: Record<number, (ctx: Ctx) => Promise<void>> = {
+  1: w1,
+  7: w7,
+  2: w2,
+  3: w3,
+  4: w4,
+  6: w6,
+  5: w5,
+};
+const ORDER = [1, 7, 2, 3, 6, 5, 4];
+
+// ---- client ceiling ----------------------------------------------------------------------
+
+async function ceiling(profile: Profile, log: (m: string) => void): Promise<Row[]> {
+  const srv = spawn(
+    process.execPath,
+    [new URL('./lib/trivial-server.mjs', import.meta.url).pathname],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  const port = await new Promise<number>((resolve) =>
+    srv.stdout.once('data', (b: Buffer) => resolve(Number(b.toString().trim()))),
+  );
+  const url = `http://127.0.0.1:${port}`;
+  const c = new Client(url);
+  const rows: Row[] = [];
+  const row = (key: string, label: string, unit: string, s: Sample): Row => {
+    const sum = summarize(s);
+    const r: Row = {
+      workload: 0,
+      key,
+      label,
+      registry: 'trivial node:http server',
+      unit,
+      value: unit === 'MB/s' ? sum.mbPerSec : sum.opsPerSec,
+      p50: sum.p50,
+      p99: sum.p99,
+      ops: s.ops,
+      errors: s.errors,
+      errorSamples: s.errorSamples,
+      calls: 0,
+      readCalls: 0,
+      callsText: '-',
+      rss: 0,
+      cpu: 0,
+    };
+    rows.push(r);
+    log(`  ceiling ${key}: ${fmtValue(r)} p50 ${fmtMs(r.p50)} p99 ${fmtMs(r.p99)}`);
+    return r;
+  };
+  try {
+    const size = profile.bigBlob;
+    row(
+      'ceil-small',
+      '0: client ceiling: small GET c=32 (2 threads)',
+      'op/s',
+      await blast({
+        base: url,
+        requests: [{ method: 'GET', path: '/small' }],
+        count: profile.w3Warm,
+        concurrency: 32,
+        ok: [200],
+      }),
+    );
+    const blob = new BigBlob(size, 'ceiling');
+    row(
+      'ceil-push',
+      `0: client ceiling: ${size / MiB} MiB one-stream PATCH`,
+      'MB/s',
+      await runConcurrent(1, 1, async () => {
+        expect(
+          await c.request('PATCH', '/upload', { body: blob.stream(), keep: true }),
+          [202],
+          'PATCH',
+        );
+        return size;
+      }),
+    );
+    row(
+      'ceil-pull',
+      `0: client ceiling: ${size / MiB} MiB GET`,
+      'MB/s',
+      await runConcurrent(1, 1, async () => (await c.request('GET', `/big?size=${size}`)).bytes),
+    );
+  } finally {
+    c.close();
+    srv.kill('SIGTERM');
+  }
+  return rows;
+}
+
+// ---- report --------------------------------------------------------------------------------
+
+export function fmtMs(ms: number): string {
+  if (!Number.isFinite(ms)) return '-';
+  if (ms >= 1000) return `${(ms / 1000).toFixed(2)} s`;
+  if (ms >= 10) return `${ms.toFixed(0)} ms`;
+  return `${ms.toFixed(2)} ms`;
+}
+
+function fmtValue(r: Row): string {
+  if (!Number.isFinite(r.value) || r.value === 0) return `0 ${r.unit}`;
+  const v =
+    r.value >= 100 ? r.value.toFixed(0) : r.value >= 10 ? r.value.toFixed(1) : r.value.toFixed(2);
+  return `${v} ${r.unit}`;
+}
+
+function ratio(a: number, b: number): string {
+  if (!Number.isFinite(a) || !Number.isFinite(b) || b === 0 || a === 0) return '-';
+  return `${(a / b).toFixed(2)}×`;
+}
+
+/** table renders every row as one Markdown table, with Berth's throughput ratio to each peer. */
+export function table(ceilingRows: Row[], rows: Row[]): string {
+  const head =
+    '| workload | registry | throughput | p50 | p99 | errors | S3 calls/op | peak RSS | Berth ÷ peer |\n' +
+    '|---|---|---:|---:|---:|---:|---|---:|---:|';
+  const lines = [head];
+  for (const r of ceilingRows) {
+    lines.push(
+      `| ${r.label} | ${r.registry} | ${fmtValue(r)} | ${fmtMs(r.p50)} | ${fmtMs(r.p99)} | ${r.errors} | - | - | - |`,
+    );
+  }
+  const keys = [...new Set(rows.map((r) => r.key))];
+  for (const key of keys) {
+    const group = rows.filter((r) => r.key === key);
+    const b = group.find((r) => r.registry === 'berth');
+    for (const r of group) {
+      const rr =
+        r.registry === 'berth' || !b || b.errors > 0 || r.errors > 0 ? '' : ratio(b.value, r.value);
+      lines.push(
+        `| ${r.label} | ${r.registry} | ${fmtValue(r)} | ${fmtMs(r.p50)} | ${fmtMs(r.p99)} | ${r.errors} | ${r.callsText} | ${(r.rss / MiB).toFixed(0)} MiB | ${rr} |`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+/** targets checks issue #5's table against the rows of this run. */
+export function targets(rows: Row[]): Target[] {
+  const get = (key: string, reg: string) => rows.find((r) => r.key === key && r.registry === reg);
+  const peers = (key: string) =>
+    rows.filter((r) => r.key === key && r.registry !== 'berth' && r.errors === 0);
+  const best = (key: string) => peers(key).sort((a, b) => b.value - a.value)[0];
+  const out: Target[] = [];
+  const vs = (measure: string, key: string, want: number, extra?: (b: Row, p: Row) => boolean) => {
+    const b = get(key, 'berth');
+    const p = best(key);
+    if (!b || !p) {
+      out.push({
+        measure,
+        target: `≥ ${want}× best peer`,
+        measured: b ? 'no peer ran' : 'Berth did not run',
+        met: undefined,
+      });
+      return;
+    }
+    const x = b.value / p.value;
+    const ok = b.errors === 0 && x >= want && (extra ? extra(b, p) : true);
+    out.push({
+      measure,
+      target: `≥ ${want}× best peer`,
+      measured: `${x.toFixed(2)}× (${fmtValue(b)} vs ${p.registry} ${fmtValue(p)}; p99 ${fmtMs(b.p99)} vs ${fmtMs(p.p99)})`,
+      met: ok,
+    });
+  };
+  vs('1 GiB single-stream push throughput', 'w1-push-stream', 1.2);
+  vs('1 GiB pull throughput (proxied)', 'w1-pull', 1.0);
+  const zbPush = peers('w2-zb-push').length > 0 && get('w2-zb-push', 'berth');
+  vs(
+    `small-image push, images/s${zbPush ? ' (zb)' : ' (own client)'}`,
+    zbPush ? 'w2-zb-push' : 'w2-push',
+    1.5,
+  );
+  vs(
+    'manifest GET by tag, warm, req/s at c=32 (p99 no worse)',
+    'w3-get-tag-warm',
+    2,
+    (b, p) => b.p99 <= p.p99,
+  );
+  for (const key of ['w4-catalog', 'w4-tags']) {
+    const b = get(key, 'berth');
+    const d = get(key, 'distribution-v3');
+    if (!b) continue;
+    const x = d ? b.value / d.value : NaN;
+    out.push({
+      measure: `${key === 'w4-catalog' ? 'catalog' : 'tag list'} page at 10k: p99 ≤ 50 ms and ≥ 10× distribution v3`,
+      target: 'p99 ≤ 50 ms, ≥ 10×',
+      measured: `p99 ${fmtMs(b.p99)}; ${d ? `${x.toFixed(1)}× (${fmtValue(b)} vs ${fmtValue(d)})` : 'distribution v3 did not run'}`,
+      met: b.errors === 0 && b.p99 <= 50 && (d ? x >= 10 : true),
+    });
+  }
+  const w7 = get('w7-8x-push', 'berth');
+  if (w7) {
+    out.push({
+      measure: 'peak RSS, 8 concurrent big pushes',
+      target: '≤ 256 MiB',
+      measured: `${(w7.rss / MiB).toFixed(0)} MiB (all Berth processes, sum of VmHWM)`,
+      met: w7.errors === 0 && w7.rss <= 256 * MiB,
+    });
+  }
+  const calls = (key: string, max: number, what: string) => {
+    const r = get(key, 'berth');
+    if (!r) return;
+    out.push({
+      measure: `storage calls: ${what}`,
+      target: `≤ ${max} reads`,
+      measured: `${r.readCalls.toFixed(2)} reads/op (all calls: ${r.callsText})`,
+      met: r.errors === 0 && r.readCalls <= max + 0.005,
+    });
+  };
+  calls('w3-blob-head-cold', 1, 'blob HEAD cold');
+  calls('w3-blob-head-warm', 0, 'blob HEAD warm');
+  calls('w3-get-digest-cold', 1, 'manifest GET by digest cold');
+  calls('w3-get-tag-cold', 2, 'manifest GET by tag cold');
+  const storm = get('w6-storm', 'berth');
+  if (storm)
+    out.push({
+      measure: 'pull storm',
+      target: '0 errors',
+      measured: `${storm.errors} errors of ${storm.ops}`,
+      met: storm.errors === 0,
+    });
+  return out;
+}
+
+export function targetTable(ts: Target[]): string {
+  return [
+    '| measure | target | measured | met |',
+    '|---|---|---|---|',
+    ...ts.map(
+      (t) =>
+        `| ${t.measure} | ${t.target} | ${t.measured} | ${t.met === undefined ? 'n/a' : t.met ? 'yes' : 'NO'} |`,
+    ),
+  ].join('\n');
+}
+
+export function machine(): Record<string, string | number> {
+  const cpu = cpus();
+  const uptime = spawnSync('uptime', [], { encoding: 'utf8' }).stdout.trim();
+  return {
+    cpu: `${cpu.length} × ${cpu[0]?.model ?? '?'}`,
+    memory: `${(totalmem() / GiB).toFixed(0)} GiB`,
+    node: process.version,
+    load: loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' '),
+    uptime,
+  };
+}
+
+// ---- run -------------------------------------------------------------------------------------
+
+export async function runBench(opts: BenchOptions): Promise<BenchResult> {
+  const log = opts.log ?? ((m: string) => process.stderr.write(m + '\n'));
+  const startedAt = new Date().toISOString();
+  const machineBefore = machine();
+  log(`bench: profile ${opts.profile.name}; load ${machineBefore.load}`);
+  const want = (n: number) => !opts.workloads || opts.workloads.includes(n);
+  const kinds = ALL.filter((k) => !opts.registries || opts.registries.includes(k.name));
+  const regInfo: BenchResult['registries'] = [];
+  log('bench: client ceiling against a trivial server');
+  const ceil = await ceiling(opts.profile, log);
+  const rows: Row[] = [];
+  const minio = await startBenchMinio();
+  try {
+    for (const kind of kinds) {
+      const why = kind.missing();
+      if (why !== undefined) {
+        log(`bench: ${kind.name} skipped: ${why}`);
+        regInfo.push({ name: kind.name, version: kind.version, ran: false, why });
+        continue;
+      }
+      const version =
+        kind.name === 'berth' && opts.berthCompiled
+          ? kind.version.replace('tsx, server/cli.ts', `compiled: ${opts.berthCompiled}`)
+          : kind.version;
+      const bucket = `bench-${kind.name.replace(/[^a-z0-9]/g, '')}`;
+      log(`bench: ${kind.name} (${version}) on bucket ${bucket}`);
+      let reg: Running;
+      try {
+        reg = await kind.start(minio, bucket, {
+          nodeArgs: opts.berthNodeArgs,
+          workers: opts.berthWorkers,
+          compiled: opts.berthCompiled,
+        });
+      } catch (err) {
+        const msg = err instanceof Error ? err.message : String(err);
+        log(`bench: ${kind.name} did not start: ${msg}`);
+        regInfo.push({
+          name: kind.name,
+          version: kind.version,
+          ran: false,
+          why: msg.slice(0, 500),
+        });
+        continue;
+      }
+      regInfo.push({ name: kind.name, version, ran: true });
+      const ctx: Ctx = {
+        kind,
+        reg,
+        minio,
+        client: new Client(reg.url),
+        profile: opts.profile,
+        rows,
+        bucket,
+        log,
+      };
+      try {
+        for (const n of ORDER) {
+          if (!want(n)) continue;
+          try {
+            await WORKLOADS[n]!(ctx);
+          } catch (err) {
+            const msg = err instanceof Error ? err.message : String(err);
+            log(`bench: ${kind.name} workload ${n} failed: ${msg}\n${reg.output().slice(-1500)}`);
+            rows.push({
+              workload: n,
+              key: `w${n}-failed`,
+              label: `${n}: workload failed`,
+              registry: kind.name,
+              value: 0,
+              unit: '-',
+              p50: NaN,
+              p99: NaN,
+              ops: 1,
+              errors: 1,
+              errorSamples: [msg],
+              calls: 0,
+              readCalls: 0,
+              callsText: '-',
+              rss: 0,
+              cpu: 0,
+            });
+          }
+        }
+      } finally {
+        ctx.client.close();
+        await reg.stop();
+        await minio
+          .dropBucket(bucket)
+          .catch((err: unknown) => log(`bench: drop ${bucket}: ${String(err)}`));
+      }
+    }
+  } finally {
+    await minio.stop();
+  }
+  rows.sort((a, b) => a.workload - b.workload);
+  const ts = targets(rows);
+  const machineAfter = machine();
+  const out =
+    table(ceil, rows) +
+    '\n\n' +
+    targetTable(ts) +
+    `\n\nload before: ${machineBefore.load}; after: ${machineAfter.load} (1/5/15 min); ${machineAfter.cpu}; ${machineAfter.memory}; node ${machineAfter.node}`;
+  return {
+    profile: opts.profile.name,
+    machine: { ...machineAfter, loadBefore: String(machineBefore.load) },
+    registries: regInfo,
+    ceiling: ceil,
+    rows,
+    targets: ts,
+    table: out,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+  };
+}
+
+export { sha256 };

@@ -1,0 +1,361 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { homedir, tmpdir } from 'node:os';
+import { delimiter, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '../../test/support/process.js';
+import type { BenchMinio } from './minio.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const MiB = 1024 * 1024;
+/** PART is the multipart part / chunk size every registry gets (Berth's default). */
+export const PART_MIB = 16;
+
+/** Running is one registry process (or process tree) serving on 127.0.0.1:port. */
+export interface Running {
+  url: string;
+  port: number;
+  /** pids of the server's process tree (Berth's cluster primary and workers). */
+  pids(): number[];
+  stop(): Promise<void>;
+  /** restart stops and starts the same server on the same port and data (cold caches). */
+  restart(): Promise<void>;
+  /** replica starts a second server on the same bucket and secret (workload 5). */
+  replica(): Promise<Running>;
+  /** output is the tail of the server's log. */
+  output(): string;
+}
+
+export interface RegistryKind {
+  name: string;
+  /** version describes what runs (binary and version), for the report. */
+  version: string;
+  /** missing says why the registry cannot run here, or undefined. */
+  missing(): string | undefined;
+  start(minio: BenchMinio, bucket: string, opts: StartOptions): Promise<Running>;
+  /** replicas: false when two processes on one bucket are not a supported setup. */
+  replicas: boolean;
+}
+
+export interface StartOptions {
+  /** run Berth from JS compiled by buildBerth() instead of through tsx. */
+  compiled?: string;
+  /** extra node flags for Berth (e.g. --cpu-prof). */
+  nodeArgs?: string[];
+  /** Berth's http.workers (0 = one per core). */
+  workers?: number;
+}
+
+export function toolsBin(): string {
+  return join(process.env.BERTH_TOOLS ?? join(homedir(), '.cache', 'berth', 'tools'), 'bin');
+}
+
+/** findBinary looks in the tools cache, then on PATH. */
+export function findBinary(name: string): string | undefined {
+  for (const dir of [toolsBin(), ...(process.env.PATH ?? '').split(delimiter)]) {
+    if (dir === '') continue;
+    try {
+      accessSync(join(dir, name), constants.X_OK);
+      return join(dir, name);
+    } catch {
+      // next
+    }
+  }
+  return undefined;
+}
+
+function stampOf(name: string): string {
+  try {
+    return readFileSync(join(toolsBin(), `.${name}.version`), 'utf8');
+  } catch {
+    return '?';
+  }
+}
+
+/** processTree lists `pid` and every process below it (from /proc/<pid>/task/<pid>/children). */
+export function processTree(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    const p = out[i]!;
+    try {
+      const kids = readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim();
+      if (kids !== '') for (const k of kids.split(/\s+/)) out.push(Number(k));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+interface Proc {
+  child: ChildProcess;
+  log: () => string;
+  exited: Promise<void>;
+}
+
+function launch(cmd: string, args: string[], env: Record<string, string>, cwd = root): Proc {
+  const child = spawn(cmd, args, {
+    cwd,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let tail = '';
+  const keep = (b: Buffer) => (tail = (tail + b.toString()).slice(-8000));
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  return { child, log: () => tail, exited };
+}
+
+async function waitReady(p: Proc, url: string, path: string, what: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (p.child.exitCode !== null || p.child.signalCode !== null) {
+      throw new Error(`${what} exited (${p.child.exitCode ?? p.child.signalCode}):\n${p.log()}`);
+    }
+    const ok = await fetch(url + path, { signal: AbortSignal.timeout(2000) }).then(
+      async (r) => {
+        await r.arrayBuffer();
+        return r.status === 200 || r.status === 401;
+      },
+      () => false,
+    );
+    if (ok) return;
+    if (Date.now() > deadline) {
+      p.child.kill('SIGKILL');
+      throw new Error(`${what} not ready in 60 s:\n${p.log()}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function kill(p: Proc): Promise<void> {
+  if (p.child.exitCode === null && p.child.signalCode === null) {
+    p.child.kill('SIGTERM');
+    const t = setTimeout(() => p.child.kill('SIGKILL'), 15_000);
+    await p.exited;
+    clearTimeout(t);
+  }
+}
+
+/**
+ * generic wires a launcher (`make(port)` → process) into Running with restart and replicas.
+ */
+async function generic(
+  what: string,
+  readyPath: string,
+  make: (port: number) => Proc,
+  cleanup: () => Promise<void>,
+  port?: number,
+): Promise<Running> {
+  const p0 = port ?? (await freePort());
+  const url = `http://127.0.0.1:${p0}`;
+  let proc = make(p0);
+  await waitReady(proc, url, readyPath, what);
+  const self: Running = {
+    url,
+    port: p0,
+    pids: () => processTree(proc.child.pid!),
+    async stop() {
+      await kill(proc);
+      await cleanup();
+    },
+    async restart() {
+      await kill(proc);
+      proc = make(p0);
+      await waitReady(proc, url, readyPath, what);
+    },
+    async replica() {
+      return generic(`${what} replica`, readyPath, make, async () => {});
+    },
+    output: () => proc.log(),
+  };
+  return self;
+}
+
+const SECRET = 'bench-shared-secret-0123456789abcdef';
+
+/**
+ * buildBerth compiles server/ with tsconfig.build.json into node_modules/.cache/berth-bench (the way
+ * `npm run build` makes dist/, without touching dist/) and returns the CLI's path, or an
+ * error message when it does not compile (then the bench runs Berth through tsx).
+ */
+export function buildBerth(): { cli?: string; error?: string } {
+  const out = join(root, 'node_modules', '.cache', 'berth-bench');
+  const r = spawnSync(
+    process.execPath,
+    [
+      join(root, 'node_modules', 'typescript', 'bin', 'tsc'),
+      '-p',
+      'tsconfig.build.json',
+      '--outDir',
+      out,
+    ],
+    { cwd: root, encoding: 'utf8' },
+  );
+  if (r.status !== 0) return { error: (r.stdout + r.stderr).slice(0, 2000) };
+  return { cli: join(out, 'server', 'cli.js') };
+}
+
+export const berth: RegistryKind = {
+  name: 'berth',
+  version: `berth ${(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version} (tsx, server/cli.ts)`,
+  missing: () => undefined,
+  replicas: true,
+  async start(minio, bucket, opts) {
+    await minio.makeBucket(bucket);
+    const entry = opts.compiled
+      ? [opts.compiled]
+      : ['--import', 'tsx', join(root, 'server', 'cli.ts')];
+    const make = (port: number) =>
+      launch(process.execPath, [...(opts.nodeArgs ?? []), ...entry, 'server'], {
+        BERTH_HTTP_ADDR: `127.0.0.1:${port}`,
+        BERTH_HTTP_SECRET: SECRET,
+        BERTH_HTTP_WORKERS: String(opts.workers ?? 0),
+        BERTH_LOG_LEVEL: 'warn',
+        BERTH_STORAGE_DRIVER: 's3',
+        BERTH_STORAGE_S3_ENDPOINT: minio.endpoint,
+        BERTH_STORAGE_S3_BUCKET: bucket,
+        BERTH_STORAGE_S3_ACCESS_KEY: minio.accessKey,
+        BERTH_STORAGE_S3_SECRET_KEY: minio.secretKey,
+        BERTH_STORAGE_S3_PART_SIZE_MIB: String(PART_MIB),
+      });
+    return generic('berth', '/readyz', make, async () => {});
+  },
+};
+
+/** distributionConfig is distribution's YAML config for S3 on MinIO (v2.8 and v3 read it). */
+function distributionConfig(minio: BenchMinio, bucket: string, port: number, v3: boolean): string {
+  return [
+    'version: 0.1',
+    'log:',
+    '  level: warn',
+    '  accesslog:',
+    '    disabled: true',
+    'storage:',
+    '  s3:',
+    `    accesskey: ${minio.accessKey}`,
+    `    secretkey: ${minio.secretKey}`,
+    '    region: us-east-1',
+    `    regionendpoint: ${minio.endpoint}`,
+    ...(v3 ? ['    forcepathstyle: true'] : []),
+    `    bucket: ${bucket}`,
+    '    encrypt: false',
+    '    secure: false',
+    '    v4auth: true',
+    `    chunksize: ${PART_MIB * MiB}`,
+    '    rootdirectory: /registry',
+    // The descriptor cache the maintainers say to always run with (distribution#4500).
+    '  cache:',
+    '    blobdescriptor: inmemory',
+    '  delete:',
+    '    enabled: true',
+    // Blob GETs are served by the registry (the "proxied, no redirect" comparison).
+    '  redirect:',
+    '    disable: true',
+    '  maintenance:',
+    '    uploadpurging:',
+    '      enabled: false',
+    'http:',
+    `  addr: 127.0.0.1:${port}`,
+    `  secret: ${SECRET}`,
+    '',
+  ].join('\n');
+}
+
+function distributionKind(
+  name: string,
+  bin: string,
+  v3: boolean,
+  version: () => string,
+): RegistryKind {
+  return {
+    name,
+    get version() {
+      return version();
+    },
+    missing: () =>
+      findBinary(bin) === undefined
+        ? `${bin} not found in ${toolsBin()} or on PATH (node test/tools/ensure.mjs peers)`
+        : undefined,
+    replicas: true,
+    async start(minio, bucket) {
+      await minio.makeBucket(bucket);
+      const dir = await mkdtemp(join(tmpdir(), `bench-${name}-`));
+      const exe = findBinary(bin)!;
+      const make = (port: number) => {
+        const cfg = join(dir, `config-${port}.yml`);
+        writeFileSync(cfg, distributionConfig(minio, bucket, port, v3));
+        return launch(exe, ['serve', cfg], { OTEL_TRACES_EXPORTER: 'none' }, dir);
+      };
+      return generic(name, '/v2/', make, () => rm(dir, { recursive: true, force: true }));
+    },
+  };
+}
+
+export const distribution3 = distributionKind('distribution-v3', 'distribution', true, () => {
+  return `distribution ${stampOf('distribution')} (github.com/distribution/distribution/v3/cmd/registry)`;
+});
+
+export const distribution28 = distributionKind(
+  'distribution-v2.8',
+  'docker-registry',
+  false,
+  () => {
+    const r = spawnSync('dpkg-query', ['-W', '-f=${Version}', 'docker-registry'], {
+      encoding: 'utf8',
+    });
+    return `docker-registry ${r.stdout || '?'} (Debian)`;
+  },
+);
+
+export const zot: RegistryKind = {
+  name: 'zot',
+  get version() {
+    return `zot ${stampOf('zot')} (zotregistry.dev/zot/v2/cmd/zot, minimal build)`;
+  },
+  missing: () =>
+    findBinary('zot') === undefined
+      ? `zot not found in ${toolsBin()} or on PATH (node test/tools/ensure.mjs peers)`
+      : undefined,
+  replicas: false,
+  async start(minio, bucket) {
+    await minio.makeBucket(bucket);
+    const dir = await mkdtemp(join(tmpdir(), 'bench-zot-'));
+    const exe = findBinary('zot')!;
+    const make = (port: number) => {
+      const cfg = join(dir, `config-${port}.json`);
+      // examples/config-s3.json, with the local (boltdb) dedupe cache and the same part size.
+      const config = {
+        distSpecVersion: '1.1.1',
+        storage: {
+          rootDirectory: join(dir, 'root'),
+          dedupe: true,
+          remoteCache: false,
+          gc: true,
+          storageDriver: {
+            name: 's3',
+            rootdirectory: '/zot',
+            region: 'us-east-1',
+            regionendpoint: minio.endpoint,
+            bucket,
+            forcepathstyle: true,
+            secure: false,
+            skipverify: false,
+            accesskey: minio.accessKey,
+            secretkey: minio.secretKey,
+            chunksize: PART_MIB * MiB,
+          },
+        },
+        http: { address: '127.0.0.1', port: String(port) },
+        log: { level: 'error' },
+      };
+      writeFileSync(cfg, JSON.stringify(config, null, 2));
+      return launch(exe, ['serve', cfg], {}, dir);
+    };
+    return generic('zot', '/v2/', make, () => rm(dir, { recursive: true, force: true }));
+  },
+};
+
+export const ALL: RegistryKind[] = [berth, distribution3, distribution28, zot];
