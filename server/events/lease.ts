@@ -1,4 +1,4 @@
-import { isNotFound, type StorageDriver } from '../storage/driver.js';
+import { isNotFound, listAll, type StorageDriver } from '../storage/driver.js';
 import { Paths } from '../storage/paths.js';
 import type { Clock } from './clock.js';
 
@@ -44,7 +44,7 @@ export class Lease {
     const now = this.clock.now();
     if (this.held && now < this.held.renewAt) return true;
     const root = Paths.eventsLeasesRoot(this.endpoint);
-    const names = await this.allNames(root);
+    const names = await listAll(this.driver, root);
     const last = names[names.length - 1];
     if (last === undefined) return this.take(1, now);
     const epoch = Number(last);
@@ -91,16 +91,5 @@ export class Lease {
     this.held = undefined;
     const body: LeaseBody = { holder: this.holder, expiresAt: 0 };
     await this.driver.put(Paths.eventsLease(this.endpoint, epoch), JSON.stringify(body));
-  }
-
-  private async allNames(prefix: string): Promise<string[]> {
-    const out: string[] = [];
-    let startAfter: string | undefined;
-    for (;;) {
-      const page = await this.driver.list(prefix, { startAfter, limit: 1000 });
-      out.push(...page.names);
-      if (!page.truncated || page.names.length === 0) return out;
-      startAfter = page.names[page.names.length - 1];
-    }
   }
 }

@@ -1,7 +1,7 @@
 import { decodeDescriptor } from '../registry/blobs.js';
 import { digestOf, type Algorithm } from '../registry/reference.js';
 import type { UploadState } from '../registry/uploads.js';
-import { isNotFound, type StorageDriver } from '../storage/driver.js';
+import { isNotFound, listAll, type StorageDriver } from '../storage/driver.js';
 import { Paths } from '../storage/paths.js';
 
 /** ALGORITHMS are the digest algorithms a repository may hold (see reference.ts). */
@@ -48,17 +48,7 @@ export interface Snapshot {
   segments: Map<string, string[]>;
 }
 
-/** listAll returns every name directly below `prefix`, across pages. */
-export async function listAll(driver: StorageDriver, prefix: string): Promise<string[]> {
-  const out: string[] = [];
-  let startAfter: string | undefined;
-  for (;;) {
-    const page = await driver.list(prefix, { startAfter, limit: 1000 });
-    out.push(...page.names);
-    if (!page.truncated || page.names.length === 0) return out;
-    startAfter = page.names[page.names.length - 1];
-  }
-}
+export { listAll } from '../storage/driver.js';
 
 /** mapLimit maps with at most `limit` calls in flight, keeping order. */
 export async function mapLimit<T, R>(

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Errors } from '../errors.js';
-import { isNotFound, type StorageDriver } from '../storage/driver.js';
+import { isNotFound, listAll, type StorageDriver } from '../storage/driver.js';
 import { Paths } from '../storage/paths.js';
 import { RepositoryBlobStore, type BlobStore } from './blobs.js';
 import { parseManifest, type Descriptor } from './manifest-parse.js';
@@ -158,7 +158,7 @@ export class Repository implements ManifestService, TagService {
 
   async delete(digest: Digest): Promise<void> {
     const m = await this.get(digest);
-    for (const tag of await this.allNames(Paths.tagsOfRoot(this.name, digest))) {
+    for (const tag of await listAll(this.driver, Paths.tagsOfRoot(this.name, digest))) {
       const current = await this.resolve(tag).catch(() => undefined);
       if (current?.value === digest.value) await this.driver.delete(Paths.tag(this.name, tag));
     }
@@ -171,17 +171,6 @@ export class Repository implements ManifestService, TagService {
       // A stored manifest always parsed on push; nothing more to unindex.
     }
     await this.driver.delete(Paths.manifest(this.name, digest));
-  }
-
-  private async allNames(prefix: string): Promise<string[]> {
-    const out: string[] = [];
-    let startAfter: string | undefined;
-    for (;;) {
-      const page = await this.driver.list(prefix, { startAfter, limit: 1000 });
-      out.push(...page.names);
-      if (!page.truncated) return out;
-      startAfter = page.names[page.names.length - 1];
-    }
   }
 
   async resolve(tag: string): Promise<Digest> {

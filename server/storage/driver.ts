@@ -122,3 +122,15 @@ export function validateKey(key: string, prefix = false): void {
 export function isNotFound(err: unknown): boolean {
   return err instanceof PathNotFoundError;
 }
+
+/** listAll returns every name directly below `prefix`, across pages. */
+export async function listAll(driver: StorageDriver, prefix: string): Promise<string[]> {
+  const out: string[] = [];
+  let startAfter: string | undefined;
+  for (;;) {
+    const page = await driver.list(prefix, { startAfter, limit: 1000 });
+    out.push(...page.names);
+    if (!page.truncated || page.names.length === 0) return out;
+    startAfter = page.names[page.names.length - 1];
+  }
+}

@@ -4,13 +4,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Client as MinioClient } from 'minio';
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GcReport } from '../../server/gc/collector.js';
 import { S3Driver } from '../../server/storage/drivers/s3.js';
 import { Paths } from '../../server/storage/paths.js';
 import { blob, image, index, type Built } from '../support/image.js';
-import { startMinio, type MinioServer } from '../support/minio.js';
+import { bucketKeys, startMinio, type MinioServer } from '../support/minio.js';
 import { spawnBerth, type BerthProcess } from '../support/process.js';
 
 /**
@@ -256,21 +256,6 @@ async function runGc(env: Record<string, string>, args: string[] = []): Promise<
     if (code !== 0) throw new Error(`berth gc exited with ${code}:\n${stderr}`);
     return JSON.parse(stdout) as GcReport;
   }
-}
-
-async function bucketKeys(m: MinioServer, bucket: string): Promise<string[]> {
-  const u = new URL(m.endpoint);
-  const c = new MinioClient({
-    endPoint: u.hostname,
-    port: Number(u.port),
-    useSSL: false,
-    accessKey: m.accessKey,
-    secretKey: m.secretKey,
-  });
-  const keys: string[] = [];
-  for await (const o of c.listObjectsV2(bucket, '', true) as AsyncIterable<{ name?: string }>)
-    if (o.name) keys.push(o.name);
-  return keys.sort();
 }
 
 /**

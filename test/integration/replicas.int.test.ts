@@ -1,28 +1,13 @@
 import { request } from 'node:http';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { Client as MinioClient } from 'minio';
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Driver } from '../../server/storage/drivers/s3.js';
-import { startMinio, type MinioServer } from '../support/minio.js';
+import { bucketKeys, startMinio, type MinioServer } from '../support/minio.js';
 import { spawnBerth, type BerthProcess } from '../support/process.js';
 
 const sha = (b: Buffer) => 'sha256:' + createHash('sha256').update(b).digest('hex');
-
-async function bucketKeys(m: MinioServer, bucket: string): Promise<string[]> {
-  const u = new URL(m.endpoint);
-  const c = new MinioClient({
-    endPoint: u.hostname,
-    port: Number(u.port),
-    useSSL: false,
-    accessKey: m.accessKey,
-    secretKey: m.secretKey,
-  });
-  const keys: string[] = [];
-  for await (const o of c.listObjectsV2(bucket, '', true) as AsyncIterable<{ name?: string }>)
-    if (o.name) keys.push(o.name);
-  return keys;
-}
 
 describe('two replicas on one bucket, and crashes', () => {
   let minio: MinioServer;

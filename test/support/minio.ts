@@ -6,6 +6,7 @@ import { homedir, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { S3Config } from '../../server/config/types.js';
+import { Client as MinioClient } from 'minio';
 
 /** MinioServer is one real MinIO process on a loopback port with a throwaway data dir. */
 export interface MinioServer {
@@ -278,4 +279,20 @@ export async function sharedMinio(): Promise<MinioServer> {
       }
     },
   };
+}
+
+/** bucketKeys lists every object key in `bucket`, sorted, straight from MinIO. */
+export async function bucketKeys(m: MinioServer, bucket: string): Promise<string[]> {
+  const u = new URL(m.endpoint);
+  const c = new MinioClient({
+    endPoint: u.hostname,
+    port: Number(u.port),
+    useSSL: false,
+    accessKey: m.accessKey,
+    secretKey: m.secretKey,
+  });
+  const keys: string[] = [];
+  for await (const o of c.listObjectsV2(bucket, '', true) as AsyncIterable<{ name?: string }>)
+    if (o.name) keys.push(o.name);
+  return keys.sort();
 }
