@@ -49,6 +49,7 @@ class ClientLog {
 
 /** Soaker is one client working on its own repository through either replica. */
 class Soaker {
+  private slowPushes = 0;
   /** tags maps each tag this worker set to the digest it points to. */
   readonly tags = new Map<string, string>();
   /** pushed are top-level manifests this worker pushed and has not deleted. */
@@ -168,14 +169,17 @@ class Soaker {
     const config = m.blobs[0]!;
     await this.pushBlob(config);
     for (const b of m.blobs.slice(1)) if (b.digest !== sha(data)) await this.pushBlob(b);
-    const r = await fetch(`${this.url()}/v2/${this.repo}/manifests/slow`, {
+    // A fresh tag per slow push: it runs beside step() on the same worker, so moving one shared
+    // tag would race with step()'s pull of it (the pull's expectation read before the move).
+    const tag = `slow${++this.slowPushes}`;
+    const r = await fetch(`${this.url()}/v2/${this.repo}/manifests/${tag}`, {
       method: 'PUT',
       body: m.body,
       headers: { 'content-type': m.mediaType },
     });
     await this.log.check('slow upload manifest', r, [201]);
     if (r.status === 201) {
-      this.tags.set('slow', m.digest);
+      this.tags.set(tag, m.digest);
       this.pushed.set(m.digest, m);
     }
   }
