@@ -1,23 +1,15 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Client as MinioClient } from 'minio';
-import { minioBinary } from '../../test/support/minio.js';
-import { freePort } from '../../test/support/process.js';
+import { startMinio } from '../../test/support/minio.js';
 
 /**
- * BenchMinio is one MinIO server for the whole run, started like test/support/minio.ts
- * does, plus public Prometheus metrics (MINIO_PROMETHEUS_AUTH_TYPE=public) so that the bench
- * can count the S3 calls each registry makes (registries run one at a time).
+ * BenchMinio is one MinIO server for the whole run, started by test/support/minio.ts with
+ * public Prometheus metrics (MINIO_PROMETHEUS_AUTH_TYPE=public) so that the bench can count the S3 calls each registry makes (registries run one at a time).
  */
 export interface BenchMinio {
   endpoint: string;
   port: number;
   accessKey: string;
   secretKey: string;
-  pid: number;
   client: MinioClient;
   makeBucket(name: string): Promise<void>;
   /** dropBucket deletes a bucket and everything in it (MinIO's force delete). */
@@ -28,53 +20,8 @@ export interface BenchMinio {
 }
 
 export async function startBenchMinio(): Promise<BenchMinio> {
-  const bin = minioBinary();
-  const dir = await mkdtemp(join(tmpdir(), 'berth-bench-minio-'));
-  const accessKey = 'bench' + randomBytes(4).toString('hex');
-  const secretKey = randomBytes(18).toString('base64url');
-  const port = await freePort();
-  const consolePort = await freePort();
-  const child: ChildProcess = spawn(
-    bin,
-    [
-      'server',
-      join(dir, 'data'),
-      '--address',
-      `127.0.0.1:${port}`,
-      '--console-address',
-      `127.0.0.1:${consolePort}`,
-    ],
-    {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOME: dir,
-        MINIO_ROOT_USER: accessKey,
-        MINIO_ROOT_PASSWORD: secretKey,
-        MINIO_BROWSER: 'off',
-        MINIO_UPDATE: 'off',
-        MINIO_CI_CD: 'on',
-        MINIO_PROMETHEUS_AUTH_TYPE: 'public',
-      },
-    },
-  );
-  let err = '';
-  child.stderr?.on('data', (b: Buffer) => (err = (err + b.toString()).slice(-4000)));
-  const endpoint = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`minio exited ${child.exitCode}: ${err}`);
-    const ok = await fetch(`${endpoint}/minio/health/live`).then(
-      (r) => r.status === 200 && r.headers.get('x-minio-server-status') !== 'offline',
-      () => false,
-    );
-    if (ok) break;
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`minio not ready: ${err}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const m = await startMinio({ env: { MINIO_PROMETHEUS_AUTH_TYPE: 'public' } });
+  const { endpoint, port, accessKey, secretKey } = m;
   const client = new MinioClient({
     endPoint: '127.0.0.1',
     port,
@@ -89,7 +36,6 @@ export async function startBenchMinio(): Promise<BenchMinio> {
     port,
     accessKey,
     secretKey,
-    pid: child.pid!,
     client,
     async makeBucket(name) {
       if (!(await client.bucketExists(name))) await client.makeBucket(name, 'us-east-1');
@@ -110,13 +56,7 @@ export async function startBenchMinio(): Promise<BenchMinio> {
       }
       return out;
     },
-    async stop() {
-      if (child.exitCode === null) {
-        child.kill('SIGTERM');
-        await new Promise((r) => child.once('exit', r));
-      }
-      await rm(dir, { recursive: true, force: true });
-    },
+    stop: () => m.stop(),
   };
 }
 

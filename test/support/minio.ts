@@ -86,7 +86,9 @@ function installExitHook(): void {
  * startMinio starts a MinIO server on a free 127.0.0.1 port (console on another, browser
  * off) with a fresh temporary data dir, and resolves once it serves requests.
  */
-export async function startMinio(): Promise<MinioServer> {
+export async function startMinio(
+  opts: { env?: Record<string, string> } = {},
+): Promise<MinioServer> {
   const bin = minioBinary();
   const dir = await mkdtemp(join(tmpdir(), 'berth-minio-'));
   const accessKey = 'berth-' + randomBytes(4).toString('hex');
@@ -119,6 +121,7 @@ export async function startMinio(): Promise<MinioServer> {
           MINIO_BROWSER: 'off',
           MINIO_UPDATE: 'off',
           MINIO_CI_CD: 'on',
+          ...opts.env,
         },
       },
     );
