@@ -18,6 +18,11 @@ export interface StorageState {
 export interface Observed {
   /** configProblems is empty when the rendered config validated. */
   configProblems: readonly string[];
+  /**
+   * configReason is why the config is not valid: InvalidConfig (default) or SecretMissing (a
+   * referenced Secret, ConfigMap or key does not exist).
+   */
+  configReason?: 'InvalidConfig' | 'SecretMissing';
   storage: StorageState;
   /** deployment is the Deployment as last read or applied (undefined: not created yet). */
   deployment: V1Deployment | undefined;
@@ -79,13 +84,14 @@ export function rollout(
 /** conditionsFor computes the six conditions (without times) from what was observed. */
 export function conditionsFor(r: Registry, o: Observed): Cond[] {
   const configOk = o.configProblems.length === 0;
+  const configReason = o.configReason ?? 'InvalidConfig';
   const ro = rollout(r, o.deployment);
   const want = r.spec.replicas;
   const out: Cond[] = [];
   out.push(
     configOk
       ? cond('ConfigValid', true, 'ConfigRendered', 'the server config validated')
-      : cond('ConfigValid', false, 'InvalidConfig', o.configProblems.join('; ')),
+      : cond('ConfigValid', false, configReason, o.configProblems.join('; ')),
   );
   out.push(cond('StorageReady', o.storage.ready, o.storage.reason, o.storage.message));
   out.push(
@@ -109,7 +115,9 @@ export function conditionsFor(r: Registry, o: Observed): Cond[] {
       : cond('Progressing', false, 'RolloutComplete', `${want} replicas up to date`),
   );
   const degradedWhy = !configOk
-    ? ['InvalidConfig', 'the server config is invalid; the last valid one stays in use']
+    ? configReason === 'SecretMissing'
+      ? [configReason, `${o.configProblems.join('; ')}; the last valid config stays in use`]
+      : ['InvalidConfig', 'the server config is invalid; the last valid one stays in use']
     : o.applyError !== undefined
       ? ['ApplyFailed', o.applyError]
       : !o.storage.ready
@@ -125,7 +133,7 @@ export function conditionsFor(r: Registry, o: Observed): Cond[] {
   const ready =
     configOk && o.applyError === undefined && o.storage.ready && ro.available && !ro.progressing;
   const notReadyReason = !configOk
-    ? 'InvalidConfig'
+    ? configReason
     : o.applyError !== undefined
       ? 'ApplyFailed'
       : !o.storage.ready

@@ -43,6 +43,59 @@ export interface NotificationEndpoint {
   headers?: Record<string, string>;
 }
 
+/** LimitsSpec mirrors the server's `limits` request limits (all optional). */
+export interface LimitsSpec {
+  headerBytes?: number;
+  uploadSessionsPerClient?: number;
+  rate?: { requestsPerSecond?: number; burst?: number };
+}
+
+/** ConfigMapKeyRef names one key of a ConfigMap in the Registry's namespace. */
+export type ConfigMapKeyRef = SecretKeyRef;
+
+export type AuthAction = 'pull' | 'push' | 'delete';
+
+/** AuthSpec is `spec.auth`: the server's `auth` section with files given as references. */
+export interface AuthSpec {
+  mode: 'none' | 'htpasswd' | 'token';
+  htpasswdSecretRef?: SecretKeyRef;
+  basicRealm?: string;
+  token?: {
+    realm?: string;
+    service?: string;
+    issuer?: string;
+    expiresSeconds?: number;
+    signingKeySecretRef?: SecretKeyRef;
+    external?: { jwksConfigMapRef?: ConfigMapKeyRef; rootCertBundleConfigMapRef?: ConfigMapKeyRef };
+    algorithms?: string[];
+  };
+  anonymousPull?: string[];
+  groups?: { name: string; members: string[] }[];
+  rules?: {
+    repositories: string[];
+    users?: string[];
+    groups?: string[];
+    robots?: string[];
+    actions: AuthAction[];
+  }[];
+  immutableTags?: { repositories: string[]; tags: string[] }[];
+}
+
+/** GarbageCollectionSpec is `spec.garbageCollection`, copied to the server's `gc` section. */
+export interface GarbageCollectionSpec {
+  enabled: boolean;
+  intervalSeconds: number;
+  graceSeconds: number;
+  dryRun: boolean;
+  leaseSeconds?: number;
+  policies?: {
+    repositories: string[];
+    keepTags?: { patterns?: string[]; mostRecentlyPushed?: number }[];
+    deleteUntaggedAfterSeconds?: number;
+    deleteReferrers?: boolean;
+  }[];
+}
+
 export interface RegistrySpec {
   image: string;
   imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
@@ -83,8 +136,14 @@ export interface RegistrySpec {
     minAvailable?: IntOrString;
     maxUnavailable?: IntOrString;
   };
-  /** tls names a kubernetes.io/tls Secret the server terminates HTTPS with. */
-  tls?: { secretName: string };
+  /**
+   * tls names a kubernetes.io/tls Secret the server terminates HTTPS with, and optionally a
+   * CA bundle that client certificates must chain to (mutual TLS).
+   */
+  tls?: { secretName: string; clientCASecretRef?: SecretKeyRef };
+  limits?: LimitsSpec;
+  auth?: AuthSpec;
+  garbageCollection?: GarbageCollectionSpec;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   metrics: {
     enabled: boolean;

@@ -1,13 +1,14 @@
 /**
  * The server config a Registry asks for: rendered as berth.yaml into a ConfigMap. The
  * credentials and the shared HTTP secret are not in it; the pod gets them as BERTH_*
- * environment variables from Secrets, which the server merges over the file.
+ * environment variables from Secrets, which the server merges over the file. Other secret
+ * material (htpasswd, token keys, client CA) is mounted as files; only their paths are here.
  */
 import { createHash } from 'node:crypto';
 import type { V1ConfigMap } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { ConfigError, parseConfig } from '../../server/config/load.js';
-import type { BerthConfig, S3Config } from '../../server/config/types.js';
+import type { AuthConfig, BerthConfig, S3Config } from '../../server/config/types.js';
 import type { Registry } from '../types.js';
 import {
   CA_DIR,
@@ -18,6 +19,7 @@ import {
   childMeta,
   childNames,
 } from './meta.js';
+import { mountedFiles, pathOf } from './files.js';
 
 type PartialDeep<T> = T extends readonly unknown[]
   ? T
@@ -39,6 +41,7 @@ export const SHUTDOWN_SECONDS = 30;
 /** renderConfig is the server config for `r`, before configOverrides. */
 export function renderConfig(r: Registry): RenderedConfig {
   const s3 = r.spec.storage.s3;
+  const files = mountedFiles(r);
   const rendered: RenderedConfig = {
     http: {
       addr: `0.0.0.0:${HTTP_PORT}`,
@@ -46,7 +49,13 @@ export function renderConfig(r: Registry): RenderedConfig {
       workers: 1,
       shutdownTimeoutSeconds: SHUTDOWN_SECONDS,
       ...(r.spec.tls
-        ? { tls: { certFile: `${TLS_DIR}/tls.crt`, keyFile: `${TLS_DIR}/tls.key` } }
+        ? {
+            tls: {
+              certFile: `${TLS_DIR}/tls.crt`,
+              keyFile: `${TLS_DIR}/tls.key`,
+              ...(files.clientCa ? { clientCaFile: pathOf(files.clientCa) } : {}),
+            },
+          }
         : {}),
     },
     storage: {
@@ -85,7 +94,50 @@ export function renderConfig(r: Registry): RenderedConfig {
       })),
     };
   }
+  const limits = r.spec.limits;
+  if (limits && Object.keys(limits).length > 0) rendered.limits = structuredClone(limits);
+  const auth = renderAuth(r);
+  if (auth) rendered.auth = auth;
+  const gc = r.spec.garbageCollection;
+  if (gc) rendered.gc = structuredClone(gc);
   return rendered;
+}
+
+/**
+ * renderAuth is the server's `auth` section for `r`: the same fields, with every referenced
+ * Secret or ConfigMap replaced by the path it is mounted at. Undefined without `spec.auth`.
+ */
+export function renderAuth(r: Registry): PartialDeep<AuthConfig> | undefined {
+  const a = r.spec.auth;
+  if (!a) return undefined;
+  const files = mountedFiles(r);
+  const out: PartialDeep<AuthConfig> = { mode: a.mode };
+  if (files.htpasswd || a.basicRealm !== undefined)
+    out.htpasswd = {
+      ...(files.htpasswd ? { path: pathOf(files.htpasswd) } : {}),
+      ...(a.basicRealm !== undefined ? { realm: a.basicRealm } : {}),
+    };
+  const t = a.token;
+  if (t || files.signingKey) {
+    const token: PartialDeep<AuthConfig['token']> = {};
+    if (t?.realm !== undefined) token.realm = t.realm;
+    if (t?.service !== undefined) token.service = t.service;
+    if (t?.issuer !== undefined) token.issuer = t.issuer;
+    if (t?.expiresSeconds !== undefined) token.expiresSeconds = t.expiresSeconds;
+    if (t?.algorithms !== undefined) token.algorithms = [...t.algorithms];
+    if (files.signingKey) token.signingKeyFile = pathOf(files.signingKey);
+    if (t?.external) {
+      token.external = true;
+      if (files.jwks) token.jwksFile = pathOf(files.jwks);
+      if (files.rootCertBundle) token.rootCertBundle = pathOf(files.rootCertBundle);
+    }
+    out.token = token;
+  }
+  if (a.anonymousPull) out.anonymousPull = [...a.anonymousPull];
+  if (a.groups) out.groups = structuredClone(a.groups);
+  if (a.rules) out.rules = structuredClone(a.rules);
+  if (a.immutableTags) out.immutableTags = structuredClone(a.immutableTags);
+  return out;
 }
 
 type Json = Record<string, unknown>;

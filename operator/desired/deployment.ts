@@ -7,6 +7,7 @@ import type {
 } from '@kubernetes/client-node';
 import type { Registry } from '../types.js';
 import { SHUTDOWN_SECONDS } from './config.js';
+import { referencedFiles } from './files.js';
 import {
   CA_DIR,
   CONFIG_CHECKSUM,
@@ -82,6 +83,17 @@ export function desiredDeployment(r: Registry, configChecksum: string): V1Deploy
   if (r.spec.tls) {
     volumes.push({ name: 'tls', secret: { secretName: r.spec.tls.secretName } });
     mounts.push({ name: 'tls', mountPath: TLS_DIR, readOnly: true });
+  }
+  // One volume per referenced file, projected by key and mounted as a directory (never with
+  // subPath, which would freeze the file): the kubelet swaps in updated Secret contents.
+  for (const f of referencedFiles(r)) {
+    const items = [{ key: f.key, path: f.file }];
+    volumes.push(
+      f.source === 'Secret'
+        ? { name: f.volume, secret: { secretName: f.name, items, defaultMode: 0o440 } }
+        : { name: f.volume, configMap: { name: f.name, items } },
+    );
+    mounts.push({ name: f.volume, mountPath: f.dir, readOnly: true });
   }
   const container: V1Container = {
     name: 'berth',

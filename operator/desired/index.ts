@@ -21,11 +21,15 @@ export interface DesiredInputs {
   serviceMonitorApi: boolean;
   /** generate makes a new HTTP secret (injectable for tests). */
   generate?: () => string;
+  /** signingKey is the generated token signing key already stored, if any. */
+  signingKey?: string;
+  /** missing lists referenced Secrets and ConfigMaps (or keys) that do not exist. */
+  missing?: readonly string[];
 }
 
 export type DesiredState =
   | { ok: true; children: KubernetesObject[]; skipped: string[] }
-  | { ok: false; problems: readonly string[] };
+  | { ok: false; reason?: 'InvalidConfig' | 'SecretMissing'; problems: readonly string[] };
 
 /**
  * PRUNABLE lists the optional kinds a spec change can remove; the always-present children
@@ -39,14 +43,18 @@ export const PRUNABLE = [
 
 /**
  * desiredState renders every child of `r`, in apply order (config before the workload that
- * mounts it). It fails only when the rendered server config does not validate; `skipped`
+ * mounts it). It fails when the rendered server config does not validate or a referenced
+ * Secret or ConfigMap is missing (nothing is applied then); `skipped`
  * names optional children asked for but not applicable (ServiceMonitor without its API).
  */
 export function desiredState(r: Registry, inputs: DesiredInputs): DesiredState {
   const config = configYaml(r);
   if (!config.ok) return { ok: false, problems: config.problems };
-  const secret = desiredSecret(r, inputs.httpSecret, inputs.generate);
-  const stored = secret.data?.httpSecret ?? '';
+  if (inputs.missing && inputs.missing.length > 0)
+    return { ok: false, reason: 'SecretMissing', problems: inputs.missing };
+  const secret = desiredSecret(r, inputs.httpSecret, inputs.generate, inputs.signingKey);
+  // The stored values are in the checksum, so a regenerated secret or key rolls the pods.
+  const stored = Object.values(secret.data ?? {}).join('\0');
   const deployment = desiredDeployment(r, checksum(config.yaml, stored));
   const children: KubernetesObject[] = [desiredConfigMap(r, config.yaml), secret, deployment];
   children.push(desiredService(r));

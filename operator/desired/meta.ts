@@ -14,6 +14,8 @@ export const LABEL_COMPONENT = 'app.kubernetes.io/component';
 export const CONFIG_CHECKSUM = 'berth.dev/config-checksum';
 /** HTTP_SECRET_KEY is the key of the shared upload-token secret in the `<name>-secret` Secret. */
 export const HTTP_SECRET_KEY = 'httpSecret';
+/** TOKEN_SIGNING_KEY_KEY holds the generated token signing key (PEM) in the same Secret. */
+export const TOKEN_SIGNING_KEY_KEY = 'tokenSigningKey';
 /** CONFIG_KEY is the ConfigMap key holding the rendered berth.yaml. */
 export const CONFIG_KEY = 'berth.yaml';
 export const CONFIG_DIR = '/etc/berth';

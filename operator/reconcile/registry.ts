@@ -12,13 +12,15 @@ import {
   CustomObjectsApi,
   PatchStrategy,
   setHeaderOptions,
+  type V1ConfigMap,
   type V1Deployment,
   type V1Secret,
 } from '@kubernetes/client-node';
 import type { Clock } from '../clock.js';
 import { desiredState, PRUNABLE } from '../desired/index.js';
 import { childNames } from '../desired/meta.js';
-import { httpSecretOf } from '../desired/secret.js';
+import { referencedFiles } from '../desired/files.js';
+import { httpSecretOf, signingKeyOf } from '../desired/secret.js';
 import type { EventSink } from '../events.js';
 import type { Logger } from '../log.js';
 import { computeStatus, statusChanged, transitions, type StorageState } from '../status.js';
@@ -78,6 +80,42 @@ async function readSecret(
 function secretValue(s: V1Secret, key: string): string | undefined {
   const b64 = s.data?.[key];
   return b64 === undefined ? undefined : Buffer.from(b64, 'base64').toString('utf8');
+}
+
+async function readConfigMap(
+  core: CoreV1Api,
+  namespace: string,
+  name: string,
+): Promise<V1ConfigMap | undefined> {
+  try {
+    return await core.readNamespacedConfigMap({ name, namespace });
+  } catch (err) {
+    if (is404(err)) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * missingFiles checks that every Secret and ConfigMap key the Registry mounts exists, and says
+ * which do not (names and keys only: values are never read into a message).
+ */
+async function missingFiles(deps: ReconcileDeps, r: Registry): Promise<string[]> {
+  const ns = r.metadata.namespace;
+  const out: string[] = [];
+  for (const f of referencedFiles(r)) {
+    if (f.generated) continue;
+    const obj =
+      f.source === 'Secret'
+        ? await readSecret(deps.core, ns, f.name)
+        : await readConfigMap(deps.core, ns, f.name);
+    if (!obj) out.push(`${f.source} ${ns}/${f.name} not found`);
+    else if (
+      obj.data?.[f.key] === undefined &&
+      (obj as V1ConfigMap).binaryData?.[f.key] === undefined
+    )
+      out.push(`${f.source} ${ns}/${f.name} has no key ${f.key}`);
+  }
+  return out;
 }
 
 /** target is where the Registry's bucket lives, with the CA bundle if one is referenced. */
@@ -227,7 +265,9 @@ export async function reconcileRegistry(
   const existingSecret = await readSecret(deps.core, namespace, names.secret);
   const desired = desiredState(r, {
     httpSecret: httpSecretOf(existingSecret),
+    signingKey: signingKeyOf(existingSecret),
     serviceMonitorApi: await deps.serviceMonitorApi(),
+    missing: await missingFiles(deps, r),
   });
 
   // Storage first: it decides StorageReady, but a bad bucket does not stop the children.
@@ -261,6 +301,7 @@ export async function reconcileRegistry(
 
   const status = computeStatus(r, {
     configProblems: desired.ok ? [] : desired.problems,
+    ...(!desired.ok && desired.reason ? { configReason: desired.reason } : {}),
     storage,
     deployment,
     now: new Date(deps.clock.now()),
@@ -283,5 +324,7 @@ export async function reconcileRegistry(
     }
   }
   if (applyError !== undefined) throw applyError;
-  return storage.ready ? {} : { requeueAfterMs: deps.storageRetryMs ?? 15_000 };
+  // Referenced Secrets are not watched (they are not ours): look again until they appear.
+  const missingRef = !desired.ok && desired.reason === 'SecretMissing';
+  return storage.ready && !missingRef ? {} : { requeueAfterMs: deps.storageRetryMs ?? 15_000 };
 }

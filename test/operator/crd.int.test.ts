@@ -133,6 +133,127 @@ describe('Registry CRD on a real API server', () => {
     expect(msg).toContain('ingress.host is required when the ingress is enabled');
   });
 
+  it('GIVEN full auth, limits and garbageCollection sections WHEN applied THEN they are accepted and defaulted', async () => {
+    await kubectlApply(
+      kc,
+      aRegistry()
+        .named('authgc', NS)
+        .with({
+          tls: { secretName: 'reg-tls', clientCASecretRef: { name: 'clients' } } as never,
+          limits: { headerBytes: 32768, rate: { requestsPerSecond: 50, burst: 100 } },
+          auth: {
+            mode: 'token',
+            htpasswdSecretRef: { name: 'users' },
+            basicRealm: 'team',
+            token: {
+              service: 'reg',
+              issuer: 'reg',
+              expiresSeconds: 600,
+              signingKeySecretRef: { name: 'signer', key: 'key.pem' },
+              algorithms: ['ES256'],
+            },
+            anonymousPull: ['public/*'],
+            groups: [{ name: 'devs', members: ['alice'] }],
+            rules: [{ repositories: ['team/*'], groups: ['devs'], actions: ['pull', 'push'] }],
+            immutableTags: [{ repositories: ['team/*'], tags: ['v*'] }],
+          } as never,
+          garbageCollection: {
+            enabled: true,
+            leaseSeconds: 60,
+            policies: [
+              {
+                repositories: ['team/**'],
+                keepTags: [{ patterns: ['^v'], mostRecentlyPushed: 3 }],
+                deleteUntaggedAfterSeconds: 86400,
+                deleteReferrers: true,
+              },
+            ],
+          } as never,
+        })
+        .raw() as never,
+    );
+    const r = await getRegistry(kc, NS, 'authgc');
+    expect(r.spec.auth?.htpasswdSecretRef).toEqual({ name: 'users', key: 'htpasswd' });
+    expect(r.spec.tls?.clientCASecretRef).toEqual({ name: 'clients', key: 'ca.crt' });
+    expect(r.spec.garbageCollection).toMatchObject({
+      enabled: true,
+      intervalSeconds: 3600,
+      graceSeconds: 3600,
+      dryRun: false,
+      leaseSeconds: 60,
+    });
+    expect(r.spec.auth?.rules).toEqual([
+      { repositories: ['team/*'], groups: ['devs'], actions: ['pull', 'push'] },
+    ]);
+  });
+
+  it('GIVEN external token verification WHEN applied THEN it needs no htpasswd Secret but a key source and a realm', async () => {
+    await kubectlApply(
+      kc,
+      aRegistry()
+        .named('ext', NS)
+        .with({
+          auth: {
+            mode: 'token',
+            token: {
+              realm: 'https://auth.example.com/token',
+              external: { jwksConfigMapRef: { name: 'issuer' } },
+            },
+          } as never,
+        })
+        .raw() as never,
+    );
+    const msg = await rejected(
+      aRegistry()
+        .named('ext2', NS)
+        .with({ auth: { mode: 'token', token: { external: {} } } as never })
+        .raw(),
+    );
+    expect(msg).toContain('token.external needs jwksConfigMapRef or rootCertBundleConfigMapRef');
+    expect(msg).toContain('token.realm is required when token.external is set');
+  });
+
+  it('GIVEN htpasswd or issuing token mode without htpasswdSecretRef WHEN applied THEN it is rejected with the CEL message', async () => {
+    const msg = await rejected(
+      aRegistry()
+        .named('nohtp', NS)
+        .with({ auth: { mode: 'htpasswd' } })
+        .raw(),
+    );
+    expect(msg).toContain('auth.htpasswdSecretRef is required when auth.mode is htpasswd');
+    const msg2 = await rejected(
+      aRegistry()
+        .named('notok', NS)
+        .with({ auth: { mode: 'token' } })
+        .raw(),
+    );
+    expect(msg2).toContain(
+      'auth.htpasswdSecretRef is required when auth.mode is token without token.external',
+    );
+  });
+
+  it('GIVEN bad auth and gc values WHEN applied THEN the schema rejects them', async () => {
+    const msg = await rejected(
+      aRegistry()
+        .named('badgc', NS)
+        .with({
+          auth: {
+            mode: 'none',
+            rules: [{ repositories: ['a b'], actions: ['admin'] }],
+          } as never,
+          garbageCollection: {
+            enabled: true,
+            intervalSeconds: 0,
+            policies: [{ repositories: [] }],
+          } as never,
+        })
+        .raw(),
+    );
+    expect(msg).toMatch(/intervalSeconds/);
+    expect(msg).toMatch(/actions/);
+    expect(msg).toMatch(/repositories/);
+  });
+
   it('GIVEN an endpoint that is not a URL and an unknown log level WHEN applied THEN both are rejected', async () => {
     expect(
       await rejected(aRegistry().named('ep', NS).withS3({ endpoint: 'minio:9000' }).raw()),

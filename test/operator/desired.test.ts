@@ -21,8 +21,9 @@ import {
   desiredService,
   desiredServiceMonitor,
 } from '../../operator/desired/network.js';
-import { desiredSecret, httpSecretOf } from '../../operator/desired/secret.js';
-import type { V1Deployment, V1Secret } from '@kubernetes/client-node';
+import { desiredSecret, httpSecretOf, signingKeyOf } from '../../operator/desired/secret.js';
+import type { Registry } from '../../operator/types.js';
+import type { V1Deployment, V1Secret, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { aRegistry } from './builders.js';
 
 const secretEnv = {
@@ -397,5 +398,227 @@ describe('desired state', () => {
       secret: 'x-secret',
     });
     expect(parse(ok(configYaml(aRegistry().build())))).toHaveProperty('storage.driver', 's3');
+  });
+});
+
+describe('auth, limits and garbage collection', () => {
+  const htpasswdRef = { name: 'reg-users', key: 'htpasswd' };
+  const fullAuth = (): Registry['spec']['auth'] => ({
+    mode: 'htpasswd',
+    htpasswdSecretRef: htpasswdRef,
+    basicRealm: 'team',
+    anonymousPull: ['public/*'],
+    groups: [{ name: 'devs', members: ['alice', 'bob'] }],
+    rules: [
+      { repositories: ['team/*'], groups: ['devs'], actions: ['pull', 'push'] },
+      { repositories: ['*'], users: ['*'], actions: ['pull'] },
+    ],
+    immutableTags: [{ repositories: ['team/*'], tags: ['v*'] }],
+  });
+  const gc = {
+    enabled: true,
+    intervalSeconds: 600,
+    graceSeconds: 7200,
+    dryRun: true,
+    leaseSeconds: 90,
+    policies: [
+      {
+        repositories: ['team/**'],
+        keepTags: [{ patterns: ['^v'], mostRecentlyPushed: 5 }],
+        deleteUntaggedAfterSeconds: 86400,
+        deleteReferrers: true,
+      },
+    ],
+  };
+
+  function mounts(d: V1Deployment): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
+    const spec = d.spec!.template.spec!;
+    return { volumes: spec.volumes ?? [], mounts: spec.containers[0]!.volumeMounts ?? [] };
+  }
+
+  it('GIVEN htpasswd auth, client CA, limits and gc WHEN rendered THEN the server parses it with mounted paths and the spec values', () => {
+    const r = aRegistry()
+      .with({
+        tls: { secretName: 'reg-tls', clientCASecretRef: { name: 'clients', key: 'ca.pem' } },
+        limits: {
+          headerBytes: 32768,
+          uploadSessionsPerClient: 10,
+          rate: { requestsPerSecond: 50, burst: 100 },
+        },
+        auth: fullAuth(),
+        garbageCollection: gc,
+      })
+      .build();
+    const config = parseConfig(ok(configYaml(r)), secretEnv);
+    expect(config.http.tls).toEqual({
+      certFile: '/etc/berth/tls/tls.crt',
+      keyFile: '/etc/berth/tls/tls.key',
+      clientCaFile: '/etc/berth/client-ca/ca.crt',
+    });
+    expect(config.limits).toMatchObject({
+      headerBytes: 32768,
+      uploadSessionsPerClient: 10,
+      rate: { requestsPerSecond: 50, burst: 100 },
+    });
+    expect(config.auth).toMatchObject({
+      mode: 'htpasswd',
+      htpasswd: { path: '/etc/berth/htpasswd/htpasswd', realm: 'team' },
+      anonymousPull: ['public/*'],
+      groups: [{ name: 'devs', members: ['alice', 'bob'] }],
+      rules: fullAuth()!.rules,
+      immutableTags: [{ repositories: ['team/*'], tags: ['v*'] }],
+    });
+    expect(config.gc).toEqual({ ...gc, settleMillis: config.gc.settleMillis });
+  });
+
+  it('GIVEN gc with only enabled set WHEN rendered THEN the CRD defaults are copied and the server fills the rest', () => {
+    const r = aRegistry()
+      .with({ garbageCollection: { enabled: true } as Registry['spec']['garbageCollection'] })
+      .build();
+    expect(renderConfig(r).gc).toEqual({
+      enabled: true,
+      intervalSeconds: 3600,
+      graceSeconds: 3600,
+      dryRun: false,
+    });
+    expect(parseConfig(ok(configYaml(r)), secretEnv).gc.leaseSeconds).toBe(120);
+  });
+
+  it('GIVEN no auth, limits or gc WHEN rendered THEN the config has no such sections (no rollout on upgrade)', () => {
+    const c = renderConfig(aRegistry().build());
+    expect(c.auth).toBeUndefined();
+    expect(c.gc).toBeUndefined();
+    expect(c.limits).toBeUndefined();
+  });
+
+  it('GIVEN referenced Secrets WHEN rendered THEN each is a volume by key without subPath and the ConfigMap holds no secret value', () => {
+    const r = aRegistry()
+      .with({
+        tls: { secretName: 'reg-tls', clientCASecretRef: { name: 'clients', key: 'ca.pem' } },
+        auth: {
+          mode: 'token',
+          htpasswdSecretRef: htpasswdRef,
+          token: { signingKeySecretRef: { name: 'signer', key: 'key.pem' }, service: 'reg' },
+        },
+      })
+      .build();
+    const st = desiredState(r, { httpSecret: 'super-secret-value', serviceMonitorApi: false });
+    if (!st.ok) throw new Error(st.problems.join('; '));
+    const cm = st.children.find((c) => c.kind === 'ConfigMap') as { data: Record<string, string> };
+    const yaml = cm.data['berth.yaml']!;
+    expect(yaml).not.toContain('super-secret-value');
+    expect(yaml).not.toMatch(/BEGIN|PRIVATE/);
+    const config = parseConfig(yaml, secretEnv);
+    expect(config.auth.token).toMatchObject({
+      signingKeyFile: '/etc/berth/token-key/signing-key.pem',
+      service: 'reg',
+      external: false,
+    });
+    expect(config.auth.htpasswd.path).toBe('/etc/berth/htpasswd/htpasswd');
+    const d = st.children.find((c) => c.kind === 'Deployment') as V1Deployment;
+    const { volumes, mounts: ms } = mounts(d);
+    const secretVolume = (name: string): V1Volume['secret'] =>
+      volumes.find((v) => v.name === name)?.secret;
+    expect(secretVolume('htpasswd')).toEqual({
+      secretName: 'reg-users',
+      items: [{ key: 'htpasswd', path: 'htpasswd' }],
+      defaultMode: 0o440,
+    });
+    expect(secretVolume('token-signing-key')).toEqual({
+      secretName: 'signer',
+      items: [{ key: 'key.pem', path: 'signing-key.pem' }],
+      defaultMode: 0o440,
+    });
+    expect(secretVolume('client-ca')).toEqual({
+      secretName: 'clients',
+      items: [{ key: 'ca.pem', path: 'ca.crt' }],
+      defaultMode: 0o440,
+    });
+    expect(ms.every((m) => m.subPath === undefined && m.subPathExpr === undefined)).toBe(true);
+    for (const dir of ['/etc/berth/htpasswd', '/etc/berth/token-key', '/etc/berth/client-ca'])
+      expect(ms.map((m) => m.mountPath)).toContain(dir);
+    const env = JSON.stringify(d.spec!.template.spec!.containers[0]!.env);
+    expect(env).not.toMatch(/htpasswd|signer/);
+    // The operator's Secret keeps no signing key when one is referenced.
+    const secret = st.children.find((c) => c.kind === 'Secret') as V1Secret;
+    expect(Object.keys(secret.data ?? {})).toEqual(['httpSecret']);
+  });
+
+  it('GIVEN token mode with replicas and no signingKeySecretRef WHEN computed THEN one generated key is kept in the operator Secret and mounted', () => {
+    const r = aRegistry()
+      .with({ replicas: 3, auth: { mode: 'token', htpasswdSecretRef: htpasswdRef } })
+      .build();
+    let made = 0;
+    const st = desiredState(r, { httpSecret: 's', serviceMonitorApi: false });
+    if (!st.ok) throw new Error(st.problems.join('; '));
+    const secret = st.children.find((c) => c.kind === 'Secret') as V1Secret;
+    const key = signingKeyOf(secret);
+    expect(key).toMatch(/^-----BEGIN PRIVATE KEY-----/);
+    const again = desiredSecret(r, 's', undefined, key, () => `${++made}`);
+    expect(signingKeyOf(again)).toBe(key);
+    expect(made).toBe(0);
+    const d = st.children.find((c) => c.kind === 'Deployment') as V1Deployment;
+    expect(mounts(d).volumes.find((v) => v.name === 'token-signing-key')?.secret).toEqual({
+      secretName: childNames(r).secret,
+      items: [{ key: 'tokenSigningKey', path: 'signing-key.pem' }],
+      defaultMode: 0o440,
+    });
+    const cm = st.children.find((c) => c.kind === 'ConfigMap') as { data: Record<string, string> };
+    expect(cm.data['berth.yaml']).not.toContain(key?.split('\n')[1] ?? 'no key');
+    expect(parseConfig(cm.data['berth.yaml'], secretEnv).auth.token.signingKeyFile).toBe(
+      '/etc/berth/token-key/signing-key.pem',
+    );
+    // Without token mode the key is dropped again.
+    const plain = desiredSecret(aRegistry().build(), 's', undefined, key);
+    expect(signingKeyOf(plain)).toBeUndefined();
+  });
+
+  it('GIVEN external token verification WHEN rendered THEN JWKS and certificates are mounted ConfigMaps and no key is generated', () => {
+    const r = aRegistry()
+      .with({
+        auth: {
+          mode: 'token',
+          token: {
+            realm: 'https://auth.example.com/token',
+            external: {
+              jwksConfigMapRef: { name: 'issuer', key: 'jwks.json' },
+              rootCertBundleConfigMapRef: { name: 'issuer', key: 'ca.crt' },
+            },
+            algorithms: ['RS256'],
+          },
+        },
+      })
+      .build();
+    const config = parseConfig(ok(configYaml(r)), secretEnv);
+    expect(config.auth.token).toMatchObject({
+      external: true,
+      realm: 'https://auth.example.com/token',
+      jwksFile: '/etc/berth/token-jwks/jwks.json',
+      rootCertBundle: '/etc/berth/token-certs/bundle.pem',
+      algorithms: ['RS256'],
+    });
+    expect(config.auth.token.signingKeyFile).toBeUndefined();
+    const { volumes } = mounts(desiredDeployment(r, 'x'));
+    expect(volumes).toContainEqual({
+      name: 'token-jwks',
+      configMap: { name: 'issuer', items: [{ key: 'jwks.json', path: 'jwks.json' }] },
+    });
+    expect(signingKeyOf(desiredSecret(r, 's'))).toBeUndefined();
+  });
+
+  it('GIVEN a missing referenced Secret WHEN computed THEN nothing is applied and the reason is SecretMissing', () => {
+    const r = aRegistry()
+      .with({ auth: { mode: 'htpasswd', htpasswdSecretRef: htpasswdRef } })
+      .build();
+    const st = desiredState(r, {
+      httpSecret: 's',
+      serviceMonitorApi: false,
+      missing: ['Secret default/reg-users not found'],
+    });
+    expect(st).toEqual({
+      ok: false,
+      reason: 'SecretMissing',
+      problems: ['Secret default/reg-users not found'],
+    });
   });
 });

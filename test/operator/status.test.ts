@@ -100,6 +100,25 @@ describe('status computation', () => {
     expect(cond(s, 'Ready')).toBe('False/InvalidConfig');
   });
 
+  it('GIVEN a missing referenced Secret WHEN computed THEN ConfigValid, Degraded and Ready say SecretMissing and a warning transition is emitted', () => {
+    const s = computeStatus(
+      reg,
+      observed({
+        configProblems: ['Secret default/reg-users not found'],
+        configReason: 'SecretMissing',
+      }),
+    );
+    expect(cond(s, 'ConfigValid')).toBe('False/SecretMissing');
+    expect(cond(s, 'Degraded')).toBe('True/SecretMissing');
+    expect(cond(s, 'Ready')).toBe('False/SecretMissing');
+    expect(s.conditions?.find((c) => c.type === 'Ready')?.message).toBe(
+      'Secret default/reg-users not found',
+    );
+    const ok = computeStatus(reg, observed());
+    const t = transitions(ok, s).find((x) => x.type === 'ConfigValid');
+    expect(t).toMatchObject({ to: 'False', reason: 'SecretMissing', warning: true });
+  });
+
   it('GIVEN a child the API server refused WHEN computed THEN Degraded and Ready carry ApplyFailed with its message', () => {
     const s = computeStatus(
       reg,
