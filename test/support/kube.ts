@@ -112,11 +112,12 @@ async function waitFor(p: Proc, check: () => Promise<boolean>, ms: number): Prom
 
 /**
  * startControlPlane starts etcd, kube-apiserver and (unless `controllerManager: false`)
- * kube-controller-manager, and resolves once the API server is ready. Throws when a binary is
- * missing: tests never skip a missing real part.
+ * kube-controller-manager, and resolves once the API server is ready. `apiServerArgs` are
+ * appended to the API server's flags (also on restart), e.g. `--etcd-compaction-interval=1s`.
+ * Throws when a binary is missing: tests never skip a missing real part.
  */
 export async function startControlPlane(
-  opts: { controllerManager?: boolean } = {},
+  opts: { controllerManager?: boolean; apiServerArgs?: readonly string[] } = {},
 ): Promise<ControlPlane> {
   const etcdBin = tool('etcd');
   const apiBin = tool('kube-apiserver');
@@ -178,6 +179,7 @@ export async function startControlPlane(
     '--max-requests-inflight=0',
     '--max-mutating-requests-inflight=0',
     '--v=0',
+    ...(opts.apiServerArgs ?? []),
   ];
   let api = launch('kube-apiserver', apiBin, apiArgs);
   const apiReady = () =>
