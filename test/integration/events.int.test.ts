@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Event } from '../../server/events/event.js';
 import { S3Driver } from '../../server/storage/drivers/s3.js';
 import { Client, image, type Built } from '../support/image.js';
-import { sharedMinio, type MinioServer } from '../support/minio.js';
+import { berthS3Env, sharedMinio, type MinioServer } from '../support/minio.js';
 import { spawnBerth, type BerthProcess } from '../support/process.js';
 import { startWebhook, type Webhook } from '../support/webhook.js';
 
@@ -118,11 +118,7 @@ describe('two replicas on one MinIO bucket', () => {
     const dir = await mkdtemp(join(tmpdir(), 'berth-events-rep-'));
     const env = {
       BERTH_CONFIG: await writeConfig(dir, hook.url, 500),
-      BERTH_STORAGE_DRIVER: 's3',
-      BERTH_STORAGE_S3_ENDPOINT: cfg.endpoint,
-      BERTH_STORAGE_S3_BUCKET: bucket,
-      BERTH_STORAGE_S3_ACCESS_KEY: cfg.accessKey,
-      BERTH_STORAGE_S3_SECRET_KEY: cfg.secretKey,
+      ...berthS3Env(cfg),
       BERTH_HTTP_SECRET: 'shared-between-replicas',
     };
     [a, b] = await Promise.all([spawnBerth(env), spawnBerth(env)]);

@@ -10,7 +10,7 @@ import type { GcReport } from '../../server/gc/collector.js';
 import { S3Driver } from '../../server/storage/drivers/s3.js';
 import { Paths } from '../../server/storage/paths.js';
 import { blob, image, index, type Built } from '../support/image.js';
-import { bucketKeys, startMinio, type MinioServer } from '../support/minio.js';
+import { berthS3Env, bucketKeys, startMinio, type MinioServer } from '../support/minio.js';
 import { spawnBerth, type BerthProcess } from '../support/process.js';
 
 /**
@@ -354,11 +354,7 @@ describe('online garbage collection under load (MinIO, two replicas)', () => {
     );
     env = {
       BERTH_CONFIG: configFile,
-      BERTH_STORAGE_DRIVER: 's3',
-      BERTH_STORAGE_S3_ENDPOINT: cfg.endpoint,
-      BERTH_STORAGE_S3_BUCKET: bucket,
-      BERTH_STORAGE_S3_ACCESS_KEY: cfg.accessKey,
-      BERTH_STORAGE_S3_SECRET_KEY: cfg.secretKey,
+      ...berthS3Env(cfg),
       BERTH_HTTP_SECRET: 'shared-between-replicas',
       BERTH_GC_GRACE_SECONDS: String(GRACE),
       BERTH_GC_LEASE_SECONDS: '6',

@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Driver } from '../../server/storage/drivers/s3.js';
-import { bucketKeys, startMinio, type MinioServer } from '../support/minio.js';
+import { berthS3Env, bucketKeys, startMinio, type MinioServer } from '../support/minio.js';
 import { spawnBerth, type BerthProcess } from '../support/process.js';
 
 const sha = (b: Buffer) => 'sha256:' + createHash('sha256').update(b).digest('hex');
@@ -21,11 +21,7 @@ describe('two replicas on one bucket, and crashes', () => {
     const cfg = minio.config(bucket);
     await S3Driver.ensureBucket(cfg);
     env = {
-      BERTH_STORAGE_DRIVER: 's3',
-      BERTH_STORAGE_S3_ENDPOINT: cfg.endpoint,
-      BERTH_STORAGE_S3_BUCKET: bucket,
-      BERTH_STORAGE_S3_ACCESS_KEY: cfg.accessKey,
-      BERTH_STORAGE_S3_SECRET_KEY: cfg.secretKey,
+      ...berthS3Env(cfg),
       BERTH_STORAGE_S3_PART_SIZE_MIB: '5',
       BERTH_HTTP_SECRET: 'shared-between-replicas',
     };

@@ -299,3 +299,14 @@ export async function bucketKeys(m: MinioServer, bucket: string): Promise<string
     if (o.name) keys.push(o.name);
   return keys.sort();
 }
+
+/** berthS3Env is the BERTH_* environment that points a Berth process at `cfg`'s bucket. */
+export function berthS3Env(cfg: S3Config): Record<string, string> {
+  return {
+    BERTH_STORAGE_DRIVER: 's3',
+    BERTH_STORAGE_S3_ENDPOINT: cfg.endpoint,
+    BERTH_STORAGE_S3_BUCKET: cfg.bucket,
+    BERTH_STORAGE_S3_ACCESS_KEY: cfg.accessKey,
+    BERTH_STORAGE_S3_SECRET_KEY: cfg.secretKey,
+  };
+}

@@ -64,6 +64,18 @@ async function withSessionOnError<T>(
   }
 }
 
+/** appendBody streams the request body into the session at its Content-Range, if any. */
+async function appendBody(ctx: Ctx, s: Services, state: UploadState): Promise<UploadState> {
+  const range = contentRange(ctx);
+  return withSessionOnError(ctx, s, state, () =>
+    s.uploads.append(state, ctx.req, {
+      rangeStart: range?.start,
+      rangeEnd: range?.end,
+      contentLength: contentLength(ctx),
+    }),
+  );
+}
+
 export const startUpload: Handler = async (ctx, s) => {
   const name = ctx.state.params.name!;
   const repo = s.registry.repository(name);
@@ -111,14 +123,7 @@ export const startUpload: Handler = async (ctx, s) => {
 
 export const patchUpload: Handler = async (ctx, s) => {
   let state = await session(ctx, s);
-  const range = contentRange(ctx);
-  state = await withSessionOnError(ctx, s, state, () =>
-    s.uploads.append(state, ctx.req, {
-      rangeStart: range?.start,
-      rangeEnd: range?.end,
-      contentLength: contentLength(ctx),
-    }),
-  );
+  state = await appendBody(ctx, s, state);
   sessionHeaders(ctx, s, state);
   ctx.status = 202;
   ctx.length = 0;
@@ -134,14 +139,7 @@ export const completeUpload: Handler = async (ctx, s) => {
       'digest query parameter is required',
     );
   const digest = parseDigest(digestParam);
-  const range = contentRange(ctx);
-  state = await withSessionOnError(ctx, s, state, () =>
-    s.uploads.append(state, ctx.req, {
-      rangeStart: range?.start,
-      rangeEnd: range?.end,
-      contentLength: contentLength(ctx),
-    }),
-  );
+  state = await appendBody(ctx, s, state);
   await s.uploads.commit(state, digest, s.registry.repository(state.repo).blobs);
   blobCreated(ctx, state.repo, digest.value);
 };
