@@ -115,8 +115,12 @@ class Soaker {
         }
       }
     } else if (roll < 0.8 && this.opts.pull) {
-      const [tag, digest] = [...this.tags][Math.floor(Math.random() * this.tags.size)]!;
-      await pull(this.url(), this.repo, tag, this.log, digest);
+      // Deletes can leave this worker with no tag at all: then pull by digest only.
+      const tagged = [...this.tags];
+      if (tagged.length > 0) {
+        const [tag, digest] = tagged[Math.floor(Math.random() * tagged.length)]!;
+        await pull(this.url(), this.repo, tag, this.log, digest);
+      }
       const any = [...this.pushed.keys()][Math.floor(Math.random() * this.pushed.size)]!;
       await pull(this.url(), this.repo, any, this.log, any);
     } else if (this.opts.remove && this.pushed.size > 2) {
