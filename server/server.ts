@@ -15,7 +15,9 @@ import type { Services } from './http/context.js';
 import { Registry } from './registry/repository.js';
 import { Tokens } from './registry/token.js';
 import { Uploads } from './registry/uploads.js';
+import { CachingDriver } from './storage/cache.js';
 import type { StorageDriver } from './storage/driver.js';
+import { Paths } from './storage/paths.js';
 import { FilesystemDriver } from './storage/drivers/filesystem.js';
 import { InMemoryDriver } from './storage/drivers/inmemory.js';
 import { S3Driver } from './storage/drivers/s3.js';
@@ -56,6 +58,17 @@ export function createServices(
     driver = new MeteredDriver(driver, (d, action, seconds) =>
       metrics.storageSeconds.observe({ driver: d, action }, seconds),
     );
+  }
+  const cache = config.cache;
+  if (cache.ttlSeconds > 0 || cache.listTtlSeconds > 0) {
+    driver = new CachingDriver(driver, {
+      immutable: Paths.immutable,
+      ttlMs: cache.ttlSeconds * 1000,
+      listable: Paths.listCached,
+      listTtlMs: cache.listTtlSeconds * 1000,
+      maxBytes: cache.maxMiB * 1024 * 1024,
+      observe: metrics && ((kind, hit) => metrics.observeCache(hit, kind)),
+    });
   }
   const events = new EventsRuntime(config.notifications, driver, log, {
     listenAddr: config.http.addr,

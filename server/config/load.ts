@@ -19,6 +19,7 @@ import {
 } from './schema.js';
 import { authChecks, authDefaults, mergeAuth, type RawAuthConfig } from '../auth/config.js';
 import type {
+  CacheConfig,
   BerthConfig,
   HttpConfig,
   LimitsConfig,
@@ -60,6 +61,7 @@ export function defaults(): BerthConfig {
     storage: { driver: 'filesystem', filesystem: { root: './data' } },
     delete: { enabled: true },
     readOnly: false,
+    cache: { ttlSeconds: 60, listTtlSeconds: 5, maxMiB: 32 },
     uploads: { ttlSeconds: 43200, purgeIntervalSeconds: 600 },
     limits: {
       manifestBytes: 4194304,
@@ -88,8 +90,11 @@ export function defaults(): BerthConfig {
 }
 
 /** s3Defaults are the defaults of the optional s3 fields, applied when the driver is s3. */
-function s3Defaults(): Pick<S3Config, 'region' | 'pathStyle' | 'partSizeMiB' | 'redirect'> {
-  return { region: 'us-east-1', pathStyle: true, partSizeMiB: 16, redirect: false };
+function s3Defaults(): Pick<
+  S3Config,
+  'region' | 'pathStyle' | 'partSizeMiB' | 'bufferMiB' | 'redirect'
+> {
+  return { region: 'us-east-1', pathStyle: true, partSizeMiB: 16, bufferMiB: 128, redirect: false };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -424,6 +429,7 @@ interface RawConfig {
   metrics?: Partial<MetricsConfig>;
   gc?: Partial<GcConfig>;
   auth?: RawAuthConfig;
+  cache?: Partial<CacheConfig>;
 }
 
 /** merge fills a validated raw config from defaults(); every object in the result is fresh. */
@@ -451,6 +457,7 @@ function merge(raw: RawConfig): BerthConfig {
     storage,
     delete: { ...d.delete, ...raw.delete },
     readOnly: raw.readOnly ?? d.readOnly,
+    cache: { ...d.cache, ...raw.cache },
     uploads: { ...d.uploads, ...raw.uploads },
     limits: { ...d.limits, ...raw.limits, rate: { ...d.limits.rate, ...raw.limits?.rate } },
     validation: { ...d.validation, ...raw.validation },

@@ -264,6 +264,14 @@ export const configSchema: JsonSchema = {
               maximum: 5120,
               default: 16,
             },
+            bufferMiB: {
+              description:
+                'Memory for multipart part buffers, shared by all uploads of a process, in MiB. Uploads in parallel get smaller parts (never under 5 MiB).',
+              type: 'integer',
+              minimum: 16,
+              maximum: 65536,
+              default: 128,
+            },
             redirect: {
               description: 'Answer blob GETs with a 307 to a presigned URL.',
               type: 'boolean',
@@ -313,6 +321,37 @@ export const configSchema: JsonSchema = {
       description: 'Remove every write route (405 UNSUPPORTED).',
       type: 'boolean',
       default: false,
+    },
+    cache: {
+      description:
+        'In-process cache of immutable metadata (blob descriptors, manifests by digest) and of catalog and tag list pages. Writes through this process take effect at once; changes made through another replica are seen within the TTLs.',
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        ttlSeconds: {
+          description:
+            'How long a cached blob descriptor or manifest is trusted (0 = no cache). Keep it well under gc.graceSeconds.',
+          type: 'integer',
+          minimum: 0,
+          maximum: 3600,
+          default: 60,
+        },
+        listTtlSeconds: {
+          description:
+            'How stale a cached catalog or tag list page may be when another replica wrote (0 = no list cache).',
+          type: 'integer',
+          minimum: 0,
+          maximum: 300,
+          default: 5,
+        },
+        maxMiB: {
+          description: 'Memory for cached objects per process, in MiB.',
+          type: 'integer',
+          minimum: 1,
+          maximum: 4096,
+          default: 32,
+        },
+      },
     },
     uploads: {
       description: 'Blob upload sessions.',

@@ -10,6 +10,7 @@ export interface BerthConfig {
   delete: { enabled: boolean };
   /** readOnly removes every write route (405 UNSUPPORTED). */
   readOnly: boolean;
+  cache: CacheConfig;
   uploads: UploadsConfig;
   limits: LimitsConfig;
   validation: ValidationConfig;
@@ -172,10 +173,25 @@ export interface S3Config {
   prefix?: string;
   /** partSizeMiB is the multipart part size, at least 5. */
   partSizeMiB: number;
+  /** bufferMiB is the part-buffer memory shared by a process's uploads (default 128). */
+  bufferMiB?: number;
   /** redirect answers blob GETs with a 307 to a presigned URL. */
   redirect: boolean;
   /** tls: CA bundle file and verification for https endpoints. */
   tls?: { caFile?: string; insecureSkipVerify?: boolean };
+}
+
+/**
+ * CacheConfig sizes the in-process cache of immutable metadata and list pages. Writes made
+ * through this process take effect at once; other replicas' changes within the TTLs.
+ */
+export interface CacheConfig {
+  /** ttlSeconds: how long a cached blob descriptor or manifest is trusted (0 = off). */
+  ttlSeconds: number;
+  /** listTtlSeconds: how stale a cached catalog or tag list page may be (0 = off). */
+  listTtlSeconds: number;
+  /** maxMiB bounds the cached objects' memory per process. */
+  maxMiB: number;
 }
 
 export interface UploadsConfig {

@@ -27,8 +27,8 @@ export function eventingRepository(repo: Repository, em: Emitter): Repository {
 
   const blobs: BlobStore = {
     stat: (d) => repo.blobs.stat(d),
-    open(desc: BlobDescriptor, offset = 0, length = desc.size - offset): Readable {
-      const stream = repo.blobs.open(desc, offset, length);
+    async open(desc: BlobDescriptor, offset = 0, length = desc.size - offset): Promise<Readable> {
+      const stream = await repo.blobs.open(desc, offset, length);
       if (em.isGet() && offset === 0 && length === desc.size) void em.emit(blobPull(desc));
       return stream;
     },

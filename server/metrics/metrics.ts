@@ -214,11 +214,13 @@ export class Metrics {
     this.cacheRequests = new Counter({
       name: 'registry_storage_cache_requests_total',
       help: 'The number of cache requests received.',
+      labelNames: ['cache'],
       registers,
     });
     this.cacheHits = new Counter({
       name: 'registry_storage_cache_hits_total',
       help: 'The number of cache requests that hit.',
+      labelNames: ['cache'],
       registers,
     });
     this.uploadsInProgress = new Gauge({
@@ -358,10 +360,13 @@ export class Metrics {
     if (o.countUploads) this.countUploads = o.countUploads;
   }
 
-  /** observeCache counts one lookup of an in-process cache. */
-  observeCache(hit: boolean): void {
-    this.cacheRequests.inc();
-    if (hit) this.cacheHits.inc();
+  /**
+   * observeCache counts one lookup of an in-process cache: `repository` (catalog markers),
+   * `object` (descriptors and manifests) or `list` (catalog and tag list pages).
+   */
+  observeCache(hit: boolean, cache: 'repository' | 'object' | 'list' = 'repository'): void {
+    this.cacheRequests.inc({ cache });
+    if (hit) this.cacheHits.inc({ cache });
   }
 
   observeUpload(seconds: number): void {

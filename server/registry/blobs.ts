@@ -1,9 +1,10 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Errors } from '../errors.js';
+import { forget, freshOf } from '../storage/cache.js';
 import { isNotFound, type StorageDriver } from '../storage/driver.js';
 import { Paths } from '../storage/paths.js';
-import type { Digest } from './reference.js';
+import { parseDigest, type Digest } from './reference.js';
 
 /** Segment is one run of a blob's bytes, stored once as its own object. */
 export interface Segment {
@@ -30,8 +31,11 @@ export interface BlobStatter {
 
 /** BlobProvider streams a blob's bytes. */
 export interface BlobProvider {
-  /** open streams `length` bytes from `offset` of the blob. */
-  open(desc: BlobDescriptor, offset?: number, length?: number): Readable;
+  /**
+   * open streams `length` bytes from `offset` of the blob. Resolves once the first bytes'
+   * object is open, so a blob whose bytes are gone fails before any header is sent.
+   */
+  open(desc: BlobDescriptor, offset?: number, length?: number): Promise<Readable>;
   /** redirectURL returns a presigned URL for a single-segment blob, when the driver can. */
   redirectURL(desc: BlobDescriptor): Promise<string | undefined>;
 }
@@ -72,17 +76,44 @@ export class RepositoryBlobStore implements BlobStore {
     private readonly redirectSeconds?: number,
   ) {}
 
-  async stat(digest: Digest): Promise<BlobDescriptor> {
+  /** stat answers from the in-process cache when it can (HEAD and GET). */
+  stat(digest: Digest): Promise<BlobDescriptor> {
+    return this.statWith(this.driver, digest);
+  }
+
+  /** statFresh asks storage itself: for checks that guard a write. */
+  statFresh(digest: Digest): Promise<BlobDescriptor> {
+    return this.statWith(freshOf(this.driver), digest);
+  }
+
+  private async statWith(driver: StorageDriver, digest: Digest): Promise<BlobDescriptor> {
+    const key = Paths.layer(this.name, digest);
     try {
-      return decodeDescriptor(await this.driver.get(Paths.layer(this.name, digest)));
+      return decodeDescriptor(await driver.get(key));
     } catch (err) {
-      if (isNotFound(err)) throw Errors.blobUnknown({ digest: digest.value });
+      if (isNotFound(err)) {
+        forget(this.driver, key);
+        throw Errors.blobUnknown({ digest: digest.value });
+      }
       throw err;
     }
   }
 
-  open(desc: BlobDescriptor, offset = 0, length = desc.size - offset): Readable {
-    return concatSegments(this.driver, desc.segments, offset, length);
+  async open(desc: BlobDescriptor, offset = 0, length = desc.size - offset): Promise<Readable> {
+    try {
+      return await openSegments(this.driver, desc.segments, offset, length);
+    } catch (err) {
+      if (!isNotFound(err) || typeof desc.digest !== 'string') throw err;
+      // A cached descriptor can outlive its bytes (deleted, then pushed again, through
+      // another replica): ask storage once more.
+      const digest = parseDigest(desc.digest);
+      forget(this.driver, Paths.layer(this.name, digest));
+      const now = await this.statFresh(digest);
+      if (JSON.stringify(now.segments) === JSON.stringify(desc.segments)) {
+        throw Errors.blobUnknown({ digest: desc.digest });
+      }
+      return openSegments(this.driver, now.segments, offset, length);
+    }
   }
 
   async redirectURL(desc: BlobDescriptor): Promise<string | undefined> {
@@ -105,7 +136,7 @@ export class RepositoryBlobStore implements BlobStore {
     const key = from === undefined ? Paths.blob(digest) : Paths.layer(from, digest);
     let desc: BlobDescriptor;
     try {
-      desc = decodeDescriptor(await this.driver.get(key));
+      desc = decodeDescriptor(await freshOf(this.driver).get(key));
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -113,6 +144,33 @@ export class RepositoryBlobStore implements BlobStore {
     await this.link(desc, digest);
     return desc;
   }
+}
+
+/**
+ * openSegments is {@link concatSegments} with the first object opened before it resolves
+ * (a missing object rejects with PathNotFoundError); a read within one segment is that
+ * object's own stream, with nothing in between.
+ */
+export async function openSegments(
+  driver: StorageDriver,
+  segments: Segment[],
+  offset: number,
+  length: number,
+): Promise<Readable> {
+  let pos = 0;
+  let i = 0;
+  for (; i < segments.length; i++) {
+    const seg = segments[i]!;
+    if (pos + seg.size > offset && seg.size > 0) break;
+    pos += seg.size;
+  }
+  const first = segments[i];
+  if (first === undefined || length <= 0) return concatSegments(driver, [], 0, 0);
+  const from = offset - pos;
+  const n = Math.min(first.size - from, length);
+  const head = await driver.read(first.key, from, n);
+  if (n === length) return head;
+  return concatSegments(driver, segments.slice(i + 1), 0, length - n, head);
 }
 
 /**
@@ -124,11 +182,13 @@ export function concatSegments(
   segments: Segment[],
   offset: number,
   length: number,
+  head?: Readable,
 ): Readable {
   const out = new PassThrough({ highWaterMark: 1 << 20 });
   void (async () => {
     let pos = 0;
     let remaining = length;
+    if (head) await pipeline(head, out, { end: false });
     for (const seg of segments) {
       if (remaining <= 0) break;
       const segEnd = pos + seg.size;

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { Errors } from '../errors.js';
 import { isNotFound, listAll, type StorageDriver } from '../storage/driver.js';
 import { Paths } from '../storage/paths.js';
-import { RepositoryBlobStore, type BlobStore } from './blobs.js';
+import { forget } from '../storage/cache.js';
+import { RepositoryBlobStore } from './blobs.js';
 import { parseManifest, type Descriptor } from './manifest-parse.js';
 import { parseDigest, type Digest } from './reference.js';
 
@@ -74,7 +75,7 @@ export interface TagService {
 
 /** Repository is one named repository's view of the registry. */
 export class Repository implements ManifestService, TagService {
-  readonly blobs: BlobStore;
+  readonly blobs: RepositoryBlobStore;
 
   constructor(
     private readonly driver: StorageDriver,
@@ -96,10 +97,14 @@ export class Repository implements ManifestService, TagService {
   }
 
   async get(digest: Digest): Promise<StoredManifest> {
+    const key = Paths.manifest(this.name, digest);
     try {
-      return decodeEnvelope(digest, await this.driver.get(Paths.manifest(this.name, digest)));
+      return decodeEnvelope(digest, await this.driver.get(key));
     } catch (err) {
-      if (isNotFound(err)) throw Errors.manifestUnknown({ digest: digest.value });
+      if (isNotFound(err)) {
+        forget(this.driver, key);
+        throw Errors.manifestUnknown({ digest: digest.value });
+      }
       throw err;
     }
   }
@@ -123,11 +128,12 @@ export class Repository implements ManifestService, TagService {
     }
     const m = parseManifest(body, contentType);
     if (!this.opts.allowSparse) {
+      // Asked of storage itself, never of a cache: a manifest must not outlive its blobs.
       const missing: string[] = [];
       await Promise.all([
         ...m.blobs.map(async (b) => {
           const d = parseDigest(b.digest);
-          await this.blobs.stat(d).catch(() => missing.push(b.digest));
+          await this.blobs.statFresh(d).catch(() => missing.push(b.digest));
         }),
         ...m.manifests.map(async (c) => {
           if (!(await this.has(parseDigest(c.digest)))) missing.push(c.digest);

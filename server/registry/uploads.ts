@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Errors } from '../errors.js';
+import { freshOf } from '../storage/cache.js';
 import { isNotFound, type StorageDriver } from '../storage/driver.js';
 import { Paths } from '../storage/paths.js';
 import type { Logger } from '../util/log.js';
@@ -33,6 +34,8 @@ export interface UploadState {
   startedAt: number;
   /** committed marks a session whose blob is being linked (for the purger). */
   committed?: string;
+  /** ephemeral: a one-request session never written to storage (nothing to purge or delete). */
+  ephemeral?: true;
 }
 
 export interface AppendOptions {
@@ -42,6 +45,11 @@ export interface AppendOptions {
   rangeEnd?: number;
   /** contentLength is the request's Content-Length, if known. */
   contentLength?: number;
+  /**
+   * persist: false skips saving the grown session, for a request that commits it next
+   * (a failed commit then leaves the session at its old offset, ready for a retry).
+   */
+  persist?: boolean;
 }
 
 export interface UploadsOptions {
@@ -67,7 +75,16 @@ export class Uploads {
     this.clock = opts.clock ?? Date.now;
   }
 
-  async start(repo: string, algorithm: Algorithm = 'sha256'): Promise<UploadState> {
+  /**
+   * start opens a session. With `persist: false` (a monolithic upload that starts and
+   * finishes in one request) nothing is written until its bytes are: a crash leaves only
+   * segments no session names, which garbage collection reclaims.
+   */
+  async start(
+    repo: string,
+    algorithm: Algorithm = 'sha256',
+    opts: { persist?: boolean } = {},
+  ): Promise<UploadState> {
     const state: UploadState = {
       id: randomUUID(),
       repo,
@@ -76,7 +93,8 @@ export class Uploads {
       segments: [],
       startedAt: this.clock(),
     };
-    await this.save(state);
+    if (opts.persist === false) state.ephemeral = true;
+    else await this.save(state);
     return state;
   }
 
@@ -185,7 +203,7 @@ export class Uploads {
     delete next.native;
     if (hasher.resumable) next.hash = { offset, state: hasher.save()! };
     else next.native = { offset, hex: hasher.digestHex() };
-    await this.save(next);
+    if (opts.persist !== false) await this.save(next);
     return next;
   }
 
@@ -238,21 +256,27 @@ export class Uploads {
         computed: `${digest.algorithm}:${hex}`,
       });
     }
-    await this.save({ ...state, committed: digest.value });
+    // The purger must not discard bytes a descriptor may name from here on.
+    if (!state.ephemeral) await this.save({ ...state, committed: digest.value });
     const ours: BlobDescriptor = {
       digest: digest.value,
       size: state.offset,
       segments: state.segments,
     };
+    // The first upload of these bytes names them in the global index; later ones reuse
+    // that descriptor (read from storage itself, never a cache) and drop their own bytes.
     let desc = ours;
-    try {
-      desc = decodeDescriptor(await this.driver.get(Paths.blob(digest)));
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-      await this.driver.put(Paths.blob(digest), JSON.stringify(ours));
+    if (!(await this.driver.putIfAbsent(Paths.blob(digest), JSON.stringify(ours)))) {
+      try {
+        desc = decodeDescriptor(await freshOf(this.driver).get(Paths.blob(digest)));
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+        // Collected in between: ours becomes the descriptor.
+        await this.driver.put(Paths.blob(digest), JSON.stringify(ours));
+      }
     }
     await linker.link(desc, digest);
-    await this.driver.delete(Paths.upload(state.id));
+    if (!state.ephemeral) await this.driver.delete(Paths.upload(state.id));
     if (desc !== ours) await this.driver.deletePrefix(Paths.segmentsOf(state.id));
     this.opts.log.debug(
       { repo: state.repo, digest: digest.value, size: state.offset },
@@ -308,7 +332,9 @@ export class Uploads {
     const [alg, hex] = state.committed!.split(':') as [Algorithm, string];
     const digest = { algorithm: alg, hex, value: state.committed! };
     for (const key of [Paths.blob(digest), Paths.layer(state.repo, digest)]) {
-      const desc = await this.driver.get(key).then(decodeDescriptor, () => undefined);
+      const desc = await freshOf(this.driver)
+        .get(key)
+        .then(decodeDescriptor, () => undefined);
       if (desc?.segments.some((s) => s.key.startsWith(Paths.segmentsOf(state.id)))) return true;
     }
     return false;

@@ -68,6 +68,17 @@ export const Paths = {
   gcState: () => 'gc/state',
   gcLeaseRoot: () => 'gc/lease/',
   gcLease: (epoch: number) => `gc/lease/${String(epoch).padStart(10, '0')}`,
+  /**
+   * immutable: keys named by the digest of what they describe (blob descriptors, links,
+   * manifests), whose content never changes while they exist; what may be cached.
+   */
+  immutable: (key: string) =>
+    key.startsWith('blobs/') ||
+    (key.startsWith('repositories/') &&
+      (key.includes('/_layers/') || key.includes('/_manifests/'))),
+  /** listCached: folders whose listing is served from memory (catalog, tags of a repository). */
+  listCached: (prefix: string) =>
+    prefix === 'catalog/' || (prefix.startsWith('repositories/') && prefix.endsWith('/_tags/')),
   /** digestFromEntry reads back a `<alg>-<hex>` list entry. */
   entryDigest: (entry: string) => entry.replace('-', ':'),
 } as const;

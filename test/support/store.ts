@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { RepositoryBlobStore } from '../../server/registry/blobs.js';
 import { parseDigest } from '../../server/registry/reference.js';
 import { Registry } from '../../server/registry/repository.js';
 import { Uploads, type UploadState } from '../../server/registry/uploads.js';
@@ -114,10 +113,10 @@ export class TestStore {
     for (const child of doc.manifests ?? []) await this.pull(repo, child.digest);
     for (const b of [...(doc.config ? [doc.config] : []), ...(doc.layers ?? [])]) {
       const d = parseDigest(b.digest);
-      const blobs = r.blobs as RepositoryBlobStore;
+      const blobs = r.blobs;
       const desc = await blobs.stat(d);
       const h = createHash('sha256');
-      for await (const c of blobs.open(desc)) h.update(c as Buffer);
+      for await (const c of await blobs.open(desc)) h.update(c as Buffer);
       if (`sha256:${h.digest('hex')}` !== b.digest) throw new Error(`corrupt blob ${b.digest}`);
     }
   }

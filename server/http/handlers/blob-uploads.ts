@@ -64,14 +64,23 @@ async function withSessionOnError<T>(
   }
 }
 
-/** appendBody streams the request body into the session at its Content-Range, if any. */
-async function appendBody(ctx: Ctx, s: Services, state: UploadState): Promise<UploadState> {
+/**
+ * appendBody streams the request body into the session at its Content-Range, if any.
+ * `persist: false` when the same request commits next (the commit records the session).
+ */
+async function appendBody(
+  ctx: Ctx,
+  s: Services,
+  state: UploadState,
+  persist = true,
+): Promise<UploadState> {
   const range = contentRange(ctx);
   return withSessionOnError(ctx, s, state, () =>
     s.uploads.append(state, ctx.req, {
       rangeStart: range?.start,
       rangeEnd: range?.end,
       contentLength: contentLength(ctx),
+      persist,
     }),
   );
 }
@@ -94,9 +103,13 @@ export const startUpload: Handler = async (ctx, s) => {
   const digestParam = query(ctx, 'digest');
   if (digestParam !== undefined) {
     const digest = parseDigest(digestParam);
-    let state = await s.uploads.start(name, digest.algorithm);
+    // One request from start to commit: the session is never written to storage.
+    let state = await s.uploads.start(name, digest.algorithm, { persist: false });
     try {
-      state = await s.uploads.append(state, ctx.req, { contentLength: contentLength(ctx) });
+      state = await s.uploads.append(state, ctx.req, {
+        contentLength: contentLength(ctx),
+        persist: false,
+      });
       await s.uploads.commit(state, digest, repo.blobs);
     } catch (err) {
       await s.uploads.cancel(state).catch(() => undefined);
@@ -139,7 +152,7 @@ export const completeUpload: Handler = async (ctx, s) => {
       'digest query parameter is required',
     );
   const digest = parseDigest(digestParam);
-  state = await appendBody(ctx, s, state);
+  state = await appendBody(ctx, s, state, false);
   await s.uploads.commit(state, digest, s.registry.repository(state.repo).blobs);
   blobCreated(ctx, state.repo, digest.value);
 };

@@ -66,14 +66,14 @@ export const getBlob: Handler = async (ctx, s) => {
   blobHeaders(ctx, digest, desc);
   if (range === undefined) {
     ctx.status = 200;
-    ctx.body = blobs.open(desc);
+    ctx.body = await blobs.open(desc);
     ctx.length = desc.size;
     return;
   }
   const length = range.end - range.start + 1;
   ctx.status = 206;
   ctx.set('Content-Range', `bytes ${range.start}-${range.end}/${desc.size}`);
-  ctx.body = blobs.open(desc, range.start, length);
+  ctx.body = await blobs.open(desc, range.start, length);
   ctx.length = length;
 };
 

@@ -12,14 +12,11 @@ import {
   type StorageDriver,
 } from '../driver.js';
 import { byteOrder } from './list.js';
+import { MAX_PARTS, MIN_PART, PartBudget } from './parts.js';
 
 const MiB = 1024 * 1024;
-/** S3 rules: every part but the last is 5 MiB .. 5 GiB; at most 10,000 parts. */
-const MIN_PART = 5 * MiB;
+/** S3 rules: every part but the last is 5 MiB .. 5 GiB (MIN_PART, MAX_PARTS: ./parts.ts). */
 const MAX_PART = 5 * 1024 * MiB;
-const MAX_PARTS = 10_000;
-/** Parts uploaded at once by one writeStream (memory: this many parts plus the one filling). */
-const PART_CONCURRENCY = 2;
 /** ListObjectsV2 and DeleteObjects both take at most 1,000 keys per call. */
 const PAGE = 1000;
 /** presignedGetObject accepts at most 7 days. */
@@ -36,12 +33,16 @@ const MULTIPART = '.multipart';
  * sorts before directory `D` in S3 key order (`D/`), but after it in name order. */
 const BEFORE_SLASH = new Set(['+', ',', '-', '.']);
 
+/** DEFAULT_BUFFER_MIB is the part-buffer memory of a process when bufferMiB is not set. */
+export const DEFAULT_BUFFER_MIB = 128;
+
 /**
  * S3Driver stores objects in an S3 bucket (MinIO in practice) below an optional key
- * prefix. Streams are uploaded with our own multipart writer: parts of
- * `partSizeMiB` MiB buffered in memory, at most two uploading at once, so memory stays
- * bounded whatever the stream's length (minio-js's own unknown-size path buffers 528 MiB
- * parts). An object is visible only after CompleteMultipartUpload, so a failed stream
+ * prefix. Streams are uploaded with our own multipart writer: parts of up to
+ * `partSizeMiB` MiB buffered in memory while earlier parts upload, all writers of the
+ * process sharing a `bufferMiB` budget ({@link PartBudget}), so memory stays bounded
+ * whatever the streams' lengths and number (minio-js's own unknown-size path buffers
+ * 528 MiB parts). An object is visible only after CompleteMultipartUpload, so a failed stream
  * leaves nothing under its key.
  */
 export class S3Driver implements StorageDriver {
@@ -51,6 +52,7 @@ export class S3Driver implements StorageDriver {
   private readonly bucket: string;
   private readonly root: string;
   private readonly partSize: number;
+  private readonly parts: PartBudget;
   private readonly endpoint: string;
 
   constructor(private readonly cfg: S3Config) {
@@ -60,6 +62,7 @@ export class S3Driver implements StorageDriver {
     this.bucket = cfg.bucket;
     this.root = rootOf(cfg.prefix);
     this.partSize = partSizeOf(cfg.partSizeMiB);
+    this.parts = new PartBudget((cfg.bufferMiB ?? DEFAULT_BUFFER_MIB) * MiB, this.partSize);
     this.endpoint = cfg.endpoint;
   }
 
@@ -125,17 +128,22 @@ export class S3Driver implements StorageDriver {
   async writeStream(key: string, source: Readable, sizeHint?: number): Promise<number> {
     validateKey(key);
     const obj = this.k(key);
-    let partSize = this.partSize;
-    if (sizeHint !== undefined && sizeHint > partSize * MAX_PARTS) {
-      partSize = Math.ceil(sizeHint / MAX_PARTS / MiB) * MiB;
-      if (partSize > MAX_PART) {
+    // A known length that would need more than 10,000 parts raises every part's floor.
+    let atLeast = 0;
+    if (sizeHint !== undefined && sizeHint > this.partSize * MAX_PARTS) {
+      atLeast = Math.ceil(sizeHint / MAX_PARTS / MiB) * MiB;
+      if (atLeast > MAX_PART) {
         source.destroy();
         throw new Error(`s3: object of ${sizeHint} bytes exceeds the S3 limit`);
       }
     }
 
-    let chunks: Buffer[] = [];
-    let buffered = 0;
+    const budget = this.parts;
+    const leave = budget.enter();
+    /** buf is the part being filled (a recycled buffer of `size` bytes), `filled` of it used. */
+    let buf: Buffer | undefined;
+    let size = 0;
+    let filled = 0;
     let total = 0;
     let upload: { id: string; journal: string } | undefined;
     const parts: { part: number; etag: string }[] = [];
@@ -143,22 +151,18 @@ export class S3Driver implements StorageDriver {
     const inflight = new Set<Promise<void>>();
     let failure: { err: unknown } | undefined;
 
-    /** take removes the first `n` buffered bytes as one Buffer. */
-    const take = (n: number): Buffer => {
-      const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, buffered);
-      const out = n === buffered ? all : all.subarray(0, n);
-      chunks = n === buffered ? [] : [all.subarray(n)];
-      buffered -= n;
-      return out;
-    };
-
-    const sendPart = async (body: Buffer): Promise<void> => {
-      upload ??= await this.startMultipart(obj);
+    /** sendPart uploads `body` (a view of `owner`) as the next part; `owner` is recycled after. */
+    const sendPart = async (body: Buffer, owner: Buffer): Promise<void> => {
+      try {
+        upload ??= await this.startMultipart(obj);
+      } catch (err) {
+        budget.give(owner);
+        throw err;
+      }
       const part = ++partCount;
       if (part > MAX_PARTS) {
-        throw new Error(
-          `s3: stream for ${key} needs more than ${MAX_PARTS} parts of ${partSize} bytes`,
-        );
+        budget.give(owner);
+        throw new Error(`s3: stream for ${key} needs more than ${MAX_PARTS} parts`);
       }
       const uploadId = upload.id;
       const p = retrying(() =>
@@ -180,7 +184,10 @@ export class S3Driver implements StorageDriver {
           failure ??= { err };
         },
       );
-      const tracked = p.finally(() => inflight.delete(tracked));
+      const tracked = p.finally(() => {
+        inflight.delete(tracked);
+        budget.give(owner);
+      });
       inflight.add(tracked);
     };
 
@@ -188,31 +195,45 @@ export class S3Driver implements StorageDriver {
     const rethrow = (): void => {
       if (failure) throw failure.err;
     };
+    /** room waits until this writer may put one more part in flight. */
+    const room = async (): Promise<void> => {
+      while (inflight.size >= budget.inFlight()) await Promise.race(inflight);
+      rethrow();
+    };
 
     try {
       for await (const chunk of source) {
         rethrow();
-        const buf = toBuffer(chunk);
-        if (buf.length === 0) continue;
-        chunks.push(buf);
-        buffered += buf.length;
-        total += buf.length;
-        while (buffered >= partSize) {
-          while (inflight.size >= PART_CONCURRENCY) await Promise.race(inflight);
-          rethrow();
-          await sendPart(take(partSize));
+        let rest = toBuffer(chunk);
+        total += rest.length;
+        while (rest.length > 0) {
+          if (!buf) {
+            size = budget.partSize(partCount + 1, atLeast);
+            buf = budget.take(size);
+            filled = 0;
+          }
+          const n = rest.copy(buf, filled, 0, Math.min(rest.length, size - filled));
+          filled += n;
+          rest = rest.subarray(n);
+          if (filled === size) {
+            await room();
+            const full = buf;
+            buf = undefined;
+            await sendPart(full, full);
+          }
         }
       }
       if (!upload) {
         // Smaller than one part: a single PUT of a Buffer of known size.
-        const body = take(buffered);
+        const body = buf ? buf.subarray(0, filled) : Buffer.alloc(0);
         await retrying(() => this.client.putObject(this.bucket, obj, body, body.length));
         return total;
       }
-      if (buffered > 0) {
-        while (inflight.size >= PART_CONCURRENCY) await Promise.race(inflight);
-        rethrow();
-        await sendPart(take(buffered));
+      if (buf && filled > 0) {
+        await room();
+        const last = buf;
+        buf = undefined;
+        await sendPart(last.subarray(0, filled), last);
       }
       await Promise.all(inflight);
       rethrow();
@@ -221,13 +242,15 @@ export class S3Driver implements StorageDriver {
       await this.client.removeObject(this.bucket, upload.journal).catch(() => undefined);
       return total;
     } catch (err) {
-      chunks = [];
       if (!source.destroyed) source.destroy();
       // Let parts in flight land first, so that none arrives after the abort.
       await Promise.allSettled([...inflight]);
       // If the abort fails too, the journal keeps the upload for abortStaleMultipartUploads.
       if (upload) await this.abortUpload(obj, upload.id, upload.journal).catch(() => undefined);
       throw err;
+    } finally {
+      if (buf) budget.give(buf);
+      leave();
     }
   }
 

@@ -110,7 +110,7 @@ describe('configSchema', () => {
       expect(get(source, b.path), b.path.join('.')).toEqual(def);
       checked++;
     }
-    expect(checked).toBe(44);
+    expect(checked).toBe(48);
     expect(schemaAt(['storage'])?.default).toEqual(d.storage);
   });
 });
@@ -124,6 +124,7 @@ describe('defaults', () => {
       storage: { driver: 'filesystem', filesystem: { root: './data' } },
       delete: { enabled: true },
       readOnly: false,
+      cache: { ttlSeconds: 60, listTtlSeconds: 5, maxMiB: 32 },
       uploads: { ttlSeconds: 43200, purgeIntervalSeconds: 600 },
       limits: {
         manifestBytes: 4194304,
@@ -203,6 +204,7 @@ storage:
     pathStyle: false
     prefix: team/registry
     partSizeMiB: 64
+    bufferMiB: 256
     redirect: true
     tls:
       caFile: /etc/ssl/minio-ca.pem
@@ -242,6 +244,7 @@ log:
           pathStyle: false,
           prefix: 'team/registry',
           partSizeMiB: 64,
+          bufferMiB: 256,
           redirect: true,
           tls: { caFile: '/etc/ssl/minio-ca.pem', insecureSkipVerify: false },
         },
@@ -264,6 +267,7 @@ log:
       gc: gcDefaults(),
       notifications: defaults().notifications,
       metrics: defaults().metrics,
+      cache: defaults().cache,
     } satisfies BerthConfig);
   });
 
@@ -276,6 +280,7 @@ log:
       region: 'us-east-1',
       pathStyle: true,
       partSizeMiB: 16,
+      bufferMiB: 128,
       redirect: false,
     });
   });
@@ -336,7 +341,7 @@ describe('environment overrides', () => {
 
   it('GIVEN the schema WHEN deriving bindings THEN there is one unique variable per leaf field', () => {
     const names = envBindings().map((b) => b.env);
-    expect(names).toHaveLength(61);
+    expect(names).toHaveLength(65);
     expect(new Set(names).size).toBe(names.length);
     expect(names).not.toContain('BERTH_CONFIG');
     expect(names).not.toContain('BERTH_TOOLS');

@@ -71,7 +71,7 @@ describe('upload sessions', () => {
     const repo = registry.repository('repo');
     const desc = await repo.blobs.stat(digest);
     const chunks: Buffer[] = [];
-    for await (const c of repo.blobs.open(desc)) chunks.push(c as Buffer);
+    for await (const c of await repo.blobs.open(desc)) chunks.push(c as Buffer);
     expect(Buffer.concat(chunks).equals(data)).toBe(true);
     expect(Object.keys(driver.snapshot()).some((k) => k.startsWith('uploads/'))).toBe(false);
   });

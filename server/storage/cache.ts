@@ -1,0 +1,267 @@
+import type { Readable } from 'node:stream';
+import type { ListOptions, ListPage, StorageDriver } from './driver.js';
+
+export interface CacheOptions {
+  /**
+   * immutable says which keys hold content fixed by the key itself (descriptors and
+   * manifests named by digest): only their `get` results are cached.
+   */
+  immutable: (key: string) => boolean;
+  /** ttlMs bounds how long a cached object is trusted (deletes made by other replicas). */
+  ttlMs: number;
+  /** listable says which prefixes' list pages are cached (catalog, tags). */
+  listable: (prefix: string) => boolean;
+  /** listTtlMs bounds how stale a cached list page may be (writes by other replicas). */
+  listTtlMs: number;
+  /** maxBytes bounds the cached objects' bytes (least recently used go first). */
+  maxBytes: number;
+  clock?: () => number;
+  /** observe hears each cacheable lookup: whether it was answered from memory. */
+  observe?: (kind: 'object' | 'list', hit: boolean) => void;
+}
+
+interface ObjectEntry {
+  data: Buffer;
+  at: number;
+}
+
+interface PendingGet {
+  promise: Promise<Buffer>;
+  /** valid turns false when the key is written or deleted while it is read. */
+  valid: boolean;
+}
+
+/** Bounds of the list cache: folders, and pages (start, size) per folder. */
+const MAX_LISTED_PREFIXES = 1024;
+const MAX_PAGES_PER_PREFIX = 64;
+
+interface ListEntry {
+  page: ListPage;
+  at: number;
+  refreshing?: boolean;
+}
+
+/**
+ * CachingDriver decorates a driver with an in-process cache of immutable small objects
+ * and of list pages. What this process writes or deletes through it is dropped from the
+ * cache at once; what other replicas change is seen after at most `ttlMs` (objects) or
+ * `listTtlMs` (list pages). Concurrent reads of one key share one storage call.
+ *
+ * Callers whose result is written back or guards a write (a manifest's blob check, a
+ * blob mount, an upload's dedupe) read through {@link CachingDriver.fresh} instead.
+ */
+export class CachingDriver implements StorageDriver {
+  readonly name: string;
+  private readonly objects = new Map<string, ObjectEntry>();
+  private readonly pending = new Map<string, PendingGet>();
+  private readonly lists = new Map<string, Map<string, ListEntry>>();
+  private readonly listLoads = new Map<string, Set<{ valid: boolean }>>();
+  private bytes = 0;
+  private readonly clock: () => number;
+
+  constructor(
+    readonly fresh: StorageDriver,
+    private readonly opts: CacheOptions,
+  ) {
+    this.name = fresh.name;
+    this.clock = opts.clock ?? Date.now;
+    if (fresh.presignGet) this.presignGet = (key, s) => fresh.presignGet!(key, s);
+    if (fresh.close) this.close = () => fresh.close!();
+  }
+
+  presignGet?(key: string, expirySeconds: number): Promise<string>;
+  close?(): Promise<void>;
+
+  get(key: string): Promise<Buffer> {
+    if (!this.opts.immutable(key) || this.opts.ttlMs <= 0) return this.fresh.get(key);
+    const hit = this.objects.get(key);
+    if (hit && this.clock() - hit.at < this.opts.ttlMs) {
+      this.objects.delete(key);
+      this.objects.set(key, hit);
+      this.opts.observe?.('object', true);
+      return Promise.resolve(hit.data);
+    }
+    if (hit) this.drop(key);
+    this.opts.observe?.('object', false);
+    const shared = this.pending.get(key);
+    if (shared) return shared.promise;
+    const load: PendingGet = { promise: this.fresh.get(key), valid: true };
+    this.pending.set(key, load);
+    const at = this.clock();
+    load.promise.then(
+      (data) => {
+        if (this.pending.get(key) === load) this.pending.delete(key);
+        // Stored only if nothing wrote or deleted the key while it was read.
+        if (load.valid) this.store(key, data, at);
+      },
+      () => {
+        if (this.pending.get(key) === load) this.pending.delete(key);
+      },
+    );
+    return load.promise;
+  }
+
+  private store(key: string, data: Buffer, at: number): void {
+    if (data.length > this.opts.maxBytes / 16) return;
+    this.drop(key);
+    this.objects.set(key, { data, at });
+    this.bytes += data.length;
+    for (const [k, e] of this.objects) {
+      if (this.bytes <= this.opts.maxBytes) break;
+      this.objects.delete(k);
+      this.bytes -= e.data.length;
+    }
+  }
+
+  private drop(key: string): void {
+    const e = this.objects.get(key);
+    if (!e) return;
+    this.objects.delete(key);
+    this.bytes -= e.data.length;
+  }
+
+  /**
+   * invalidate forgets `key` (and, for a prefix ending in `/`, everything below it) and
+   * every list page it may appear in: those of each parent folder.
+   */
+  invalidate(key: string): void {
+    const prefix = key.endsWith('/');
+    const below = (k: string) => (prefix ? k.startsWith(key) : k === key);
+    for (const [k, load] of this.pending) {
+      if (!below(k)) continue;
+      load.valid = false;
+      this.pending.delete(k);
+    }
+    if (prefix) {
+      for (const k of [...this.objects.keys()]) if (k.startsWith(key)) this.drop(k);
+    } else {
+      this.drop(key);
+    }
+    const affected = (p: string) => key.startsWith(p) || (prefix && p.startsWith(key));
+    for (const p of [...this.lists.keys()]) if (affected(p)) this.lists.delete(p);
+    for (const [p, loads] of this.listLoads) {
+      if (affected(p)) for (const l of loads) l.valid = false;
+    }
+  }
+
+  async put(key: string, data: Buffer | string): Promise<void> {
+    this.invalidate(key);
+    try {
+      await this.fresh.put(key, data);
+    } finally {
+      this.invalidate(key);
+    }
+  }
+
+  async putIfAbsent(key: string, data: Buffer | string): Promise<boolean> {
+    this.invalidate(key);
+    try {
+      return await this.fresh.putIfAbsent(key, data);
+    } finally {
+      this.invalidate(key);
+    }
+  }
+
+  async writeStream(key: string, source: Readable, sizeHint?: number): Promise<number> {
+    this.invalidate(key);
+    try {
+      return await this.fresh.writeStream(key, source, sizeHint);
+    } finally {
+      this.invalidate(key);
+    }
+  }
+
+  read(key: string, offset?: number, length?: number): Promise<Readable> {
+    return this.fresh.read(key, offset, length);
+  }
+
+  stat(key: string): Promise<{ size: number; modified: Date }> {
+    return this.fresh.stat(key);
+  }
+
+  async list(prefix: string, opts: ListOptions = {}): Promise<ListPage> {
+    if (!this.opts.listable(prefix) || this.opts.listTtlMs <= 0) {
+      return this.fresh.list(prefix, opts);
+    }
+    const id = `${opts.startAfter ?? ''}\n${opts.limit ?? ''}`;
+    const hit = this.lists.get(prefix)?.get(id);
+    const age = hit ? this.clock() - hit.at : Infinity;
+    if (hit && age < this.opts.listTtlMs) {
+      this.opts.observe?.('list', true);
+      // Refresh ahead in the background past half the TTL, so that a page read steadily
+      // never waits for storage and is never older than the TTL.
+      if (age >= this.opts.listTtlMs / 2 && !hit.refreshing) {
+        hit.refreshing = true;
+        this.loadList(prefix, id, opts).catch(() => {
+          hit.refreshing = false;
+        });
+      }
+      return copyPage(hit.page);
+    }
+    this.opts.observe?.('list', false);
+    return copyPage(await this.loadList(prefix, id, opts));
+  }
+
+  private async loadList(prefix: string, id: string, opts: ListOptions): Promise<ListPage> {
+    const load = { valid: true };
+    let loads = this.listLoads.get(prefix);
+    if (!loads) this.listLoads.set(prefix, (loads = new Set()));
+    loads.add(load);
+    const at = this.clock();
+    try {
+      const page = await this.fresh.list(prefix, opts);
+      // A write below `prefix` while listing may be missing from the page: not stored.
+      if (load.valid) {
+        let pages = this.lists.get(prefix);
+        if (!pages) {
+          if (this.lists.size >= MAX_LISTED_PREFIXES)
+            this.lists.delete(this.lists.keys().next().value!);
+          pages = new Map<string, ListEntry>();
+          this.lists.set(prefix, pages);
+        }
+        if (pages.size >= MAX_PAGES_PER_PREFIX) pages.delete(pages.keys().next().value!);
+        pages.set(id, { page, at });
+      }
+      return page;
+    } finally {
+      loads.delete(load);
+      if (loads.size === 0) this.listLoads.delete(prefix);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    this.invalidate(key);
+    try {
+      await this.fresh.delete(key);
+    } finally {
+      this.invalidate(key);
+    }
+  }
+
+  async deletePrefix(prefix: string): Promise<void> {
+    this.invalidate(prefix);
+    try {
+      await this.fresh.deletePrefix(prefix);
+    } finally {
+      this.invalidate(prefix);
+    }
+  }
+
+  ping(): Promise<void> {
+    return this.fresh.ping();
+  }
+}
+
+function copyPage(p: ListPage): ListPage {
+  return { names: [...p.names], truncated: p.truncated };
+}
+
+/** freshOf returns the driver below any cache: reads that guard or feed a write use it. */
+export function freshOf(driver: StorageDriver): StorageDriver {
+  return driver instanceof CachingDriver ? driver.fresh : driver;
+}
+
+/** forget drops `key` from the cache of `driver`, if it has one (storage said it is gone). */
+export function forget(driver: StorageDriver, key: string): void {
+  if (driver instanceof CachingDriver) driver.invalidate(key);
+}

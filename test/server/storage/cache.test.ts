@@ -1,0 +1,228 @@
+import { describe, expect, it } from 'vitest';
+import { CachingDriver, forget, freshOf } from '../../../server/storage/cache.js';
+import type { ListOptions, ListPage } from '../../../server/storage/driver.js';
+import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
+import { Paths } from '../../../server/storage/paths.js';
+import { describeStorageDriver } from './driver-contract.js';
+
+/** CountingDriver is an in-memory driver that counts gets and lists and can hold them. */
+class CountingDriver extends InMemoryDriver {
+  gets = 0;
+  lists = 0;
+  hold?: Promise<void>;
+
+  override async get(key: string): Promise<Buffer> {
+    this.gets++;
+    const data = await super.get(key);
+    if (this.hold) await this.hold;
+    return data;
+  }
+
+  override async list(prefix: string, opts?: ListOptions): Promise<ListPage> {
+    this.lists++;
+    const page = await super.list(prefix, opts);
+    if (this.hold) await this.hold;
+    return page;
+  }
+}
+
+const LAYER = 'repositories/app/_layers/sha256/' + 'a'.repeat(64);
+const TAG = 'repositories/app/_tags/latest';
+const TAGS = 'repositories/app/_tags/';
+
+function setup(opts: { ttlMs?: number; listTtlMs?: number; maxBytes?: number } = {}) {
+  let now = 1_000_000;
+  const inner = new CountingDriver();
+  const seen: string[] = [];
+  const cache = new CachingDriver(inner, {
+    immutable: Paths.immutable,
+    ttlMs: opts.ttlMs ?? 60_000,
+    listable: Paths.listCached,
+    listTtlMs: opts.listTtlMs ?? 5_000,
+    maxBytes: opts.maxBytes ?? 1 << 20,
+    clock: () => now,
+    observe: (kind, hit) => seen.push(`${kind}:${hit ? 'hit' : 'miss'}`),
+  });
+  return { inner, cache, seen, advance: (ms: number) => (now += ms) };
+}
+
+/** gate returns a promise and the function that settles it. */
+function gate(): { wait: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const wait = new Promise<void>((r) => (open = r));
+  return { wait, open };
+}
+
+describe('CachingDriver: immutable objects', () => {
+  it('GIVEN a descriptor read once WHEN read again within the TTL THEN storage is not asked again', async () => {
+    const { inner, cache, seen } = setup();
+    await inner.put(LAYER, 'desc');
+    expect((await cache.get(LAYER)).toString()).toBe('desc');
+    expect((await cache.get(LAYER)).toString()).toBe('desc');
+    expect(inner.gets).toBe(1);
+    expect(seen).toEqual(['object:miss', 'object:hit']);
+  });
+
+  it('GIVEN a cached descriptor deleted by another replica WHEN the TTL passes THEN storage is asked and the absence seen', async () => {
+    const { inner, cache, advance } = setup({ ttlMs: 1000 });
+    await inner.put(LAYER, 'desc');
+    await cache.get(LAYER);
+    await inner.delete(LAYER);
+    expect((await cache.get(LAYER)).toString()).toBe('desc');
+    advance(1000);
+    await expect(cache.get(LAYER)).rejects.toMatchObject({ name: 'PathNotFoundError' });
+    expect(inner.gets).toBe(2);
+  });
+
+  it('GIVEN a cached descriptor WHEN this process rewrites or deletes it THEN the next read sees the change at once', async () => {
+    const { inner, cache } = setup();
+    await cache.put(LAYER, 'one');
+    await cache.get(LAYER);
+    await cache.put(LAYER, 'two');
+    expect((await cache.get(LAYER)).toString()).toBe('two');
+    await cache.delete(LAYER);
+    await expect(cache.get(LAYER)).rejects.toMatchObject({ name: 'PathNotFoundError' });
+    await cache.put(LAYER, 'three');
+    await cache.get(LAYER);
+    await cache.deletePrefix('repositories/app/');
+    await expect(cache.get(LAYER)).rejects.toMatchObject({ name: 'PathNotFoundError' });
+    expect(inner.gets).toBe(5);
+  });
+
+  it('GIVEN a cached descriptor WHEN forgotten (storage said it is gone) THEN the next read asks storage', async () => {
+    const { inner, cache } = setup();
+    await inner.put(LAYER, 'desc');
+    await cache.get(LAYER);
+    forget(cache, LAYER);
+    await cache.get(LAYER);
+    expect(inner.gets).toBe(2);
+    expect(freshOf(cache)).toBe(inner);
+    expect(freshOf(inner)).toBe(inner);
+  });
+
+  it('GIVEN a mutable key (a tag) WHEN read twice THEN storage answers both times', async () => {
+    const { inner, cache, seen } = setup();
+    await inner.put(TAG, 'sha256:x');
+    await cache.get(TAG);
+    await cache.get(TAG);
+    expect(inner.gets).toBe(2);
+    expect(seen).toEqual([]);
+  });
+
+  it('GIVEN many concurrent reads of one key WHEN storage is slow THEN one storage call serves them all', async () => {
+    const { inner, cache } = setup();
+    await inner.put(LAYER, 'desc');
+    const g = gate();
+    inner.hold = g.wait;
+    const reads = Array.from({ length: 50 }, () => cache.get(LAYER));
+    g.open();
+    for (const b of await Promise.all(reads)) expect(b.toString()).toBe('desc');
+    expect(inner.gets).toBe(1);
+  });
+
+  it('GIVEN a read in flight WHEN the key is deleted meanwhile THEN the old value is not cached', async () => {
+    const { inner, cache } = setup();
+    await inner.put(LAYER, 'old');
+    const g = gate();
+    inner.hold = g.wait;
+    const reading = cache.get(LAYER);
+    await cache.delete(LAYER);
+    g.open();
+    inner.hold = undefined;
+    expect((await reading).toString()).toBe('old');
+    await expect(cache.get(LAYER)).rejects.toMatchObject({ name: 'PathNotFoundError' });
+  });
+
+  it('GIVEN more bytes than the budget WHEN read THEN the least recently used go first', async () => {
+    const { inner, cache } = setup({ maxBytes: 16 * 100 });
+    const key = (i: number) => `blobs/sha256/aa/${String(i).padStart(64, '0')}`;
+    for (let i = 0; i < 20; i++) await inner.put(key(i), Buffer.alloc(100, i));
+    for (let i = 0; i < 20; i++) await cache.get(key(i));
+    const before = inner.gets;
+    await cache.get(key(19));
+    expect(inner.gets).toBe(before);
+    await cache.get(key(0));
+    expect(inner.gets).toBe(before + 1);
+  });
+});
+
+describe('CachingDriver: list pages', () => {
+  it('GIVEN a tag list read WHEN read again within the list TTL THEN storage is not asked again', async () => {
+    const { inner, cache, seen } = setup();
+    await inner.put(TAG, 'x');
+    expect((await cache.list(TAGS, { limit: 10 })).names).toEqual(['latest']);
+    expect((await cache.list(TAGS, { limit: 10 })).names).toEqual(['latest']);
+    expect(inner.lists).toBe(1);
+    expect(seen).toEqual(['list:miss', 'list:hit']);
+  });
+
+  it('GIVEN a cached tag list WHEN this process adds or removes a tag THEN the next list shows it at once', async () => {
+    const { cache } = setup();
+    await cache.put(TAG, 'x');
+    await cache.list(TAGS);
+    await cache.put(TAGS + 'v2', 'y');
+    expect((await cache.list(TAGS)).names).toEqual(['latest', 'v2']);
+    await cache.delete(TAG);
+    expect((await cache.list(TAGS)).names).toEqual(['v2']);
+    await cache.deletePrefix('repositories/app/');
+    expect((await cache.list(TAGS)).names).toEqual([]);
+  });
+
+  it('GIVEN a cached page WHEN another replica adds a tag THEN it shows within the list TTL, refreshed ahead without waiting', async () => {
+    const { inner, cache, advance } = setup({ listTtlMs: 1000 });
+    await inner.put(TAG, 'x');
+    await cache.list(TAGS);
+    await inner.put(TAGS + 'v2', 'y');
+    advance(600);
+    // Past half the TTL: answered from memory, and refreshed in the background.
+    expect((await cache.list(TAGS)).names).toEqual(['latest']);
+    await new Promise((r) => setImmediate(r));
+    expect(inner.lists).toBe(2);
+    expect((await cache.list(TAGS)).names).toEqual(['latest', 'v2']);
+    await inner.put(TAGS + 'v3', 'z');
+    advance(1000);
+    expect((await cache.list(TAGS)).names).toEqual(['latest', 'v2', 'v3']);
+  });
+
+  it('GIVEN a list in flight WHEN a tag is written meanwhile THEN the page read before it is not cached', async () => {
+    const { inner, cache } = setup();
+    await inner.put(TAG, 'x');
+    const g = gate();
+    inner.hold = g.wait;
+    const listing = cache.list(TAGS);
+    await cache.put(TAGS + 'v2', 'y');
+    g.open();
+    inner.hold = undefined;
+    expect((await listing).names).toEqual(['latest']);
+    expect((await cache.list(TAGS)).names).toEqual(['latest', 'v2']);
+    expect(inner.lists).toBe(2);
+  });
+
+  it('GIVEN a folder that is not a catalog or tag list WHEN listed twice THEN storage answers both times', async () => {
+    const { inner, cache } = setup();
+    await inner.put('uploads/u1', '{}');
+    await cache.list('uploads/');
+    await cache.list('uploads/');
+    expect(inner.lists).toBe(2);
+  });
+
+  it('GIVEN a returned page WHEN the caller changes it THEN the cached page is unchanged', async () => {
+    const { inner, cache } = setup();
+    await inner.put(TAG, 'x');
+    (await cache.list(TAGS)).names.push('bogus');
+    expect((await cache.list(TAGS)).names).toEqual(['latest']);
+  });
+});
+
+// The decorator keeps the driver contract (every call it does not serve goes through).
+describeStorageDriver('caching(inmemory)', {
+  make: async () =>
+    new CachingDriver(new InMemoryDriver(), {
+      immutable: () => true,
+      ttlMs: 60_000,
+      listable: () => true,
+      listTtlMs: 60_000,
+      maxBytes: 1 << 20,
+    }),
+  bigBytes: 1024 * 1024 + 3,
+});
