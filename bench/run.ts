@@ -6,6 +6,8 @@
 //   options: --only berth,distribution-v3   --workloads 1,3   --no-build
 //            --tsx (run server/cli.ts through tsx instead of compiling it to node_modules/.cache/berth-bench)
 //            --berth-workers N   --cpu-prof DIR (Berth runs with --cpu-prof into DIR)
+//            --berth-node-args "--flag …" (more Node.js flags for Berth)
+//            BERTH_* variables in the environment are passed to Berth (try a setting)
 //            --out FILE.json (default: $TMPDIR/berth-bench-<time>.json)
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -46,7 +48,10 @@ const result = await runBench({
   workloads: arg('--workloads')?.split(',').map(Number),
   berthCompiled: compiled,
   berthWorkers: arg('--berth-workers') ? Number(arg('--berth-workers')) : undefined,
-  berthNodeArgs: prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : undefined,
+  berthNodeArgs: [
+    ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []),
+    ...(arg('--berth-node-args')?.split(' ').filter(Boolean) ?? []),
+  ],
 });
 const out = arg('--out') ?? join(tmpdir(), `berth-bench-${Date.now()}.json`);
 writeFileSync(out, JSON.stringify(result, null, 2));

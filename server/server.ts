@@ -60,16 +60,16 @@ export function createServices(
     );
   }
   const cache = config.cache;
-  if (cache.ttlSeconds > 0 || cache.listTtlSeconds > 0) {
-    driver = new CachingDriver(driver, {
-      immutable: Paths.immutable,
-      ttlMs: cache.ttlSeconds * 1000,
-      listable: Paths.listCached,
-      listTtlMs: cache.listTtlSeconds * 1000,
-      maxBytes: cache.maxMiB * 1024 * 1024,
-      observe: metrics && ((kind, hit) => metrics.observeCache(hit, kind)),
-    });
-  }
+  driver = new CachingDriver(driver, {
+    immutable: Paths.immutable,
+    ttlMs: cache.ttlSeconds * 1000,
+    mutable: Paths.isTag,
+    mutableTtlMs: cache.tagTtlSeconds * 1000,
+    listable: Paths.listCached,
+    listTtlMs: cache.listTtlSeconds * 1000,
+    maxBytes: cache.maxMiB * 1024 * 1024,
+    observe: metrics && ((kind, hit) => metrics.observeCache(hit, kind)),
+  });
   const events = new EventsRuntime(config.notifications, driver, log, {
     listenAddr: config.http.addr,
     observerFor: metrics && ((endpoint) => metrics.observer(endpoint)),

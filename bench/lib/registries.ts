@@ -43,7 +43,7 @@ export interface StartOptions {
   compiled?: string;
   /** extra node flags for Berth (e.g. --cpu-prof). */
   nodeArgs?: string[];
-  /** Berth's http.workers (0 = one per core). */
+  /** Berth's http.workers (default 1, what the operator renders; 0 = one per core). */
   workers?: number;
 }
 
@@ -212,7 +212,7 @@ export const berth: RegistryKind = {
       launch(process.execPath, [...(opts.nodeArgs ?? []), ...entry, 'server'], {
         BERTH_HTTP_ADDR: `127.0.0.1:${port}`,
         BERTH_HTTP_SECRET: SECRET,
-        BERTH_HTTP_WORKERS: String(opts.workers ?? 0),
+        BERTH_HTTP_WORKERS: String(opts.workers ?? 1),
         BERTH_LOG_LEVEL: 'warn',
         BERTH_STORAGE_DRIVER: 's3',
         BERTH_STORAGE_S3_ENDPOINT: minio.endpoint,
@@ -220,10 +220,22 @@ export const berth: RegistryKind = {
         BERTH_STORAGE_S3_ACCESS_KEY: minio.accessKey,
         BERTH_STORAGE_S3_SECRET_KEY: minio.secretKey,
         BERTH_STORAGE_S3_PART_SIZE_MIB: String(PART_MIB),
+        // Any other BERTH_* setting of the bench's own environment tries a variant.
+        ...berthOverrides(),
       });
     return generic('berth', '/readyz', make, async () => {});
   },
 };
+
+/** berthOverrides are the bench's own BERTH_* variables (not BERTH_BENCH_* or BERTH_TOOLS). */
+function berthOverrides(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!k.startsWith('BERTH_') || k.startsWith('BERTH_BENCH_') || k === 'BERTH_TOOLS') continue;
+    if (v !== undefined) out[k] = v;
+  }
+  return out;
+}
 
 /** distributionConfig is distribution's YAML config for S3 on MinIO (v2.8 and v3 read it). */
 function distributionConfig(minio: BenchMinio, bucket: string, port: number, v3: boolean): string {

@@ -61,7 +61,7 @@ export function defaults(): BerthConfig {
     storage: { driver: 'filesystem', filesystem: { root: './data' } },
     delete: { enabled: true },
     readOnly: false,
-    cache: { ttlSeconds: 60, listTtlSeconds: 5, maxMiB: 32 },
+    cache: { ttlSeconds: 60, tagTtlSeconds: 0, listTtlSeconds: 5, maxMiB: 32 },
     uploads: { ttlSeconds: 43200, purgeIntervalSeconds: 600 },
     limits: {
       manifestBytes: 4194304,
@@ -94,7 +94,7 @@ function s3Defaults(): Pick<
   S3Config,
   'region' | 'pathStyle' | 'partSizeMiB' | 'bufferMiB' | 'redirect'
 > {
-  return { region: 'us-east-1', pathStyle: true, partSizeMiB: 16, bufferMiB: 128, redirect: false };
+  return { region: 'us-east-1', pathStyle: true, partSizeMiB: 16, bufferMiB: 64, redirect: false };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -270,7 +270,7 @@ export const configSchema: JsonSchema = {
               type: 'integer',
               minimum: 16,
               maximum: 65536,
-              default: 128,
+              default: 64,
             },
             redirect: {
               description: 'Answer blob GETs with a 307 to a presigned URL.',
@@ -335,6 +335,14 @@ export const configSchema: JsonSchema = {
           minimum: 0,
           maximum: 3600,
           default: 60,
+        },
+        tagTtlSeconds: {
+          description:
+            'How long a tag read is kept (0 = never: concurrent reads of one tag share one storage call, and a pull right after a push through another replica gets the new manifest). Above 0, a tag moved through another replica can resolve to its old manifest for this long.',
+          type: 'integer',
+          minimum: 0,
+          maximum: 60,
+          default: 0,
         },
         listTtlSeconds: {
           description:

@@ -173,7 +173,7 @@ export interface S3Config {
   prefix?: string;
   /** partSizeMiB is the multipart part size, at least 5. */
   partSizeMiB: number;
-  /** bufferMiB is the part-buffer memory shared by a process's uploads (default 128). */
+  /** bufferMiB is the part-buffer memory shared by a process's uploads (default 64). */
   bufferMiB?: number;
   /** redirect answers blob GETs with a 307 to a presigned URL. */
   redirect: boolean;
@@ -188,6 +188,8 @@ export interface S3Config {
 export interface CacheConfig {
   /** ttlSeconds: how long a cached blob descriptor or manifest is trusted (0 = off). */
   ttlSeconds: number;
+  /** tagTtlSeconds: how long a tag read is kept (0 = never: reads only share a call). */
+  tagTtlSeconds: number;
   /** listTtlSeconds: how stale a cached catalog or tag list page may be (0 = off). */
   listTtlSeconds: number;
   /** maxMiB bounds the cached objects' memory per process. */

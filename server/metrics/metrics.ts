@@ -362,9 +362,10 @@ export class Metrics {
 
   /**
    * observeCache counts one lookup of an in-process cache: `repository` (catalog markers),
-   * `object` (descriptors and manifests) or `list` (catalog and tag list pages).
+   * `object` (descriptors and manifests), `tag` (tag reads; a hit shared another read's
+   * storage call or was kept for `cache.tagTtlSeconds`) or `list` (catalog and tag pages).
    */
-  observeCache(hit: boolean, cache: 'repository' | 'object' | 'list' = 'repository'): void {
+  observeCache(hit: boolean, cache: 'repository' | 'object' | 'tag' | 'list' = 'repository'): void {
     this.cacheRequests.inc({ cache });
     if (hit) this.cacheHits.inc({ cache });
   }

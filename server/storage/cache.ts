@@ -9,6 +9,13 @@ export interface CacheOptions {
   immutable: (key: string) => boolean;
   /** ttlMs bounds how long a cached object is trusted (deletes made by other replicas). */
   ttlMs: number;
+  /**
+   * mutable says which keys change in place (tags): concurrent reads of one share a storage
+   * call, and a value is kept for `mutableTtlMs` (0: not kept, so a read that starts after a
+   * write through any replica sees it).
+   */
+  mutable?: (key: string) => boolean;
+  mutableTtlMs?: number;
   /** listable says which prefixes' list pages are cached (catalog, tags). */
   listable: (prefix: string) => boolean;
   /** listTtlMs bounds how stale a cached list page may be (writes by other replicas). */
@@ -17,7 +24,7 @@ export interface CacheOptions {
   maxBytes: number;
   clock?: () => number;
   /** observe hears each cacheable lookup: whether it was answered from memory. */
-  observe?: (kind: 'object' | 'list', hit: boolean) => void;
+  observe?: (kind: 'object' | 'tag' | 'list', hit: boolean) => void;
 }
 
 interface ObjectEntry {
@@ -47,6 +54,8 @@ interface ListEntry {
  * cache at once; what other replicas change is seen after at most `ttlMs` (objects) or
  * `listTtlMs` (list pages). Concurrent reads of one key share one storage call.
  *
+ * Tags (`mutable`) are not kept by default, only read once for all concurrent readers.
+ *
  * Callers whose result is written back or guards a write (a manifest's blob check, a
  * blob mount, an upload's dedupe) read through {@link CachingDriver.fresh} instead.
  */
@@ -73,17 +82,27 @@ export class CachingDriver implements StorageDriver {
   close?(): Promise<void>;
 
   get(key: string): Promise<Buffer> {
-    if (!this.opts.immutable(key) || this.opts.ttlMs <= 0) return this.fresh.get(key);
+    let kind: 'object' | 'tag';
+    let ttl: number;
+    if (this.opts.immutable(key) && this.opts.ttlMs > 0) {
+      kind = 'object';
+      ttl = this.opts.ttlMs;
+    } else if (this.opts.mutable?.(key)) {
+      kind = 'tag';
+      ttl = this.opts.mutableTtlMs ?? 0;
+    } else {
+      return this.fresh.get(key);
+    }
     const hit = this.objects.get(key);
-    if (hit && this.clock() - hit.at < this.opts.ttlMs) {
+    if (hit && this.clock() - hit.at < ttl) {
       this.objects.delete(key);
       this.objects.set(key, hit);
-      this.opts.observe?.('object', true);
+      this.opts.observe?.(kind, true);
       return Promise.resolve(hit.data);
     }
     if (hit) this.drop(key);
-    this.opts.observe?.('object', false);
     const shared = this.pending.get(key);
+    this.opts.observe?.(kind, shared !== undefined);
     if (shared) return shared.promise;
     const load: PendingGet = { promise: this.fresh.get(key), valid: true };
     this.pending.set(key, load);
@@ -92,7 +111,7 @@ export class CachingDriver implements StorageDriver {
       (data) => {
         if (this.pending.get(key) === load) this.pending.delete(key);
         // Stored only if nothing wrote or deleted the key while it was read.
-        if (load.valid) this.store(key, data, at);
+        if (load.valid && ttl > 0) this.store(key, data, at);
       },
       () => {
         if (this.pending.get(key) === load) this.pending.delete(key);

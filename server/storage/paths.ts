@@ -76,6 +76,8 @@ export const Paths = {
     key.startsWith('blobs/') ||
     (key.startsWith('repositories/') &&
       (key.includes('/_layers/') || key.includes('/_manifests/'))),
+  /** isTag: a tag object (`repositories/<name>/_tags/<tag>`), which moves in place. */
+  isTag: (key: string) => key.startsWith('repositories/') && key.includes('/_tags/'),
   /** listCached: folders whose listing is served from memory (catalog, tags of a repository). */
   listCached: (prefix: string) =>
     prefix === 'catalog/' || (prefix.startsWith('repositories/') && prefix.endsWith('/_tags/')),

@@ -8,10 +8,11 @@ export const MAX_PARTS = 10_000;
  * PartBudget shares one process-wide memory budget among the multipart writers in flight.
  * Each writer fills one part buffer while earlier parts upload; how big its next part is
  * and how many parts it may have in flight depend on how many writers share the budget:
- * alone, a writer gets full-size parts and two in flight; eight writers on a 128 MiB
- * budget get 8 MiB parts and one in flight each. Part sizes never drop below what S3 needs
- * (5 MiB, and enough for the stream to fit in 10,000 parts), so many writers may exceed
- * the budget by that floor rather than wait on one another.
+ * alone, a writer gets full-size parts and two in flight; four writers on 64 MiB get 8 MiB
+ * parts and one in flight; eight get 5 MiB parts and upload each before filling the next.
+ * Part sizes never drop below what S3 needs (5 MiB, and enough for the stream to fit in
+ * 10,000 parts), so very many writers exceed the budget by that floor (5 MiB each) rather
+ * than wait on one another.
  *
  * Buffers are recycled: a finished part's buffer goes back to a free list of its size,
  * which keeps the process's footprint flat instead of leaving megabytes to the collector.
@@ -20,6 +21,8 @@ export class PartBudget {
   private writers = 0;
   private readonly free = new Map<number, Buffer[]>();
   private freeBytes = 0;
+  /** current is the size last handed out: idle buffers of other sizes are let go. */
+  private current = 0;
 
   /**
    * @param budget bytes for all part buffers of the process (filling and in flight)
@@ -41,9 +44,14 @@ export class PartBudget {
     };
   }
 
-  /** inFlight is how many parts one writer may upload at once. */
+  /**
+   * inFlight is how many parts one writer may upload while it fills the next: two alone,
+   * one when several share the budget, none (fill, upload, then fill again) when even
+   * 5 MiB parts with one in flight would not fit.
+   */
   inFlight(): number {
-    return this.writers <= 1 ? 2 : 1;
+    if (this.writers <= 1) return 2;
+    return this.writers * 2 * MIN_PART <= this.budget ? 1 : 0;
   }
 
   /**
@@ -60,6 +68,7 @@ export class PartBudget {
 
   /** take returns a buffer of exactly `size` bytes, recycled when one is free. */
   take(size: number): Buffer {
+    this.current = size;
     const list = this.free.get(size);
     const buf = list?.pop();
     if (buf) {
@@ -71,15 +80,14 @@ export class PartBudget {
 
   /** give returns a buffer once nothing reads it any more. */
   give(buf: Buffer): void {
-    // Keep at most half the budget idle; drop sizes nobody is using now.
-    if (this.freeBytes + buf.length > this.budget / 2) {
-      for (const [size, list] of this.free) {
-        if (size === buf.length) continue;
-        this.freeBytes -= size * list.length;
-        this.free.delete(size);
-      }
-      if (this.freeBytes + buf.length > this.budget / 2) return;
+    // Writers came or went and parts changed size: idle buffers of the old size go.
+    for (const [size, list] of this.free) {
+      if (size === this.current) continue;
+      this.freeBytes -= size * list.length;
+      this.free.delete(size);
     }
+    // Keep at most half the budget idle.
+    if (buf.length !== this.current || this.freeBytes + buf.length > this.budget / 2) return;
     let list = this.free.get(buf.length);
     if (!list) this.free.set(buf.length, (list = []));
     list.push(buf);

@@ -34,7 +34,7 @@ const MULTIPART = '.multipart';
 const BEFORE_SLASH = new Set(['+', ',', '-', '.']);
 
 /** DEFAULT_BUFFER_MIB is the part-buffer memory of a process when bufferMiB is not set. */
-export const DEFAULT_BUFFER_MIB = 128;
+export const DEFAULT_BUFFER_MIB = 64;
 
 /**
  * S3Driver stores objects in an S3 bucket (MinIO in practice) below an optional key
@@ -197,7 +197,13 @@ export class S3Driver implements StorageDriver {
     };
     /** room waits until this writer may put one more part in flight. */
     const room = async (): Promise<void> => {
-      while (inflight.size >= budget.inFlight()) await Promise.race(inflight);
+      while (inflight.size >= Math.max(1, budget.inFlight())) await Promise.race(inflight);
+      rethrow();
+    };
+    /** settle waits for the part just sent when the budget allows none in flight. */
+    const settle = async (): Promise<void> => {
+      if (budget.inFlight() > 0) return;
+      await Promise.allSettled([...inflight]);
       rethrow();
     };
 
@@ -220,6 +226,7 @@ export class S3Driver implements StorageDriver {
             const full = buf;
             buf = undefined;
             await sendPart(full, full);
+            await settle();
           }
         }
       }

@@ -110,7 +110,7 @@ describe('configSchema', () => {
       expect(get(source, b.path), b.path.join('.')).toEqual(def);
       checked++;
     }
-    expect(checked).toBe(48);
+    expect(checked).toBe(49);
     expect(schemaAt(['storage'])?.default).toEqual(d.storage);
   });
 });
@@ -124,7 +124,7 @@ describe('defaults', () => {
       storage: { driver: 'filesystem', filesystem: { root: './data' } },
       delete: { enabled: true },
       readOnly: false,
-      cache: { ttlSeconds: 60, listTtlSeconds: 5, maxMiB: 32 },
+      cache: { ttlSeconds: 60, tagTtlSeconds: 0, listTtlSeconds: 5, maxMiB: 32 },
       uploads: { ttlSeconds: 43200, purgeIntervalSeconds: 600 },
       limits: {
         manifestBytes: 4194304,
@@ -280,7 +280,7 @@ log:
       region: 'us-east-1',
       pathStyle: true,
       partSizeMiB: 16,
-      bufferMiB: 128,
+      bufferMiB: 64,
       redirect: false,
     });
   });
@@ -341,7 +341,7 @@ describe('environment overrides', () => {
 
   it('GIVEN the schema WHEN deriving bindings THEN there is one unique variable per leaf field', () => {
     const names = envBindings().map((b) => b.env);
-    expect(names).toHaveLength(65);
+    expect(names).toHaveLength(66);
     expect(new Set(names).size).toBe(names.length);
     expect(names).not.toContain('BERTH_CONFIG');
     expect(names).not.toContain('BERTH_TOOLS');

@@ -30,13 +30,17 @@ const LAYER = 'repositories/app/_layers/sha256/' + 'a'.repeat(64);
 const TAG = 'repositories/app/_tags/latest';
 const TAGS = 'repositories/app/_tags/';
 
-function setup(opts: { ttlMs?: number; listTtlMs?: number; maxBytes?: number } = {}) {
+function setup(
+  opts: { ttlMs?: number; tagTtlMs?: number; listTtlMs?: number; maxBytes?: number } = {},
+) {
   let now = 1_000_000;
   const inner = new CountingDriver();
   const seen: string[] = [];
   const cache = new CachingDriver(inner, {
     immutable: Paths.immutable,
     ttlMs: opts.ttlMs ?? 60_000,
+    mutable: Paths.isTag,
+    mutableTtlMs: opts.tagTtlMs ?? 0,
     listable: Paths.listCached,
     listTtlMs: opts.listTtlMs ?? 5_000,
     maxBytes: opts.maxBytes ?? 1 << 20,
@@ -100,11 +104,58 @@ describe('CachingDriver: immutable objects', () => {
     expect(freshOf(inner)).toBe(inner);
   });
 
-  it('GIVEN a mutable key (a tag) WHEN read twice THEN storage answers both times', async () => {
+  it('GIVEN a tag (mutable) and no tag TTL WHEN read twice in a row THEN storage answers both times, so another replica’s move is seen at once', async () => {
     const { inner, cache, seen } = setup();
     await inner.put(TAG, 'sha256:x');
     await cache.get(TAG);
+    await inner.put(TAG, 'sha256:y');
+    expect((await cache.get(TAG)).toString()).toBe('sha256:y');
+    expect(inner.gets).toBe(2);
+    expect(seen).toEqual(['tag:miss', 'tag:miss']);
+  });
+
+  it('GIVEN a tag and no tag TTL WHEN many read it at once THEN one storage call serves them', async () => {
+    const { inner, cache, seen } = setup();
+    await inner.put(TAG, 'sha256:x');
+    const g = gate();
+    inner.hold = g.wait;
+    const reads = Array.from({ length: 20 }, () => cache.get(TAG));
+    g.open();
+    for (const b of await Promise.all(reads)) expect(b.toString()).toBe('sha256:x');
+    expect(inner.gets).toBe(1);
+    expect(seen.filter((x) => x === 'tag:hit')).toHaveLength(19);
+  });
+
+  it('GIVEN a tag read in flight WHEN this process moves the tag THEN a read after the move does not share the old read', async () => {
+    const { inner, cache } = setup();
+    await inner.put(TAG, 'sha256:x');
+    const g = gate();
+    inner.hold = g.wait;
+    const before = cache.get(TAG);
+    inner.hold = undefined;
+    await cache.put(TAG, 'sha256:y');
+    expect((await cache.get(TAG)).toString()).toBe('sha256:y');
+    g.open();
+    expect((await before).toString()).toBe('sha256:x');
+  });
+
+  it('GIVEN a tag TTL WHEN the tag moves through another replica THEN the old value is served until the TTL, a local move at once', async () => {
+    const { inner, cache, advance } = setup({ tagTtlMs: 1000 });
+    await inner.put(TAG, 'sha256:x');
     await cache.get(TAG);
+    await inner.put(TAG, 'sha256:y');
+    expect((await cache.get(TAG)).toString()).toBe('sha256:x');
+    advance(1000);
+    expect((await cache.get(TAG)).toString()).toBe('sha256:y');
+    await cache.put(TAG, 'sha256:z');
+    expect((await cache.get(TAG)).toString()).toBe('sha256:z');
+  });
+
+  it('GIVEN a key neither immutable nor a tag (an upload session) WHEN read twice THEN storage answers both times', async () => {
+    const { inner, cache, seen } = setup();
+    await inner.put('uploads/u1', '{}');
+    await cache.get('uploads/u1');
+    await cache.get('uploads/u1');
     expect(inner.gets).toBe(2);
     expect(seen).toEqual([]);
   });

@@ -29,6 +29,14 @@ describe('PartBudget', () => {
     expect(b.inFlight()).toBe(2);
   });
 
+  it('GIVEN eight writers on the default 64 MiB WHEN sizing THEN each fills 8 MiB and uploads it before filling the next', () => {
+    const b = new PartBudget(64 * MiB, 16 * MiB);
+    for (let i = 0; i < 8; i++) b.enter();
+    expect(b.inFlight()).toBe(0);
+    expect(b.partSize(1)).toBe(8 * MiB);
+    expect(8 * b.partSize(1)).toBeLessThanOrEqual(64 * MiB);
+  });
+
   it('GIVEN more writers than the budget holds WHEN sizing THEN parts stay at the S3 minimum of 5 MiB', () => {
     const b = new PartBudget(16 * MiB, 16 * MiB);
     for (let i = 0; i < 40; i++) b.enter();

@@ -109,6 +109,42 @@ describe('S3Driver on MinIO', () => {
     await d.close();
   });
 
+  it('GIVEN a 16 MiB part budget WHEN six 23 MiB streams are written at once THEN they share it with 5 MiB parts uploaded one at a time, and all read back intact', async () => {
+    const cfg = fresh({ partSizeMiB: 16, bufferMiB: 16 });
+    const d = new S3Driver(cfg);
+    const size = 23 * MiB;
+    const digests: string[] = [];
+    const stream = (i: number) => {
+      const sent = createHash('sha256');
+      return Readable.from(
+        (function* () {
+          let left = size;
+          while (left > 0) {
+            const b = randomBytes(Math.min(left, 300_001));
+            sent.update(b);
+            left -= b.length;
+            yield b;
+          }
+          digests[i] = sent.digest('hex');
+        })(),
+      );
+    };
+
+    const sizes = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => d.writeStream(`par/${i}`, stream(i))),
+    );
+
+    expect(sizes).toEqual(Array(6).fill(size));
+    for (let i = 0; i < 6; i++) {
+      expect(await sha(await d.read(`par/${i}`)), `stream ${i}`).toBe(digests[i]);
+      // Six writers on 16 MiB: the S3 minimum of 5 MiB per part, so 23 MiB takes 5 parts.
+      expect((await raw.statObject(BUCKET, `${cfg.prefix}/par/${i}`)).etag).toMatch(/-5$/);
+    }
+    expect(await rawKeys(`${cfg.prefix}/.multipart/`)).toEqual([]);
+    await d.deletePrefix('par/');
+    await d.close();
+  });
+
   it('GIVEN a multipart write under way WHEN its source fails THEN the write rejects and no object, upload or journal entry is left', async () => {
     const cfg = fresh({ partSizeMiB: 5 });
     const d = new S3Driver(cfg);
