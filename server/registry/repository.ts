@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Errors } from '../errors.js';
 import { isNotFound, listAll, type StorageDriver } from '../storage/driver.js';
 import { Paths } from '../storage/paths.js';
-import { forget } from '../storage/cache.js';
+import { forget, freshOf } from '../storage/cache.js';
 import { RepositoryBlobStore } from './blobs.js';
 import { parseManifest, type Descriptor } from './manifest-parse.js';
 import { parseDigest, type Digest } from './reference.js';
@@ -189,8 +189,17 @@ export class Repository implements ManifestService, TagService {
   }
 
   async tag(tag: string, digest: Digest): Promise<void> {
-    const previous = await this.resolve(tag).catch(() => undefined);
-    await this.driver.put(Paths.tagOf(this.name, digest, tag), '');
+    // The reverse index entry goes first (it may name more than the tags, never fewer),
+    // while the tag's old target is read from storage itself.
+    const [previous] = await Promise.all([
+      freshOf(this.driver)
+        .get(Paths.tag(this.name, tag))
+        .then(
+          (b) => parseDigest(b.toString('utf8')),
+          () => undefined,
+        ),
+      this.driver.put(Paths.tagOf(this.name, digest, tag), ''),
+    ]);
     await this.driver.put(Paths.tag(this.name, tag), digest.value);
     if (previous && previous.value !== digest.value) {
       await this.driver.delete(Paths.tagOf(this.name, previous, tag));

@@ -247,7 +247,12 @@ export class Uploads {
    * repository. On a mismatch the session and its bytes are discarded and
    * DIGEST_INVALID is thrown. Writes no blob byte again: only descriptors.
    */
-  async commit(state: UploadState, digest: Digest, linker: BlobLinker): Promise<BlobDescriptor> {
+  async commit(
+    state: UploadState,
+    digest: Digest,
+    linker: BlobLinker,
+    opts: { claimed?: boolean } = {},
+  ): Promise<BlobDescriptor> {
     const hex = await this.digestHex(state, digest.algorithm);
     if (hex !== digest.hex) {
       await this.discard(state);
@@ -257,7 +262,7 @@ export class Uploads {
       });
     }
     // The purger must not discard bytes a descriptor may name from here on.
-    if (!state.ephemeral) await this.save({ ...state, committed: digest.value });
+    if (!state.ephemeral && !opts.claimed) await this.claim(state, digest);
     const ours: BlobDescriptor = {
       digest: digest.value,
       size: state.offset,
@@ -283,6 +288,24 @@ export class Uploads {
       'blob committed',
     );
     return desc;
+  }
+
+  /**
+   * claim records that the session is being committed as `digest`, before any descriptor
+   * may name its bytes: the purger then checks descriptors before discarding them. A
+   * request that carries the last bytes claims while they stream (the claim names no
+   * segment: the purger matches the session's whole folder), and calls {@link unclaim}
+   * if they fail.
+   */
+  async claim(state: UploadState, digest: Digest): Promise<void> {
+    await this.save({ ...state, committed: digest.value });
+  }
+
+  /** unclaim puts a session back as it was before a claim whose bytes never arrived. */
+  async unclaim(state: UploadState): Promise<void> {
+    const rest = { ...state };
+    delete rest.committed;
+    await this.save(rest);
   }
 
   /** cancel discards a session and its bytes. Idempotent for a session already gone. */

@@ -61,7 +61,7 @@ class Soaker {
     private readonly urls: string[],
     private readonly bases: Buffer[],
     private readonly log: ClientLog,
-    private readonly opts: { pull: boolean; remove: boolean },
+    private readonly opts: { pull: boolean; remove: boolean; freshTags?: boolean },
   ) {}
 
   private url(): string {
@@ -104,7 +104,8 @@ class Soaker {
     const roll = Math.random();
     if (roll < 0.45 || this.pushed.size < 2) {
       const m = this.n % 7 === 6 ? this.newIndex() : this.newImage();
-      const tag = `t${Math.floor(Math.random() * 6)}`; // few tags: they move often
+      // Few tags that move often; or (for retention) a new tag each push, so older ones age.
+      const tag = this.opts.freshTags ? `r${this.n}` : `t${Math.floor(Math.random() * 6)}`;
       this.n++;
       if (await this.pushManifest(m, tag)) {
         this.tags.set(tag, m.digest);
@@ -389,7 +390,11 @@ describe('online garbage collection under load (MinIO, two replicas)', () => {
           (_, i) =>
             new Soaker(`soak/w${i}`, [a.url, b.url], bases, log, { pull: true, remove: true }),
         ),
-        new Soaker('soak/retained', [a.url, b.url], bases, log, { pull: false, remove: false }),
+        new Soaker('soak/retained', [a.url, b.url], bases, log, {
+          pull: false,
+          remove: false,
+          freshTags: true,
+        }),
       ];
       let procs: BerthProcess[] = [a, b];
       try {

@@ -241,6 +241,51 @@ describe('registry HTTP API', () => {
       expect(reads).toBe(0);
     });
 
+    it('GIVEN a session with one chunk WHEN the closing PUT breaks off mid-body THEN the session stays at its offset, uncommitted, and the PUT can be retried', async () => {
+      const data = randomBytes(3000);
+      const loc = await start('up/closing-retry');
+      const r1 = await reg.fetch(loc, {
+        method: 'PATCH',
+        body: data.subarray(0, 1000),
+        headers: { 'content-range': '0-999', 'content-type': 'application/octet-stream' },
+      });
+      expect(r1.status).toBe(202);
+      const next = r1.headers.get('location')!;
+      const url = new URL(`${next}&digest=${sha256(data)}`, reg.url);
+      // The closing PUT announces 2000 bytes, sends 700, and the connection drops.
+      await new Promise<void>((resolve) => {
+        const req = request(url, {
+          method: 'PUT',
+          headers: { 'content-length': '2000', 'content-type': 'application/octet-stream' },
+        });
+        req.on('error', () => resolve());
+        req.on('response', (res) => {
+          res.resume();
+          resolve();
+        });
+        req.write(data.subarray(1000, 1700), () => setTimeout(() => req.destroy(), 50));
+      });
+      // The server notices the broken body on its own time: wait for the session to be usable.
+      let status = 0;
+      let range: string | null = null;
+      for (let i = 0; i < 200 && status !== 204; i++) {
+        const st = await reg.fetch(next);
+        status = st.status;
+        range = st.headers.get('range');
+        if (status !== 204) await new Promise((r) => setTimeout(r, 25));
+      }
+      expect(status).toBe(204);
+      expect(range).toBe('0-999');
+      const put = await reg.fetch(url.pathname + url.search, {
+        method: 'PUT',
+        body: data.subarray(1000),
+        headers: { 'content-range': '1000-2999', 'content-type': 'application/octet-stream' },
+      });
+      expect(put.status).toBe(201);
+      const got = await reg.fetch(`/v2/up/closing-retry/blobs/${sha256(data)}`);
+      expect(Buffer.from(await got.arrayBuffer()).equals(data)).toBe(true);
+    });
+
     it('GIVEN a sha512 upload WHEN committed THEN the blob is addressable by its sha512 digest', async () => {
       const data = randomBytes(777);
       const d = 'sha512:' + createHash('sha512').update(data).digest('hex');
