@@ -163,31 +163,29 @@ export class CachingDriver implements StorageDriver {
     }
   }
 
-  async put(key: string, data: Buffer | string): Promise<void> {
+  /**
+   * writing runs a change of `key` (or of everything below a prefix) with the cache
+   * dropped before it (no read starting meanwhile stores the old value) and after it.
+   */
+  private async writing<T>(key: string, change: () => Promise<T>): Promise<T> {
     this.invalidate(key);
     try {
-      await this.fresh.put(key, data);
+      return await change();
     } finally {
       this.invalidate(key);
     }
   }
 
-  async putIfAbsent(key: string, data: Buffer | string): Promise<boolean> {
-    this.invalidate(key);
-    try {
-      return await this.fresh.putIfAbsent(key, data);
-    } finally {
-      this.invalidate(key);
-    }
+  put(key: string, data: Buffer | string): Promise<void> {
+    return this.writing(key, () => this.fresh.put(key, data));
   }
 
-  async writeStream(key: string, source: Readable, sizeHint?: number): Promise<number> {
-    this.invalidate(key);
-    try {
-      return await this.fresh.writeStream(key, source, sizeHint);
-    } finally {
-      this.invalidate(key);
-    }
+  putIfAbsent(key: string, data: Buffer | string): Promise<boolean> {
+    return this.writing(key, () => this.fresh.putIfAbsent(key, data));
+  }
+
+  writeStream(key: string, source: Readable, sizeHint?: number): Promise<number> {
+    return this.writing(key, () => this.fresh.writeStream(key, source, sizeHint));
   }
 
   read(key: string, offset?: number, length?: number): Promise<Readable> {
@@ -248,22 +246,12 @@ export class CachingDriver implements StorageDriver {
     }
   }
 
-  async delete(key: string): Promise<void> {
-    this.invalidate(key);
-    try {
-      await this.fresh.delete(key);
-    } finally {
-      this.invalidate(key);
-    }
+  delete(key: string): Promise<void> {
+    return this.writing(key, () => this.fresh.delete(key));
   }
 
-  async deletePrefix(prefix: string): Promise<void> {
-    this.invalidate(prefix);
-    try {
-      await this.fresh.deletePrefix(prefix);
-    } finally {
-      this.invalidate(prefix);
-    }
+  deletePrefix(prefix: string): Promise<void> {
+    return this.writing(prefix, () => this.fresh.deletePrefix(prefix));
   }
 
   ping(): Promise<void> {
