@@ -3,7 +3,7 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Errors } from '../errors.js';
 import { freshOf } from '../storage/cache.js';
-import { isNotFound, type StorageDriver } from '../storage/driver.js';
+import { isNotFound, listAll, type StorageDriver } from '../storage/driver.js';
 import { Paths } from '../storage/paths.js';
 import type { Logger } from '../util/log.js';
 import {
@@ -36,6 +36,8 @@ export interface UploadState {
   committed?: string;
   /** ephemeral: a one-request session never written to storage (nothing to purge or delete). */
   ephemeral?: true;
+  /** claimedBy: the segment (of this request, never saved) whose name carries the claim. */
+  claimedBy?: string;
 }
 
 export interface AppendOptions {
@@ -50,6 +52,11 @@ export interface AppendOptions {
    * (a failed commit then leaves the session at its old offset, ready for a retry).
    */
   persist?: boolean;
+  /**
+   * claim is the digest the same request commits the upload as: written into the new
+   * segment's name, it stands for the claim {@link Uploads.commit} would otherwise save.
+   */
+  claim?: Digest;
 }
 
 export interface UploadsOptions {
@@ -157,7 +164,7 @@ export class Uploads {
       body.resume();
       return state;
     }
-    const key = Paths.segment(state.id, state.offset, randomBytes(4).toString('hex'));
+    const key = Paths.segment(state.id, state.offset, randomBytes(4).toString('hex'), opts.claim);
     let seen = 0;
     // The hasher is made on the first byte: a body that turns out empty (a chunked
     // request with nothing in it) must not cost a re-hash of what is stored.
@@ -199,6 +206,7 @@ export class Uploads {
       offset,
       segments: [...state.segments, { key, size: seen }],
     };
+    if (opts.claim) next.claimedBy = key;
     delete next.hash;
     delete next.native;
     if (hasher.resumable) next.hash = { offset, state: hasher.save()! };
@@ -247,12 +255,7 @@ export class Uploads {
    * repository. On a mismatch the session and its bytes are discarded and
    * DIGEST_INVALID is thrown. Writes no blob byte again: only descriptors.
    */
-  async commit(
-    state: UploadState,
-    digest: Digest,
-    linker: BlobLinker,
-    opts: { claimed?: boolean } = {},
-  ): Promise<BlobDescriptor> {
+  async commit(state: UploadState, digest: Digest, linker: BlobLinker): Promise<BlobDescriptor> {
     const hex = await this.digestHex(state, digest.algorithm);
     if (hex !== digest.hex) {
       await this.discard(state);
@@ -261,8 +264,12 @@ export class Uploads {
         computed: `${digest.algorithm}:${hex}`,
       });
     }
-    // The purger must not discard bytes a descriptor may name from here on.
-    if (!state.ephemeral && !opts.claimed) await this.claim(state, digest);
+    // The purger must not discard bytes a descriptor may name from here on: the claim is
+    // in the last segment's name when this request brought bytes, else it is saved.
+    const claimed =
+      state.claimedBy !== undefined &&
+      state.claimedBy.endsWith(`-${digest.algorithm}-${digest.hex}`);
+    if (!state.ephemeral && !claimed) await this.claim(state, digest);
     const ours: BlobDescriptor = {
       digest: digest.value,
       size: state.offset,
@@ -292,20 +299,12 @@ export class Uploads {
 
   /**
    * claim records that the session is being committed as `digest`, before any descriptor
-   * may name its bytes: the purger then checks descriptors before discarding them. A
-   * request that carries the last bytes claims while they stream (the claim names no
-   * segment: the purger matches the session's whole folder), and calls {@link unclaim}
-   * if they fail.
+   * may name its bytes: the purger then checks descriptors before discarding them.
    */
-  async claim(state: UploadState, digest: Digest): Promise<void> {
-    await this.save({ ...state, committed: digest.value });
-  }
-
-  /** unclaim puts a session back as it was before a claim whose bytes never arrived. */
-  async unclaim(state: UploadState): Promise<void> {
-    const rest = { ...state };
-    delete rest.committed;
-    await this.save(rest);
+  private async claim(state: UploadState, digest: Digest): Promise<void> {
+    const saved: UploadState = { ...state, committed: digest.value };
+    delete saved.claimedBy;
+    await this.save(saved);
   }
 
   /** cancel discards a session and its bytes. Idempotent for a session already gone. */
@@ -334,7 +333,7 @@ export class Uploads {
           .then((b) => JSON.parse(b.toString('utf8')) as UploadState)
           .catch(() => undefined);
         if (!state || !this.expired(state)) continue;
-        if (state.committed !== undefined && (await this.inUse(state))) {
+        if (await this.inUse(state)) {
           await this.driver.delete(Paths.upload(id));
         } else {
           await this.discard(state);
@@ -351,14 +350,27 @@ export class Uploads {
     return purged;
   }
 
+  /**
+   * inUse reports whether a descriptor names the session's bytes: one of the digests it
+   * was claimed as (saved, or in a segment's name) whose global or repository descriptor
+   * points into the session's segments. Those bytes then belong to the blob.
+   */
   private async inUse(state: UploadState): Promise<boolean> {
-    const [alg, hex] = state.committed!.split(':') as [Algorithm, string];
-    const digest = { algorithm: alg, hex, value: state.committed! };
-    for (const key of [Paths.blob(digest), Paths.layer(state.repo, digest)]) {
-      const desc = await freshOf(this.driver)
-        .get(key)
-        .then(decodeDescriptor, () => undefined);
-      if (desc?.segments.some((s) => s.key.startsWith(Paths.segmentsOf(state.id)))) return true;
+    const claims = new Set<string>();
+    if (state.committed !== undefined) claims.add(state.committed);
+    for (const name of await listAll(this.driver, Paths.segmentsOf(state.id))) {
+      const c = Paths.segmentClaim(name);
+      if (c !== undefined) claims.add(c);
+    }
+    for (const claim of claims) {
+      const [alg, hex] = claim.split(':') as [Algorithm, string];
+      const digest = { algorithm: alg, hex, value: claim };
+      for (const key of [Paths.blob(digest), Paths.layer(state.repo, digest)]) {
+        const desc = await freshOf(this.driver)
+          .get(key)
+          .then(decodeDescriptor, () => undefined);
+        if (desc?.segments.some((s) => s.key.startsWith(Paths.segmentsOf(state.id)))) return true;
+      }
     }
     return false;
   }

@@ -6,7 +6,8 @@ import type { Digest } from '../registry/reference.js';
  *
  * ```
  * blobs/<alg>/<hh>/<hex>                      global blob descriptor (JSON: size, segments)
- * segments/<upload-id>/<offset>-<nonce>       raw bytes, written once by an upload request
+ * segments/<upload-id>/<offset>-<nonce>[-<alg>-<hex>]  raw bytes, written once by an upload
+ *                                             request (a closing one names the digest it claims)
  * uploads/<upload-id>                         upload session state (JSON)
  * catalog/<name with '/' as ','>              repository marker (the catalog index)
  * repositories/<name>/_layers/<alg>/<hex>     blob linked into the repository (descriptor copy)
@@ -28,8 +29,18 @@ import type { Digest } from '../registry/reference.js';
 export const Paths = {
   blob: (d: Digest) => `blobs/${d.algorithm}/${d.hex.slice(0, 2)}/${d.hex}`,
   segmentsOf: (uploadId: string) => `segments/${uploadId}/`,
-  segment: (uploadId: string, offset: number, nonce: string) =>
-    `segments/${uploadId}/${offset}-${nonce}`,
+  /**
+   * segment names one run of an upload's bytes; `claim` (the digest a closing request
+   * commits the upload as) is part of the name, so a purger can find a descriptor that
+   * may name the upload's bytes without any other record.
+   */
+  segment: (uploadId: string, offset: number, nonce: string, claim?: Digest) =>
+    `segments/${uploadId}/${offset}-${nonce}` + (claim ? `-${claim.algorithm}-${claim.hex}` : ''),
+  /** segmentClaim reads back the claimed digest of a segment name, if it has one. */
+  segmentClaim: (entry: string): string | undefined => {
+    const m = /-(sha256|sha512)-([0-9a-f]{64}|[0-9a-f]{128})$/.exec(entry);
+    return m ? `${m[1]}:${m[2]}` : undefined;
+  },
   uploadsRoot: () => 'uploads/',
   upload: (uploadId: string) => `uploads/${uploadId}`,
   catalogRoot: () => 'catalog/',

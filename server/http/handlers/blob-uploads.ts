@@ -1,5 +1,5 @@
 import { Errors } from '../../errors.js';
-import { parseDigest, parseName } from '../../registry/reference.js';
+import { parseDigest, parseName, type Digest } from '../../registry/reference.js';
 import type { UploadState } from '../../registry/uploads.js';
 import type { Ctx, Handler, Services } from '../context.js';
 import { contentLength, contentRange, query } from '../params.js';
@@ -66,13 +66,14 @@ async function withSessionOnError<T>(
 
 /**
  * appendBody streams the request body into the session at its Content-Range, if any.
- * `persist: false` when the same request commits next (the commit records the session).
+ * With `closing` (the digest the same request commits it as) the grown session is not
+ * saved: the commit records it.
  */
 async function appendBody(
   ctx: Ctx,
   s: Services,
   state: UploadState,
-  persist = true,
+  closing?: Digest,
 ): Promise<UploadState> {
   const range = contentRange(ctx);
   return withSessionOnError(ctx, s, state, () =>
@@ -80,7 +81,8 @@ async function appendBody(
       rangeStart: range?.start,
       rangeEnd: range?.end,
       contentLength: contentLength(ctx),
-      persist,
+      persist: closing === undefined,
+      claim: closing,
     }),
   );
 }
@@ -152,22 +154,9 @@ export const completeUpload: Handler = async (ctx, s) => {
       'digest query parameter is required',
     );
   const digest = parseDigest(digestParam);
-  // The commit claim is written while the last bytes stream in (one round trip fewer).
-  const claim = s.uploads.claim(state, digest);
-  try {
-    state = await appendBody(ctx, s, state, false);
-  } catch (err) {
-    const claimed = await claim.then(
-      () => true,
-      () => false,
-    );
-    if (claimed) await s.uploads.unclaim(state).catch(() => undefined);
-    throw err;
-  }
-  await claim;
-  await s.uploads.commit(state, digest, s.registry.repository(state.repo).blobs, {
-    claimed: true,
-  });
+  // The last bytes' segment carries the claim in its name: the session is not saved again.
+  state = await appendBody(ctx, s, state, digest);
+  await s.uploads.commit(state, digest, s.registry.repository(state.repo).blobs);
   blobCreated(ctx, state.repo, digest.value);
 };
 

@@ -76,6 +76,64 @@ describe('upload sessions', () => {
     expect(Object.keys(driver.snapshot()).some((k) => k.startsWith('uploads/'))).toBe(false);
   });
 
+  it('GIVEN a closing request whose claim is only in its segment name WHEN the process dies before the session is removed and it is purged THEN the blob keeps its bytes', async () => {
+    const { uploads, registry, driver, advance } = setup(60);
+    const first = Buffer.from('first chunk, saved; ');
+    const last = Buffer.from('last chunk, claimed by name');
+    const data = Buffer.concat([first, last]);
+    const digest = parseDigest(sha256(data));
+    const saved = await uploads.append(await uploads.start('repo'), Readable.from([first]), {
+      rangeStart: 0,
+      rangeEnd: first.length - 1,
+      contentLength: first.length,
+    });
+    const closing = await uploads.append(saved, Readable.from([last]), {
+      rangeStart: first.length,
+      rangeEnd: data.length - 1,
+      contentLength: last.length,
+      persist: false,
+      claim: digest,
+    });
+    // The process dies right after linking: the session removal never happens.
+    const del = driver.delete.bind(driver);
+    driver.delete = async (key) => {
+      if (key.startsWith('uploads/')) throw new Error('process died');
+      return del(key);
+    };
+    await expect(
+      uploads.commit(closing, digest, registry.repository('repo').blobs),
+    ).rejects.toThrow('process died');
+    driver.delete = del;
+    // What storage holds: the session as saved before the closing request, not committed.
+    const stored = JSON.parse((await driver.get(`uploads/${saved.id}`)).toString()) as {
+      committed?: string;
+      offset: number;
+    };
+    expect(stored.committed).toBeUndefined();
+    expect(stored.offset).toBe(first.length);
+    advance(61);
+    expect(await uploads.purgeExpired()).toBe(1);
+    const repo = registry.repository('repo');
+    const chunks: Buffer[] = [];
+    for await (const c of await repo.blobs.open(await repo.blobs.stat(digest)))
+      chunks.push(c as Buffer);
+    expect(Buffer.concat(chunks).equals(data)).toBe(true);
+    expect(Object.keys(driver.snapshot()).some((k) => k.startsWith('uploads/'))).toBe(false);
+  });
+
+  it('GIVEN an abandoned session whose closing request claimed a digest but never linked WHEN purged THEN its bytes go', async () => {
+    const { uploads, driver, advance } = setup(60);
+    const data = Buffer.from('never linked');
+    const s = await uploads.append(await uploads.start('repo'), Readable.from([data]), {
+      persist: true,
+      claim: parseDigest(sha256(data)),
+    });
+    advance(61);
+    expect(await uploads.purgeExpired()).toBe(1);
+    expect(driver.snapshot()).toEqual({});
+    expect(s.offset).toBe(data.length);
+  });
+
   it('GIVEN a body that fails midway WHEN appended THEN the session keeps its old offset', async () => {
     const { uploads } = setup();
     let s = await uploads.start('repo');
