@@ -115,7 +115,7 @@ export function createApp(s: Services, hooks: AppHooks = {}): Koa<State> {
       await next();
     } finally {
       const scope = currentScope();
-      if (scope) for (const run of scope.deferred.splice(0)) await run();
+      if (scope) await Promise.all(scope.deferred.splice(0).map((run) => run()));
     }
   });
 

@@ -390,8 +390,8 @@ export function meteredUploads(
   clock: { now(): number },
 ): Uploads {
   const decorated = Object.create(uploads) as Uploads;
-  decorated.commit = async (state, digest, linker) => {
-    const desc = await uploads.commit(state, digest, linker);
+  decorated.commit = async (state, digest, linker, lookup) => {
+    const desc = await uploads.commit(state, digest, linker, lookup);
     metrics.observeUpload(Math.max(0, clock.now() - state.startedAt) / 1000);
     return desc;
   };

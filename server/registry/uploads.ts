@@ -6,6 +6,7 @@ import { freshOf } from '../storage/cache.js';
 import { isNotFound, listAll, type StorageDriver } from '../storage/driver.js';
 import { Paths } from '../storage/paths.js';
 import type { Logger } from '../util/log.js';
+import { currentScope } from '../util/scope.js';
 import {
   concatSegments,
   decodeDescriptor,
@@ -58,6 +59,22 @@ export interface AppendOptions {
    */
   claim?: Digest;
 }
+
+/**
+ * Lookup is a read of a blob's global descriptor started ahead of its commit: the
+ * descriptor, `absent`, or undefined when the read failed (the commit then reads again).
+ */
+export interface Lookup {
+  result: Promise<BlobDescriptor | 'absent' | undefined>;
+  /** at is when the read started. */
+  at: number;
+}
+
+/**
+ * LOOKUP_TRUST_MS: a descriptor found longer ago than this (a long upload) is read again
+ * before it is linked, so that garbage collection's grace window counts from a recent read.
+ */
+const LOOKUP_TRUST_MS = 30_000;
 
 export interface UploadsOptions {
   ttlSeconds: number;
@@ -255,7 +272,12 @@ export class Uploads {
    * repository. On a mismatch the session and its bytes are discarded and
    * DIGEST_INVALID is thrown. Writes no blob byte again: only descriptors.
    */
-  async commit(state: UploadState, digest: Digest, linker: BlobLinker): Promise<BlobDescriptor> {
+  async commit(
+    state: UploadState,
+    digest: Digest,
+    linker: BlobLinker,
+    lookup?: Lookup,
+  ): Promise<BlobDescriptor> {
     const hex = await this.digestHex(state, digest.algorithm);
     if (hex !== digest.hex) {
       await this.discard(state);
@@ -278,17 +300,41 @@ export class Uploads {
     // The first upload of these bytes names them in the global index; later ones reuse
     // that descriptor (read from storage itself, never a cache) and drop their own bytes.
     let desc = ours;
-    if (!(await this.driver.putIfAbsent(Paths.blob(digest), JSON.stringify(ours)))) {
-      try {
-        desc = decodeDescriptor(await freshOf(this.driver).get(Paths.blob(digest)));
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-        // Collected in between: ours becomes the descriptor.
-        await this.driver.put(Paths.blob(digest), JSON.stringify(ours));
+    let known = lookup ? await lookup.result : undefined;
+    if (known !== 'absent' && lookup && this.clock() - lookup.at > LOOKUP_TRUST_MS)
+      known = undefined;
+    if (known === 'absent') {
+      // Looked up while the bytes streamed in and not there: index and link at once. If
+      // another upload of the same bytes indexes them first, this repository's link still
+      // names bytes that exist (ours), which are then kept.
+      await Promise.all([
+        this.driver.putIfAbsent(Paths.blob(digest), JSON.stringify(ours)),
+        linker.link(ours, digest),
+      ]);
+    } else {
+      if (known !== undefined) desc = known;
+      else if (!(await this.driver.putIfAbsent(Paths.blob(digest), JSON.stringify(ours)))) {
+        try {
+          desc = decodeDescriptor(await freshOf(this.driver).get(Paths.blob(digest)));
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+          // Collected in between: ours becomes the descriptor.
+          await this.driver.put(Paths.blob(digest), JSON.stringify(ours));
+        }
       }
+      await linker.link(desc, digest);
     }
-    await linker.link(desc, digest);
-    if (!state.ephemeral) await this.driver.delete(Paths.upload(state.id));
+    // The session record goes before the response, alongside the events outbox write;
+    // should it fail, the purger removes it (its claim finds this blob).
+    if (!state.ephemeral) {
+      const drop = () =>
+        this.driver
+          .delete(Paths.upload(state.id))
+          .catch((err: unknown) => this.opts.log.warn({ err, id: state.id }, 'upload not removed'));
+      const scope = currentScope();
+      if (scope) scope.deferred.push(drop);
+      else await drop();
+    }
     if (desc !== ours) await this.driver.deletePrefix(Paths.segmentsOf(state.id));
     this.opts.log.debug(
       { repo: state.repo, digest: digest.value, size: state.offset },
@@ -305,6 +351,20 @@ export class Uploads {
     const saved: UploadState = { ...state, committed: digest.value };
     delete saved.claimedBy;
     await this.save(saved);
+  }
+
+  /**
+   * lookup starts reading the global descriptor of `digest` (from storage itself), so that
+   * a request that knows the digest it commits as learns it while its bytes stream in.
+   */
+  lookup(digest: Digest): Lookup {
+    const result = freshOf(this.driver)
+      .get(Paths.blob(digest))
+      .then(
+        (b): BlobDescriptor | 'absent' | undefined => decodeDescriptor(b),
+        (err: unknown) => (isNotFound(err) ? 'absent' : undefined),
+      );
+    return { result, at: this.clock() };
   }
 
   /** cancel discards a session and its bytes. Idempotent for a session already gone. */

@@ -21,7 +21,8 @@ export interface RequestScope {
   storageCalls: number;
   /**
    * deferred are flushed once the handler returns, before the response is sent (the events
-   * outbox write of a push). They run in order; the first failure fails the request.
+   * outbox write of a push, an upload session's removal). They run concurrently; the first
+   * failure fails the request.
    */
   deferred: (() => Promise<void>)[];
   /** bag holds per-request state of decorators, keyed by their own symbols. */

@@ -107,12 +107,13 @@ export const startUpload: Handler = async (ctx, s) => {
     const digest = parseDigest(digestParam);
     // One request from start to commit: the session is never written to storage.
     let state = await s.uploads.start(name, digest.algorithm, { persist: false });
+    const lookup = s.uploads.lookup(digest);
     try {
       state = await s.uploads.append(state, ctx.req, {
         contentLength: contentLength(ctx),
         persist: false,
       });
-      await s.uploads.commit(state, digest, repo.blobs);
+      await s.uploads.commit(state, digest, repo.blobs, lookup);
     } catch (err) {
       await s.uploads.cancel(state).catch(() => undefined);
       throw err;
@@ -155,8 +156,10 @@ export const completeUpload: Handler = async (ctx, s) => {
     );
   const digest = parseDigest(digestParam);
   // The last bytes' segment carries the claim in its name: the session is not saved again.
+  // Whether the blob is already stored is asked while they stream in.
+  const lookup = s.uploads.lookup(digest);
   state = await appendBody(ctx, s, state, digest);
-  await s.uploads.commit(state, digest, s.registry.repository(state.repo).blobs);
+  await s.uploads.commit(state, digest, s.registry.repository(state.repo).blobs, lookup);
   blobCreated(ctx, state.repo, digest.value);
 };
 
