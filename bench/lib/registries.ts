@@ -209,23 +209,31 @@ export const berth: RegistryKind = {
       ? [opts.compiled]
       : ['--import', 'tsx', join(root, 'server', 'cli.ts')];
     const make = (port: number) =>
-      launch(process.execPath, [...(opts.nodeArgs ?? []), ...entry, 'server'], {
-        BERTH_HTTP_ADDR: `127.0.0.1:${port}`,
-        BERTH_HTTP_SECRET: SECRET,
-        BERTH_HTTP_WORKERS: String(opts.workers ?? 1),
-        BERTH_LOG_LEVEL: 'warn',
-        BERTH_STORAGE_DRIVER: 's3',
-        BERTH_STORAGE_S3_ENDPOINT: minio.endpoint,
-        BERTH_STORAGE_S3_BUCKET: bucket,
-        BERTH_STORAGE_S3_ACCESS_KEY: minio.accessKey,
-        BERTH_STORAGE_S3_SECRET_KEY: minio.secretKey,
-        BERTH_STORAGE_S3_PART_SIZE_MIB: String(PART_MIB),
-        // Any other BERTH_* setting of the bench's own environment tries a variant.
-        ...berthOverrides(),
-      });
+      // Node flags as the image's ENTRYPOINT sets them (Dockerfile), then the bench's own.
+      launch(
+        process.execPath,
+        [...IMAGE_NODE_FLAGS, ...(opts.nodeArgs ?? []), ...entry, 'server'],
+        {
+          BERTH_HTTP_ADDR: `127.0.0.1:${port}`,
+          BERTH_HTTP_SECRET: SECRET,
+          BERTH_HTTP_WORKERS: String(opts.workers ?? 1),
+          BERTH_LOG_LEVEL: 'warn',
+          BERTH_STORAGE_DRIVER: 's3',
+          BERTH_STORAGE_S3_ENDPOINT: minio.endpoint,
+          BERTH_STORAGE_S3_BUCKET: bucket,
+          BERTH_STORAGE_S3_ACCESS_KEY: minio.accessKey,
+          BERTH_STORAGE_S3_SECRET_KEY: minio.secretKey,
+          BERTH_STORAGE_S3_PART_SIZE_MIB: String(PART_MIB),
+          // Any other BERTH_* setting of the bench's own environment tries a variant.
+          ...berthOverrides(),
+        },
+      );
     return generic('berth', '/readyz', make, async () => {});
   },
 };
+
+/** IMAGE_NODE_FLAGS are the Node.js flags of Berth's image ENTRYPOINT (Dockerfile). */
+const IMAGE_NODE_FLAGS = ['--max-semi-space-size=4'];
 
 /** berthOverrides are the bench's own BERTH_* variables (not BERTH_BENCH_* or BERTH_TOOLS). */
 function berthOverrides(): Record<string, string> {
