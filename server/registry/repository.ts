@@ -179,9 +179,13 @@ export class Repository implements ManifestService, TagService {
     await this.driver.delete(Paths.manifest(this.name, digest));
   }
 
-  async resolve(tag: string): Promise<Digest> {
+  resolve(tag: string): Promise<Digest> {
+    return this.resolveWith(this.driver, tag);
+  }
+
+  private async resolveWith(driver: StorageDriver, tag: string): Promise<Digest> {
     try {
-      return parseDigest((await this.driver.get(Paths.tag(this.name, tag))).toString('utf8'));
+      return parseDigest((await driver.get(Paths.tag(this.name, tag))).toString('utf8'));
     } catch (err) {
       if (isNotFound(err)) throw Errors.manifestUnknown({ tag });
       throw err;
@@ -192,12 +196,7 @@ export class Repository implements ManifestService, TagService {
     // The reverse index entry goes first (it may name more than the tags, never fewer),
     // while the tag's old target is read from storage itself.
     const [previous] = await Promise.all([
-      freshOf(this.driver)
-        .get(Paths.tag(this.name, tag))
-        .then(
-          (b) => parseDigest(b.toString('utf8')),
-          () => undefined,
-        ),
+      this.resolveWith(freshOf(this.driver), tag).catch(() => undefined),
       this.driver.put(Paths.tagOf(this.name, digest, tag), ''),
     ]);
     await this.driver.put(Paths.tag(this.name, tag), digest.value);

@@ -37,8 +37,6 @@ export interface UploadState {
   committed?: string;
   /** ephemeral: a one-request session never written to storage (nothing to purge or delete). */
   ephemeral?: true;
-  /** claimedBy: the segment (of this request, never saved) whose name carries the claim. */
-  claimedBy?: string;
 }
 
 export interface AppendOptions {
@@ -223,7 +221,6 @@ export class Uploads {
       offset,
       segments: [...state.segments, { key, size: seen }],
     };
-    if (opts.claim) next.claimedBy = key;
     delete next.hash;
     delete next.native;
     if (hasher.resumable) next.hash = { offset, state: hasher.save()! };
@@ -288,9 +285,7 @@ export class Uploads {
     }
     // The purger must not discard bytes a descriptor may name from here on: the claim is
     // in the last segment's name when this request brought bytes, else it is saved.
-    const claimed =
-      state.claimedBy !== undefined &&
-      state.claimedBy.endsWith(`-${digest.algorithm}-${digest.hex}`);
+    const claimed = state.segments.some((s) => Paths.segmentClaim(s.key) === digest.value);
     if (!state.ephemeral && !claimed) await this.claim(state, digest);
     const ours: BlobDescriptor = {
       digest: digest.value,
@@ -348,9 +343,7 @@ export class Uploads {
    * may name its bytes: the purger then checks descriptors before discarding them.
    */
   private async claim(state: UploadState, digest: Digest): Promise<void> {
-    const saved: UploadState = { ...state, committed: digest.value };
-    delete saved.claimedBy;
-    await this.save(saved);
+    await this.save({ ...state, committed: digest.value });
   }
 
   /**
