@@ -32,6 +32,11 @@ export function eventingRepository(repo: Repository, em: Emitter): Repository {
       if (em.isGet() && offset === 0 && length === desc.size) void em.emit(blobPull(desc));
       return stream;
     },
+    async source(desc: BlobDescriptor, offset = 0, length = desc.size - offset) {
+      const src = await repo.blobs.source(desc, offset, length);
+      if (src && em.isGet() && offset === 0 && length === desc.size) void em.emit(blobPull(desc));
+      return src;
+    },
     async redirectURL(desc) {
       const url = await repo.blobs.redirectURL(desc);
       if (url !== undefined && em.isGet()) void em.emit(blobPull(desc));

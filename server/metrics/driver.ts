@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { ListOptions, ListPage, StorageDriver } from '../storage/driver.js';
+import type { ByteSource, ListOptions, ListPage, StorageDriver } from '../storage/driver.js';
 import { currentScope } from '../util/scope.js';
 
 /** ActionObserver hears each storage call: its action, duration and outcome. */
@@ -23,10 +23,30 @@ export class MeteredDriver implements StorageDriver {
       this.presignGet = (key, expiry) =>
         this.timed('PresignGet', () => inner.presignGet!(key, expiry));
     }
+    if (inner.openSource) {
+      // Counted as a read when it read: an undefined answer leaves the read to `read`.
+      this.openSource = async (key, offset, length) => {
+        const started = process.hrtime.bigint();
+        const counted = () => {
+          const scope = currentScope();
+          if (scope) scope.storageCalls++;
+          this.observe(this.name, 'Reader', Number(process.hrtime.bigint() - started) / 1e9);
+        };
+        try {
+          const src = await inner.openSource!(key, offset, length);
+          if (src) counted();
+          return src;
+        } catch (err) {
+          counted();
+          throw err;
+        }
+      };
+    }
     if (inner.close) this.close = () => inner.close!();
   }
 
   presignGet?(key: string, expirySeconds: number): Promise<string>;
+  openSource?(key: string, offset: number, length: number): Promise<ByteSource | undefined>;
   close?(): Promise<void>;
 
   private async timed<T>(action: string, fn: () => Promise<T>): Promise<T> {

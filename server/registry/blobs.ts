@@ -2,7 +2,12 @@ import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Errors } from '../errors.js';
 import { forget, freshOf } from '../storage/cache.js';
-import { isNotFound, type StorageDriver } from '../storage/driver.js';
+import {
+  isNotFound,
+  type ByteSink,
+  type ByteSource,
+  type StorageDriver,
+} from '../storage/driver.js';
 import { Paths } from '../storage/paths.js';
 import { parseDigest, type Digest } from './reference.js';
 
@@ -36,6 +41,11 @@ export interface BlobProvider {
    * object is open, so a blob whose bytes are gone fails before any header is sent.
    */
   open(desc: BlobDescriptor, offset?: number, length?: number): Promise<Readable>;
+  /**
+   * source is `open` for a copy into a socket (ADR 0010): the same bytes as a ByteSource,
+   * or undefined when the driver relays none of them (then use `open`).
+   */
+  source(desc: BlobDescriptor, offset?: number, length?: number): Promise<ByteSource | undefined>;
   /** redirectURL returns a presigned URL for a single-segment blob, when the driver can. */
   redirectURL(desc: BlobDescriptor): Promise<string | undefined>;
 }
@@ -99,20 +109,37 @@ export class RepositoryBlobStore implements BlobStore {
     }
   }
 
-  async open(desc: BlobDescriptor, offset = 0, length = desc.size - offset): Promise<Readable> {
+  open(desc: BlobDescriptor, offset = 0, length = desc.size - offset): Promise<Readable> {
+    return this.withBytes(desc, (segments) => openSegments(this.driver, segments, offset, length));
+  }
+
+  source(
+    desc: BlobDescriptor,
+    offset = 0,
+    length = desc.size - offset,
+  ): Promise<ByteSource | undefined> {
+    return this.withBytes(desc, (segments) =>
+      openSegmentSource(this.driver, segments, offset, length),
+    );
+  }
+
+  /**
+   * withBytes opens a descriptor's segments; a cached descriptor can outlive its bytes
+   * (deleted, then pushed again, through another replica), so a missing first segment
+   * asks storage for the descriptor once more.
+   */
+  private async withBytes<T>(desc: BlobDescriptor, open: (s: Segment[]) => Promise<T>): Promise<T> {
     try {
-      return await openSegments(this.driver, desc.segments, offset, length);
+      return await open(desc.segments);
     } catch (err) {
       if (!isNotFound(err) || typeof desc.digest !== 'string') throw err;
-      // A cached descriptor can outlive its bytes (deleted, then pushed again, through
-      // another replica): ask storage once more.
       const digest = parseDigest(desc.digest);
       forget(this.driver, Paths.layer(this.name, digest));
       const now = await this.statFresh(digest);
       if (JSON.stringify(now.segments) === JSON.stringify(desc.segments)) {
         throw Errors.blobUnknown({ digest: desc.digest });
       }
-      return openSegments(this.driver, now.segments, offset, length);
+      return open(now.segments);
     }
   }
 
@@ -171,6 +198,77 @@ export async function openSegments(
   const head = await driver.read(first.key, from, n);
   if (n === length) return head;
   return concatSegments(driver, segments.slice(i + 1), 0, length - n, head);
+}
+
+/**
+ * openSegmentSource is {@link openSegments} as a ByteSource: undefined when the driver
+ * relays no read of the first segment. Later segments are opened as the copy reaches
+ * them, relayed when the driver can, else streamed.
+ */
+export async function openSegmentSource(
+  driver: StorageDriver,
+  segments: Segment[],
+  offset: number,
+  length: number,
+): Promise<ByteSource | undefined> {
+  if (!driver.openSource || length <= 0) return undefined;
+  const runs = segmentRuns(segments, offset, length);
+  const first = runs.shift();
+  if (!first) return undefined;
+  const head = await driver.openSource(first.key, first.from, first.length);
+  if (!head || runs.length === 0) return head;
+  let abandoned = false;
+  return {
+    length,
+    async copyTo(sink) {
+      await head.copyTo(sink);
+      for (const run of runs) {
+        if (abandoned) throw new Error('blob source abandoned');
+        const src =
+          (await driver.openSource!(run.key, run.from, run.length)) ??
+          streamSource(await driver.read(run.key, run.from, run.length), run.length);
+        await src.copyTo(sink);
+      }
+    },
+    abandon() {
+      abandoned = true;
+      head.abandon();
+    },
+  };
+}
+
+/** segmentRuns cuts bytes [offset, offset+length) of a concatenation into per-segment reads. */
+function segmentRuns(segments: Segment[], offset: number, length: number) {
+  const runs: { key: string; from: number; length: number }[] = [];
+  let pos = 0;
+  let remaining = length;
+  for (const seg of segments) {
+    if (remaining <= 0) break;
+    const end = pos + seg.size;
+    if (end > offset && seg.size > 0) {
+      const from = Math.max(0, offset - pos);
+      const n = Math.min(seg.size - from, remaining);
+      runs.push({ key: seg.key, from, length: n });
+      remaining -= n;
+    }
+    pos = end;
+  }
+  return runs;
+}
+
+/** streamSource copies a stream into a sink, one chunk at a time (the fallback). */
+function streamSource(stream: Readable, length: number): ByteSource {
+  return {
+    length,
+    async copyTo(sink: ByteSink) {
+      for await (const chunk of stream) {
+        await new Promise<void>((resolve, reject) => {
+          sink.write(chunk as Buffer, (err) => (err ? reject(err) : resolve()));
+        });
+      }
+    },
+    abandon: () => stream.destroy(),
+  };
 }
 
 /**

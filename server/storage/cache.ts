@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { ListOptions, ListPage, StorageDriver } from './driver.js';
+import type { ByteSource, ListOptions, ListPage, StorageDriver } from './driver.js';
 
 export interface CacheOptions {
   /**
@@ -75,10 +75,12 @@ export class CachingDriver implements StorageDriver {
     this.name = fresh.name;
     this.clock = opts.clock ?? Date.now;
     if (fresh.presignGet) this.presignGet = (key, s) => fresh.presignGet!(key, s);
+    if (fresh.openSource) this.openSource = (key, o, n) => fresh.openSource!(key, o, n);
     if (fresh.close) this.close = () => fresh.close!();
   }
 
   presignGet?(key: string, expirySeconds: number): Promise<string>;
+  openSource?(key: string, offset: number, length: number): Promise<ByteSource | undefined>;
   close?(): Promise<void>;
 
   get(key: string): Promise<Buffer> {

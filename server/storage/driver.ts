@@ -1,6 +1,34 @@
 import type { Readable } from 'node:stream';
 
 /**
+ * ByteSink is where a {@link ByteSource} copies to: an HTTP response or a socket. A write's
+ * callback runs once the sink no longer needs the chunk.
+ */
+export interface ByteSink {
+  write(chunk: Uint8Array, cb: (err?: Error | null) => void): boolean;
+  once(event: 'close', listener: () => void): unknown;
+  off(event: 'close', listener: () => void): unknown;
+}
+
+/**
+ * ByteSource is a range of an object opened for copying into a socket: storage has
+ * answered, so a missing object has already thrown. The bytes move through a few reused
+ * buffers, never through a stream's per-chunk allocations (ADR 0010).
+ */
+export interface ByteSource {
+  /** length is the number of bytes `copyTo` writes. */
+  readonly length: number;
+  /**
+   * copyTo writes every byte into `sink` without ending it; resolves once the sink has
+   * taken the last one. Rejects when storage fails midway or the sink closes early; the
+   * sink then holds a prefix of the bytes, which the caller must not complete.
+   */
+  copyTo(sink: ByteSink): Promise<void>;
+  /** abandon releases a source that will not be copied. */
+  abandon(): void;
+}
+
+/**
  * StorageDriver is the small key/stream contract every backend implements. Keys are
  * slash-separated relative paths made only by `server/storage/paths.ts`; a driver never
  * interprets them beyond mapping them to its own namespace.
@@ -40,6 +68,14 @@ export interface StorageDriver {
    * (default: to the end). Throws {@link PathNotFoundError} when absent.
    */
   read(key: string, offset?: number, length?: number): Promise<Readable>;
+
+  /**
+   * openSource is `read` for a caller that copies into a socket: bytes [offset,
+   * offset+length) as a {@link ByteSource}, or undefined when this driver (or this read:
+   * a small one, a busy process) has no cheaper way than `read`. Throws
+   * {@link PathNotFoundError} when absent.
+   */
+  openSource?(key: string, offset: number, length: number): Promise<ByteSource | undefined>;
 
   /** stat returns an object's size. Throws {@link PathNotFoundError} when absent. */
   stat(key: string): Promise<{ size: number; modified: Date }>;

@@ -19,11 +19,16 @@ import { pipeline } from 'node:stream/promises';
 import {
   PathNotFoundError,
   validateKey,
+  type ByteSource,
   type ListOptions,
   type ListPage,
   type StorageDriver,
 } from '../driver.js';
 import { pageOf } from './list.js';
+import { fileSource } from './relay.js';
+
+/** RELAY_MIN_BYTES: reads at least this long are relayed ({@link FilesystemDriver.openSource}). */
+const RELAY_MIN_BYTES = 1024 * 1024;
 
 const TMP = '.tmp';
 /** STALE_TMP_MS is the age after which a temporary file is a crash's leftover. */
@@ -154,6 +159,31 @@ export class FilesystemDriver implements StorageDriver {
     }
     const end = length === undefined ? Infinity : offset + length - 1;
     return fh.createReadStream({ start: offset, end, autoClose: true });
+  }
+
+  /**
+   * openSource relays a read of at least {@link RELAY_MIN_BYTES} that the file holds
+   * whole (./relay.ts); anything else is left to `read`.
+   */
+  async openSource(key: string, offset: number, length: number): Promise<ByteSource | undefined> {
+    validateKey(key);
+    if (length < RELAY_MIN_BYTES || !Number.isSafeInteger(offset) || offset < 0) return undefined;
+    const fh = await open(this.path(key), 'r').catch((err: unknown) => {
+      throw mapErr(err, key);
+    });
+    const st = await fh.stat().catch(async (err: unknown) => {
+      await fh.close();
+      throw err;
+    });
+    if (st.isDirectory()) {
+      await fh.close();
+      throw new PathNotFoundError(key);
+    }
+    if (offset + length > st.size) {
+      await fh.close();
+      return undefined;
+    }
+    return fileSource(fh, offset, length);
   }
 
   async stat(key: string): Promise<{ size: number; modified: Date }> {

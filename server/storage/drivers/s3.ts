@@ -6,13 +6,16 @@ import { Client } from 'minio';
 import type { S3Config } from '../../config/types.js';
 import {
   PathNotFoundError,
+  isNotFound,
   validateKey,
+  type ByteSource,
   type ListOptions,
   type ListPage,
   type StorageDriver,
 } from '../driver.js';
 import { byteOrder } from './list.js';
 import { MAX_PARTS, MIN_PART, PartBudget } from './parts.js';
+import { HttpRelay } from './relay.js';
 
 const MiB = 1024 * 1024;
 /** S3 rules: every part but the last is 5 MiB .. 5 GiB (MIN_PART, MAX_PARTS: ./parts.ts). */
@@ -32,6 +35,14 @@ const MULTIPART = '.multipart';
 /** Characters below '/' allowed in a key segment: a name `D` followed by one of these
  * sorts before directory `D` in S3 key order (`D/`), but after it in name order. */
 const BEFORE_SLASH = new Set(['+', ',', '-', '.']);
+
+/**
+ * RELAY_MIN_BYTES: reads at least this long are relayed ({@link S3Driver.openSource});
+ * shorter ones cost more in request overhead than in copying and stay on the S3 client.
+ */
+export const RELAY_MIN_BYTES = MiB;
+/** RELAY_URL_SECONDS is how long the presigned URL of a relayed read is valid to start. */
+const RELAY_URL_SECONDS = 300;
 
 /** DEFAULT_BUFFER_MIB is the part-buffer memory of a process when bufferMiB is not set. */
 export const DEFAULT_BUFFER_MIB = 64;
@@ -54,6 +65,7 @@ export class S3Driver implements StorageDriver {
   private readonly partSize: number;
   private readonly parts: PartBudget;
   private readonly endpoint: string;
+  private readonly relay: HttpRelay;
 
   constructor(private readonly cfg: S3Config) {
     const { client, agent } = makeClient(cfg);
@@ -64,6 +76,7 @@ export class S3Driver implements StorageDriver {
     this.partSize = partSizeOf(cfg.partSizeMiB);
     this.parts = new PartBudget((cfg.bufferMiB ?? DEFAULT_BUFFER_MIB) * MiB, this.partSize);
     this.endpoint = cfg.endpoint;
+    this.relay = new HttpRelay();
   }
 
   /** ensureBucket creates the configured bucket if it does not exist yet. */
@@ -324,6 +337,25 @@ export class S3Driver implements StorageDriver {
     }
   }
 
+  /**
+   * openSource relays a read of at least {@link RELAY_MIN_BYTES} from an http endpoint
+   * over the driver's own connections (./relay.ts), GETting a presigned URL. Anything but
+   * a plain answer, or a
+   * failure before it, leaves the read to `read` (which retries and maps errors): only a
+   * missing object throws.
+   */
+  async openSource(key: string, offset: number, length: number): Promise<ByteSource | undefined> {
+    validateKey(key);
+    if (length < RELAY_MIN_BYTES || !Number.isSafeInteger(offset) || offset < 0) return undefined;
+    try {
+      const url = await this.client.presignedGetObject(this.bucket, this.k(key), RELAY_URL_SECONDS);
+      return await this.relay.open(new URL(url), offset, length, key);
+    } catch (err) {
+      if (isNotFound(err)) throw err;
+      return undefined;
+    }
+  }
+
   async stat(key: string): Promise<{ size: number; modified: Date }> {
     validateKey(key);
     const obj = this.k(key);
@@ -558,6 +590,7 @@ export class S3Driver implements StorageDriver {
   }
 
   async close(): Promise<void> {
+    this.relay.close();
     this.agent.destroy();
   }
 }

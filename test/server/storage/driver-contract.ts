@@ -1,17 +1,36 @@
+import { EventEmitter } from 'node:events';
 import { Readable } from 'node:stream';
 import { createHash, randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   InvalidPathError,
   PathNotFoundError,
+  type ByteSink,
   type StorageDriver,
 } from '../../../server/storage/driver.js';
+import { openSegmentSource } from '../../../server/registry/blobs.js';
 
 export interface DriverFactory {
   /** make returns a driver on an empty namespace (a fresh dir, bucket prefix, …). */
   make(): Promise<StorageDriver>;
   /** bigBytes is the size of the largest streamed object this run checks. */
   bigBytes?: number;
+}
+
+/**
+ * CollectingSink keeps copies of what is written to it (a source reuses its buffers) and
+ * completes each write a tick later, like a socket that is not always ready.
+ */
+export class CollectingSink extends EventEmitter implements ByteSink {
+  private readonly chunks: Buffer[] = [];
+  write(chunk: Uint8Array, cb: (err?: Error | null) => void): boolean {
+    this.chunks.push(Buffer.from(chunk));
+    setImmediate(cb);
+    return true;
+  }
+  bytes(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
 }
 
 async function collect(stream: Readable): Promise<Buffer> {
@@ -149,6 +168,37 @@ export function describeStorageDriver(name: string, factory: DriverFactory): voi
       const whole = await collect(await d.read('a/big', 0, 6000));
       expect(whole.subarray(1000).equals(mid)).toBe(true);
       await d.delete('a/big');
+    });
+
+    it('GIVEN an object of a few MiB WHEN a range is opened as a source THEN it copies exactly the bytes read returns, or the driver has no source', async () => {
+      const size = 3 * 1024 * 1024 + 17;
+      const bytes = randomBytes(size);
+      await d.writeStream('a/src', Readable.from([bytes]), size);
+      if (!d.openSource) {
+        // Such a driver serves every read through `read` (covered above).
+        expect(await openSegmentSource(d, [{ key: 'a/src', size }], 0, size)).toBeUndefined();
+        await d.delete('a/src');
+        return;
+      }
+      for (const [offset, length] of [
+        [0, size],
+        [1001, 2 * 1024 * 1024 + 5],
+      ] as const) {
+        const src = await d.openSource('a/src', offset, length);
+        expect(src, `source for ${offset}+${length}`).toBeDefined();
+        expect(src!.length).toBe(length);
+        const sink = new CollectingSink();
+        await src!.copyTo(sink);
+        expect(sink.bytes().equals(bytes.subarray(offset, offset + length))).toBe(true);
+      }
+      // A range the object does not hold whole is never relayed short.
+      expect(await d.openSource('a/src', size - 100, 2 * 1024 * 1024)).toBeUndefined();
+      await expect(d.openSource('a/missing', 0, 2 * 1024 * 1024)).rejects.toBeInstanceOf(
+        PathNotFoundError,
+      );
+      const unused = await d.openSource('a/src', 0, size);
+      unused?.abandon();
+      await d.delete('a/src');
     });
 
     it('GIVEN a source that fails midway WHEN streamed THEN the write rejects and leaves nothing', async () => {

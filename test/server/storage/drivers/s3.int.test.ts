@@ -6,7 +6,8 @@ import type { S3Config } from '../../../../server/config/types.js';
 import { PathNotFoundError } from '../../../../server/storage/driver.js';
 import { S3Driver } from '../../../../server/storage/drivers/s3.js';
 import { sharedMinio, type MinioServer } from '../../../support/minio.js';
-import { describeStorageDriver } from '../driver-contract.js';
+import { CollectingSink, describeStorageDriver } from '../driver-contract.js';
+import { defaultSlabs } from '../../../../server/storage/drivers/relay.js';
 
 const MiB = 1024 * 1024;
 const BUCKET = 'berth-s3-driver-test';
@@ -286,6 +287,27 @@ describe('S3Driver on MinIO', () => {
     expect(await d.writeStream('a/after', Readable.from([body]))).toBe(body.length);
     expect((await d.get('a/after')).equals(body)).toBe(true);
     expect((await d.list('a/')).names).toEqual(['after', 'before']);
+    await d.deletePrefix('a/');
+    await d.close();
+  });
+
+  it('GIVEN a relayed read that left its connection open WHEN MinIO restarts THEN the next relayed read succeeds on a new one', async () => {
+    const d = new S3Driver(fresh());
+    const body = randomBytes(3 * MiB);
+    await d.writeStream('a/relayed', Readable.from([body]), body.length);
+    const first = new CollectingSink();
+    await (await d.openSource('a/relayed', 0, body.length))!.copyTo(first);
+    expect(first.bytes().equals(body)).toBe(true);
+
+    await minio.restart();
+    await d.ping();
+
+    const again = new CollectingSink();
+    const src = await d.openSource('a/relayed', MiB, 2 * MiB);
+    expect(src).toBeDefined();
+    await src!.copyTo(again);
+    expect(again.bytes().equals(body.subarray(MiB))).toBe(true);
+    expect(defaultSlabs.inUse).toBe(0);
     await d.deletePrefix('a/');
     await d.close();
   });

@@ -1,0 +1,326 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { PathNotFoundError, type ByteSink } from '../../../../server/storage/driver.js';
+import {
+  HttpRelay,
+  SLAB_BYTES,
+  SlabPool,
+  fileSource,
+} from '../../../../server/storage/drivers/relay.js';
+import { selfSignedCert } from '../../../support/tls.js';
+import { CollectingSink } from '../driver-contract.js';
+
+// Unit tests of the relay's own HTTP/1.1 client against a small local server that plays
+// storage (exact bytes, odd fragmentation, misbehaviour on demand); the S3 driver's relay
+// against MinIO is in s3.int.test.ts and the driver contract.
+
+const MiB = 1024 * 1024;
+const OBJECT = randomBytes(3 * MiB + 333);
+
+interface Storage {
+  url: string;
+  /** connections opened, requests answered, Range headers seen. */
+  connections: number;
+  requests: number;
+  ranges: string[];
+  sockets: Set<Socket>;
+  close(): Promise<void>;
+}
+
+type Behaviour = (req: http.IncomingMessage, res: http.ServerResponse, n: number) => boolean;
+
+/**
+ * storage serves OBJECT's requested range in small, irregular writes (so heads and bodies
+ * split across reads), unless `behave` answers the request itself (returns true).
+ */
+async function storage(behave?: Behaviour, tls = false): Promise<Storage> {
+  const s: Storage = {
+    url: '',
+    connections: 0,
+    requests: 0,
+    ranges: [],
+    sockets: new Set(),
+    close: async () => undefined,
+  };
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    s.requests++;
+    s.ranges.push(req.headers.range ?? '');
+    if (behave?.(req, res, s.requests)) return;
+    const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '')!;
+    const body = OBJECT.subarray(Number(m[1]), Number(m[2]) + 1);
+    res.writeHead(206, {
+      'content-length': body.length,
+      'content-type': 'application/octet-stream',
+    });
+    let at = 0;
+    const step = () => {
+      while (at < body.length) {
+        const n = 1 + ((at * 7919) % 150_000);
+        const ok = res.write(body.subarray(at, at + n));
+        at += n;
+        if (!ok) return void res.once('drain', step);
+      }
+      res.end();
+    };
+    step();
+  };
+  let srv: http.Server;
+  if (tls) {
+    const cert = selfSignedCert();
+    srv = https.createServer(
+      { cert: readFileSync(cert.certFile), key: readFileSync(cert.keyFile) },
+      handler,
+    );
+  } else {
+    srv = http.createServer(handler);
+  }
+  srv.on('connection', (sock: Socket) => {
+    s.connections++;
+    s.sockets.add(sock);
+    sock.on('close', () => s.sockets.delete(sock));
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  s.url = `${tls ? 'https' : 'http'}://127.0.0.1:${(srv.address() as AddressInfo).port}/bucket/key?X-Sig=1`;
+  s.close = () =>
+    new Promise<void>((r) => {
+      for (const sock of s.sockets) sock.destroy();
+      srv.close(() => r());
+    });
+  return s;
+}
+
+/** SlowSink completes each write only when told to, like a client that is behind. */
+class SlowSink extends EventEmitter implements ByteSink {
+  readonly chunks: Buffer[] = [];
+  private readonly pending: (() => void)[] = [];
+  /** views keeps the chunk as written (not copied) to catch a buffer refilled too early. */
+  readonly views: { view: Uint8Array; copy: Buffer }[] = [];
+  write(chunk: Uint8Array, cb: (err?: Error | null) => void): boolean {
+    const copy = Buffer.from(chunk);
+    this.chunks.push(copy);
+    this.views.push({ view: chunk, copy });
+    this.pending.push(() => {
+      // Until its write completes, a chunk must still hold what was written.
+      const v = this.views.shift()!;
+      if (!Buffer.from(v.view).equals(v.copy))
+        cb(new Error('chunk changed before its write completed'));
+      else cb();
+    });
+    return false;
+  }
+  /** drainUntil completes writes, one per tick, until `copy` settles; returns it. */
+  async drainUntil(copy: Promise<void>): Promise<void> {
+    let settled = false;
+    const done = copy.finally(() => {
+      settled = true;
+    });
+    done.catch(() => undefined);
+    while (!settled) {
+      this.pending.shift()?.();
+      await new Promise((r) => setImmediate(r));
+    }
+    return done;
+  }
+  bytes(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
+}
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+describe('relay', () => {
+  let s: Storage | undefined;
+  let relay: HttpRelay | undefined;
+  afterEach(async () => {
+    relay?.close();
+    await s?.close();
+    s = undefined;
+    relay = undefined;
+  });
+
+  it('GIVEN a storage server that fragments its answer WHEN a range is relayed into a slow sink THEN the bytes are exact and no slab is refilled while its write is pending', async () => {
+    s = await storage();
+    const pool = new SlabPool(SLAB_BYTES, 8);
+    relay = new HttpRelay({ slabs: pool });
+    const start = 12_345;
+    const length = 2 * MiB + 1;
+
+    const src = await relay.open(new URL(s.url), start, length, 'k');
+    expect(src?.length).toBe(length);
+    const sink = new SlowSink();
+    await sink.drainUntil(src!.copyTo(sink));
+
+    expect(s.ranges).toEqual([`bytes=${start}-${start + length - 1}`]);
+    expect(sha(sink.bytes())).toBe(sha(OBJECT.subarray(start, start + length)));
+    expect(pool.inUse).toBe(0);
+  });
+
+  it('GIVEN two reads one after the other WHEN relayed THEN the second reuses the kept-alive connection', async () => {
+    s = await storage();
+    relay = new HttpRelay({ slabs: new SlabPool(SLAB_BYTES, 8) });
+    for (const [start, length] of [
+      [0, OBJECT.length],
+      [MiB, MiB],
+    ] as const) {
+      const sink = new CollectingSink();
+      await (await relay.open(new URL(s.url), start, length, 'k'))!.copyTo(sink);
+      expect(sink.bytes().equals(OBJECT.subarray(start, start + length))).toBe(true);
+    }
+    expect(s.requests).toBe(2);
+    expect(s.connections).toBe(1);
+  });
+
+  it('GIVEN a kept-alive connection the server drops on the next request WHEN relayed THEN it is retried once on a new connection', async () => {
+    s = await storage((req, res, n) => {
+      if (n !== 2) return false;
+      res.socket?.destroy();
+      return true;
+    });
+    relay = new HttpRelay({ slabs: new SlabPool(SLAB_BYTES, 8) });
+    await (await relay.open(new URL(s.url), 0, MiB, 'k'))!.copyTo(new CollectingSink());
+
+    const sink = new CollectingSink();
+    await (await relay.open(new URL(s.url), MiB, MiB, 'k'))!.copyTo(sink);
+
+    expect(sink.bytes().equals(OBJECT.subarray(MiB, 2 * MiB))).toBe(true);
+    expect(s.requests).toBe(3);
+    expect(s.connections).toBe(2);
+  });
+
+  it('GIVEN storage answers 404 WHEN opened THEN PathNotFoundError names the key and the slabs are back', async () => {
+    s = await storage((_req, res) => {
+      res
+        .writeHead(404, { 'content-type': 'application/xml' })
+        .end('<Error><Code>NoSuchKey</Code></Error>');
+      return true;
+    });
+    const pool = new SlabPool(SLAB_BYTES, 8);
+    relay = new HttpRelay({ slabs: pool });
+    const err = await relay.open(new URL(s.url), 0, MiB, 'blobs/x').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PathNotFoundError);
+    expect((err as PathNotFoundError).key).toBe('blobs/x');
+    expect(pool.inUse).toBe(0);
+  });
+
+  it.each([
+    ['a 500', (res: http.ServerResponse) => res.writeHead(500).end('no')],
+    [
+      'a 200 of another length',
+      (res: http.ServerResponse) => res.writeHead(200, { 'content-length': 10 }).end('0123456789'),
+    ],
+    [
+      'a chunked body',
+      (res: http.ServerResponse) => {
+        res.writeHead(206);
+        res.write('x');
+        res.end('y');
+      },
+    ],
+    ['a 416', (res: http.ServerResponse) => res.writeHead(416, { 'content-length': 0 }).end()],
+  ])(
+    'GIVEN storage answers %s WHEN opened THEN undefined (the caller reads another way) and the slabs are back',
+    async (_what, answer) => {
+      s = await storage((_req, res) => {
+        answer(res);
+        return true;
+      });
+      const pool = new SlabPool(SLAB_BYTES, 8);
+      relay = new HttpRelay({ slabs: pool });
+      expect(await relay.open(new URL(s.url), 0, MiB, 'k')).toBeUndefined();
+      expect(pool.inUse).toBe(0);
+    },
+  );
+
+  it('GIVEN storage that dies midway through the body WHEN copied THEN copyTo rejects, the sink holds only a prefix, and the slabs are back', async () => {
+    s = await storage((req, res) => {
+      res.writeHead(206, { 'content-length': 2 * MiB });
+      res.write(OBJECT.subarray(0, MiB / 2), () => setTimeout(() => res.socket?.destroy(), 20));
+      return true;
+    });
+    const pool = new SlabPool(SLAB_BYTES, 8);
+    relay = new HttpRelay({ slabs: pool });
+    const sink = new CollectingSink();
+    const src = await relay.open(new URL(s.url), 0, 2 * MiB, 'k');
+    await expect(src!.copyTo(sink)).rejects.toThrow(/closed/);
+    expect(sink.bytes().length).toBeLessThan(2 * MiB);
+    expect(sink.bytes().equals(OBJECT.subarray(0, sink.bytes().length))).toBe(true);
+    expect(pool.inUse).toBe(0);
+  });
+
+  it('GIVEN a client that goes away mid-copy WHEN the sink closes THEN copyTo rejects, the storage connection is closed and no slab leaks', async () => {
+    s = await storage();
+    const pool = new SlabPool(SLAB_BYTES, 8);
+    relay = new HttpRelay({ slabs: pool });
+    const sink = new SlowSink();
+    const src = await relay.open(new URL(s.url), 0, OBJECT.length, 'k');
+    const copying = src!.copyTo(sink);
+    await new Promise((r) => setTimeout(r, 20));
+    sink.emit('close');
+
+    await expect(copying).rejects.toThrow(/client closed/);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(s.sockets.size).toBe(0);
+    expect(pool.inUse).toBe(0);
+  });
+
+  it('GIVEN every slab lent WHEN a read is opened THEN undefined without a request, and a source abandoned unread gives its slabs back', async () => {
+    s = await storage();
+    const pool = new SlabPool(SLAB_BYTES, 2);
+    relay = new HttpRelay({ slabs: pool });
+    const held = await relay.open(new URL(s.url), 0, MiB, 'k');
+    expect(pool.inUse).toBe(2);
+
+    expect(await relay.open(new URL(s.url), 0, MiB, 'k')).toBeUndefined();
+    expect(s.requests).toBe(1);
+
+    held!.abandon();
+    expect(pool.inUse).toBe(0);
+  });
+
+  it('GIVEN an https endpoint WHEN opened THEN undefined without a connection: TLS reads stay on the S3 client', async () => {
+    s = await storage(undefined, true);
+    const pool = new SlabPool(SLAB_BYTES, 8);
+    relay = new HttpRelay({ slabs: pool });
+    expect(await relay.open(new URL(s.url), 0, MiB, 'k')).toBeUndefined();
+    expect(s.connections).toBe(0);
+    expect(pool.inUse).toBe(0);
+  });
+});
+
+describe('fileSource', () => {
+  it('GIVEN a file WHEN a range is copied into a slow sink THEN the bytes are exact and the slabs are back', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-relay-'));
+    try {
+      await writeFile(join(dir, 'f'), OBJECT);
+      const pool = new SlabPool(SLAB_BYTES, 2);
+      const src = fileSource(await open(join(dir, 'f')), 77, 2 * MiB + 3, pool)!;
+      const sink = new SlowSink();
+      await sink.drainUntil(src.copyTo(sink));
+      expect(sink.bytes().equals(OBJECT.subarray(77, 77 + 2 * MiB + 3))).toBe(true);
+      expect(pool.inUse).toBe(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('GIVEN a file shorter than the range WHEN copied THEN copyTo rejects instead of sending short', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-relay-'));
+    try {
+      await writeFile(join(dir, 'f'), OBJECT.subarray(0, MiB));
+      const pool = new SlabPool(SLAB_BYTES, 2);
+      const src = fileSource(await open(join(dir, 'f')), 0, 2 * MiB, pool)!;
+      await expect(src.copyTo(new CollectingSink())).rejects.toThrow(/ended before/);
+      expect(pool.inUse).toBe(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
