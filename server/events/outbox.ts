@@ -49,9 +49,21 @@ export class Outbox {
   private seq = 0;
   private lastMs = 0;
 
+  private readonly queue: {
+    events: Event[];
+    done: (entry: string) => void;
+    fail: (err: unknown) => void;
+  }[] = [];
+  private writing = 0;
+
   constructor(
     private readonly driver: StorageDriver,
     private readonly clock: Clock,
+    /**
+     * writers is how many entries may be written at once; appends beyond wait and are
+     * written together (one: measured best for concurrent pushes, see ADR 0005).
+     */
+    private readonly writers = 1,
   ) {}
 
   private nextEntry(): string {
@@ -61,12 +73,37 @@ export class Outbox {
     return `${String(ms).padStart(13, '0')}-${this.instance}-${String(this.seq).padStart(8, '0')}`;
   }
 
-  /** append writes `events` as one entry; resolves once it is durable. */
-  async append(events: Event[]): Promise<string> {
-    const entry = this.nextEntry();
-    const body: EntryBody = { events };
-    await this.driver.put(Paths.eventsLogEntry(entry), JSON.stringify(body));
-    return entry;
+  /**
+   * append writes `events` into the outbox; resolves with their entry once it is durable.
+   * Appends made while `writers` entries are being written wait and are then written
+   * together as one entry (group commit): under concurrency one storage write carries many
+   * requests' events, and an append never waits for more than one write before its own.
+   * The events of one append stay together and in order.
+   */
+  append(events: Event[]): Promise<string> {
+    return new Promise<string>((done, fail) => {
+      this.queue.push({ events, done, fail });
+      if (this.writing < this.writers) void this.write();
+    });
+  }
+
+  private async write(): Promise<void> {
+    this.writing++;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0);
+        const entry = this.nextEntry();
+        const body: EntryBody = { events: batch.flatMap((b) => b.events) };
+        try {
+          await this.driver.put(Paths.eventsLogEntry(entry), JSON.stringify(body));
+          for (const b of batch) b.done(entry);
+        } catch (err) {
+          for (const b of batch) b.fail(err);
+        }
+      }
+    } finally {
+      this.writing--;
+    }
   }
 
   /**

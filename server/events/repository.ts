@@ -48,9 +48,9 @@ export function eventingRepository(repo: Repository, em: Emitter): Repository {
         em.make('delete', { mediaType: BLOB_MEDIA_TYPE, digest: d.value, repository: name }),
       );
     },
-    async link(desc, d) {
-      await repo.blobs.link(desc, d);
-      await em.emit(em.make('push', blobTarget(desc, d.value)));
+    async link(desc, d, opts) {
+      await repo.blobs.link(desc, d, opts);
+      if (!opts?.again) await em.emit(em.make('push', blobTarget(desc, d.value)));
     },
     async mount(d, from) {
       const desc = await repo.blobs.mount(d, from);

@@ -225,7 +225,7 @@ export class Metrics {
     });
     this.uploadsInProgress = new Gauge({
       name: 'berth_upload_sessions_in_progress',
-      help: 'Upload sessions in storage (all replicas), counted at scrape time (capped at 10000).',
+      help: 'Upload sessions saved in storage (all replicas): from their first bytes until purged if cancelled, counted at scrape time (capped at 10000).',
       registers,
       collect: async () => {
         if (this.countUploads) this.uploadsInProgress.set(await this.countUploads());
@@ -390,8 +390,8 @@ export function meteredUploads(
   clock: { now(): number },
 ): Uploads {
   const decorated = Object.create(uploads) as Uploads;
-  decorated.commit = async (state, digest, linker, lookup) => {
-    const desc = await uploads.commit(state, digest, linker, lookup);
+  decorated.commit = async (state, digest, linker) => {
+    const desc = await uploads.commit(state, digest, linker);
     metrics.observeUpload(Math.max(0, clock.now() - state.startedAt) / 1000);
     return desc;
   };

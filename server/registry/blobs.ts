@@ -58,8 +58,11 @@ export interface BlobDeleter {
 
 /** BlobLinker makes an already stored blob part of a repository. */
 export interface BlobLinker {
-  /** link records `desc` in the repository (idempotent). */
-  link(desc: BlobDescriptor, digest: Digest): Promise<void>;
+  /**
+   * link records `desc` in the repository (idempotent). `again`: the link just made is
+   * pointed at other bytes of the same blob (a deduplicated upload), not a new push.
+   */
+  link(desc: BlobDescriptor, digest: Digest, opts?: { again?: boolean }): Promise<void>;
   /**
    * mount links a blob from `from` (or, without `from`, any blob in the registry).
    * Returns the descriptor, or undefined when there is nothing to mount.
@@ -154,7 +157,7 @@ export class RepositoryBlobStore implements BlobStore {
     await this.driver.delete(Paths.layer(this.name, digest));
   }
 
-  async link(desc: BlobDescriptor, digest: Digest): Promise<void> {
+  async link(desc: BlobDescriptor, digest: Digest, _opts?: { again?: boolean }): Promise<void> {
     await this.driver.put(Paths.layer(this.name, digest), JSON.stringify(desc));
     await this.markRepository();
   }

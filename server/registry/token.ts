@@ -7,6 +7,8 @@ export interface UploadToken {
   id: string;
   offset: number;
   startedAt: number;
+  /** algorithm the upload is hashed with, when not sha256 (a session not saved yet needs it). */
+  algorithm?: 'sha256' | 'sha512';
 }
 
 /**
@@ -17,7 +19,9 @@ export class Tokens {
   constructor(private readonly secret: string) {}
 
   sign(t: UploadToken): string {
-    const json = Buffer.from(JSON.stringify({ n: t.name, i: t.id, o: t.offset, t: t.startedAt }));
+    const fields: Record<string, unknown> = { n: t.name, i: t.id, o: t.offset, t: t.startedAt };
+    if (t.algorithm !== undefined && t.algorithm !== 'sha256') fields.a = t.algorithm;
+    const json = Buffer.from(JSON.stringify(fields));
     const mac = createHmac('sha256', this.secret).update(json).digest();
     return Buffer.concat([mac, json]).toString('base64url');
   }
@@ -32,8 +36,16 @@ export class Tokens {
     const want = createHmac('sha256', this.secret).update(json).digest();
     if (!timingSafeEqual(mac, want)) throw invalid();
     try {
-      const v = JSON.parse(json.toString('utf8')) as { n: string; i: string; o: number; t: number };
-      return { name: v.n, id: v.i, offset: v.o, startedAt: v.t };
+      const v = JSON.parse(json.toString('utf8')) as {
+        n: string;
+        i: string;
+        o: number;
+        t: number;
+        a?: string;
+      };
+      const out: UploadToken = { name: v.n, id: v.i, offset: v.o, startedAt: v.t };
+      if (v.a === 'sha512') out.algorithm = 'sha512';
+      return out;
     } catch {
       throw invalid();
     }

@@ -16,6 +16,7 @@ import {
 } from './blobs.js';
 import { nativeHasher, resumableHasher, type Hasher } from './hash.js';
 import type { Algorithm, Digest } from './reference.js';
+import type { UploadToken } from './token.js';
 
 /**
  * UploadState is everything about an upload session, kept in storage (never only in a
@@ -35,8 +36,15 @@ export interface UploadState {
   startedAt: number;
   /** committed marks a session whose blob is being linked (for the purger). */
   committed?: string;
-  /** ephemeral: a one-request session never written to storage (nothing to purge or delete). */
+  /** cancelled marks the record a cancelled session leaves (a tombstone). */
+  cancelled?: true;
+  /**
+   * ephemeral: a session not written to storage: a one-request upload, or one whose POST
+   * wrote nothing and which its signed Location names until its first bytes are saved.
+   */
   ephemeral?: true;
+  /** located: a Location names the session, so ending it must leave a record. */
+  located?: true;
 }
 
 export interface AppendOptions {
@@ -57,22 +65,6 @@ export interface AppendOptions {
    */
   claim?: Digest;
 }
-
-/**
- * Lookup is a read of a blob's global descriptor started ahead of its commit: the
- * descriptor, `absent`, or undefined when the read failed (the commit then reads again).
- */
-export interface Lookup {
-  result: Promise<BlobDescriptor | 'absent' | undefined>;
-  /** at is when the read started. */
-  at: number;
-}
-
-/**
- * LOOKUP_TRUST_MS: a descriptor found longer ago than this (a long upload) is read again
- * before it is linked, so that garbage collection's grace window counts from a recent read.
- */
-const LOOKUP_TRUST_MS = 30_000;
 
 export interface UploadsOptions {
   ttlSeconds: number;
@@ -105,7 +97,7 @@ export class Uploads {
   async start(
     repo: string,
     algorithm: Algorithm = 'sha256',
-    opts: { persist?: boolean } = {},
+    opts: { persist?: boolean; located?: boolean } = {},
   ): Promise<UploadState> {
     const state: UploadState = {
       id: randomUUID(),
@@ -115,28 +107,74 @@ export class Uploads {
       segments: [],
       startedAt: this.clock(),
     };
-    if (opts.persist === false) state.ephemeral = true;
-    else await this.save(state);
+    if (opts.persist === false) {
+      state.ephemeral = true;
+      if (opts.located) state.located = true;
+    } else {
+      await this.save(state);
+    }
     return state;
   }
 
-  /** get loads a live session of `repo`; throws BLOB_UPLOAD_UNKNOWN otherwise. */
-  async get(repo: string, id: string): Promise<UploadState> {
+  /**
+   * get loads a live session of `repo`; throws BLOB_UPLOAD_UNKNOWN otherwise. A session
+   * never saved is known from `token` (its signed Location, at offset 0): with `confirm`,
+   * one listing makes sure no request completed it already.
+   */
+  async get(
+    repo: string,
+    id: string,
+    token?: UploadToken,
+    opts: { confirm?: boolean } = {},
+  ): Promise<UploadState> {
     if (!/^[0-9a-f-]{36}$/.test(id)) throw Errors.blobUploadUnknown({ id: id.slice(0, 100) });
     let state: UploadState;
     try {
       state = JSON.parse((await this.driver.get(Paths.upload(id))).toString('utf8')) as UploadState;
     } catch (err) {
-      if (isNotFound(err)) throw Errors.blobUploadUnknown({ id });
-      throw err;
+      if (!isNotFound(err)) throw err;
+      if (token === undefined || token.offset !== 0) throw Errors.blobUploadUnknown({ id });
+      const fresh = this.unsaved(repo, id, token);
+      if (opts.confirm && (await this.completed(fresh))) throw Errors.blobUploadUnknown({ id });
+      return fresh;
     }
-    if (state.repo !== repo || state.committed !== undefined)
+    if (state.repo !== repo || state.committed !== undefined || state.cancelled)
       throw Errors.blobUploadUnknown({ id });
     if (this.expired(state)) {
-      await this.discard(state).catch(() => undefined);
+      await this.discard(state)
+        .then(() => this.driver.delete(Paths.upload(id)))
+        .catch(() => undefined);
       throw Errors.blobUploadUnknown({ id }, undefined, 'blob upload expired');
     }
     return state;
+  }
+
+  /**
+   * unsaved is the session a token at offset 0 names when storage holds no record of it
+   * (its POST wrote nothing): not yet checked against storage (see `get`).
+   */
+  unsaved(repo: string, id: string, token: UploadToken): UploadState {
+    const state: UploadState = {
+      id,
+      repo,
+      algorithm: token.algorithm ?? 'sha256',
+      offset: 0,
+      segments: [],
+      startedAt: token.startedAt,
+      ephemeral: true,
+      located: true,
+    };
+    if (token.name !== repo || token.id !== id || token.offset !== 0)
+      throw Errors.blobUploadUnknown({ id });
+    if (this.expired(state))
+      throw Errors.blobUploadUnknown({ id }, undefined, 'blob upload expired');
+    return state;
+  }
+
+  /** completed: a request already committed this never-saved session (its claimed bytes). */
+  private async completed(state: UploadState): Promise<boolean> {
+    const names = await listAll(this.driver, Paths.segmentsOf(state.id));
+    return names.some((n) => Paths.segmentClaim(n) !== undefined);
   }
 
   private expired(state: UploadState): boolean {
@@ -144,7 +182,10 @@ export class Uploads {
   }
 
   private async save(state: UploadState): Promise<void> {
-    await this.driver.put(Paths.upload(state.id), JSON.stringify(state));
+    const record: UploadState = { ...state };
+    delete record.ephemeral;
+    delete record.located;
+    await this.driver.put(Paths.upload(state.id), JSON.stringify(record));
   }
 
   /**
@@ -225,7 +266,11 @@ export class Uploads {
     delete next.native;
     if (hasher.resumable) next.hash = { offset, state: hasher.save()! };
     else next.native = { offset, hex: hasher.digestHex() };
-    if (opts.persist !== false) await this.save(next);
+    if (opts.persist !== false) {
+      await this.save(next);
+      delete next.ephemeral;
+      delete next.located;
+    }
     return next;
   }
 
@@ -269,15 +314,10 @@ export class Uploads {
    * repository. On a mismatch the session and its bytes are discarded and
    * DIGEST_INVALID is thrown. Writes no blob byte again: only descriptors.
    */
-  async commit(
-    state: UploadState,
-    digest: Digest,
-    linker: BlobLinker,
-    lookup?: Lookup,
-  ): Promise<BlobDescriptor> {
+  async commit(state: UploadState, digest: Digest, linker: BlobLinker): Promise<BlobDescriptor> {
     const hex = await this.digestHex(state, digest.algorithm);
     if (hex !== digest.hex) {
-      await this.discard(state);
+      await this.cancel(state);
       throw Errors.digestInvalid({
         expected: digest.value,
         computed: `${digest.algorithm}:${hex}`,
@@ -292,45 +332,44 @@ export class Uploads {
       size: state.offset,
       segments: state.segments,
     };
-    // The first upload of these bytes names them in the global index; later ones reuse
-    // that descriptor (read from storage itself, never a cache) and drop their own bytes.
+    // The first upload of these bytes names them in the global index while this
+    // repository is linked to them. A later upload finds the index taken: the repository
+    // is linked again, to the indexed bytes (read from storage itself, never a cache), and
+    // its own are dropped.
     let desc = ours;
-    let known = lookup ? await lookup.result : undefined;
-    if (known !== 'absent' && lookup && this.clock() - lookup.at > LOOKUP_TRUST_MS)
-      known = undefined;
-    if (known === 'absent') {
-      // Looked up while the bytes streamed in and not there: index and link at once. If
-      // another upload of the same bytes indexes them first, this repository's link still
-      // names bytes that exist (ours), which are then kept.
-      await Promise.all([
-        this.driver.putIfAbsent(Paths.blob(digest), JSON.stringify(ours)),
-        linker.link(ours, digest),
-      ]);
-    } else {
-      if (known !== undefined) desc = known;
-      else if (!(await this.driver.putIfAbsent(Paths.blob(digest), JSON.stringify(ours)))) {
-        try {
-          desc = decodeDescriptor(await freshOf(this.driver).get(Paths.blob(digest)));
-        } catch (err) {
-          if (!isNotFound(err)) throw err;
-          // Collected in between: ours becomes the descriptor.
-          await this.driver.put(Paths.blob(digest), JSON.stringify(ours));
-        }
+    const [indexed] = await Promise.all([
+      this.driver.putIfAbsent(Paths.blob(digest), JSON.stringify(ours)),
+      linker.link(ours, digest),
+    ]);
+    if (!indexed) {
+      try {
+        desc = decodeDescriptor(await freshOf(this.driver).get(Paths.blob(digest)));
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+        // Collected in between: ours becomes the descriptor.
+        await this.driver.put(Paths.blob(digest), JSON.stringify(ours));
       }
-      await linker.link(desc, digest);
+      if (desc !== ours) await linker.link(desc, digest, { again: true });
     }
     // The session record goes before the response, alongside the events outbox write;
-    // should it fail, the purger removes it (its claim finds this blob).
-    if (!state.ephemeral) {
-      const drop = () =>
-        this.driver
-          .delete(Paths.upload(state.id))
-          .catch((err: unknown) => this.opts.log.warn({ err, id: state.id }, 'upload not removed'));
+    // should that fail, the purger removes it (its claim finds this blob). A session never
+    // saved has none: a claim in its last segment's name says it ended, or (no bytes at
+    // all) a record left for the purger.
+    let end: (() => Promise<void>) | undefined;
+    if (!state.ephemeral) end = () => this.driver.delete(Paths.upload(state.id));
+    else if (state.located && !claimed)
+      end = () => this.save({ ...state, committed: digest.value });
+    if (end) {
+      const run = end;
+      const ending = () =>
+        run().catch((err: unknown) =>
+          this.opts.log.warn({ err, id: state.id }, 'upload end not recorded'),
+        );
       const scope = currentScope();
-      if (scope) scope.deferred.push(drop);
-      else await drop();
+      if (scope) scope.deferred.push(ending);
+      else await ending();
     }
-    if (desc !== ours) await this.driver.deletePrefix(Paths.segmentsOf(state.id));
+    if (desc !== ours) await this.discard(state);
     this.opts.log.debug(
       { repo: state.repo, digest: digest.value, size: state.offset },
       'blob committed',
@@ -347,27 +386,30 @@ export class Uploads {
   }
 
   /**
-   * lookup starts reading the global descriptor of `digest` (from storage itself), so that
-   * a request that knows the digest it commits as learns it while its bytes stream in.
+   * cancel discards a session's bytes and leaves a tombstone record, so its Location is
+   * unknown from now on (the purger removes the record after the TTL, when the Location
+   * has expired too).
    */
-  lookup(digest: Digest): Lookup {
-    const result = freshOf(this.driver)
-      .get(Paths.blob(digest))
-      .then(
-        (b): BlobDescriptor | 'absent' | undefined => decodeDescriptor(b),
-        (err: unknown) => (isNotFound(err) ? 'absent' : undefined),
-      );
-    return { result, at: this.clock() };
-  }
-
-  /** cancel discards a session and its bytes. Idempotent for a session already gone. */
   async cancel(state: UploadState): Promise<void> {
+    if (!state.ephemeral || state.located) await this.save({ ...state, cancelled: true });
     await this.discard(state);
   }
 
+  /** abandon drops the bytes a failed request added; the session stays as it was. */
+  async abandon(state: UploadState): Promise<void> {
+    await this.discard(state);
+  }
+
+  /**
+   * discard deletes the segments the session recorded, and nothing else: any other bytes
+   * under its id are either a blob's (an earlier completion through the same Location) or
+   * garbage collection's to judge.
+   */
   private async discard(state: UploadState): Promise<void> {
-    await this.driver.deletePrefix(Paths.segmentsOf(state.id));
-    await this.driver.delete(Paths.upload(state.id));
+    const keys = state.segments.map((seg) => seg.key);
+    for (let i = 0; i < keys.length; i += 16) {
+      await Promise.all(keys.slice(i, i + 16).map((key) => this.driver.delete(key)));
+    }
   }
 
   /**
@@ -386,11 +428,13 @@ export class Uploads {
           .then((b) => JSON.parse(b.toString('utf8')) as UploadState)
           .catch(() => undefined);
         if (!state || !this.expired(state)) continue;
-        if (await this.inUse(state)) {
-          await this.driver.delete(Paths.upload(id));
-        } else {
-          await this.discard(state);
+        const claimed = state.cancelled ? [] : await this.claimedSegments(state);
+        if (!state.cancelled && !(await this.inUse(state, claimed))) {
+          // No claim is in use: the session's bytes go, with those of a closing request
+          // that never recorded them (claimed in their names).
+          await this.discard({ ...state, segments: [...state.segments, ...claimed] });
         }
+        await this.driver.delete(Paths.upload(id));
         purged++;
       }
       if (!page.truncated) break;
@@ -408,13 +452,10 @@ export class Uploads {
    * was claimed as (saved, or in a segment's name) whose global or repository descriptor
    * points into the session's segments. Those bytes then belong to the blob.
    */
-  private async inUse(state: UploadState): Promise<boolean> {
+  private async inUse(state: UploadState, claimed: Segment[]): Promise<boolean> {
     const claims = new Set<string>();
     if (state.committed !== undefined) claims.add(state.committed);
-    for (const name of await listAll(this.driver, Paths.segmentsOf(state.id))) {
-      const c = Paths.segmentClaim(name);
-      if (c !== undefined) claims.add(c);
-    }
+    for (const seg of claimed) claims.add(Paths.segmentClaim(seg.key)!);
     for (const claim of claims) {
       const [alg, hex] = claim.split(':') as [Algorithm, string];
       const digest = { algorithm: alg, hex, value: claim };
@@ -426,5 +467,13 @@ export class Uploads {
       }
     }
     return false;
+  }
+
+  /** claimedSegments lists the session's segments that carry a claim in their names. */
+  private async claimedSegments(state: UploadState): Promise<Segment[]> {
+    const names = await listAll(this.driver, Paths.segmentsOf(state.id));
+    return names
+      .filter((n) => Paths.segmentClaim(n) !== undefined)
+      .map((n) => ({ key: Paths.segmentEntry(state.id, n), size: 0 }));
   }
 }

@@ -117,6 +117,18 @@ describe('berth server process', () => {
       BERTH_LOG_LEVEL: 'info',
     });
     try {
+      // Ready means one worker answers; wait for both to listen, or the kernel can only
+      // hand connections to the first.
+      const listening = () =>
+        new Set(
+          p
+            .output()
+            .split('\n')
+            .filter((l) => l.includes('"msg":"registry listening"'))
+            .map((l) => (JSON.parse(l) as { pid: number }).pid),
+        ).size;
+      for (let i = 0; i < 300 && listening() < 2; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(listening()).toBe(2);
       const data = randomBytes(64 * 1024);
       let loc = (await fetch(`${p.url}/v2/w/blobs/uploads/`, { method: 'POST' })).headers.get(
         'location',

@@ -1,5 +1,6 @@
 import { Errors } from '../../errors.js';
 import { parseDigest, parseName, type Digest } from '../../registry/reference.js';
+import type { UploadToken } from '../../registry/token.js';
 import type { UploadState } from '../../registry/uploads.js';
 import type { Ctx, Handler, Services } from '../context.js';
 import { contentLength, contentRange, query } from '../params.js';
@@ -13,6 +14,7 @@ function location(s: Services, state: UploadState): string {
     id: state.id,
     offset: state.offset,
     startedAt: state.startedAt,
+    algorithm: state.algorithm,
   });
   return `/v2/${state.repo}/blobs/uploads/${state.id}?_state=${token}`;
 }
@@ -34,16 +36,24 @@ function blobCreated(ctx: Ctx, name: string, digest: string): void {
   ctx.length = 0;
 }
 
-/** session loads the upload the URL names, checking its state token when present. */
-async function session(ctx: Ctx, s: Services): Promise<UploadState> {
+/** stateToken verifies the URL's `_state` token, when present, against the upload it names. */
+function stateToken(ctx: Ctx, s: Services): UploadToken | undefined {
   const { name, id } = ctx.state.params as { name: string; id: string };
   const token = query(ctx, '_state');
-  if (token !== undefined) {
-    const t = s.tokens.verify(token);
-    if (t.name !== name || t.id !== id)
-      throw Errors.blobUploadInvalid({ reason: 'upload state token is for another upload' });
-  }
-  return s.uploads.get(name, id);
+  if (token === undefined) return undefined;
+  const t = s.tokens.verify(token);
+  if (t.name !== name || t.id !== id)
+    throw Errors.blobUploadInvalid({ reason: 'upload state token is for another upload' });
+  return t;
+}
+
+/**
+ * session loads the upload the URL names. One never saved (no bytes yet) is known from
+ * its token; `confirm` makes sure no request completed it already.
+ */
+async function session(ctx: Ctx, s: Services, confirm = false): Promise<UploadState> {
+  const { name, id } = ctx.state.params as { name: string; id: string };
+  return s.uploads.get(name, id, stateToken(ctx, s), { confirm });
 }
 
 /** withRangeError adds the session's headers to a 416 so clients can recover. */
@@ -107,15 +117,14 @@ export const startUpload: Handler = async (ctx, s) => {
     const digest = parseDigest(digestParam);
     // One request from start to commit: the session is never written to storage.
     let state = await s.uploads.start(name, digest.algorithm, { persist: false });
-    const lookup = s.uploads.lookup(digest);
     try {
       state = await s.uploads.append(state, ctx.req, {
         contentLength: contentLength(ctx),
         persist: false,
       });
-      await s.uploads.commit(state, digest, repo.blobs, lookup);
+      await s.uploads.commit(state, digest, repo.blobs);
     } catch (err) {
-      await s.uploads.cancel(state).catch(() => undefined);
+      await s.uploads.abandon(state).catch(() => undefined);
       throw err;
     }
     blobCreated(ctx, name, digest.value);
@@ -129,7 +138,8 @@ export const startUpload: Handler = async (ctx, s) => {
       `unsupported digest algorithm ${JSON.stringify(alg.slice(0, 50))}`,
     );
   }
-  const state = await s.uploads.start(name, alg ?? 'sha256');
+  // Nothing is written until bytes arrive: the signed Location names the session.
+  const state = await s.uploads.start(name, alg ?? 'sha256', { persist: false, located: true });
   ctx.req.resume();
   sessionHeaders(ctx, s, state);
   ctx.set('OCI-Chunk-Min-Length', String(CHUNK_MIN_LENGTH));
@@ -146,7 +156,8 @@ export const patchUpload: Handler = async (ctx, s) => {
 };
 
 export const completeUpload: Handler = async (ctx, s) => {
-  let state = await session(ctx, s);
+  const { name, id } = ctx.state.params as { name: string; id: string };
+  const token = stateToken(ctx, s);
   const digestParam = query(ctx, 'digest');
   if (digestParam === undefined)
     throw Errors.digestInvalid(
@@ -155,22 +166,47 @@ export const completeUpload: Handler = async (ctx, s) => {
       'digest query parameter is required',
     );
   const digest = parseDigest(digestParam);
-  // The last bytes' segment carries the claim in its name: the session is not saved again.
-  // Whether the blob is already stored is asked while they stream in.
-  const lookup = s.uploads.lookup(digest);
+  // For a Location at offset 0 (usually a POST's, which wrote nothing), what storage
+  // holds of the session is asked while the bytes stream in. The last bytes' segment
+  // carries the claim in its name: nothing is saved.
+  const stored = s.uploads.get(name, id, token);
+  stored.catch(() => undefined);
+  let state = token?.offset === 0 ? s.uploads.unsaved(name, id, token) : await stored;
   state = await appendBody(ctx, s, state, digest);
-  await s.uploads.commit(state, digest, s.registry.repository(state.repo).blobs, lookup);
+  if (token?.offset === 0) {
+    let saved: UploadState;
+    try {
+      saved = await stored;
+      // Chunks were added through another Location since: these bytes are not at its end.
+      if (saved.offset !== 0)
+        throw Errors.rangeInvalid(
+          { offset: saved.offset, start: 0 },
+          {
+            Location: location(s, saved),
+            Range: rangeValue(saved),
+            'Docker-Upload-UUID': saved.id,
+          },
+          `the upload is at offset ${saved.offset}: use the latest Location`,
+        );
+    } catch (err) {
+      await s.uploads.abandon(state).catch(() => undefined);
+      throw err;
+    }
+    // A session saved by an older version at its POST is removed once committed.
+    if (!saved.ephemeral) delete state.ephemeral;
+  }
+  await s.uploads.commit(state, digest, s.registry.repository(state.repo).blobs);
   blobCreated(ctx, state.repo, digest.value);
 };
 
 export const uploadStatus: Handler = async (ctx, s) => {
-  const state = await session(ctx, s);
+  const state = await session(ctx, s, true);
   sessionHeaders(ctx, s, state);
   ctx.status = 204;
 };
 
 export const cancelUpload: Handler = async (ctx, s) => {
-  const state = await session(ctx, s);
+  const state = await session(ctx, s, true);
   await s.uploads.cancel(state);
   ctx.status = 204;
 };

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -66,6 +68,7 @@ export class S3Driver implements StorageDriver {
   private readonly parts: PartBudget;
   private readonly endpoint: string;
   private readonly relay: HttpRelay;
+  private readonly https: boolean;
 
   constructor(private readonly cfg: S3Config) {
     const { client, agent } = makeClient(cfg);
@@ -77,6 +80,7 @@ export class S3Driver implements StorageDriver {
     this.parts = new PartBudget((cfg.bufferMiB ?? DEFAULT_BUFFER_MIB) * MiB, this.partSize);
     this.endpoint = cfg.endpoint;
     this.relay = new HttpRelay();
+    this.https = cfg.endpoint.startsWith('https:');
   }
 
   /** ensureBucket creates the configured bucket if it does not exist yet. */
@@ -118,7 +122,24 @@ export class S3Driver implements StorageDriver {
       return;
     }
     const obj = this.k(key);
-    await retrying(() => this.client.putObject(this.bucket, obj, buf, buf.length));
+    await retrying(() => this.putBuffer(obj, buf));
+  }
+
+  /**
+   * putBuffer PUTs a body smaller than a part. minio-js's putObject MD5-hashes every body
+   * and, on http, sends only the SHA-256 it signs; here the body is hashed once: SHA-256
+   * (signed) on http, Content-MD5 on https, where the payload is not signed.
+   */
+  private async putBuffer(obj: string, body: Buffer, headers: Record<string, string> = {}) {
+    const h: Record<string, string> = { ...headers };
+    if (this.https) h['Content-MD5'] = createHash('md5').update(body).digest('base64');
+    const res = await this.client.makeRequestAsync(
+      { method: 'PUT', bucketName: this.bucket, objectName: obj, headers: h },
+      body,
+      [200],
+    );
+    res.resume();
+    await once(res, 'end');
   }
 
   async putIfAbsent(key: string, data: Buffer | string): Promise<boolean> {
@@ -127,9 +148,7 @@ export class S3Driver implements StorageDriver {
     if (buf.length >= this.partSize) throw new Error('s3: putIfAbsent takes small objects only');
     const obj = this.k(key);
     try {
-      await retrying(() =>
-        this.client.putObject(this.bucket, obj, buf, buf.length, { 'If-None-Match': '*' }),
-      );
+      await retrying(() => this.putBuffer(obj, buf, { 'If-None-Match': '*' }));
       return true;
     } catch (err) {
       const code = errCode(err);
@@ -246,7 +265,7 @@ export class S3Driver implements StorageDriver {
       if (!upload) {
         // Smaller than one part: a single PUT of a Buffer of known size.
         const body = buf ? buf.subarray(0, filled) : Buffer.alloc(0);
-        await retrying(() => this.client.putObject(this.bucket, obj, body, body.length));
+        await retrying(() => this.putBuffer(obj, body));
         return total;
       }
       if (buf && filled > 0) {
@@ -280,7 +299,7 @@ export class S3Driver implements StorageDriver {
     const journal = `${this.root}${MULTIPART}/${encodeURIComponent(id)}`;
     try {
       const body = Buffer.from(JSON.stringify({ key: obj, uploadId: id }));
-      await retrying(() => this.client.putObject(this.bucket, journal, body, body.length));
+      await retrying(() => this.putBuffer(journal, body));
     } catch (err) {
       await this.client.abortMultipartUpload(this.bucket, obj, id).catch(() => undefined);
       throw err;

@@ -299,6 +299,105 @@ describe('registry HTTP API', () => {
       ).toBe('777');
     });
 
+    describe('a session whose POST wrote nothing', () => {
+      const idOf = (loc: string) => loc.split('/').pop()!.split('?')[0]!;
+      const bytesOf = async (repo: string, digest: string) =>
+        Buffer.from(await (await reg.fetch(`/v2/${repo}/blobs/${digest}`)).arrayBuffer());
+
+      it('GIVEN a POST WHEN it answers THEN storage holds nothing of the session, and its Location reports offset 0', async () => {
+        const before = registryState();
+        const loc = await start('lazy/post');
+        expect(Object.keys(registryState()).filter((k) => !(k in before))).toEqual([]);
+        const status = await reg.fetch(loc);
+        expect(status.status).toBe(204);
+        expect(status.headers.get('range')).toBe('0-0');
+      });
+
+      it('GIVEN a POST then a PUT with the whole blob WHEN done THEN 201, and its Location is unknown afterwards', async () => {
+        const data = randomBytes(5000);
+        const loc = await start('lazy/done');
+        const put = await reg.fetch(`${loc}&digest=${sha256(data)}`, { method: 'PUT', body: data });
+        expect(put.status).toBe(201);
+        expect((await bytesOf('lazy/done', sha256(data))).equals(data)).toBe(true);
+        for (const method of ['GET', 'DELETE']) {
+          const r = await reg.fetch(loc, { method });
+          expect(r.status, method).toBe(404);
+          expect(await errorCode(r)).toBe('BLOB_UPLOAD_UNKNOWN');
+        }
+        expect(Object.keys(registryState()).filter((k) => k === `uploads/${idOf(loc)}`)).toEqual(
+          [],
+        );
+      });
+
+      it('GIVEN a POST WHEN cancelled THEN a PUT to its Location is refused and the purger later removes the tombstone', async () => {
+        const loc = await start('lazy/cancel');
+        expect((await reg.fetch(loc, { method: 'DELETE' })).status).toBe(204);
+        const put = await reg.fetch(`${loc}&digest=${sha256('x')}`, { method: 'PUT', body: 'x' });
+        expect(put.status).toBe(404);
+        expect(await errorCode(put)).toBe('BLOB_UPLOAD_UNKNOWN');
+        expect(registryState()).toHaveProperty([`uploads/${idOf(loc)}`]);
+      });
+
+      it('GIVEN a POST Location used again after its session took chunks WHEN a PUT sends bytes there THEN 416 with the session offset, and the session still completes', async () => {
+        const data = randomBytes(4000);
+        const loc = await start('lazy/stale');
+        const patch = await reg.fetch(loc, {
+          method: 'PATCH',
+          body: data.subarray(0, 1000),
+          headers: { 'content-range': '0-999' },
+        });
+        expect(patch.status).toBe(202);
+        const stale = await reg.fetch(`${loc}&digest=${sha256(data)}`, {
+          method: 'PUT',
+          body: data,
+        });
+        expect(stale.status).toBe(416);
+        expect(await errorCode(stale)).toBe('RANGE_INVALID');
+        expect(stale.headers.get('range')).toBe('0-999');
+        const put = await reg.fetch(`${patch.headers.get('location')!}&digest=${sha256(data)}`, {
+          method: 'PUT',
+          body: data.subarray(1000),
+        });
+        expect(put.status).toBe(201);
+        expect((await bytesOf('lazy/stale', sha256(data))).equals(data)).toBe(true);
+      });
+
+      it('GIVEN a completed POST Location reused for chunks and a cancel WHEN cancelled THEN the blob it completed keeps its bytes', async () => {
+        const blob = randomBytes(3000);
+        const loc = await start('lazy/reuse');
+        expect(
+          (await reg.fetch(`${loc}&digest=${sha256(blob)}`, { method: 'PUT', body: blob })).status,
+        ).toBe(201);
+        // A client that keeps the first Location: the session is found anew from it...
+        const again = await reg.fetch(loc, {
+          method: 'PATCH',
+          body: Buffer.from('more'),
+          headers: { 'content-range': '0-3' },
+        });
+        expect(again.status).toBe(202);
+        // ...and cancelling it drops only what it wrote.
+        expect((await reg.fetch(again.headers.get('location')!, { method: 'DELETE' })).status).toBe(
+          204,
+        );
+        expect((await bytesOf('lazy/reuse', sha256(blob))).equals(blob)).toBe(true);
+      });
+
+      it('GIVEN a POST and a PUT of an empty blob WHEN done THEN the empty blob exists and the Location is unknown afterwards', async () => {
+        const loc = await start('lazy/empty');
+        const put = await reg.fetch(`${loc}&digest=${sha256('')}`, { method: 'PUT' });
+        expect(put.status).toBe(201);
+        expect((await reg.fetch(`/v2/lazy/empty/blobs/${sha256('')}`)).status).toBe(200);
+        expect((await reg.fetch(loc)).status).toBe(404);
+      });
+
+      it('GIVEN a POST Location without its state token WHEN used THEN BLOB_UPLOAD_UNKNOWN (the token names the session until it has bytes)', async () => {
+        const loc = await start('lazy/notoken');
+        const r = await reg.fetch(loc.split('?')[0]!);
+        expect(r.status).toBe(404);
+        expect(await errorCode(r)).toBe('BLOB_UPLOAD_UNKNOWN');
+      });
+    });
+
     it('GIVEN a session WHEN closed with the wrong digest THEN 400 DIGEST_INVALID, no blob, session gone', async () => {
       const before = registryState();
       const loc = await start('up/bad');
@@ -309,10 +408,16 @@ describe('registry HTTP API', () => {
       expect(put.status).toBe(400);
       expect(await errorCode(put)).toBe('DIGEST_INVALID');
       expect((await reg.fetch(loc)).status).toBe(404);
+      // Only the session's tombstone is left (the purger removes it after the TTL).
+      const id = loc.split('/').pop()!.split('?')[0]!;
       const after = registryState();
       expect(Object.keys(after).filter((k) => !(k in before) && !k.startsWith('catalog/'))).toEqual(
-        [],
+        [`uploads/${id}`],
       );
+      const record = JSON.parse((await driver.get(`uploads/${id}`)).toString()) as {
+        cancelled?: boolean;
+      };
+      expect(record.cancelled).toBe(true);
     });
 
     it('GIVEN a session WHEN cancelled THEN 204 and the session is unknown afterwards', async () => {

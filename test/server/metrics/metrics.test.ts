@@ -76,8 +76,16 @@ describe('metrics after a scripted push/pull/delete workload', () => {
     await ok(client.pushBlob('work/app', config), 201);
     await ok(client.pushBlob('work/app', layer), 201);
     await ok(client.pushManifest('work/app', 'v1', img), 201);
-    // an upload left open
-    await ok(reg.fetch('/v2/work/app/blobs/uploads/', { method: 'POST' }), 202);
+    // an upload left open with bytes in it (one whose POST wrote nothing is not stored)
+    const open = await reg.fetch('/v2/work/app/blobs/uploads/', { method: 'POST' });
+    await ok(
+      reg.fetch(open.headers.get('location')!, {
+        method: 'PATCH',
+        body: Buffer.from('partial'),
+        headers: { 'content-range': '0-6' },
+      }),
+      202,
+    );
     // pull: manifest GET by tag, blob GET, blob HEAD (no pull event)
     await ok(reg.fetch('/v2/work/app/manifests/v1'), 200);
     await ok(reg.fetch(`/v2/work/app/blobs/${layer.digest}`), 200);
@@ -114,20 +122,21 @@ describe('metrics after a scripted push/pull/delete workload', () => {
       value('registry_http_requests_total', { handler, code, method });
     expect(req('blob_upload', '201', 'POST')).toBe(2);
     expect(req('blob_upload', '202', 'POST')).toBe(1);
+    expect(req('blob_upload_chunk', '202', 'PATCH')).toBe(1);
     expect(req('manifest', '201', 'PUT')).toBe(1);
     expect(req('manifest', '200', 'GET')).toBe(1);
     expect(req('manifest', '404', 'GET')).toBe(1);
     expect(req('manifest', '202', 'DELETE')).toBe(2);
     expect(req('blob', '200', 'GET')).toBe(1);
     expect(req('blob', '200', 'HEAD')).toBe(1);
-    expect(sum('registry_http_requests_total')).toBe(10);
+    expect(sum('registry_http_requests_total')).toBe(11);
     expect(
       value('registry_http_request_duration_seconds_count', {
         handler: 'manifest',
         method: 'DELETE',
       }),
     ).toBe(2);
-    expect(sum('registry_http_request_duration_seconds_count')).toBe(10);
+    expect(sum('registry_http_request_duration_seconds_count')).toBe(11);
     expect(value('registry_http_request_size_bytes_sum', { handler: 'blob_upload' })).toBe(
       config.bytes.length + layer.bytes.length,
     );
@@ -141,7 +150,7 @@ describe('metrics after a scripted push/pull/delete workload', () => {
   });
 
   it('GIVEN the workload WHEN storage is measured THEN every request’s calls are counted and actions are timed per driver', () => {
-    expect(sum('berth_http_storage_calls_per_request_count')).toBe(10);
+    expect(sum('berth_http_storage_calls_per_request_count')).toBe(11);
     expect(value('berth_http_storage_calls_per_request_count', { handler: 'manifest' })).toBe(5);
     // The repository-marker cache: missed on the first blob, hit by the second blob and the manifest.
     expect(value('registry_storage_cache_requests_total', { cache: 'repository' })).toBe(3);

@@ -39,6 +39,42 @@ describe('upload sessions', () => {
     expect(driver.snapshot()).toEqual({});
   });
 
+  it('GIVEN a session never saved WHEN its token outlives the TTL THEN BLOB_UPLOAD_UNKNOWN, and within it the token alone names the session', async () => {
+    const { uploads, driver, advance } = setup(60);
+    const s = await uploads.start('repo', 'sha512', { persist: false, located: true });
+    expect(driver.snapshot()).toEqual({});
+    const token = {
+      name: 'repo',
+      id: s.id,
+      offset: 0,
+      startedAt: s.startedAt,
+      algorithm: 'sha512' as const,
+    };
+    const found = await uploads.get('repo', s.id, token);
+    expect(found).toMatchObject({ id: s.id, offset: 0, algorithm: 'sha512', ephemeral: true });
+    await expect(uploads.get('repo', s.id, { ...token, offset: 5 })).rejects.toMatchObject({
+      code: 'BLOB_UPLOAD_UNKNOWN',
+    });
+    advance(61);
+    await expect(uploads.get('repo', s.id, token)).rejects.toMatchObject({
+      code: 'BLOB_UPLOAD_UNKNOWN',
+    });
+  });
+
+  it('GIVEN a session never saved that is cancelled WHEN the TTL passes and the purger runs THEN its tombstone goes', async () => {
+    const { uploads, driver, advance } = setup(60);
+    const s = await uploads.start('repo', 'sha256', { persist: false, located: true });
+    const token = { name: 'repo', id: s.id, offset: 0, startedAt: s.startedAt };
+    await uploads.cancel(await uploads.get('repo', s.id, token));
+    await expect(uploads.get('repo', s.id, token)).rejects.toMatchObject({
+      code: 'BLOB_UPLOAD_UNKNOWN',
+    });
+    expect(Object.keys(driver.snapshot())).toEqual([`uploads/${s.id}`]);
+    advance(61);
+    expect(await uploads.purgeExpired()).toBe(1);
+    expect(driver.snapshot()).toEqual({});
+  });
+
   it('GIVEN expired and live sessions WHEN purged THEN only expired ones go, and stale multipart uploads are aborted', async () => {
     const { uploads, driver, advance, aborted } = setup(60);
     const old = await uploads.append(
@@ -133,32 +169,32 @@ describe('upload sessions', () => {
     expect(s.offset).toBe(data.length);
   });
 
-  it('GIVEN bytes already stored WHEN an upload of them commits with a lookup made while they streamed THEN it links the stored descriptor and drops its own bytes', async () => {
+  it('GIVEN bytes already stored WHEN another upload of them commits THEN its repository is linked to the stored bytes and its own are dropped', async () => {
     const { uploads, registry, driver } = setup();
     const data = randomBytes(3000);
     const digest = parseDigest(sha256(data));
     const first = await uploads.append(await uploads.start('one'), Readable.from([data]));
     await uploads.commit(first, digest, registry.repository('one').blobs);
-    const lookup = uploads.lookup(digest);
     const second = await uploads.append(await uploads.start('two'), Readable.from([data]));
-    const desc = await uploads.commit(second, digest, registry.repository('two').blobs, lookup);
+    const desc = await uploads.commit(second, digest, registry.repository('two').blobs);
     expect(desc.segments[0]!.key.startsWith(`segments/${first.id}/`)).toBe(true);
+    const linked = await registry.repository('two').blobs.stat(digest);
+    expect(linked.segments).toEqual(desc.segments);
     const keys = Object.keys(driver.snapshot());
     expect(keys.some((k) => k.startsWith(`segments/${second.id}/`))).toBe(false);
     expect(keys.filter((k) => k.startsWith('uploads/'))).toEqual([]);
   });
 
-  it('GIVEN a lookup that found nothing WHEN another upload of the same bytes indexes them first THEN this repository links its own bytes, and both read back', async () => {
-    const { uploads, registry } = setup();
+  it('GIVEN two uploads of the same bytes WHEN they commit at once THEN both repositories read the blob whole and one copy of the bytes is left', async () => {
+    const { uploads, registry, driver } = setup();
     const data = randomBytes(3000);
     const digest = parseDigest(sha256(data));
-    const lookup = uploads.lookup(digest);
-    expect(await lookup.result).toBe('absent');
     const mine = await uploads.append(await uploads.start('mine'), Readable.from([data]));
     const theirs = await uploads.append(await uploads.start('theirs'), Readable.from([data]));
-    await uploads.commit(theirs, digest, registry.repository('theirs').blobs);
-    const desc = await uploads.commit(mine, digest, registry.repository('mine').blobs, lookup);
-    expect(desc.segments[0]!.key.startsWith(`segments/${mine.id}/`)).toBe(true);
+    await Promise.all([
+      uploads.commit(theirs, digest, registry.repository('theirs').blobs),
+      uploads.commit(mine, digest, registry.repository('mine').blobs),
+    ]);
     for (const name of ['mine', 'theirs']) {
       const repo = registry.repository(name);
       const chunks: Buffer[] = [];
@@ -166,6 +202,8 @@ describe('upload sessions', () => {
         chunks.push(c as Buffer);
       expect(Buffer.concat(chunks).equals(data), name).toBe(true);
     }
+    const left = Object.keys(driver.snapshot()).filter((k) => k.startsWith('segments/'));
+    expect(left).toHaveLength(1);
   });
 
   it('GIVEN a body that fails midway WHEN appended THEN the session keeps its old offset', async () => {
