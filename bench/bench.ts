@@ -29,6 +29,8 @@ export interface Profile {
   name: 'full' | 'quick';
   bigBlob: number;
   w2Images: number;
+  /** w2Warmup: images pushed and pulled, unmeasured, before workload 2 is measured. */
+  w2Warmup: number;
   w3Manifests: number;
   w3Warm: number;
   w4Repos: number;
@@ -45,6 +47,7 @@ export const FULL: Profile = {
   name: 'full',
   bigBlob: GiB,
   w2Images: 200,
+  w2Warmup: 20,
   w3Manifests: 2000,
   w3Warm: 5000,
   w4Repos: 10_000,
@@ -61,6 +64,7 @@ export const QUICK: Profile = {
   name: 'quick',
   bigBlob: 32 * MiB,
   w2Images: 20,
+  w2Warmup: 2,
   w3Manifests: 100,
   w3Warm: 1000,
   w4Repos: 200,
@@ -248,6 +252,12 @@ async function w1(ctx: Ctx) {
 
 async function w2(ctx: Ctx) {
   const { client: c, profile: p } = ctx;
+  // Every registry gets the same unmeasured warm-up (a process's first requests pay for
+  // its JIT, connection pools and caches), in a repository of its own.
+  await runConcurrent(p.w2Warmup, 10, async (i) => {
+    await pushImage(c, 'bench/w2-warmup', `w${i}`, randomBytes(MiB));
+    await pullImage(c, 'bench/w2-warmup', `w${i}`);
+  });
   const layers = Array.from({ length: p.w2Images }, () => randomBytes(MiB));
   const tags: string[] = [];
   await measure(ctx, 2, 'w2-push', '2: small image push (1 MiB) c=10, own client', 'op/s', () =>

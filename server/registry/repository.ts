@@ -193,12 +193,12 @@ export class Repository implements ManifestService, TagService {
   }
 
   async tag(tag: string, digest: Digest): Promise<void> {
-    // The reverse index entry goes first (it may name more than the tags, never fewer),
-    // while the tag's old target is read from storage itself.
-    const [previous] = await Promise.all([
-      this.resolveWith(freshOf(this.driver), tag).catch(() => undefined),
-      this.driver.put(Paths.tagOf(this.name, digest, tag), ''),
-    ]);
+    // The reverse index entry goes first (it may name more than the tags, never fewer).
+    // A new tag is then one conditional write; only a tag that exists is read (from
+    // storage itself) to unindex its old target.
+    await this.driver.put(Paths.tagOf(this.name, digest, tag), '');
+    if (await this.driver.putIfAbsent(Paths.tag(this.name, tag), digest.value)) return;
+    const previous = await this.resolveWith(freshOf(this.driver), tag).catch(() => undefined);
     await this.driver.put(Paths.tag(this.name, tag), digest.value);
     if (previous && previous.value !== digest.value) {
       await this.driver.delete(Paths.tagOf(this.name, previous, tag));
