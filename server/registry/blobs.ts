@@ -187,20 +187,11 @@ export async function openSegments(
   offset: number,
   length: number,
 ): Promise<Readable> {
-  let pos = 0;
-  let i = 0;
-  for (; i < segments.length; i++) {
-    const seg = segments[i]!;
-    if (pos + seg.size > offset && seg.size > 0) break;
-    pos += seg.size;
-  }
-  const first = segments[i];
-  if (first === undefined || length <= 0) return concatSegments(driver, [], 0, 0);
-  const from = offset - pos;
-  const n = Math.min(first.size - from, length);
-  const head = await driver.read(first.key, from, n);
-  if (n === length) return head;
-  return concatSegments(driver, segments.slice(i + 1), 0, length - n, head);
+  const runs = segmentRuns(segments, offset, length);
+  const first = runs.shift();
+  if (first === undefined) return concatRuns(driver, []);
+  const head = await driver.read(first.key, first.from, first.length);
+  return runs.length === 0 ? head : concatRuns(driver, runs, head);
 }
 
 /**
@@ -240,9 +231,16 @@ export async function openSegmentSource(
   };
 }
 
+/** SegmentRun is one read within one segment: `length` bytes from `from`. */
+interface SegmentRun {
+  key: string;
+  from: number;
+  length: number;
+}
+
 /** segmentRuns cuts bytes [offset, offset+length) of a concatenation into per-segment reads. */
-function segmentRuns(segments: Segment[], offset: number, length: number) {
-  const runs: { key: string; from: number; length: number }[] = [];
+function segmentRuns(segments: Segment[], offset: number, length: number): SegmentRun[] {
+  const runs: SegmentRun[] = [];
   let pos = 0;
   let remaining = length;
   for (const seg of segments) {
@@ -283,24 +281,18 @@ export function concatSegments(
   segments: Segment[],
   offset: number,
   length: number,
-  head?: Readable,
 ): Readable {
+  return concatRuns(driver, segmentRuns(segments, offset, length));
+}
+
+/** concatRuns streams `head` (if any), then each run, opening one at a time. */
+function concatRuns(driver: StorageDriver, runs: SegmentRun[], head?: Readable): Readable {
   const out = new PassThrough({ highWaterMark: 1 << 20 });
   void (async () => {
-    let pos = 0;
-    let remaining = length;
     if (head) await pipeline(head, out, { end: false });
-    for (const seg of segments) {
-      if (remaining <= 0) break;
-      const segEnd = pos + seg.size;
-      if (segEnd > offset && seg.size > 0) {
-        const from = Math.max(0, offset - pos);
-        const n = Math.min(seg.size - from, remaining);
-        const src = await driver.read(seg.key, from, n);
-        await pipeline(src, out, { end: false });
-        remaining -= n;
-      }
-      pos = segEnd;
+    for (const run of runs) {
+      const src = await driver.read(run.key, run.from, run.length);
+      await pipeline(src, out, { end: false });
     }
     out.end();
   })().catch((err: unknown) => out.destroy(err as Error));
