@@ -25,22 +25,12 @@ export class MeteredDriver implements StorageDriver {
     }
     if (inner.openSource) {
       // Counted as a read when it read: an undefined answer leaves the read to `read`.
-      this.openSource = async (key, offset, length) => {
-        const started = process.hrtime.bigint();
-        const counted = () => {
-          const scope = currentScope();
-          if (scope) scope.storageCalls++;
-          this.observe(this.name, 'Reader', Number(process.hrtime.bigint() - started) / 1e9);
-        };
-        try {
-          const src = await inner.openSource!(key, offset, length);
-          if (src) counted();
-          return src;
-        } catch (err) {
-          counted();
-          throw err;
-        }
-      };
+      this.openSource = (key, offset, length) =>
+        this.timed(
+          'Reader',
+          () => inner.openSource!(key, offset, length),
+          (src) => src !== undefined,
+        );
     }
     if (inner.close) this.close = () => inner.close!();
   }
@@ -49,17 +39,33 @@ export class MeteredDriver implements StorageDriver {
   openSource?(key: string, offset: number, length: number): Promise<ByteSource | undefined>;
   close?(): Promise<void>;
 
-  private async timed<T>(action: string, fn: () => Promise<T>): Promise<T> {
+  /**
+   * timed times a call and counts it against the request. With `called`, a call whose
+   * result says it reached no storage (undefined from `openSource`) is neither.
+   */
+  private async timed<T>(
+    action: string,
+    fn: () => Promise<T>,
+    called?: (result: T) => boolean,
+  ): Promise<T> {
     const scope = currentScope();
-    if (scope) scope.storageCalls++;
+    if (scope && !called) scope.storageCalls++;
     const started = process.hrtime.bigint();
+    let counted = !called;
     try {
-      return await fn();
+      const result = await fn();
+      counted ||= called!(result);
+      return result;
+    } catch (err) {
+      counted = true;
+      throw err;
     } finally {
-      this.observe(this.name, action, Number(process.hrtime.bigint() - started) / 1e9);
+      if (counted) {
+        if (scope && called) scope.storageCalls++;
+        this.observe(this.name, action, Number(process.hrtime.bigint() - started) / 1e9);
+      }
     }
   }
-
   get(key: string): Promise<Buffer> {
     return this.timed('GetContent', () => this.inner.get(key));
   }

@@ -25,10 +25,7 @@ import {
   type StorageDriver,
 } from '../driver.js';
 import { pageOf } from './list.js';
-import { fileSource } from './relay.js';
-
-/** RELAY_MIN_BYTES: reads at least this long are relayed ({@link FilesystemDriver.openSource}). */
-const RELAY_MIN_BYTES = 1024 * 1024;
+import { fileSource, relayable } from './relay.js';
 
 const TMP = '.tmp';
 /** STALE_TMP_MS is the age after which a temporary file is a crash's leftover. */
@@ -162,12 +159,12 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   /**
-   * openSource relays a read of at least {@link RELAY_MIN_BYTES} that the file holds
-   * whole (./relay.ts); anything else is left to `read`.
+   * openSource relays a read of at least RELAY_MIN_BYTES that the file holds whole
+   * (./relay.ts); anything else is left to `read`.
    */
   async openSource(key: string, offset: number, length: number): Promise<ByteSource | undefined> {
     validateKey(key);
-    if (length < RELAY_MIN_BYTES || !Number.isSafeInteger(offset) || offset < 0) return undefined;
+    if (!relayable(offset, length)) return undefined;
     const fh = await open(this.path(key), 'r').catch((err: unknown) => {
       throw mapErr(err, key);
     });

@@ -10,6 +10,17 @@ import { PathNotFoundError, type ByteSink, type ByteSource } from '../driver.js'
  * written to the client, and it is filled again only once that write has completed.
  */
 
+/**
+ * RELAY_MIN_BYTES: reads at least this long are relayed; shorter ones cost more in
+ * request overhead than in copying and stay on the driver's stream path.
+ */
+export const RELAY_MIN_BYTES = 1024 * 1024;
+
+/** relayable: a read of these bounds is one a driver should relay. */
+export function relayable(offset: number, length: number): boolean {
+  return length >= RELAY_MIN_BYTES && Number.isSafeInteger(offset) && offset >= 0;
+}
+
 /** SLAB_BYTES is the size of one relay buffer: one socket read fills at most this much. */
 export const SLAB_BYTES = 256 * 1024;
 /** RING is how many slabs one relayed read holds: one being written while one fills. */

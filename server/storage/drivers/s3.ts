@@ -17,7 +17,7 @@ import {
 } from '../driver.js';
 import { byteOrder } from './list.js';
 import { MAX_PARTS, MIN_PART, PartBudget } from './parts.js';
-import { HttpRelay } from './relay.js';
+import { HttpRelay, relayable } from './relay.js';
 
 const MiB = 1024 * 1024;
 /** S3 rules: every part but the last is 5 MiB .. 5 GiB (MIN_PART, MAX_PARTS: ./parts.ts). */
@@ -38,11 +38,6 @@ const MULTIPART = '.multipart';
  * sorts before directory `D` in S3 key order (`D/`), but after it in name order. */
 const BEFORE_SLASH = new Set(['+', ',', '-', '.']);
 
-/**
- * RELAY_MIN_BYTES: reads at least this long are relayed ({@link S3Driver.openSource});
- * shorter ones cost more in request overhead than in copying and stay on the S3 client.
- */
-export const RELAY_MIN_BYTES = MiB;
 /** RELAY_URL_SECONDS is how long the presigned URL of a relayed read is valid to start. */
 const RELAY_URL_SECONDS = 300;
 
@@ -357,15 +352,14 @@ export class S3Driver implements StorageDriver {
   }
 
   /**
-   * openSource relays a read of at least {@link RELAY_MIN_BYTES} from an http endpoint
-   * over the driver's own connections (./relay.ts), GETting a presigned URL. Anything but
-   * a plain answer, or a
-   * failure before it, leaves the read to `read` (which retries and maps errors): only a
-   * missing object throws.
+   * openSource relays a read of at least RELAY_MIN_BYTES from an http endpoint over the
+   * driver's own connections (./relay.ts), GETting a presigned URL. Anything but a plain
+   * answer, or a failure before it, leaves the read to `read` (which retries and maps
+   * errors): only a missing object throws. https endpoints are not relayed at all.
    */
   async openSource(key: string, offset: number, length: number): Promise<ByteSource | undefined> {
     validateKey(key);
-    if (length < RELAY_MIN_BYTES || !Number.isSafeInteger(offset) || offset < 0) return undefined;
+    if (this.https || !relayable(offset, length)) return undefined;
     try {
       const url = await this.client.presignedGetObject(this.bucket, this.k(key), RELAY_URL_SECONDS);
       return await this.relay.open(new URL(url), offset, length, key);
