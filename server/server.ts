@@ -81,10 +81,12 @@ export function createServices(
       countUploads: () => countKeys(raw, 'uploads/', 10_000),
     });
   }
+  const tokens = new Tokens(secret);
   const uploads = new Uploads(driver, {
     ttlSeconds: config.uploads.ttlSeconds,
     log,
     abortStale: raw instanceof S3Driver ? (d) => raw.abortStaleMultipartUploads(d) : undefined,
+    mintId: (repo, startedAt, alg) => tokens.mintId(repo, startedAt, alg),
   });
   return {
     config,
@@ -99,7 +101,7 @@ export function createServices(
     uploads: metrics ? meteredUploads(uploads, metrics, clock) : uploads,
     events,
     metrics,
-    tokens: new Tokens(secret),
+    tokens,
     auth: new AuthService(config.auth, { clock, log }),
     clock,
   };

@@ -65,9 +65,14 @@ export function findBinary(name: string): string | undefined {
   return undefined;
 }
 
+/** stampOf reads the version stamp kept beside a binary (`.<name>.version`). */
 function stampOf(name: string): string {
+  const exe = findBinary(name);
   try {
-    return readFileSync(join(toolsBin(), `.${name}.version`), 'utf8');
+    return readFileSync(
+      join(exe === undefined ? toolsBin() : dirname(exe), `.${name}.version`),
+      'utf8',
+    );
   } catch {
     return '?';
   }
@@ -365,7 +370,9 @@ export const zot: RegistryKind = {
             skipverify: false,
             accesskey: minio.accessKey,
             secretkey: minio.secretKey,
-            chunksize: PART_MIB * MiB,
+            // A string: distribution's driver reads the number back through fmt.Sprint, and a
+            // JSON number arrives as a float64 ("1.6777216e+07", read as 1).
+            chunksize: String(PART_MIB * MiB),
           },
         },
         http: { address: '127.0.0.1', port: String(port) },

@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Errors } from '../errors.js';
 
 /** UploadToken is what an upload Location's `_state` parameter carries. */
@@ -24,6 +24,46 @@ export class Tokens {
     const json = Buffer.from(JSON.stringify(fields));
     const mac = createHmac('sha256', this.secret).update(json).digest();
     return Buffer.concat([mac, json]).toString('base64url');
+  }
+
+  /**
+   * mintId names a new upload of `name` in UUID form (version 8) that certifies its own
+   * birth: bytes 0–5 the start time in ms, byte 6 the version and the algorithm, then 38
+   * random bits and a 32-bit MAC over the repository and the rest. A client that drops the
+   * Location's query (zot's zb does) still names a session its POST never wrote.
+   */
+  mintId(name: string, startedAt: number, algorithm: 'sha256' | 'sha512' = 'sha256'): string {
+    const b = randomBytes(16);
+    b.writeUIntBE(startedAt, 0, 6);
+    b[6] = 0x80 | (algorithm === 'sha512' ? 1 : 0);
+    b[8] = 0x80 | (b[8]! & 0x3f);
+    this.idMac(name, b).copy(b, 12);
+    const h = b.toString('hex');
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  }
+
+  /**
+   * birth is what an id from `mintId` for `name` certifies, as the token of its POST's
+   * Location (offset 0); undefined for any other id.
+   */
+  birth(name: string, id: string): UploadToken | undefined {
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(id))
+      return undefined;
+    const b = Buffer.from(id.replaceAll('-', ''), 'hex');
+    if ((b[6]! & 0x0e) !== 0 || !timingSafeEqual(b.subarray(12), this.idMac(name, b))) {
+      return undefined;
+    }
+    const t: UploadToken = { name, id, offset: 0, startedAt: b.readUIntBE(0, 6) };
+    if ((b[6]! & 1) === 1) t.algorithm = 'sha512';
+    return t;
+  }
+
+  private idMac(name: string, id: Buffer): Buffer {
+    return createHmac('sha256', this.secret)
+      .update(`upload-id\0${name}\0`)
+      .update(id.subarray(0, 12))
+      .digest()
+      .subarray(0, 4);
   }
 
   /** verify returns the token's content, or throws BLOB_UPLOAD_INVALID. */

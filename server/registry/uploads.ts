@@ -72,6 +72,8 @@ export interface UploadsOptions {
   log: Logger;
   /** abortStale aborts backend multipart uploads older than a date (S3). */
   abortStale?: (olderThan: Date) => Promise<number>;
+  /** mintId names new sessions (Tokens.mintId); a random UUID without it. */
+  mintId?: (repo: string, startedAt: number, algorithm: Algorithm) => string;
 }
 
 /**
@@ -99,13 +101,14 @@ export class Uploads {
     algorithm: Algorithm = 'sha256',
     opts: { persist?: boolean; located?: boolean } = {},
   ): Promise<UploadState> {
+    const startedAt = this.clock();
     const state: UploadState = {
-      id: randomUUID(),
+      id: this.opts.mintId?.(repo, startedAt, algorithm) ?? randomUUID(),
       repo,
       algorithm,
       offset: 0,
       segments: [],
-      startedAt: this.clock(),
+      startedAt,
     };
     if (opts.persist === false) {
       state.ephemeral = true;

@@ -187,7 +187,7 @@ function peers() {
         ['zotregistry.dev/zot/v2/cmd/zot', 'zot'],
         ['zotregistry.dev/zot/v2/cmd/zb', 'zb'],
       ],
-      `-s -w -X zotregistry.dev/zot/v2/pkg/api/config.ReleaseTag=${zot}`,
+      `-s -w -X zotregistry.dev/zot/v2/pkg/buildinfo.ReleaseTag=${zot}`,
     );
     stamp('zb', zot);
   });

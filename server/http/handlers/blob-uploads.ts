@@ -49,11 +49,12 @@ function stateToken(ctx: Ctx, s: Services): UploadToken | undefined {
 
 /**
  * session loads the upload the URL names. One never saved (no bytes yet) is known from
- * its token; `confirm` makes sure no request completed it already.
+ * its token, or from its id when the client dropped the query; `confirm` makes sure no
+ * request completed it already.
  */
 async function session(ctx: Ctx, s: Services, confirm = false): Promise<UploadState> {
   const { name, id } = ctx.state.params as { name: string; id: string };
-  return s.uploads.get(name, id, stateToken(ctx, s), { confirm });
+  return s.uploads.get(name, id, stateToken(ctx, s) ?? s.tokens.birth(name, id), { confirm });
 }
 
 /** withRangeError adds the session's headers to a 416 so clients can recover. */
@@ -168,8 +169,9 @@ export const completeUpload: Handler = async (ctx, s) => {
   const digest = parseDigest(digestParam);
   // For a Location at offset 0 (usually a POST's, which wrote nothing), what storage
   // holds of the session is asked while the bytes stream in. The last bytes' segment
-  // carries the claim in its name: nothing is saved.
-  const stored = s.uploads.get(name, id, token);
+  // carries the claim in its name: nothing is saved. Without a token the record is
+  // awaited first: the session may have grown through Locations the client stripped.
+  const stored = s.uploads.get(name, id, token ?? s.tokens.birth(name, id));
   stored.catch(() => undefined);
   let state = token?.offset === 0 ? s.uploads.unsaved(name, id, token) : await stored;
   state = await appendBody(ctx, s, state, digest);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { request } from 'node:http';
 import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
 import { Client, blob, image, index, sha256 } from '../../support/image.js';
@@ -390,11 +390,73 @@ describe('registry HTTP API', () => {
         expect((await reg.fetch(loc)).status).toBe(404);
       });
 
-      it('GIVEN a POST Location without its state token WHEN used THEN BLOB_UPLOAD_UNKNOWN (the token names the session until it has bytes)', async () => {
-        const loc = await start('lazy/notoken');
-        const r = await reg.fetch(loc.split('?')[0]!);
-        expect(r.status).toBe(404);
-        expect(await errorCode(r)).toBe('BLOB_UPLOAD_UNKNOWN');
+      describe("a client that drops the Location query (zot's zb does)", () => {
+        const bare = (loc: string) => loc.split('?')[0]!;
+
+        it('GIVEN a POST WHEN the whole blob is PUT to the bare path THEN 201 and the bytes are exact', async () => {
+          const data = randomBytes(5000);
+          const loc = bare(await start('bare/put'));
+          const put = await reg.fetch(`${loc}?digest=${sha256(data)}`, {
+            method: 'PUT',
+            body: data,
+          });
+          expect(put.status).toBe(201);
+          expect((await bytesOf('bare/put', sha256(data))).equals(data)).toBe(true);
+        });
+
+        it('GIVEN a POST WHEN two chunks are PATCHed and the upload completed, all on the bare path THEN 201 with both chunks in order', async () => {
+          const data = randomBytes(6000);
+          const loc = bare(await start('bare/chunks'));
+          const status = await reg.fetch(loc);
+          expect(status.status).toBe(204);
+          expect(status.headers.get('range')).toBe('0-0');
+          const p1 = await reg.fetch(loc, {
+            method: 'PATCH',
+            body: data.subarray(0, 2500),
+            headers: { 'content-range': '0-2499' },
+          });
+          expect(p1.status).toBe(202);
+          const p2 = await reg.fetch(loc, { method: 'PATCH', body: data.subarray(2500, 4000) });
+          expect(p2.status).toBe(202);
+          expect(p2.headers.get('range')).toBe('0-3999');
+          const put = await reg.fetch(`${loc}?digest=${sha256(data)}`, {
+            method: 'PUT',
+            body: data.subarray(4000),
+          });
+          expect(put.status).toBe(201);
+          expect((await bytesOf('bare/chunks', sha256(data))).equals(data)).toBe(true);
+        });
+
+        it('GIVEN a sha512 POST WHEN completed on the bare path THEN the id alone carried the algorithm', async () => {
+          const data = randomBytes(3000);
+          const d = 'sha512:' + createHash('sha512').update(data).digest('hex');
+          const loc = bare(await start('bare/sha512', '?digest-algorithm=sha512'));
+          const put = await reg.fetch(`${loc}?digest=${d}`, { method: 'PUT', body: data });
+          expect(put.status).toBe(201);
+          expect(put.headers.get('docker-content-digest')).toBe(d);
+        });
+
+        it('GIVEN an upload id from another repository, or any UUID the registry did not mint, WHEN used bare THEN BLOB_UPLOAD_UNKNOWN and nothing is written', async () => {
+          const other = bare(await start('bare/one'));
+          const id = other.split('/').pop()!;
+          const before = registryState();
+          for (const path of [
+            `/v2/bare/two/blobs/uploads/${id}`,
+            `/v2/bare/one/blobs/uploads/${randomUUID()}`,
+            // the same id with one bit of its MAC flipped
+            `/v2/bare/one/blobs/uploads/${id.slice(0, -1)}${id.endsWith('0') ? '1' : '0'}`,
+          ]) {
+            for (const method of ['GET', 'PATCH', 'PUT']) {
+              const r = await reg.fetch(method === 'PUT' ? `${path}?digest=${sha256('x')}` : path, {
+                method,
+                body: method === 'GET' ? undefined : 'x',
+              });
+              expect(r.status, `${method} ${path}`).toBe(404);
+              expect(await errorCode(r)).toBe('BLOB_UPLOAD_UNKNOWN');
+            }
+          }
+          expect(registryState()).toEqual(before);
+        });
       });
     });
 
