@@ -3,7 +3,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import * as http from 'node:http';
 
-const { base, requests, count, concurrency, ok, follow, offset } = workerData;
+const { base, requests, count, concurrency, ok, follow, offset, budgetMs } = workerData;
 const u = new URL(base);
 const agent = new http.Agent({
   keepAlive: true,
@@ -43,6 +43,7 @@ let next = 0;
 const t0 = performance.now();
 async function lane() {
   for (;;) {
+    if (budgetMs !== undefined && performance.now() - t0 > budgetMs) return;
     const i = next++;
     if (i >= count) return;
     const r = requests[(i + offset * 9973) % requests.length];
@@ -65,4 +66,6 @@ await Promise.all(Array.from({ length: Math.min(concurrency, count) }, lane));
 const wallMs = performance.now() - t0;
 agent.destroy();
 other.destroy();
-parentPort.postMessage({ ops: count, errors, errorSamples, wallMs, latencies, bytes: 0 });
+// Stopped by the budget: the ops done, and how many were asked for.
+const done = next < count ? { ops: latencies.length + errors, planned: count } : { ops: count };
+parentPort.postMessage({ ...done, errors, errorSamples, wallMs, latencies, bytes: 0 });

@@ -12,6 +12,8 @@ export interface Sample {
   latencies: number[];
   /** bytes moved (for MB/s), when the workload counts them. */
   bytes: number;
+  /** planned is the op count asked for, when the time budget stopped the batch short. */
+  planned?: number;
 }
 
 export function percentile(sorted: number[], p: number): number {
@@ -39,17 +41,21 @@ function addError(s: Sample, err: unknown) {
 /**
  * runConcurrent runs `op(i)` for i in [0, count) with at most `concurrency` in flight, on
  * this thread (right for big transfers, where the work is I/O). `op` returns bytes moved.
+ * After `budgetMs` no new op starts: the sample counts the ops done (`planned` says how
+ * many were asked for), so one slow registry cannot hold the run for hours.
  */
 export async function runConcurrent(
   count: number,
   concurrency: number,
   op: (i: number) => Promise<number | void>,
+  budgetMs = Infinity,
 ): Promise<Sample> {
   const s: Sample = { ops: count, errors: 0, errorSamples: [], wallMs: 0, latencies: [], bytes: 0 };
   let next = 0;
   const t0 = performance.now();
   const lane = async () => {
     for (;;) {
+      if (performance.now() - t0 > budgetMs) return;
       const i = next++;
       if (i >= count) return;
       const t = performance.now();
@@ -64,6 +70,10 @@ export async function runConcurrent(
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, lane));
   s.wallMs = performance.now() - t0;
+  if (next < count) {
+    s.planned = count;
+    s.ops = s.latencies.length + s.errors;
+  }
   return s;
 }
 
@@ -84,6 +94,8 @@ export interface BlastSpec {
   ok: number[];
   /** follow a 307 to another host (counted in the latency). */
   follow?: boolean;
+  /** no request starts after this many ms (see runConcurrent). */
+  budgetMs?: number;
 }
 
 const WORKER = fileURLToPath(new URL('./blast-worker.mjs', import.meta.url));
@@ -123,6 +135,7 @@ export async function blast(spec: BlastSpec, threads = 2): Promise<Sample> {
     bytes: 0,
   };
   for (const p of parts) {
+    if (p.planned !== undefined) s.planned = spec.count;
     s.ops += p.ops;
     s.errors += p.errors;
     s.bytes += p.bytes;
