@@ -165,22 +165,28 @@ export class FilesystemDriver implements StorageDriver {
   async openSource(key: string, offset: number, length: number): Promise<ByteSource | undefined> {
     validateKey(key);
     if (!relayable(offset, length)) return undefined;
-    const fh = await open(this.path(key), 'r').catch((err: unknown) => {
-      throw mapErr(err, key);
-    });
-    const st = await fh.stat().catch(async (err: unknown) => {
-      await fh.close();
-      throw err;
-    });
-    if (st.isDirectory()) {
-      await fh.close();
-      throw new PathNotFoundError(key);
-    }
-    if (offset + length > st.size) {
-      await fh.close();
-      return undefined;
-    }
-    return fileSource(fh, offset, length);
+    return fileSource(
+      async () => {
+        const fh = await open(this.path(key), 'r').catch((err: unknown) => {
+          throw mapErr(err, key);
+        });
+        const st = await fh.stat().catch(async (err: unknown) => {
+          await fh.close();
+          throw err;
+        });
+        if (st.isDirectory()) {
+          await fh.close();
+          throw new PathNotFoundError(key);
+        }
+        if (offset + length > st.size) {
+          await fh.close();
+          return undefined;
+        }
+        return fh;
+      },
+      offset,
+      length,
+    );
   }
 
   async stat(key: string): Promise<{ size: number; modified: Date }> {

@@ -25,6 +25,13 @@ export function relayable(offset: number, length: number): boolean {
 export const SLAB_BYTES = 256 * 1024;
 /** RING is how many slabs one relayed read holds: one being written while one fills. */
 const RING = 2;
+/**
+ * SLAB_WAIT_MS is how long a read waits for slabs when every one is lent (a pull storm):
+ * waiting its turn costs less than the stream path's CPU, which would slow every read.
+ */
+export const SLAB_WAIT_MS = 10_000;
+/** MAX_WAITERS: beyond this many reads waiting for slabs, a read takes the stream path. */
+const MAX_WAITERS = 4096;
 
 /**
  * SlabPool lends fixed-size buffers within a budget. A slab whose write never completed
@@ -34,6 +41,11 @@ const RING = 2;
 export class SlabPool {
   private readonly free: Buffer[] = [];
   private lent = 0;
+  private readonly waiters: {
+    n: number;
+    resolve: (slabs: Buffer[] | undefined) => void;
+    timer: NodeJS.Timeout;
+  }[] = [];
 
   constructor(
     readonly slabBytes: number,
@@ -50,15 +62,53 @@ export class SlabPool {
     return out;
   }
 
+  /**
+   * acquire lends `n` slabs, waiting in turn (first come, first served) up to `waitMs` for
+   * reads to give some back; undefined if none came, or too many reads are waiting.
+   */
+  acquire(n: number, waitMs = SLAB_WAIT_MS): Promise<Buffer[] | undefined> {
+    const now = this.waiters.length === 0 ? this.take(n) : undefined;
+    if (now || waitMs <= 0 || this.waiters.length >= MAX_WAITERS) return Promise.resolve(now);
+    return new Promise((resolve) => {
+      const w = {
+        n,
+        resolve,
+        timer: setTimeout(() => {
+          this.waiters.splice(this.waiters.indexOf(w), 1);
+          resolve(undefined);
+          this.wake();
+        }, waitMs),
+      };
+      this.waiters.push(w);
+    });
+  }
+
+  /** waiting is the number of reads waiting for slabs (for tests). */
+  get waiting(): number {
+    return this.waiters.length;
+  }
+
+  private wake(): void {
+    for (let w = this.waiters[0]; w !== undefined; w = this.waiters[0]) {
+      const slabs = this.take(w.n);
+      if (!slabs) return;
+      this.waiters.shift();
+      clearTimeout(w.timer);
+      w.resolve(slabs);
+    }
+  }
+
   /** give returns a slab no write refers to any more. */
   give(slab: Buffer): void {
     this.lent--;
     this.free.push(slab);
+    this.wake();
   }
 
   /** writeOff forgets a lent slab that may still be referenced. */
   writeOff(): void {
     this.lent--;
+    this.wake();
   }
 
   /** inUse is the number of slabs lent (for tests and metrics). */
@@ -67,7 +117,7 @@ export class SlabPool {
   }
 }
 
-/** The default pool: 32 MiB of slabs per process, so 64 reads relay at once. */
+/** The default pool: 32 MiB of slabs per process, so 64 reads relay at once (more wait). */
 export const defaultSlabs = new SlabPool(SLAB_BYTES, 128);
 
 /**
@@ -197,8 +247,11 @@ export interface HttpRelayOptions {
   /** timeoutMs bounds waiting for storage: the response head, and each read while not paused. */
   timeoutMs?: number;
   slabs?: SlabPool;
-  /** idle keeps up to this many finished connections for reuse (default 16). */
+  /** idle keeps up to this many finished connections for reuse (default 64: one per
+   * read the default pool relays at once). */
   idle?: number;
+  /** slabWaitMs: how long a read waits for slabs when all are lent (SLAB_WAIT_MS). */
+  slabWaitMs?: number;
 }
 
 const HEAD_MAX = 16 * 1024;
@@ -236,8 +289,12 @@ export class HttpRelay {
     key: string,
   ): Promise<ByteSource | undefined> {
     if (this.closed || length <= 0 || url.protocol !== 'http:') return undefined;
-    const slabs = this.slabs.take(RING);
+    const slabs = await this.slabs.acquire(RING, this.opts.slabWaitMs);
     if (!slabs) return undefined;
+    if (this.closed) {
+      for (const s of slabs) this.slabs.give(s);
+      return undefined;
+    }
     const ring = new Ring(this.slabs, slabs);
     const request =
       `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\n` +
@@ -260,7 +317,7 @@ export class HttpRelay {
   }
 
   private park(conn: Conn): void {
-    if (this.closed || this.idle.length >= (this.opts.idle ?? 16)) {
+    if (this.closed || this.idle.length >= (this.opts.idle ?? 64)) {
       conn.socket.destroy();
       return;
     }
@@ -527,21 +584,28 @@ export interface FileReader {
 }
 
 /**
- * fileSource relays bytes [start, start+length) of an open file: each slab is filled by
- * one read and written while the other fills. Undefined (the file closed) when no slabs
- * are free. The file is closed when the copy ends or is abandoned.
+ * fileSource relays bytes [start, start+length) of the file `openFile` opens once slabs
+ * are lent (so reads waiting their turn hold no file): each slab is filled by one read and
+ * written while the other fills. Undefined when no slabs came within `slabWaitMs` or
+ * `openFile` gives none. The file is closed when the copy ends or is abandoned.
  */
-export function fileSource(
-  file: FileReader,
+export async function fileSource(
+  openFile: () => Promise<FileReader | undefined>,
   start: number,
   length: number,
   pool: SlabPool = defaultSlabs,
-): ByteSource | undefined {
-  const slabs = pool.take(RING);
-  if (!slabs) {
-    void file.close().catch(() => undefined);
-    return undefined;
+  slabWaitMs?: number,
+): Promise<ByteSource | undefined> {
+  const slabs = await pool.acquire(RING, slabWaitMs);
+  if (!slabs) return undefined;
+  let opened: FileReader | undefined;
+  try {
+    opened = await openFile();
+  } finally {
+    if (!opened) for (const s of slabs) pool.give(s);
   }
+  if (!opened) return undefined;
+  const file = opened;
   const ring = new Ring(pool, slabs);
   let closed = false;
   const close = () => {

@@ -271,10 +271,10 @@ describe('relay', () => {
     expect(pool.inUse).toBe(0);
   });
 
-  it('GIVEN every slab lent WHEN a read is opened THEN undefined without a request, and a source abandoned unread gives its slabs back', async () => {
+  it('GIVEN every slab lent and no wait WHEN a read is opened THEN undefined without a request, and a source abandoned unread gives its slabs back', async () => {
     s = await storage();
     const pool = new SlabPool(SLAB_BYTES, 2);
-    relay = new HttpRelay({ slabs: pool });
+    relay = new HttpRelay({ slabs: pool, slabWaitMs: 0 });
     const held = await relay.open(new URL(s.url), 0, MiB, 'k');
     expect(pool.inUse).toBe(2);
 
@@ -283,6 +283,26 @@ describe('relay', () => {
 
     held!.abandon();
     expect(pool.inUse).toBe(0);
+  });
+
+  it('GIVEN every slab lent WHEN a read is opened THEN it waits its turn and relays once a read gives its slabs back', async () => {
+    s = await storage();
+    const pool = new SlabPool(SLAB_BYTES, 2);
+    relay = new HttpRelay({ slabs: pool, slabWaitMs: 60_000 });
+    const held = (await relay.open(new URL(s.url), 0, MiB, 'k'))!;
+    const next = relay.open(new URL(s.url), MiB, MiB, 'k');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(pool.waiting).toBe(1);
+    expect(s.requests).toBe(1);
+
+    await held.copyTo(new CollectingSink());
+    const src = (await next)!;
+    expect(src).toBeDefined();
+    const sink = new CollectingSink();
+    await src.copyTo(sink);
+    expect(sink.bytes().equals(OBJECT.subarray(MiB, 2 * MiB))).toBe(true);
+    expect(pool.inUse).toBe(0);
+    expect(pool.waiting).toBe(0);
   });
 
   it('GIVEN an https endpoint WHEN opened THEN undefined without a connection: TLS reads stay on the S3 client', async () => {
@@ -295,13 +315,48 @@ describe('relay', () => {
   });
 });
 
+describe('SlabPool', () => {
+  it('GIVEN a full pool WHEN reads wait THEN they are served first come, first served as slabs come back', async () => {
+    const pool = new SlabPool(SLAB_BYTES, 2);
+    const first = pool.take(2)!;
+    const order: string[] = [];
+    const a = pool.acquire(2, 60_000).then((s) => (order.push('a'), s));
+    const b = pool.acquire(1, 60_000).then((s) => (order.push('b'), s));
+    pool.give(first[0]!);
+    await new Promise((r) => setImmediate(r));
+    // One slab is free, but b (which wants one) does not overtake a (which waits for two).
+    expect(order).toEqual([]);
+    pool.give(first[1]!);
+    const sa = (await a)!;
+    expect(sa).toHaveLength(2);
+    expect(order).toEqual(['a']);
+    pool.give(sa[0]!);
+    expect(await b).toHaveLength(1);
+    expect(order).toEqual(['a', 'b']);
+    expect(pool.waiting).toBe(0);
+  });
+
+  it('GIVEN a full pool WHEN nothing comes back within the wait THEN undefined, and the queue moves on', async () => {
+    const pool = new SlabPool(SLAB_BYTES, 2);
+    const held = pool.take(2)!;
+    expect(await pool.acquire(2, 20)).toBeUndefined();
+    expect(pool.waiting).toBe(0);
+    expect(pool.inUse).toBe(2);
+    const later = pool.acquire(1, 60_000);
+    pool.writeOff();
+    expect(await later).toHaveLength(1);
+    pool.give(held[1]!);
+    expect(await pool.acquire(0, 0)).toEqual([]);
+  });
+});
+
 describe('fileSource', () => {
   it('GIVEN a file WHEN a range is copied into a slow sink THEN the bytes are exact and the slabs are back', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'berth-relay-'));
     try {
       await writeFile(join(dir, 'f'), OBJECT);
       const pool = new SlabPool(SLAB_BYTES, 2);
-      const src = fileSource(await open(join(dir, 'f')), 77, 2 * MiB + 3, pool)!;
+      const src = (await fileSource(() => open(join(dir, 'f')), 77, 2 * MiB + 3, pool))!;
       const sink = new SlowSink();
       await sink.drainUntil(src.copyTo(sink));
       expect(sink.bytes().equals(OBJECT.subarray(77, 77 + 2 * MiB + 3))).toBe(true);
@@ -316,7 +371,7 @@ describe('fileSource', () => {
     try {
       await writeFile(join(dir, 'f'), OBJECT.subarray(0, MiB));
       const pool = new SlabPool(SLAB_BYTES, 2);
-      const src = fileSource(await open(join(dir, 'f')), 0, 2 * MiB, pool)!;
+      const src = (await fileSource(() => open(join(dir, 'f')), 0, 2 * MiB, pool))!;
       await expect(src.copyTo(new CollectingSink())).rejects.toThrow(/ended before/);
       expect(pool.inUse).toBe(0);
     } finally {
