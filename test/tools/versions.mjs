@@ -13,7 +13,8 @@ export const TOOLS = {
   // Benchmark peers (issue #5). zot's module is zotregistry.dev/zot/v2 only from v2.1.10 on
   // (earlier tags declare zotregistry.dev/zot, so the proxy refuses them under /v2).
   // On this workplace the proxy answered 403 Forbidden for zotregistry.dev/zot/v2 at every
-  // release v2.1.10..v2.1.20 (and for zotregistry.dev/zot@v2.1.0): zot and zb cannot be built.
+  // release v2.1.10..v2.1.20 (and for zotregistry.dev/zot@v2.1.0), so ensure.mjs cannot build
+  // zot and zb; the published runs used binaries built by hand (docs/benchmarks.md).
   distribution: 'v3.1.2',
   zot: 'v2.1.20',
 };
