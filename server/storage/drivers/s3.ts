@@ -18,6 +18,7 @@ import {
 import { byteOrder } from './list.js';
 import { MAX_PARTS, MIN_PART, PartBudget } from './parts.js';
 import { HttpRelay, relayable } from './relay.js';
+import { SigV4 } from './sigv4.js';
 
 const MiB = 1024 * 1024;
 /** S3 rules: every part but the last is 5 MiB .. 5 GiB (MIN_PART, MAX_PARTS: ./parts.ts). */
@@ -64,6 +65,11 @@ export class S3Driver implements StorageDriver {
   private readonly endpoint: string;
   private readonly relay: HttpRelay;
   private readonly https: boolean;
+  /** signer of the driver's own small-object GETs; dropped if storage refuses a signature. */
+  private signer: SigV4 | undefined;
+  private readonly url: URL;
+  /** ownGets counts the objects `get` read without minio-js (for tests). */
+  ownGets = 0;
 
   constructor(private readonly cfg: S3Config) {
     const { client, agent } = makeClient(cfg);
@@ -76,6 +82,10 @@ export class S3Driver implements StorageDriver {
     this.endpoint = cfg.endpoint;
     this.relay = new HttpRelay();
     this.https = cfg.endpoint.startsWith('https:');
+    this.url = new URL(cfg.endpoint);
+    if (!this.https && cfg.pathStyle) {
+      this.signer = new SigV4(cfg.accessKey, cfg.secretKey, cfg.region);
+    }
   }
 
   /** ensureBucket creates the configured bucket if it does not exist yet. */
@@ -101,6 +111,11 @@ export class S3Driver implements StorageDriver {
   async get(key: string): Promise<Buffer> {
     validateKey(key);
     const obj = this.k(key);
+    if (this.signer) {
+      const own = await this.ownGet(this.signer, obj);
+      if (own === 'missing') throw new PathNotFoundError(key);
+      if (own) return own;
+    }
     return retrying(async () => {
       const res = await notFound(key, this.client.getObject(this.bucket, obj));
       return collect(res);
@@ -125,6 +140,53 @@ export class S3Driver implements StorageDriver {
    * and, on http, sends only the SHA-256 it signs; here the body is hashed once: SHA-256
    * (signed) on http, Content-MD5 on https, where the payload is not signed.
    */
+  /**
+   * ownGet reads a whole object with one signed GET on the driver's agent (http, path
+   * style): a small read's cost is mostly minio-js's per-request work, its signing key
+   * derivation above all, and `get` serves tags and manifests on every pull. 'missing' for
+   * NoSuchKey; undefined for anything else, which `get` retries through minio-js (with its
+   * error mapping and retries). A refused signature turns this path off for good.
+   */
+  private ownGet(signer: SigV4, obj: string): Promise<Buffer | 'missing' | undefined> {
+    const path = `/${this.bucket}/${obj.split('/').map(encodeURIComponent).join('/')}`;
+    return new Promise((resolve) => {
+      const req = http.request(
+        {
+          host: this.url.hostname.replace(/^\[(.*)\]$/, '$1'),
+          port: this.url.port || 80,
+          path,
+          method: 'GET',
+          headers: signer.sign('GET', this.url.host, path),
+          agent: this.agent,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', () => resolve(undefined));
+          res.on('end', () => {
+            const body = Buffer.concat(chunks);
+            if (res.statusCode === 200) {
+              const declared = Number(res.headers['content-length']);
+              if (Number.isNaN(declared) || declared === body.length) {
+                this.ownGets++;
+                resolve(body);
+                return;
+              }
+            } else if (res.statusCode === 404 && body.includes('<Code>NoSuchKey</Code>')) {
+              resolve('missing');
+              return;
+            } else if (res.statusCode === 403) {
+              this.signer = undefined;
+            }
+            resolve(undefined);
+          });
+        },
+      );
+      req.on('error', () => resolve(undefined));
+      req.end();
+    });
+  }
+
   private async putBuffer(obj: string, body: Buffer, headers: Record<string, string> = {}) {
     const h: Record<string, string> = { ...headers };
     if (this.https) h['Content-MD5'] = createHash('md5').update(body).digest('base64');

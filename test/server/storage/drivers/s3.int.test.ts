@@ -8,6 +8,7 @@ import { S3Driver } from '../../../../server/storage/drivers/s3.js';
 import { sharedMinio, type MinioServer } from '../../../support/minio.js';
 import { CollectingSink, describeStorageDriver } from '../driver-contract.js';
 import { defaultSlabs } from '../../../../server/storage/drivers/relay.js';
+import { SigV4 } from '../../../../server/storage/drivers/sigv4.js';
 
 const MiB = 1024 * 1024;
 const BUCKET = 'berth-s3-driver-test';
@@ -288,6 +289,31 @@ describe('S3Driver on MinIO', () => {
     expect((await d.get('a/after')).equals(body)).toBe(true);
     expect((await d.list('a/')).names).toEqual(['after', 'before']);
     await d.deletePrefix('a/');
+    await d.close();
+  });
+
+  it('GIVEN small objects under every key character allowed WHEN read THEN the driver signs its own GETs, and a missing object is PathNotFoundError', async () => {
+    const d = new S3Driver(fresh());
+    const keys = ['a/b.c', 'x,y=z@w+v/_-.9', 'UP/Case.Tag+1'];
+    for (const k of keys) await d.put(k, `v ${k}`);
+    for (const k of keys) expect((await d.get(k)).toString()).toBe(`v ${k}`);
+    expect(d.ownGets).toBe(keys.length);
+    await expect(d.get('a/none')).rejects.toBeInstanceOf(PathNotFoundError);
+    expect(d.ownGets).toBe(keys.length);
+    for (const k of keys) await d.delete(k);
+    await d.close();
+  });
+
+  it('GIVEN storage refusing the driver signature WHEN read THEN minio-js reads instead, and the own GETs stay off', async () => {
+    const d = new S3Driver(fresh());
+    await d.put('k/one', 'one');
+    const cfg = minio.config(BUCKET);
+    Reflect.set(d, 'signer', new SigV4(cfg.accessKey, 'not-the-secret', cfg.region));
+    expect((await d.get('k/one')).toString()).toBe('one');
+    expect((await d.get('k/one')).toString()).toBe('one');
+    expect(d.ownGets).toBe(0);
+    expect(Reflect.get(d, 'signer')).toBeUndefined();
+    await d.delete('k/one');
     await d.close();
   });
 
