@@ -67,14 +67,16 @@ export class S3Driver implements StorageDriver {
   private readonly https: boolean;
   /** signer of the driver's own small-object GETs; dropped if storage refuses a signature. */
   private signer: SigV4 | undefined;
-  private readonly url: URL;
+  /** where ownGet connects, and the Host header it signs. */
+  private readonly target: { host: string; port: number; header: string };
   /** ownGets counts the objects `get` read without minio-js (for tests). */
   ownGets = 0;
 
   constructor(private readonly cfg: S3Config) {
-    const { client, agent } = makeClient(cfg);
+    const { client, agent, host, port } = makeClient(cfg);
     this.client = client;
     this.agent = agent;
+    this.target = { host, port, header: new URL(cfg.endpoint).host };
     this.bucket = cfg.bucket;
     this.root = rootOf(cfg.prefix);
     this.partSize = partSizeOf(cfg.partSizeMiB);
@@ -82,7 +84,6 @@ export class S3Driver implements StorageDriver {
     this.endpoint = cfg.endpoint;
     this.relay = new HttpRelay();
     this.https = cfg.endpoint.startsWith('https:');
-    this.url = new URL(cfg.endpoint);
     if (!this.https && cfg.pathStyle) {
       this.signer = new SigV4(cfg.accessKey, cfg.secretKey, cfg.region);
     }
@@ -136,11 +137,6 @@ export class S3Driver implements StorageDriver {
   }
 
   /**
-   * putBuffer PUTs a body smaller than a part. minio-js's putObject MD5-hashes every body
-   * and, on http, sends only the SHA-256 it signs; here the body is hashed once: SHA-256
-   * (signed) on http, Content-MD5 on https, where the payload is not signed.
-   */
-  /**
    * ownGet reads a whole object with one signed GET on the driver's agent (http, path
    * style): a small read's cost is mostly minio-js's per-request work, its signing key
    * derivation above all, and `get` serves tags and manifests on every pull. 'missing' for
@@ -152,11 +148,11 @@ export class S3Driver implements StorageDriver {
     return new Promise((resolve) => {
       const req = http.request(
         {
-          host: this.url.hostname.replace(/^\[(.*)\]$/, '$1'),
-          port: this.url.port || 80,
+          host: this.target.host,
+          port: this.target.port,
           path,
           method: 'GET',
-          headers: signer.sign('GET', this.url.host, path),
+          headers: signer.sign('GET', this.target.header, path),
           agent: this.agent,
         },
         (res) => {
@@ -187,6 +183,11 @@ export class S3Driver implements StorageDriver {
     });
   }
 
+  /**
+   * putBuffer PUTs a body smaller than a part. minio-js's putObject MD5-hashes every body
+   * and, on http, sends only the SHA-256 it signs; here the body is hashed once: SHA-256
+   * (signed) on http, Content-MD5 on https, where the payload is not signed.
+   */
   private async putBuffer(obj: string, body: Buffer, headers: Record<string, string> = {}) {
     const h: Record<string, string> = { ...headers };
     if (this.https) h['Content-MD5'] = createHash('md5').update(body).digest('base64');
@@ -698,7 +699,12 @@ function partSizeOf(mib: number): number {
 }
 
 /** makeClient builds a minio Client (and the agent it owns) from the config. */
-function makeClient(cfg: S3Config): { client: Client; agent: http.Agent } {
+function makeClient(cfg: S3Config): {
+  client: Client;
+  agent: http.Agent;
+  host: string;
+  port: number;
+} {
   let url: URL;
   try {
     url = new URL(cfg.endpoint);
@@ -735,7 +741,7 @@ function makeClient(cfg: S3Config): { client: Client; agent: http.Agent } {
     partSize: partSizeOf(cfg.partSizeMiB),
     transportAgent: agent,
   });
-  return { client, agent };
+  return { client, agent, host, port };
 }
 
 function toBuffer(chunk: unknown): Buffer {
