@@ -16,12 +16,16 @@ import { Registry } from './registry/repository.js';
 import { Tokens } from './registry/token.js';
 import { Uploads } from './registry/uploads.js';
 import { CachingDriver } from './storage/cache.js';
+import { DiskCachingDriver } from './storage/diskcache.js';
 import type { StorageDriver } from './storage/driver.js';
 import { Paths } from './storage/paths.js';
 import { FilesystemDriver } from './storage/drivers/filesystem.js';
 import { InMemoryDriver } from './storage/drivers/inmemory.js';
 import { S3Driver } from './storage/drivers/s3.js';
 import { createLogger, type Logger } from './util/log.js';
+
+/** MAX_CACHED_KEY: longer keys would make file names past common 255-byte limits. */
+const MAX_CACHED_KEY = 200;
 
 /** createDriver builds the configured storage driver. */
 export function createDriver(config: BerthConfig): StorageDriver {
@@ -60,6 +64,16 @@ export function createServices(
     );
   }
   const cache = config.cache;
+  if (cache.blobDir !== '') {
+    driver = new DiskCachingDriver(driver, {
+      dir: cache.blobDir,
+      maxBytes: cache.blobMaxGiB * 1024 ** 3,
+      cacheable: (key) => Paths.isSegment(key) && key.length <= MAX_CACHED_KEY,
+      log,
+      observe: metrics && ((hit) => metrics.observeCache(hit, 'blob')),
+      onBytes: metrics && ((bytes) => metrics.blobCacheBytes.set(bytes)),
+    });
+  }
   driver = new CachingDriver(driver, {
     immutable: Paths.immutable,
     ttlMs: cache.ttlSeconds * 1000,

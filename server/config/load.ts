@@ -61,7 +61,14 @@ export function defaults(): BerthConfig {
     storage: { driver: 'filesystem', filesystem: { root: './data' } },
     delete: { enabled: true },
     readOnly: false,
-    cache: { ttlSeconds: 60, tagTtlSeconds: 0, listTtlSeconds: 5, maxMiB: 32 },
+    cache: {
+      ttlSeconds: 60,
+      tagTtlSeconds: 0,
+      listTtlSeconds: 5,
+      maxMiB: 32,
+      blobDir: '',
+      blobMaxGiB: 10,
+    },
     uploads: { ttlSeconds: 43200, purgeIntervalSeconds: 600 },
     limits: {
       manifestBytes: 4194304,

@@ -359,6 +359,20 @@ export const configSchema: JsonSchema = {
           maximum: 4096,
           default: 32,
         },
+        blobDir: {
+          description:
+            "A local folder (a pod's emptyDir) for copies of blob bytes (ADR 0011): a pull that reads a blob from storage copies it there on the way, and later pulls through this process are served from it. Empty = no blob cache. Files not named like its own are left alone.",
+          type: 'string',
+          default: '',
+        },
+        blobMaxGiB: {
+          description:
+            'Disk space for the blob cache in GiB; the least recently read files go first.',
+          type: 'integer',
+          minimum: 1,
+          maximum: 16384,
+          default: 10,
+        },
       },
     },
     uploads: {

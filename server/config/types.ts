@@ -194,6 +194,10 @@ export interface CacheConfig {
   listTtlSeconds: number;
   /** maxMiB bounds the cached objects' memory per process. */
   maxMiB: number;
+  /** blobDir: a local folder for copies of blob bytes ('' = no blob cache; ADR 0011). */
+  blobDir: string;
+  /** blobMaxGiB bounds the files kept in blobDir. */
+  blobMaxGiB: number;
 }
 
 export interface UploadsConfig {

@@ -69,6 +69,7 @@ export class Metrics {
   readonly deletes: Counter<'repository' | 'type'>;
   readonly cacheRequests: Counter;
   readonly cacheHits: Counter;
+  readonly blobCacheBytes: Gauge;
   readonly uploadsInProgress: Gauge;
   readonly uploadDuration: Histogram;
 
@@ -223,6 +224,11 @@ export class Metrics {
       labelNames: ['cache'],
       registers,
     });
+    this.blobCacheBytes = new Gauge({
+      name: 'berth_blob_cache_bytes',
+      help: "Bytes of blob data kept in this process's blob cache folder (cache.blobDir).",
+      registers,
+    });
     this.uploadsInProgress = new Gauge({
       name: 'berth_upload_sessions_in_progress',
       help: 'Upload sessions saved in storage (all replicas): from their first bytes until purged if cancelled, counted at scrape time (capped at 10000).',
@@ -363,9 +369,13 @@ export class Metrics {
   /**
    * observeCache counts one lookup of an in-process cache: `repository` (catalog markers),
    * `object` (descriptors and manifests), `tag` (tag reads; a hit shared another read's
-   * storage call or was kept for `cache.tagTtlSeconds`) or `list` (catalog and tag pages).
+   * storage call or was kept for `cache.tagTtlSeconds`), `list` (catalog and tag pages) or
+   * `blob` (blob bytes read from the blob cache folder).
    */
-  observeCache(hit: boolean, cache: 'repository' | 'object' | 'tag' | 'list' = 'repository'): void {
+  observeCache(
+    hit: boolean,
+    cache: 'repository' | 'object' | 'tag' | 'list' | 'blob' = 'repository',
+  ): void {
     this.cacheRequests.inc({ cache });
     if (hit) this.cacheHits.inc({ cache });
   }

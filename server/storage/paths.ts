@@ -87,6 +87,11 @@ export const Paths = {
     key.startsWith('blobs/') ||
     (key.startsWith('repositories/') &&
       (key.includes('/_layers/') || key.includes('/_manifests/'))),
+  /**
+   * isSegment: an upload's run of bytes (`segments/<upload-id>/<entry>`), written once and
+   * never changed; what the blob disk cache may keep.
+   */
+  isSegment: (key: string) => key.startsWith('segments/') && key.split('/').length === 3,
   /** isTag: a tag object (`repositories/<name>/_tags/<tag>`), which moves in place. */
   isTag: (key: string) => key.startsWith('repositories/') && key.includes('/_tags/'),
   /** listCached: folders whose listing is served from memory (catalog, tags of a repository). */

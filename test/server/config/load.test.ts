@@ -110,7 +110,7 @@ describe('configSchema', () => {
       expect(get(source, b.path), b.path.join('.')).toEqual(def);
       checked++;
     }
-    expect(checked).toBe(49);
+    expect(checked).toBe(51);
     expect(schemaAt(['storage'])?.default).toEqual(d.storage);
   });
 });
@@ -124,7 +124,14 @@ describe('defaults', () => {
       storage: { driver: 'filesystem', filesystem: { root: './data' } },
       delete: { enabled: true },
       readOnly: false,
-      cache: { ttlSeconds: 60, tagTtlSeconds: 0, listTtlSeconds: 5, maxMiB: 32 },
+      cache: {
+        ttlSeconds: 60,
+        tagTtlSeconds: 0,
+        listTtlSeconds: 5,
+        maxMiB: 32,
+        blobDir: '',
+        blobMaxGiB: 10,
+      },
       uploads: { ttlSeconds: 43200, purgeIntervalSeconds: 600 },
       limits: {
         manifestBytes: 4194304,
@@ -341,7 +348,7 @@ describe('environment overrides', () => {
 
   it('GIVEN the schema WHEN deriving bindings THEN there is one unique variable per leaf field', () => {
     const names = envBindings().map((b) => b.env);
-    expect(names).toHaveLength(66);
+    expect(names).toHaveLength(68);
     expect(new Set(names).size).toBe(names.length);
     expect(names).not.toContain('BERTH_CONFIG');
     expect(names).not.toContain('BERTH_TOOLS');
@@ -809,6 +816,7 @@ describe('berth.example.yaml and docs/configuration.md', () => {
       expect(env).toBe(b.env);
       const want = schemaAt(b.path)?.default;
       if (want === undefined) expect(def, path).toMatch(/^_\(/);
+      else if (want === '') expect(def, path).toMatch(/^`""`/);
       else expect(def, path).toMatch(new RegExp(`^\`${escape(JSON.stringify(want))}\``));
     }
   });

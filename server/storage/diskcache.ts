@@ -1,0 +1,483 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Logger } from '../util/log.js';
+import {
+  type ByteSink,
+  type ByteSource,
+  type ListOptions,
+  type ListPage,
+  type StorageDriver,
+} from './driver.js';
+import { SLAB_BYTES, fileSource, relayable } from './drivers/relay.js';
+
+export interface DiskCacheOptions {
+  /** dir holds the cached files (a pod's emptyDir); created if missing. */
+  dir: string;
+  /** maxBytes bounds the files kept; the least recently read go first. */
+  maxBytes: number;
+  /** cacheable says which keys hold bytes written once and never changed (segments). */
+  cacheable: (key: string) => boolean;
+  log?: Logger;
+  /** observe hears each read of a cacheable key: whether a local file answered it. */
+  observe?: (hit: boolean) => void;
+  /** onBytes hears the cached bytes' total after every change. */
+  onBytes?: (bytes: number) => void;
+  /** writeBehindBytes: how far a copy may lag its client (default WRITE_BEHIND_BYTES). */
+  writeBehindBytes?: number;
+}
+
+/** Entry is one cached object: its file holds exactly `size` bytes. */
+interface Entry {
+  size: number;
+}
+
+/** INCOMING is the folder files are written in before they are complete. */
+const INCOMING = '.incoming';
+/** MAX_COPIES bounds the reads copied to disk at once (each holds a file open). */
+const MAX_COPIES = 4;
+/** WRITE_BEHIND_BYTES: how far a copy's file may lag the client before it stops. */
+const WRITE_BEHIND_BYTES = 16 * 1024 * 1024;
+/** MAX_FILLS bounds the background reads that complete copies the disk could not keep up with. */
+const MAX_FILLS = 1;
+
+/**
+ * DiskCachingDriver keeps local copies of objects whose bytes never change once written
+ * (upload segments, named by upload id and a random nonce, never reused), so that repeated
+ * pulls of a blob are served from this pod's disk instead of from storage (ADR 0011).
+ *
+ * - A relayed read from storage that starts at an object's first byte is copied to a file
+ *   as it passes to the client (no second storage read). The file then holds bytes
+ *   [0, n) of the object, and any later read within them is served from it.
+ * - Writes are not copied: on a disk shared with storage that doubles what a push writes.
+ * - A delete through this process removes the file. A delete through another replica
+ *   leaves it until it is evicted: bytes a key named once are the only bytes it ever names,
+ *   and reads reach a segment only through a blob descriptor, which storage decides.
+ *
+ * A file is renamed into place only once it holds every byte it claims, so a crash leaves
+ * no partial file to serve; `incoming/` is emptied at start. Failures of the local disk
+ * never fail a request: the read goes to storage as it would without the cache.
+ */
+export class DiskCachingDriver implements StorageDriver {
+  readonly name: string;
+  /** entries: key → bytes [0, size) kept, least recently read first. */
+  private readonly entries = new Map<string, Entry>();
+  /** copying: keys whose read is being copied to disk now. */
+  private readonly copying = new Set<string>();
+  /** doomed: keys deleted while being copied; their copies are not kept. */
+  private readonly doomed = new Set<string>();
+  private bytes = 0;
+  /** fills counts the background reads completing copies. */
+  private fills = 0;
+  private readonly ready: Promise<void>;
+  private closed = false;
+
+  constructor(
+    readonly inner: StorageDriver,
+    private readonly opts: DiskCacheOptions,
+  ) {
+    this.name = inner.name;
+    if (inner.presignGet) this.presignGet = (key, s) => inner.presignGet!(key, s);
+    this.ready = this.load().catch((err: unknown) => {
+      this.opts.log?.warn({ dir: opts.dir, err: String(err) }, 'blob cache unusable');
+      this.closed = true;
+    });
+  }
+
+  presignGet?: (key: string, expirySeconds: number) => Promise<string>;
+
+  /** cachedBytes is the total size of the files kept. */
+  get cachedBytes(): number {
+    return this.bytes;
+  }
+
+  /** cached is how many bytes of `key` (from its first) are kept on disk; 0 for none. */
+  async cached(key: string): Promise<number> {
+    await this.ready;
+    return this.entries.get(key)?.size ?? 0;
+  }
+
+  /** load indexes the files a previous process left, oldest read first. */
+  private async load(): Promise<void> {
+    await rm(join(this.opts.dir, INCOMING), { recursive: true, force: true });
+    await mkdir(join(this.opts.dir, INCOMING), { recursive: true });
+    const found: { key: string; size: number; at: number }[] = [];
+    for (const name of await readdir(this.opts.dir)) {
+      if (name === INCOMING) continue;
+      // Anything not named like a kept file is left alone: the folder may be shared.
+      const key = keyOf(name);
+      if (!key || !this.opts.cacheable(key)) continue;
+      const st = await stat(join(this.opts.dir, name)).catch(() => undefined);
+      if (!st?.isFile()) continue;
+      found.push({ key, size: st.size, at: Math.max(st.atimeMs, st.mtimeMs) });
+    }
+    found.sort((a, b) => a.at - b.at);
+    for (const f of found) this.add(f.key, f.size);
+    await this.evict();
+  }
+
+  private file(key: string): string {
+    return join(this.opts.dir, fileOf(key));
+  }
+
+  /** hit returns the entry for `key` and marks it recently used. */
+  private hit(key: string): Entry | undefined {
+    const e = this.entries.get(key);
+    if (e) {
+      this.entries.delete(key);
+      this.entries.set(key, e);
+    }
+    return e;
+  }
+
+  private add(key: string, size: number): void {
+    const old = this.entries.get(key);
+    if (old) this.bytes -= old.size;
+    this.entries.delete(key);
+    this.entries.set(key, { size });
+    this.bytes += size;
+  }
+
+  private async drop(key: string): Promise<void> {
+    const e = this.entries.get(key);
+    if (!e) return;
+    this.entries.delete(key);
+    this.bytes -= e.size;
+    this.opts.onBytes?.(this.bytes);
+    await unlink(this.file(key)).catch(() => undefined);
+  }
+
+  /** evict removes the least recently used files until the rest fit in maxBytes. */
+  private async evict(): Promise<void> {
+    while (this.bytes > this.opts.maxBytes) {
+      const oldest = this.entries.keys().next();
+      if (oldest.done) break;
+      await this.drop(oldest.value);
+    }
+    this.opts.onBytes?.(this.bytes);
+  }
+
+  /**
+   * local opens the file of a kept key when it holds bytes [offset, offset+length), or
+   * undefined (not kept, too short, or the file went away).
+   */
+  private async local(
+    key: string,
+    offset: number,
+    length: number,
+  ): Promise<FileHandle | undefined> {
+    await this.ready;
+    const e = this.closed ? undefined : this.hit(key);
+    this.opts.observe?.(e !== undefined && offset + length <= e.size);
+    if (!e || offset + length > e.size) return undefined;
+    try {
+      return await open(this.file(key), 'r');
+    } catch {
+      await this.drop(key);
+      return undefined;
+    }
+  }
+
+  private incoming(key: string): string {
+    return join(this.opts.dir, INCOMING, `${fileOf(key)}.${randomBytes(4).toString('hex')}`);
+  }
+
+  /** keep puts a complete copy of bytes [0, size) in place, unless a longer one is kept. */
+  private async keep(tmp: string, key: string, size: number): Promise<void> {
+    if (this.closed || this.doomed.has(key) || (this.entries.get(key)?.size ?? -1) >= size) {
+      await unlink(tmp).catch(() => undefined);
+      return;
+    }
+    await rename(tmp, this.file(key));
+    this.add(key, size);
+    await this.evict();
+  }
+
+  /**
+   * copied wraps a source of bytes [0, length) of `key` from storage so that its copy also
+   * writes them to a file, kept once the copy completes. Only one read of a key is copied
+   * at a time, MAX_COPIES in all; others pass through unchanged.
+   */
+  private copied(key: string, src: ByteSource): ByteSource {
+    if (this.copying.has(key) || this.copying.size >= MAX_COPIES) return src;
+    if (src.length > this.opts.maxBytes || (this.entries.get(key)?.size ?? 0) >= src.length) {
+      return src;
+    }
+    this.copying.add(key);
+    const done = () => {
+      this.copying.delete(key);
+      this.doomed.delete(key);
+    };
+    return {
+      length: src.length,
+      copyTo: async (sink: ByteSink) => {
+        const tmp = this.incoming(key);
+        const fh = await open(tmp, 'w').catch(() => undefined);
+        if (!fh) {
+          done();
+          return src.copyTo(sink);
+        }
+        const tee = new TeeSink(sink, fh, this.opts.writeBehindBytes ?? WRITE_BEHIND_BYTES);
+        let copiedAll = false;
+        try {
+          await src.copyTo(tee);
+          copiedAll = true;
+        } finally {
+          // Off the request's path: keep the file if it holds every byte. A client that
+          // closes on its last byte can fail the copy after storage gave them all.
+          void tee.close().then(
+            (n) =>
+              this.settle(
+                key,
+                tmp,
+                n,
+                src.length,
+                copiedAll || tee.complete(src.length),
+                tee.lagging,
+              ),
+            () => this.discard(tmp).finally(done),
+          );
+        }
+      },
+      abandon: () => {
+        done();
+        src.abandon();
+      },
+    };
+  }
+
+  /**
+   * settle decides on a copy's file, which holds bytes [0, n) of `length` wanted: kept when
+   * whole; when the disk fell behind a copy that otherwise completed, the rest is read from
+   * storage in the background (at the disk's pace, MAX_FILLS at once); else removed.
+   */
+  private async settle(
+    key: string,
+    tmp: string,
+    n: number,
+    length: number,
+    completed: boolean,
+    lagging: boolean,
+  ): Promise<void> {
+    try {
+      if (n === length) await this.keep(tmp, key, n);
+      else if (completed && lagging && n >= 0 && this.fills < MAX_FILLS && !this.closed) {
+        this.fills++;
+        try {
+          await this.extend(tmp, key, n, length);
+        } finally {
+          this.fills--;
+        }
+      } else await this.discard(tmp);
+    } catch (err) {
+      this.opts.log?.warn({ key, err: String(err) }, 'blob cache copy failed');
+      await this.discard(tmp);
+    } finally {
+      this.copying.delete(key);
+      this.doomed.delete(key);
+    }
+  }
+
+  /** extend reads bytes [from, to) of `key` from storage into `tmp` and keeps it. */
+  private async extend(tmp: string, key: string, from: number, to: number): Promise<void> {
+    const fh = await open(tmp, 'r+');
+    await pipeline(
+      await this.inner.read(key, from, to - from),
+      fh.createWriteStream({ start: from }),
+    );
+    if ((await stat(tmp)).size !== to) throw new Error('short copy');
+    await this.keep(tmp, key, to);
+  }
+
+  private discard(tmp: string): Promise<void> {
+    return unlink(tmp).catch(() => undefined);
+  }
+
+  // ---- StorageDriver ---------------------------------------------------------------------
+
+  get(key: string): Promise<Buffer> {
+    return this.inner.get(key);
+  }
+
+  put(key: string, data: Buffer | string): Promise<void> {
+    return this.inner.put(key, data);
+  }
+
+  putIfAbsent(key: string, data: Buffer | string): Promise<boolean> {
+    return this.inner.putIfAbsent(key, data);
+  }
+
+  writeStream(key: string, source: Readable, sizeHint?: number): Promise<number> {
+    return this.inner.writeStream(key, source, sizeHint);
+  }
+
+  /** read serves a read of known length from a kept file; anything else from storage. */
+  async read(key: string, offset = 0, length?: number): Promise<Readable> {
+    const fh =
+      length !== undefined && length > 0 && this.opts.cacheable(key)
+        ? await this.local(key, offset, length)
+        : undefined;
+    if (!fh) return this.inner.read(key, offset, length);
+    return createReadStream('', {
+      fd: fh,
+      start: offset,
+      end: offset + length! - 1,
+      autoClose: true,
+    });
+  }
+
+  /**
+   * openSource relays a read from a kept file; a miss is relayed from storage, and when it
+   * starts at the object's first byte, copied to a file on the way.
+   */
+  async openSource(key: string, offset: number, length: number): Promise<ByteSource | undefined> {
+    if (!relayable(offset, length) || !this.opts.cacheable(key)) {
+      return this.inner.openSource?.(key, offset, length);
+    }
+    let asked = false;
+    const local = await fileSource(
+      () => {
+        asked = true;
+        return this.local(key, offset, length);
+      },
+      offset,
+      length,
+    );
+    // No slabs came within the wait: `read` serves the bytes as a stream.
+    if (local || !asked) return local;
+    if (!this.inner.openSource) {
+      await this.inner.stat(key); // a missing object throws, as a relaying driver's would
+      return undefined;
+    }
+    const src = await this.inner.openSource(key, offset, length);
+    return src && offset === 0 && !this.closed ? this.copied(key, src) : src;
+  }
+
+  stat(key: string): Promise<{ size: number; modified: Date }> {
+    return this.inner.stat(key);
+  }
+
+  list(prefix: string, opts?: ListOptions): Promise<ListPage> {
+    return this.inner.list(prefix, opts);
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.inner.delete(key);
+    if (this.copying.has(key)) this.doomed.add(key);
+    await this.drop(key);
+  }
+
+  async deletePrefix(prefix: string): Promise<void> {
+    await this.inner.deletePrefix(prefix);
+    for (const key of this.copying) if (key.startsWith(prefix)) this.doomed.add(key);
+    for (const key of [...this.entries.keys()]) {
+      if (key.startsWith(prefix)) await this.drop(key);
+    }
+  }
+
+  ping(): Promise<void> {
+    return this.inner.ping();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.inner.close?.();
+  }
+}
+
+/**
+ * TeeSink passes each write to `sink` and a copy of it to a file, written behind in
+ * batches: the disk never paces the client. A copy that falls WRITE_BEHIND_BYTES behind
+ * stops taking chunks (`lagging`); the file then holds a prefix. A failed file write stops
+ * the copy, never the sink's bytes. `close` resolves with the bytes the file holds from
+ * the first (-1 after a failed write).
+ */
+class TeeSink implements ByteSink {
+  /** pos counts the bytes queued for the file, written those the file has taken. */
+  private pos = 0;
+  private written = 0;
+  private failed = false;
+  lagging = false;
+  private readonly queue: Buffer[] = [];
+  private readonly spare: Buffer[] = [];
+  private writing: Promise<void> | undefined;
+
+  constructor(
+    private readonly sink: ByteSink,
+    private readonly fh: FileHandle,
+    private readonly behind: number,
+  ) {}
+
+  /** complete: the sink was handed `length` bytes, all a copy asked for. */
+  complete(length: number): boolean {
+    return this.handed === length;
+  }
+  private handed = 0;
+
+  write(chunk: Uint8Array, cb: (err?: Error | null) => void): boolean {
+    this.handed += chunk.length;
+    if (!this.failed && !this.lagging) {
+      if (this.pos - this.written + chunk.length > this.behind) this.lagging = true;
+      else this.enqueue(chunk);
+    }
+    return this.sink.write(chunk, cb);
+  }
+
+  private enqueue(chunk: Uint8Array): void {
+    let copy = this.spare.pop();
+    if (!copy || copy.length < chunk.length) {
+      copy = Buffer.allocUnsafeSlow(Math.max(chunk.length, SLAB_BYTES));
+    }
+    copy.set(chunk);
+    this.queue.push(copy.subarray(0, chunk.length));
+    this.pos += chunk.length;
+    this.writing ??= this.drain();
+  }
+
+  /** drain writes what is queued, in batches, until the queue is empty. */
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0 && !this.failed) {
+      const batch = this.queue.splice(0, 64);
+      const n = batch.reduce((sum, b) => sum + b.length, 0);
+      try {
+        const r = await this.fh.writev(batch, this.written);
+        if (r.bytesWritten !== n) this.failed = true;
+      } catch {
+        this.failed = true;
+      }
+      this.written += n;
+      for (const b of batch) this.spare.push(Buffer.from(b.buffer, b.byteOffset, SLAB_BYTES));
+    }
+    this.queue.length = 0;
+    this.writing = undefined;
+  }
+
+  once(event: 'close', listener: () => void): unknown {
+    return this.sink.once(event, listener);
+  }
+
+  off(event: 'close', listener: () => void): unknown {
+    return this.sink.off(event, listener);
+  }
+
+  async close(): Promise<number> {
+    while (this.writing) await this.writing;
+    this.spare.length = 0;
+    await this.fh.close().catch(() => {
+      this.failed = true;
+    });
+    return this.failed ? -1 : this.written;
+  }
+}
+
+/** fileOf names a key's file: `/` (never part of a key's segments) becomes `~`. */
+function fileOf(key: string): string {
+  return key.replaceAll('/', '~');
+}
+
+function keyOf(name: string): string | undefined {
+  return name.includes('~') ? name.replaceAll('~', '/') : undefined;
+}
