@@ -1,4 +1,5 @@
 import * as http from 'node:http';
+import * as net from 'node:net';
 
 /** Body is what a request sends: nothing, one buffer, or a stream of buffers (chunked). */
 export type Body = Buffer | Iterable<Buffer> | AsyncIterable<Buffer> | undefined;
@@ -50,9 +51,97 @@ export class Client {
     return r;
   }
 
+  /**
+   * download GETs a large body and only counts it, on a connection of its own that reads
+   * into one reused buffer: node:http would allocate and parse every chunk, and at a GB/s
+   * that costs the client most of a core, which the server and MinIO need on this machine.
+   * Follows one redirect. Plain http only.
+   */
+  async download(path: string): Promise<Reply> {
+    const first = await rawGet(this.url(path));
+    const to = first.headers.location;
+    if ((first.status === 307 || first.status === 302) && to) {
+      return rawGet(new URL(to, this.url(path)));
+    }
+    return first;
+  }
+
   close(): void {
     this.agent.destroy();
   }
+}
+
+/** HEAD_LIMIT bounds a response head `rawGet` will read. */
+const HEAD_LIMIT = 64 * 1024;
+
+/**
+ * rawGet sends one GET with `Connection: close` and counts the body: `content-length`
+ * bytes, or everything until the server closes. Chunked bodies are refused (a registry
+ * sends blobs with a length).
+ */
+function rawGet(u: URL): Promise<Reply> {
+  if (u.protocol !== 'http:')
+    return Promise.reject(new Error(`download: ${u.protocol} unsupported`));
+  return new Promise<Reply>((resolve, reject) => {
+    let head = Buffer.alloc(0);
+    let reply: Reply | undefined;
+    let want = -1;
+    let settled = false;
+    const finish = (err?: Error) => {
+      if (settled) return;
+      settled = true;
+      sock.destroy();
+      if (err) reject(err);
+      else if (!reply) reject(new Error('download: connection closed before a response'));
+      else if (want >= 0 && reply.bytes !== want) {
+        reject(new Error(`download: body ended at ${reply.bytes} of ${want} bytes`));
+      } else resolve(reply);
+    };
+    const onHead = (chunk: Buffer): number => {
+      head = Buffer.concat([head, chunk]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) {
+        if (head.length > HEAD_LIMIT) finish(new Error('download: response head too large'));
+        return 0;
+      }
+      const lines = head.subarray(0, end).toString('latin1').split('\r\n');
+      const headers: http.IncomingHttpHeaders = {};
+      for (const line of lines.slice(1)) {
+        const i = line.indexOf(':');
+        if (i > 0) headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
+      }
+      if (/chunked/i.test(String(headers['transfer-encoding'] ?? ''))) {
+        finish(new Error('download: chunked response bodies are not supported'));
+        return 0;
+      }
+      want = headers['content-length'] === undefined ? -1 : Number(headers['content-length']);
+      reply = { status: Number(lines[0]?.split(' ')[1] ?? 0), headers, bytes: 0 };
+      return head.length - end - 4;
+    };
+    const sock = net.connect({
+      host: u.hostname,
+      port: Number(u.port || 80),
+      onread: {
+        buffer: Buffer.allocUnsafe(1 << 20),
+        callback: (n: number, buf: Uint8Array) => {
+          if (settled) return false;
+          const body = reply ? n : onHead(Buffer.from(buf.subarray(0, n)));
+          if (reply) {
+            reply.bytes += body;
+            if (want >= 0 && reply.bytes >= want) finish();
+          }
+          return true;
+        },
+      },
+    });
+    sock.on('connect', () =>
+      sock.write(
+        `GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nConnection: close\r\n\r\n`,
+      ),
+    );
+    sock.on('error', (err) => finish(err));
+    sock.on('close', () => finish());
+  });
 }
 
 const otherAgent = new http.Agent({ keepAlive: true, maxSockets: 256 });

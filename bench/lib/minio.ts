@@ -16,6 +16,8 @@ export interface BenchMinio {
   dropBucket(name: string): Promise<void>;
   /** calls returns the S3 API call counters (by API name) since MinIO started. */
   calls(): Promise<Map<string, number>>;
+  /** pids: MinIO's process (for CPU accounting). */
+  pids(): number[];
   stop(): Promise<void>;
 }
 
@@ -37,6 +39,10 @@ export async function startBenchMinio(): Promise<BenchMinio> {
     accessKey,
     secretKey,
     client,
+    pids: () => {
+      const pid = m.pid();
+      return pid === undefined ? [] : [pid];
+    },
     async makeBucket(name) {
       if (!(await client.bucketExists(name))) await client.makeBucket(name, 'us-east-1');
     },

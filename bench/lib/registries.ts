@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
@@ -213,6 +213,14 @@ export const berth: RegistryKind = {
     const entry = opts.compiled
       ? [opts.compiled]
       : ['--import', 'tsx', join(root, 'server', 'cli.ts')];
+    // Each process gets a blob cache folder of its own, as each pod gets an emptyDir (the
+    // operator's default); a restart on the same port keeps it, like a container restart.
+    const cacheDirs = new Map<number, string>();
+    const cacheDir = (port: number) => {
+      let dir = cacheDirs.get(port);
+      if (!dir) cacheDirs.set(port, (dir = mkdtempSync(join(tmpdir(), 'berth-bench-blobs-'))));
+      return dir;
+    };
     const make = (port: number) =>
       // Node flags as the image's ENTRYPOINT sets them (Dockerfile), then the bench's own.
       launch(
@@ -229,11 +237,14 @@ export const berth: RegistryKind = {
           BERTH_STORAGE_S3_ACCESS_KEY: minio.accessKey,
           BERTH_STORAGE_S3_SECRET_KEY: minio.secretKey,
           BERTH_STORAGE_S3_PART_SIZE_MIB: String(PART_MIB),
+          BERTH_CACHE_BLOB_DIR: cacheDir(port),
           // Any other BERTH_* setting of the bench's own environment tries a variant.
           ...berthOverrides(),
         },
       );
-    return generic('berth', '/readyz', make, async () => {});
+    return generic('berth', '/readyz', make, async () => {
+      for (const dir of cacheDirs.values()) await rm(dir, { recursive: true, force: true });
+    });
   },
 };
 

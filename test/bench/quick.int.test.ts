@@ -23,6 +23,7 @@ describe('bench --quick', () => {
     for (const key of [
       'w1-push-stream',
       'w1-push-chunked',
+      'w1-pull-first',
       'w1-pull',
       'w2-push',
       'w2-pull',

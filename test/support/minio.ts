@@ -21,6 +21,8 @@ export interface MinioServer {
   restart(): Promise<void>;
   /** config is an S3Config for `bucket` (the bucket is not created). */
   config(bucket: string, prefix?: string): S3Config;
+  /** pid is the server process's id (undefined while it is down). */
+  pid(): number | undefined;
 }
 
 const START_TIMEOUT_MS = 60_000;
@@ -201,6 +203,7 @@ export async function startMinio(
       if (proc) await kill(proc);
       await rm(dir, { recursive: true, force: true });
     },
+    pid: () => proc?.child.pid,
     async restart() {
       if (stopped) throw new Error('minio: restart after stop');
       if (proc) await kill(proc);
