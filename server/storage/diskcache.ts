@@ -70,6 +70,9 @@ export class DiskCachingDriver implements StorageDriver {
   /** doomed: keys deleted while being copied; their copies are not kept. */
   private readonly doomed = new Set<string>();
   private bytes = 0;
+  /** reservations: bytes counted for copies being written, by key. */
+  private readonly reservations = new Map<string, number>();
+  private reservedBytes = 0;
   /** fills counts the background reads completing copies. */
   private fills = 0;
   private readonly ready: Promise<void>;
@@ -152,7 +155,7 @@ export class DiskCachingDriver implements StorageDriver {
 
   /** evict removes the least recently used files until the rest fit in maxBytes. */
   private async evict(): Promise<void> {
-    while (this.bytes > this.opts.maxBytes) {
+    while (this.bytes + this.reservedBytes > this.opts.maxBytes) {
       const oldest = this.entries.keys().next();
       if (oldest.done) break;
       await this.drop(oldest.value);
@@ -187,6 +190,7 @@ export class DiskCachingDriver implements StorageDriver {
 
   /** keep puts a complete copy of bytes [0, size) in place, unless a longer one is kept. */
   private async keep(tmp: string, key: string, size: number): Promise<void> {
+    this.release(key);
     if (this.closed || this.doomed.has(key) || (this.entries.get(key)?.size ?? -1) >= size) {
       await unlink(tmp).catch(() => undefined);
       return;
@@ -206,8 +210,10 @@ export class DiskCachingDriver implements StorageDriver {
     if (src.length > this.opts.maxBytes || (this.entries.get(key)?.size ?? 0) >= src.length) {
       return src;
     }
+    if (!this.reserve(key, src.length)) return src;
     this.copying.add(key);
     const done = () => {
+      this.release(key);
       this.copying.delete(key);
       this.doomed.delete(key);
     };
@@ -276,9 +282,32 @@ export class DiskCachingDriver implements StorageDriver {
       this.opts.log?.warn({ key, err: String(err) }, 'blob cache copy failed');
       await this.discard(tmp);
     } finally {
+      this.release(key);
       this.copying.delete(key);
       this.doomed.delete(key);
     }
+  }
+
+  /**
+   * reserve counts `n` bytes for a copy of `key` before it is written, evicting the least
+   * recently read files to make room: the folder never holds more than maxBytes.
+   */
+  private reserve(key: string, n: number): boolean {
+    while (this.bytes + this.reservedBytes + n > this.opts.maxBytes) {
+      const oldest = this.entries.keys().next();
+      if (oldest.done) return false;
+      void this.drop(oldest.value);
+    }
+    this.reservations.set(key, n);
+    this.reservedBytes += n;
+    return true;
+  }
+
+  private release(key: string): void {
+    const n = this.reservations.get(key);
+    if (n === undefined) return;
+    this.reservations.delete(key);
+    this.reservedBytes -= n;
   }
 
   /** extend reads bytes [from, to) of `key` from storage into `tmp` and keeps it. */

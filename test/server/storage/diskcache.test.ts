@@ -167,6 +167,22 @@ describe('DiskCachingDriver', () => {
     expect(readdirSync(dir).sort()).toEqual(['.incoming', fileOf(seg(1)), fileOf(seg(3))]);
   });
 
+  it('GIVEN a full folder WHEN a new copy starts THEN room is made before it is written', async () => {
+    const inner = new Counted();
+    const d = cache(inner, tempDir(), 5 * MiB);
+    for (const n of [1, 2, 3]) await stored(inner, seg(n), randomBytes(2 * MiB));
+    for (const n of [1, 2]) {
+      await relay(d, seg(n), 0, 2 * MiB);
+      await until(`copy ${n}`, async () => (await d.cached(seg(n))) > 0);
+    }
+    const src = await d.openSource(seg(3), 0, 2 * MiB);
+    expect(d.cachedBytes).toBe(2 * MiB); // 1 went before a byte of 3 was written
+    expect(await d.cached(seg(1))).toBe(0);
+    await src!.copyTo(new CollectingSink());
+    await until('copy 3', async () => (await d.cached(seg(3))) > 0);
+    expect(d.cachedBytes).toBe(4 * MiB);
+  });
+
   it('GIVEN kept copies WHEN their objects are deleted one by one or by prefix THEN the files go too', async () => {
     const inner = new Counted();
     const dir = tempDir();
