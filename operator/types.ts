@@ -118,6 +118,11 @@ export interface RegistrySpec {
   storage: { s3: S3StorageSpec };
   deleteEnabled: boolean;
   readOnly: boolean;
+  /**
+   * blobCache sizes each pod's emptyDir of blob copies (ADR 0011): `sizeGiB` 0 turns it
+   * off. The API server defaults it to 10.
+   */
+  blobCache?: { sizeGiB?: number };
   service: {
     type: 'ClusterIP' | 'NodePort' | 'LoadBalancer';
     port: number;

@@ -11,11 +11,13 @@ import { ConfigError, parseConfig } from '../../server/config/load.js';
 import type { AuthConfig, BerthConfig, S3Config } from '../../server/config/types.js';
 import type { Registry } from '../types.js';
 import {
+  BLOB_CACHE_DIR,
   CA_DIR,
   CONFIG_KEY,
   DEBUG_PORT,
   HTTP_PORT,
   TLS_DIR,
+  blobCacheGiB,
   childMeta,
   childNames,
 } from './meta.js';
@@ -80,6 +82,9 @@ export function renderConfig(r: Registry): RenderedConfig {
     },
     delete: { enabled: r.spec.deleteEnabled },
     readOnly: r.spec.readOnly,
+    ...(blobCacheGiB(r) > 0
+      ? { cache: { blobDir: BLOB_CACHE_DIR, blobMaxGiB: blobCacheGiB(r) } }
+      : {}),
     log: { level: r.spec.logLevel },
     metrics: { enabled: r.spec.metrics.enabled },
   };

@@ -9,6 +9,7 @@ import type { Registry } from '../types.js';
 import { SHUTDOWN_SECONDS } from './config.js';
 import { referencedFiles } from './files.js';
 import {
+  BLOB_CACHE_DIR,
   CA_DIR,
   CONFIG_CHECKSUM,
   CONFIG_DIR,
@@ -21,6 +22,7 @@ import {
   labels,
   selectorLabels,
   TLS_DIR,
+  blobCacheGiB,
 } from './meta.js';
 
 /** RUN_AS is the unprivileged uid and gid the server runs as. */
@@ -70,6 +72,13 @@ export function desiredDeployment(r: Registry, configChecksum: string): V1Deploy
     { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
     { name: 'tmp', mountPath: '/tmp' },
   ];
+  const cacheGiB = blobCacheGiB(r);
+  if (cacheGiB > 0) {
+    // The server keeps the folder under blobMaxGiB; the limit leaves it room for its
+    // bookkeeping, so the kubelet never evicts the pod for it.
+    volumes.push({ name: 'blob-cache', emptyDir: { sizeLimit: `${cacheGiB + 1}Gi` } });
+    mounts.push({ name: 'blob-cache', mountPath: BLOB_CACHE_DIR });
+  }
   if (s3.caBundleSecretRef) {
     volumes.push({
       name: 'ca',

@@ -21,6 +21,15 @@ export const CONFIG_KEY = 'berth.yaml';
 export const CONFIG_DIR = '/etc/berth';
 export const CA_DIR = '/etc/berth/ca';
 export const TLS_DIR = '/etc/berth/tls';
+/** BLOB_CACHE_DIR is where each pod's blob cache emptyDir is mounted. */
+export const BLOB_CACHE_DIR = '/var/cache/berth/blobs';
+/** DEFAULT_BLOB_CACHE_GIB is the CRD's default of spec.blobCache.sizeGiB. */
+export const DEFAULT_BLOB_CACHE_GIB = 10;
+
+/** blobCacheGiB is the blob cache size a Registry asks for (0 = none). */
+export function blobCacheGiB(r: { spec: { blobCache?: { sizeGiB?: number } } }): number {
+  return r.spec.blobCache?.sizeGiB ?? DEFAULT_BLOB_CACHE_GIB;
+}
 export const HTTP_PORT = 5000;
 /** DEBUG_PORT serves /healthz, /readyz and /metrics apart from the registry API. */
 export const DEBUG_PORT = 5001;

@@ -67,6 +67,7 @@ describe('Registry CRD on a real API server', () => {
       logLevel: 'info',
       deleteEnabled: true,
       readOnly: false,
+      blobCache: { sizeGiB: 10 },
       service: { type: 'ClusterIP', port: 5000 },
       podDisruptionBudget: { enabled: true },
       updateStrategy: { type: 'RollingUpdate' },
@@ -93,6 +94,16 @@ describe('Registry CRD on a real API server', () => {
     expect(msg).toContain(
       "partSizeMiB must be at least 5 (S3's minimum multipart part size is 5 MiB)",
     );
+  });
+
+  it('GIVEN a negative blob cache size WHEN applied THEN the schema rejects it', async () => {
+    const msg = await rejected(
+      aRegistry()
+        .named('neg-cache', NS)
+        .with({ blobCache: { sizeGiB: -1 } })
+        .raw(),
+    );
+    expect(msg).toContain('spec.blobCache.sizeGiB');
   });
 
   it('GIVEN bucket names S3 refuses WHEN applied THEN each is rejected with the bucket rule', async () => {

@@ -196,6 +196,33 @@ describe('deployment renderer', () => {
     expect(c.resources).toEqual({ requests: { cpu: '100m' } });
   });
 
+  it('GIVEN the blob cache default WHEN rendered THEN each pod gets an emptyDir for it and the server is pointed at it; sizeGiB 0 THEN neither', () => {
+    expect(pod.volumes).toContainEqual({ name: 'blob-cache', emptyDir: { sizeLimit: '11Gi' } });
+    expect(c.volumeMounts).toContainEqual({
+      name: 'blob-cache',
+      mountPath: '/var/cache/berth/blobs',
+    });
+    const config = parseConfig(ok(configYaml(r)), secretEnv);
+    expect(config.cache).toMatchObject({ blobDir: '/var/cache/berth/blobs', blobMaxGiB: 10 });
+
+    const sized = aRegistry()
+      .with({ blobCache: { sizeGiB: 50 } })
+      .build();
+    expect(desiredDeployment(sized, 'x').spec!.template.spec!.volumes).toContainEqual({
+      name: 'blob-cache',
+      emptyDir: { sizeLimit: '51Gi' },
+    });
+    expect(parseConfig(ok(configYaml(sized)), secretEnv).cache.blobMaxGiB).toBe(50);
+
+    const off = aRegistry()
+      .with({ blobCache: { sizeGiB: 0 } })
+      .build();
+    const offPod = desiredDeployment(off, 'x').spec!.template.spec!;
+    expect(offPod.volumes?.map((v) => v.name)).not.toContain('blob-cache');
+    expect(offPod.containers[0]!.volumeMounts?.map((m) => m.name)).not.toContain('blob-cache');
+    expect(parseConfig(ok(configYaml(off)), secretEnv).cache.blobDir).toBe('');
+  });
+
   it('GIVEN credentials and the shared secret WHEN rendered THEN they come from Secrets as BERTH_* variables', () => {
     expect(c.env).toContainEqual({
       name: 'BERTH_STORAGE_S3_ACCESS_KEY',
