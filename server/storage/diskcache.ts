@@ -312,11 +312,12 @@ export class DiskCachingDriver implements StorageDriver {
 
   /** extend reads bytes [from, to) of `key` from storage into `tmp` and keeps it. */
   private async extend(tmp: string, key: string, from: number, to: number): Promise<void> {
-    const fh = await open(tmp, 'r+');
-    await pipeline(
-      await this.inner.read(key, from, to - from),
-      fh.createWriteStream({ start: from }),
-    );
+    const body = await this.inner.read(key, from, to - from);
+    const fh = await open(tmp, 'r+').catch((err: unknown) => {
+      body.destroy();
+      throw err;
+    });
+    await pipeline(body, fh.createWriteStream({ start: from }));
     if ((await stat(tmp)).size !== to) throw new Error('short copy');
     await this.keep(tmp, key, to);
   }

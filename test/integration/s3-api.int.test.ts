@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultSlabs } from '../../server/storage/drivers/relay.js';
 import { S3Driver } from '../../server/storage/drivers/s3.js';
@@ -187,5 +190,60 @@ describe('blob reads relayed from real MinIO (no redirect)', () => {
 
     const again = await reg.fetch(`/v2/s3/hangup/blobs/${digest}`);
     expect(Buffer.from(await again.arrayBuffer()).equals(data)).toBe(true);
+  });
+});
+
+describe('registry over real MinIO with a blob cache folder', () => {
+  let minio: MinioServer;
+  let reg: TestRegistry;
+  let driver: S3Driver;
+  let dir: string;
+  beforeAll(async () => {
+    minio = await startMinio();
+    const cfg = { ...minio.config('cached', 'berth'), partSizeMiB: 5 };
+    await S3Driver.ensureBucket(cfg);
+    driver = new S3Driver(cfg);
+    dir = mkdtempSync(join(tmpdir(), 'berth-blob-cache-'));
+    reg = await startTestRegistry({
+      driver,
+      config: { storage: { driver: 's3', s3: cfg }, cache: { blobDir: dir, blobMaxGiB: 1 } },
+    });
+  });
+  afterAll(async () => {
+    await reg?.close();
+    await minio?.stop();
+  });
+
+  it('GIVEN a blob pulled once WHEN its bytes vanish from the bucket THEN the next pull is still served whole, from the local copy', async () => {
+    const data = randomBytes(6 * 1024 * 1024 + 11);
+    const digest = sha256(data);
+    const push = await reg.fetch(`/v2/cached/app/blobs/uploads/?digest=${digest}`, {
+      method: 'POST',
+      body: data,
+    });
+    expect(push.status).toBe(201);
+    expect(readdirSync(dir)).toEqual(['.incoming']); // pushes are not copied
+
+    const first = await reg.fetch(`/v2/cached/app/blobs/${digest}`);
+    expect(first.status).toBe(200);
+    expect(Buffer.from(await first.arrayBuffer()).equals(data)).toBe(true);
+    for (let i = 0; i < 200 && readdirSync(dir).length < 2; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    const [segment] = (await keys(driver, 'segments/')).filter((k) => k.startsWith('segments/'));
+    expect(readdirSync(dir).sort()).toEqual(['.incoming', segment!.replaceAll('/', '~')]);
+
+    // Behind the registry's back: only the local copy can answer now.
+    await driver.delete(segment!);
+    const again = await reg.fetch(`/v2/cached/app/blobs/${digest}`);
+    expect(again.status).toBe(200);
+    expect(Buffer.from(await again.arrayBuffer()).equals(data)).toBe(true);
+    const ranged = await reg.fetch(`/v2/cached/app/blobs/${digest}`, {
+      headers: { range: 'bytes=1048576-3145727' },
+    });
+    expect(ranged.status).toBe(206);
+    expect(Buffer.from(await ranged.arrayBuffer()).equals(data.subarray(1048576, 3145728))).toBe(
+      true,
+    );
   });
 });
