@@ -453,9 +453,11 @@ export class S3Driver implements StorageDriver {
     let token = '';
     let lastKey = '';
     let exhausted = false;
-    const maxKeys = Number.isFinite(limit) ? Math.min(PAGE, limit + 1) : PAGE;
-    // Read pages in S3 key order until one name past the page is known (or the end).
+    // Read pages in S3 key order until one name past the page is known (or the end). Each
+    // asks only for the names still missing: after a full page of 1000, the one name that
+    // says whether another page follows costs a listing of one, not of a thousand.
     while (names.size <= limit) {
+      const maxKeys = Number.isFinite(limit) ? Math.min(PAGE, limit + 1 - names.size) : PAGE;
       const res = await retrying(() =>
         this.client.listObjectsV2Query(
           this.bucket,
