@@ -361,7 +361,7 @@ export const configSchema: JsonSchema = {
         },
         blobDir: {
           description:
-            "A local folder (a pod's emptyDir) for copies of blob bytes (ADR 0011): the second pull of a blob that reads it from storage copies it there on the way, and later pulls through this process are served from it. Empty = no blob cache. Files not named like its own are left alone.",
+            "A local folder (a pod's emptyDir) for copies of blob bytes (ADR 0011): a pull that reads a blob from storage copies it there on the way, and later pulls through this process are served from it. Empty = no blob cache. Files not named like its own are left alone.",
           type: 'string',
           default: '',
         },

@@ -28,11 +28,6 @@ export interface DiskCacheOptions {
   onBytes?: (bytes: number) => void;
   /** writeBehindBytes: how far a copy may lag its client (default WRITE_BEHIND_BYTES). */
   writeBehindBytes?: number;
-  /**
-   * copyOnMiss: which miss of a key is copied (default 2). A blob pulled once, as most are
-   * when many images are pulled, costs no disk write; one pulled again is copied then.
-   */
-  copyOnMiss?: number;
 }
 
 /** Entry is one cached object: its file holds exactly `size` bytes. */
@@ -42,8 +37,6 @@ interface Entry {
 
 /** INCOMING is the folder files are written in before they are complete. */
 const INCOMING = '.incoming';
-/** MISSES_KEPT bounds the keys remembered as missed, not yet copied (oldest forgotten). */
-const MISSES_KEPT = 4096;
 /** MAX_COPIES bounds the reads copied to disk at once (each holds a file open). */
 const MAX_COPIES = 4;
 /** WRITE_BEHIND_BYTES: how far a copy's file may lag the client before it stops. */
@@ -56,10 +49,9 @@ const MAX_FILLS = 1;
  * (upload segments, named by upload id and a random nonce, never reused), so that repeated
  * pulls of a blob are served from this pod's disk instead of from storage (ADR 0011).
  *
- * - A relayed read from storage that starts at an object's first byte is counted; the
- *   second (`copyOnMiss`) is copied to a file as it passes to the client (no second storage
- *   read). The file then holds bytes [0, n) of the object, and any later read within them
- *   is served from it.
+ * - A relayed read from storage that starts at an object's first byte is copied to a file
+ *   as it passes to the client (no second storage read). The file then holds bytes
+ *   [0, n) of the object, and any later read within them is served from it.
  * - Writes are not copied: on a disk shared with storage that doubles what a push writes.
  * - A delete through this process removes the file. A delete through another replica
  *   leaves it until it is evicted: bytes a key named once are the only bytes it ever names,
@@ -73,8 +65,6 @@ export class DiskCachingDriver implements StorageDriver {
   readonly name: string;
   /** entries: key → bytes [0, size) kept, least recently read first. */
   private readonly entries = new Map<string, Entry>();
-  /** misses: keys read from storage (whole, from byte 0) and not copied yet, with counts. */
-  private readonly misses = new Map<string, number>();
   /** copying: keys whose read is being copied to disk now. */
   private readonly copying = new Set<string>();
   /** doomed: keys deleted while being copied; their copies are not kept. */
@@ -210,18 +200,6 @@ export class DiskCachingDriver implements StorageDriver {
     await this.evict();
   }
 
-  /** missed counts a miss of `key`; true when this one should be copied. */
-  private missed(key: string): boolean {
-    const n = (this.misses.get(key) ?? 0) + 1;
-    this.misses.delete(key);
-    if (this.misses.size >= MISSES_KEPT) {
-      const oldest = this.misses.keys().next();
-      if (!oldest.done) this.misses.delete(oldest.value);
-    }
-    this.misses.set(key, n);
-    return n >= (this.opts.copyOnMiss ?? 2);
-  }
-
   /**
    * copied wraps a source of bytes [0, length) of `key` from storage so that its copy also
    * writes them to a file, kept once the copy completes. Only one read of a key is copied
@@ -233,7 +211,6 @@ export class DiskCachingDriver implements StorageDriver {
       return src;
     }
     if (!this.reserve(key, src.length)) return src;
-    this.misses.delete(key);
     this.copying.add(key);
     const done = () => {
       this.release(key);
@@ -406,7 +383,7 @@ export class DiskCachingDriver implements StorageDriver {
       return undefined;
     }
     const src = await this.inner.openSource(key, offset, length);
-    return src && offset === 0 && !this.closed && this.missed(key) ? this.copied(key, src) : src;
+    return src && offset === 0 && !this.closed ? this.copied(key, src) : src;
   }
 
   stat(key: string): Promise<{ size: number; modified: Date }> {

@@ -48,7 +48,6 @@ function setup(writeBehindBytes?: number) {
     maxBytes: 1 << 30,
     cacheable: Paths.isSegment,
     writeBehindBytes,
-    copyOnMiss: 1,
   });
   const reads = () => (calls.get('OpenSource') ?? 0) + (calls.get('Reader') ?? 0);
   return { d, dir, reads };

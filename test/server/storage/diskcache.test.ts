@@ -58,9 +58,8 @@ const MiB = 1024 * 1024;
 const seg = (n: number) => `segments/u-${n}/0-abcd`;
 const fileOf = (key: string) => key.replaceAll('/', '~');
 
-/** cache copies on the first miss (the second-miss default has a test of its own). */
-function cache(inner: StorageDriver, dir = tempDir(), maxBytes = 1 << 30, copyOnMiss = 1) {
-  return new DiskCachingDriver(inner, { dir, maxBytes, cacheable: Paths.isSegment, copyOnMiss });
+function cache(inner: StorageDriver, dir = tempDir(), maxBytes = 1 << 30) {
+  return new DiskCachingDriver(inner, { dir, maxBytes, cacheable: Paths.isSegment });
 }
 
 async function relay(d: StorageDriver, key: string, offset: number, length: number) {
@@ -105,23 +104,6 @@ describe('DiskCachingDriver', () => {
     expect(inner.reads).toBe(reads);
     expect(d.cachedBytes).toBe(bytes.length);
     expect(readdirSync(dir).sort()).toEqual(['.incoming', fileOf(seg(1))]);
-  });
-
-  it('GIVEN the default WHEN a segment is relayed once, then again THEN only the second read is copied', async () => {
-    const inner = new Counted();
-    const dir = tempDir();
-    const d = cache(inner, dir, 1 << 30, 2);
-    const bytes = randomBytes(2 * MiB);
-    await stored(inner, seg(1), bytes);
-    expect((await relay(d, seg(1), 0, bytes.length)).equals(bytes)).toBe(true);
-    await new Promise((r) => setTimeout(r, 50));
-    expect(await d.cached(seg(1))).toBe(0);
-    expect(readdirSync(join(dir, '.incoming'))).toEqual([]);
-    expect((await relay(d, seg(1), 0, bytes.length)).equals(bytes)).toBe(true);
-    await until('the copy is kept', async () => (await d.cached(seg(1))) === bytes.length);
-    const reads = inner.reads;
-    await relay(d, seg(1), 0, bytes.length);
-    expect(inner.reads).toBe(reads);
   });
 
   it('GIVEN a relay of a prefix WHEN kept THEN reads within it use the file and reads past it go to storage', async () => {
