@@ -58,7 +58,7 @@ const MAX_FILLS = 1;
  *   and reads reach a segment only through a blob descriptor, which storage decides.
  *
  * A file is renamed into place only once it holds every byte it claims, so a crash leaves
- * no partial file to serve; `incoming/` is emptied at start. Failures of the local disk
+ * no partial file to serve; `.incoming/` is emptied at start. Failures of the local disk
  * never fail a request: the read goes to storage as it would without the cache.
  */
 export class DiskCachingDriver implements StorageDriver {
@@ -212,11 +212,7 @@ export class DiskCachingDriver implements StorageDriver {
     }
     if (!this.reserve(key, src.length)) return src;
     this.copying.add(key);
-    const done = () => {
-      this.release(key);
-      this.copying.delete(key);
-      this.doomed.delete(key);
-    };
+    const done = () => this.finish(key);
     return {
       length: src.length,
       copyTo: async (sink: ByteSink) => {
@@ -282,10 +278,15 @@ export class DiskCachingDriver implements StorageDriver {
       this.opts.log?.warn({ key, err: String(err) }, 'blob cache copy failed');
       await this.discard(tmp);
     } finally {
-      this.release(key);
-      this.copying.delete(key);
-      this.doomed.delete(key);
+      this.finish(key);
     }
+  }
+
+  /** finish ends the copy of `key`, kept or not: its reservation and marks go. */
+  private finish(key: string): void {
+    this.release(key);
+    this.copying.delete(key);
+    this.doomed.delete(key);
   }
 
   /**
