@@ -162,6 +162,18 @@ describe('berth operator against a real control plane, fake node and MinIO', () 
     }, ms);
   }
 
+  /** podsReport says what each pod of `namespace` is doing and what its server wrote last. */
+  async function podsReport(namespace: string): Promise<string> {
+    const pods = await core.listNamespacedPod({ namespace });
+    return pods.items
+      .map((p) => {
+        const name = p.metadata?.name ?? '';
+        const state = JSON.stringify(p.status?.containerStatuses?.map((c) => c.state));
+        return `pod ${name}: ${state}\n${node.output(namespace, name).slice(-2000)}`;
+      })
+      .join('\n');
+  }
+
   async function runningPods(namespace: string, name: string): Promise<V1Pod[]> {
     const pods = await core.listNamespacedPod({
       namespace,
@@ -378,7 +390,9 @@ describe('berth operator against a real control plane, fake node and MinIO', () 
     await eventually(async () => {
       const r = await ready('team-a', 'images', 1000);
       expect(r.status?.readyReplicas).toBe(2);
-    }, 60_000);
+    }, 60_000).catch(async (err: unknown) => {
+      throw new Error(`${String(err)}\n${await podsReport('team-a')}`);
+    });
     const scale = (await custom.getNamespacedCustomObjectScale({
       group: 'berth.dev',
       version: 'v1alpha1',
