@@ -19,6 +19,7 @@ import { CachingDriver } from './storage/cache.js';
 import { DiskCachingDriver } from './storage/diskcache.js';
 import type { StorageDriver } from './storage/driver.js';
 import { Paths } from './storage/paths.js';
+import { Peers } from './storage/peers.js';
 import { FilesystemDriver } from './storage/drivers/filesystem.js';
 import { InMemoryDriver } from './storage/drivers/inmemory.js';
 import { S3Driver } from './storage/drivers/s3.js';
@@ -74,11 +75,19 @@ export function createServices(
       onBytes: metrics && ((bytes) => metrics.blobCacheBytes.set(bytes)),
     });
   }
+  // Every process on the storage takes part in the membership (it gates tag writes); only
+  // with tagsWhenAlone does it also keep tags while alone.
+  const peers = new Peers(raw, {
+    log,
+    onRound: metrics && ((r) => metrics.observePeers(r.peers, r.alone && cache.tagsWhenAlone)),
+  });
   driver = new CachingDriver(driver, {
     immutable: Paths.immutable,
     ttlMs: cache.ttlSeconds * 1000,
     mutable: Paths.isTag,
     mutableTtlMs: cache.tagTtlSeconds * 1000,
+    alone: cache.tagsWhenAlone ? () => peers.aloneEpoch() : undefined,
+    beforeMutableWrite: () => peers.whenWritable(),
     listable: Paths.listCached,
     listTtlMs: cache.listTtlSeconds * 1000,
     maxBytes: cache.maxMiB * 1024 * 1024,
@@ -115,6 +124,7 @@ export function createServices(
     uploads: metrics ? meteredUploads(uploads, metrics, clock) : uploads,
     events,
     metrics,
+    peers,
     tokens,
     auth: new AuthService(config.auth, { clock, log }),
     clock,
@@ -238,6 +248,8 @@ export async function startServer(
     }, config.uploads.purgeIntervalSeconds * 1000);
     purge.unref();
   }
+  // Joined before serving: tag writes wait for it, and alone, tags are kept from the start.
+  await services.peers.start();
   services.events?.start();
   const gc = createGarbageCollector(config, services, driver);
   const gcSchedule = config.gc.enabled
@@ -279,6 +291,7 @@ export async function startServer(
       clearInterval(idle);
       clearTimeout(timer);
       await services.events?.stop();
+      await services.peers.stop();
       await driver.close?.();
     },
   };

@@ -64,6 +64,7 @@ export function defaults(): BerthConfig {
     cache: {
       ttlSeconds: 60,
       tagTtlSeconds: 0,
+      tagsWhenAlone: true,
       listTtlSeconds: 5,
       maxMiB: 32,
       blobDir: '',

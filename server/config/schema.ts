@@ -344,6 +344,12 @@ export const configSchema: JsonSchema = {
           maximum: 60,
           default: 0,
         },
+        tagsWhenAlone: {
+          description:
+            'Keep tag reads in memory while this process is the only one on the storage (ADR 0012): processes sharing a storage list each other every second under peers/, a newcomer moves no tag until every process keeping tags has seen it, and a process that finds another stops keeping tags at once. false = tags follow tagTtlSeconds only.',
+          type: 'boolean',
+          default: true,
+        },
         listTtlSeconds: {
           description:
             'How stale a cached catalog or tag list page may be when another replica wrote (0 = no list cache).',

@@ -190,6 +190,8 @@ export interface CacheConfig {
   ttlSeconds: number;
   /** tagTtlSeconds: how long a tag read is kept (0 = never: reads only share a call). */
   tagTtlSeconds: number;
+  /** tagsWhenAlone keeps tag reads while this process is alone on the storage (ADR 0012). */
+  tagsWhenAlone: boolean;
   /** listTtlSeconds: how stale a cached catalog or tag list page may be (0 = off). */
   listTtlSeconds: number;
   /** maxMiB bounds the cached objects' memory per process. */

@@ -23,6 +23,8 @@ export async function gcCommand(args: string[], configFile: string | undefined):
   const stop = () => gc.abort();
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
+  // gc moves tags (retention): it joins the storage's processes like a server does.
+  await services.peers.start();
   try {
     const report = await gc.run({ dryRun });
     if (!report) {
@@ -37,6 +39,7 @@ export async function gcCommand(args: string[], configFile: string | undefined):
   } finally {
     process.off('SIGTERM', stop);
     process.off('SIGINT', stop);
+    await services.peers.stop();
     await driver.close?.();
   }
 }

@@ -8,6 +8,7 @@ import type { Registry } from '../registry/repository.js';
 import type { Tokens } from '../registry/token.js';
 import type { Uploads } from '../registry/uploads.js';
 import type { StorageDriver } from '../storage/driver.js';
+import type { Peers } from '../storage/peers.js';
 import type { Logger } from '../util/log.js';
 
 /** Services is what handlers may call: the domain, never storage keys. */
@@ -25,6 +26,8 @@ export interface Services {
   events?: EventsRuntime;
   /** metrics is served on the debug listener; handlers never touch it. */
   metrics?: Metrics;
+  /** peers is this process's membership of the storage (gates tag writes, ADR 0012). */
+  peers: Peers;
 }
 
 export interface State {

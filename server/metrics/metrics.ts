@@ -70,6 +70,8 @@ export class Metrics {
   readonly cacheRequests: Counter;
   readonly cacheHits: Counter;
   readonly blobCacheBytes: Gauge;
+  private readonly peers: Gauge;
+  private readonly tagsKept: Gauge;
   readonly uploadsInProgress: Gauge;
   readonly uploadDuration: Histogram;
 
@@ -229,6 +231,16 @@ export class Metrics {
       help: "Bytes of blob data kept in this process's blob cache folder (cache.blobDir).",
       registers,
     });
+    this.peers = new Gauge({
+      name: 'berth_storage_peers',
+      help: "Processes serving this storage, this one included, as this process's last membership round found them (peers/).",
+      registers,
+    });
+    this.tagsKept = new Gauge({
+      name: 'berth_tags_kept',
+      help: '1 while this process is alone on the storage and keeps tag reads in memory (cache.tagsWhenAlone).',
+      registers,
+    });
     this.uploadsInProgress = new Gauge({
       name: 'berth_upload_sessions_in_progress',
       help: 'Upload sessions saved in storage (all replicas): from their first bytes until purged if cancelled, counted at scrape time (capped at 10000).',
@@ -369,7 +381,7 @@ export class Metrics {
   /**
    * observeCache counts one lookup of an in-process cache: `repository` (catalog markers),
    * `object` (descriptors and manifests), `tag` (tag reads; a hit shared another read's
-   * storage call or was kept for `cache.tagTtlSeconds`), `list` (catalog and tag pages) or
+   * storage call or was kept: `cache.tagTtlSeconds`, or alone), `list` (catalog and tag pages) or
    * `blob` (blob bytes read from the blob cache folder).
    */
   observeCache(
@@ -378,6 +390,12 @@ export class Metrics {
   ): void {
     this.cacheRequests.inc({ cache });
     if (hit) this.cacheHits.inc({ cache });
+  }
+
+  /** observePeers records a membership round: live processes, and whether tags are kept. */
+  observePeers(peers: number, tagsKept: boolean): void {
+    this.peers.set(peers);
+    this.tagsKept.set(tagsKept ? 1 : 0);
   }
 
   observeUpload(seconds: number): void {

@@ -16,6 +16,14 @@ export interface CacheOptions {
    */
   mutable?: (key: string) => boolean;
   mutableTtlMs?: number;
+  /**
+   * alone is the number of the current period in which this process is the only one on the
+   * storage (`Peers.aloneEpoch`), else undefined. Mutable values read in a period are
+   * kept for as long as it lasts, and never served in another.
+   */
+  alone?: () => number | undefined;
+  /** beforeMutableWrite gates writes of mutable keys (`Peers.whenWritable`). */
+  beforeMutableWrite?: () => Promise<void> | undefined;
   /** listable says which prefixes' list pages are cached (catalog, tags). */
   listable: (prefix: string) => boolean;
   /** listTtlMs bounds how stale a cached list page may be (writes by other replicas). */
@@ -30,6 +38,8 @@ export interface CacheOptions {
 interface ObjectEntry {
   data: Buffer;
   at: number;
+  /** alone: the period a mutable value was read in (kept while it lasts). */
+  alone?: number;
 }
 
 interface PendingGet {
@@ -54,7 +64,8 @@ interface ListEntry {
  * cache at once; what other replicas change is seen after at most `ttlMs` (objects) or
  * `listTtlMs` (list pages). Concurrent reads of one key share one storage call.
  *
- * Tags (`mutable`) are not kept by default, only read once for all concurrent readers.
+ * Tags (`mutable`) are not kept by default, only read once for all concurrent readers;
+ * with `alone`, they are kept while this process is the only one on the storage (ADR 0012).
  *
  * Callers whose result is written back or guards a write (a manifest's blob check, a
  * blob mount, an upload's dedupe) read through {@link CachingDriver.fresh} instead.
@@ -86,17 +97,19 @@ export class CachingDriver implements StorageDriver {
   get(key: string): Promise<Buffer> {
     let kind: 'object' | 'tag';
     let ttl: number;
+    let alone: number | undefined;
     if (this.opts.immutable(key) && this.opts.ttlMs > 0) {
       kind = 'object';
       ttl = this.opts.ttlMs;
     } else if (this.opts.mutable?.(key)) {
       kind = 'tag';
       ttl = this.opts.mutableTtlMs ?? 0;
+      alone = this.opts.alone?.();
     } else {
       return this.fresh.get(key);
     }
     const hit = this.objects.get(key);
-    if (hit && this.clock() - hit.at < ttl) {
+    if (hit && ((alone !== undefined && hit.alone === alone) || this.clock() - hit.at < ttl)) {
       this.objects.delete(key);
       this.objects.set(key, hit);
       this.opts.observe?.(kind, true);
@@ -112,8 +125,11 @@ export class CachingDriver implements StorageDriver {
     load.promise.then(
       (data) => {
         if (this.pending.get(key) === load) this.pending.delete(key);
-        // Stored only if nothing wrote or deleted the key while it was read.
-        if (load.valid && ttl > 0) this.store(key, data, at);
+        // Stored only if nothing wrote or deleted the key while it was read, and (kept for
+        // the period) only if that period lasted through the read.
+        if (!load.valid) return;
+        if (alone !== undefined && this.opts.alone?.() === alone) this.store(key, data, at, alone);
+        else if (ttl > 0) this.store(key, data, at);
       },
       () => {
         if (this.pending.get(key) === load) this.pending.delete(key);
@@ -122,10 +138,10 @@ export class CachingDriver implements StorageDriver {
     return load.promise;
   }
 
-  private store(key: string, data: Buffer, at: number): void {
+  private store(key: string, data: Buffer, at: number, alone?: number): void {
     if (data.length > this.opts.maxBytes / 16) return;
     this.drop(key);
-    this.objects.set(key, { data, at });
+    this.objects.set(key, alone === undefined ? { data, at } : { data, at, alone });
     this.bytes += data.length;
     for (const [k, e] of this.objects) {
       if (this.bytes <= this.opts.maxBytes) break;
@@ -170,6 +186,9 @@ export class CachingDriver implements StorageDriver {
    * dropped before it (no read starting meanwhile stores the old value) and after it.
    */
   private async writing<T>(key: string, change: () => Promise<T>): Promise<T> {
+    if (this.opts.beforeMutableWrite && this.opts.mutable?.(key)) {
+      await this.opts.beforeMutableWrite();
+    }
     this.invalidate(key);
     try {
       return await change();

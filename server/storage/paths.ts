@@ -21,6 +21,7 @@ import type { Digest } from '../registry/reference.js';
  * events/dead/<endpoint>/<entry>.<index>      dead-letter record of one undeliverable event (JSON)
  * gc/state                                    garbage collection checkpoint, deferrals, last report (JSON)
  * gc/lease/<epoch10>                          garbage collection run lease (JSON: holder, expiry)
+ * peers/<instance>                            one live process on this storage (JSON: host, pid, beat)
  * ```
  *
  * Repository names may contain `/`; their components start with `[a-z0-9]`, so they
@@ -79,6 +80,9 @@ export const Paths = {
   gcState: () => 'gc/state',
   gcLeaseRoot: () => 'gc/lease/',
   gcLease: (epoch: number) => `gc/lease/${String(epoch).padStart(10, '0')}`,
+  peersRoot: () => 'peers/',
+  /** peer: one process serving this storage (ADR 0012). */
+  peer: (instance: string) => `peers/${instance}`,
   /**
    * immutable: keys named by the digest of what they describe (blob descriptors, links,
    * manifests), whose content never changes while they exist; what may be cached.

@@ -31,7 +31,14 @@ const TAG = 'repositories/app/_tags/latest';
 const TAGS = 'repositories/app/_tags/';
 
 function setup(
-  opts: { ttlMs?: number; tagTtlMs?: number; listTtlMs?: number; maxBytes?: number } = {},
+  opts: {
+    ttlMs?: number;
+    tagTtlMs?: number;
+    listTtlMs?: number;
+    maxBytes?: number;
+    alone?: () => number | undefined;
+    beforeMutableWrite?: () => Promise<void> | undefined;
+  } = {},
 ) {
   let now = 1_000_000;
   const inner = new CountingDriver();
@@ -46,6 +53,8 @@ function setup(
     maxBytes: opts.maxBytes ?? 1 << 20,
     clock: () => now,
     observe: (kind, hit) => seen.push(`${kind}:${hit ? 'hit' : 'miss'}`),
+    alone: opts.alone,
+    beforeMutableWrite: opts.beforeMutableWrite,
   });
   return { inner, cache, seen, advance: (ms: number) => (now += ms) };
 }
@@ -194,6 +203,77 @@ describe('CachingDriver: immutable objects', () => {
     expect(inner.gets).toBe(before);
     await cache.get(key(0));
     expect(inner.gets).toBe(before + 1);
+  });
+});
+
+describe('CachingDriver: tags while this process is alone on the storage', () => {
+  it('GIVEN an alone period WHEN a tag is read again THEN storage is asked once, and a local move is seen at once', async () => {
+    const { inner, cache, seen } = setup({ alone: () => 7 });
+    await inner.put(TAG, 'sha256:x');
+    await cache.get(TAG);
+    await cache.get(TAG);
+    expect(inner.gets).toBe(1);
+    expect(seen).toEqual(['tag:miss', 'tag:hit']);
+    await cache.put(TAG, 'sha256:y');
+    expect((await cache.get(TAG)).toString()).toBe('sha256:y');
+  });
+
+  it('GIVEN a tag kept in one period WHEN that period ends THEN it is read from storage again, also when a new period starts', async () => {
+    let period: number | undefined = 1;
+    const { inner, cache } = setup({ alone: () => period });
+    await inner.put(TAG, 'sha256:x');
+    await cache.get(TAG);
+    await inner.put(TAG, 'sha256:y'); // moved by another process, which ended the period
+    period = undefined;
+    expect((await cache.get(TAG)).toString()).toBe('sha256:y');
+    await inner.put(TAG, 'sha256:z');
+    period = 2;
+    expect((await cache.get(TAG)).toString()).toBe('sha256:z');
+    expect(inner.gets).toBe(3);
+  });
+
+  it('GIVEN a tag read started in one period WHEN the period changes before it returns THEN the value is not kept', async () => {
+    let period: number | undefined = 1;
+    const { inner, cache } = setup({ alone: () => period });
+    await inner.put(TAG, 'sha256:x');
+    const g = gate();
+    inner.hold = g.wait;
+    const read = cache.get(TAG);
+    period = 2;
+    g.open();
+    await read;
+    inner.hold = undefined;
+    await cache.get(TAG);
+    expect(inner.gets).toBe(2);
+  });
+
+  it('GIVEN a write gate WHEN a tag is written or deleted THEN the write waits for it; other keys do not', async () => {
+    let g = gate();
+    const { inner, cache } = setup({ beforeMutableWrite: () => g.wait });
+    let done = false;
+    const write = cache.put(TAG, 'sha256:x').then(() => (done = true));
+    await cache.put('uploads/u1', '{}');
+    await new Promise((r) => setImmediate(r));
+    expect(done).toBe(false);
+    await expect(inner.stat(TAG)).rejects.toThrow();
+    g.open();
+    await write;
+    expect((await inner.get(TAG)).toString()).toBe('sha256:x');
+    g = gate();
+    const del = cache.delete(TAG);
+    await new Promise((r) => setImmediate(r));
+    await expect(inner.stat(TAG)).resolves.toBeDefined();
+    g.open();
+    await del;
+    await expect(inner.stat(TAG)).rejects.toThrow();
+  });
+
+  it('GIVEN a write gate that refuses WHEN a tag is written THEN the write fails and storage is unchanged', async () => {
+    const { inner, cache } = setup({
+      beforeMutableWrite: () => Promise.reject(new Error('not joined')),
+    });
+    await expect(cache.put(TAG, 'sha256:x')).rejects.toThrow('not joined');
+    await expect(inner.stat(TAG)).rejects.toThrow();
   });
 });
 
