@@ -72,7 +72,6 @@ export class Peers {
   /** start of the latest complete round that found this process alone. */
   private aloneSince: number | undefined;
   private epoch = 0;
-  private inPeriod = false;
   /** start of the latest round whose own entry write succeeded. */
   private beatAt: number | undefined;
   /** writableFrom: when tag writes may start (undefined: not joined). */
@@ -136,7 +135,6 @@ export class Peers {
 
   private endPeriod(): void {
     this.aloneSince = undefined;
-    this.inPeriod = false;
   }
 
   private writable(): boolean {
@@ -198,11 +196,7 @@ export class Peers {
       if (lapsed) this.writableFrom = others === 0 ? written : written + this.joinWaitMs;
       if (others === 0) {
         // The period goes on only if it never lapsed between the two rounds.
-        const continuing = this.inPeriod && this.aloneEpoch() !== undefined;
-        if (!continuing) {
-          this.epoch++;
-          this.inPeriod = true;
-        }
+        if (this.aloneEpoch() === undefined) this.epoch++;
         this.aloneSince = started;
       } else {
         this.endPeriod();
