@@ -7,8 +7,10 @@ import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { BerthConfig } from './config/types.js';
 import { EventsRuntime } from './events/runtime.js';
+import { Errors, isRegistryError } from './errors.js';
 import { createGarbageCollector, GcScheduler, type GarbageCollector } from './gc/index.js';
 import { createApp } from './http/app.js';
+import { checkReady } from './http/readiness.js';
 import { MeteredDriver } from './metrics/driver.js';
 import { Metrics, meteredUploads } from './metrics/metrics.js';
 import type { Services } from './http/context.js';
@@ -178,10 +180,12 @@ async function startDebugServer(addr: string, s: Services): Promise<Server> {
       return;
     }
     if (req.url === '/readyz') {
-      s.driver.ping().then(
+      checkReady(s).then(
         () => reply(200, { status: 'ready' }),
-        (err: unknown) =>
-          reply(503, { errors: [{ code: 'UNAVAILABLE', message: (err as Error).message }] }),
+        (err: unknown) => {
+          const e = isRegistryError(err) ? err : Errors.unavailable({ reason: String(err) });
+          reply(e.status, { errors: [{ code: e.code, message: e.message, detail: e.detail }] });
+        },
       );
       return;
     }
@@ -248,7 +252,12 @@ export async function startServer(
     }, config.uploads.purgeIntervalSeconds * 1000);
     purge.unref();
   }
-  // Joined before serving: tag writes wait for it, and alone, tags are kept from the start.
+  // The probes answer from now on; /readyz stays 503 until the first peers round is done.
+  const debug =
+    config.http.debugAddr === undefined
+      ? undefined
+      : await startDebugServer(config.http.debugAddr, services);
+  // Joined before returning: tag writes wait for it, and alone, tags are kept from the start.
   await services.peers.start();
   services.events?.start();
   const gc = createGarbageCollector(config, services, driver);
@@ -259,10 +268,6 @@ export async function startServer(
         log,
       }).start()
     : undefined;
-  const debug =
-    config.http.debugAddr === undefined
-      ? undefined
-      : await startDebugServer(config.http.debugAddr, services);
   log.info(
     { url, driver: driver.name, readOnly: config.readOnly, debugAddr: config.http.debugAddr },
     'registry listening',

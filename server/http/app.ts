@@ -7,6 +7,7 @@ import { currentScope, runInScope } from '../util/scope.js';
 import type { Ctx, Services, State } from './context.js';
 import { authenticate, authorize } from './middleware/auth.js';
 import { rateLimit, uploadSessionLimit } from './middleware/limits.js';
+import { checkReady } from './readiness.js';
 import { match, routes } from './routes.js';
 
 const API_VERSION = 'registry/2.0';
@@ -142,9 +143,7 @@ export function createApp(s: Services, hooks: AppHooks = {}): Koa<State> {
       return;
     }
     if (ctx.path === '/readyz') {
-      await s.driver.ping().catch((err: unknown) => {
-        throw Errors.unavailable({ reason: (err as Error).message });
-      });
+      await checkReady(s);
       ctx.body = { status: 'ready' };
       return;
     }

@@ -79,6 +79,7 @@ export class Peers {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
+  private firstRoundDone = false;
   private lastCount = 0;
 
   constructor(
@@ -100,10 +101,19 @@ export class Peers {
   }
 
   /** start runs the first round now and then one every roundMs. */
-  start(): Promise<void> {
+  async start(): Promise<void> {
     this.timer = setInterval(() => void this.round(), this.roundMs);
     this.timer.unref();
-    return this.round();
+    await this.round();
+    this.firstRoundDone = true;
+  }
+
+  /**
+   * started is true once start's first round has finished, whether or not it reached the
+   * storage: until then this process does not know who else serves it (readiness waits).
+   */
+  get started(): boolean {
+    return this.firstRoundDone;
   }
 
   /** stop ends the rounds and removes this process's entry (best effort). */

@@ -2,8 +2,8 @@
  * FakeNode plays the kubelet (and the scheduler) for Registry pods: it registers a Ready Node,
  * binds pending pods to it, and for each pod runs the real `berth server` (spawnBerth) with the
  * env and volumes the pod spec gives it (ConfigMap and Secret contents written to a temp dir,
- * mount paths rewritten to it), runs the readiness probe, and reports the pod Running and Ready
- * with a non-loopback pod IP. `resolve(podIP, port)` maps that address to the local port.
+ * mount paths rewritten to it), runs the readiness probe the way a kubelet does, and reports the
+ * pod Running and Ready with a non-loopback pod IP. `resolve(podIP, port)` maps that address to the local port.
  * Deleted pods get SIGTERM and are then removed with a zero grace period.
  */
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
@@ -31,6 +31,11 @@ interface Running {
   reported: string;
   /** notBefore delays a restart after a crash (a CrashLoopBackOff of sorts). */
   notBefore: number;
+  /** ready is the readiness probe's verdict; probedAt when it last ran, failures in a row. */
+  ready: boolean;
+  probing: boolean;
+  probedAt: number;
+  failures: number;
 }
 
 export interface FakeNode {
@@ -208,7 +213,7 @@ export async function startFakeNode(
   async function report(
     pod: V1Pod,
     r: Running,
-    state: 'ready' | 'waiting',
+    state: 'ready' | 'unready' | 'waiting',
     reason = '',
     message = '',
   ): Promise<void> {
@@ -218,8 +223,9 @@ export async function startFakeNode(
     const now = new Date().toISOString();
     const c = pod.spec?.containers[0];
     const ready = state === 'ready' ? 'True' : 'False';
+    const up = state !== 'waiting';
     await patchStatus(pod, {
-      phase: state === 'ready' ? 'Running' : 'Pending',
+      phase: up ? 'Running' : 'Pending',
       hostIP: '10.245.0.1',
       podIP: r.ip,
       podIPs: [{ ip: r.ip }],
@@ -237,10 +243,9 @@ export async function startFakeNode(
           imageID: '',
           containerID: `fake://${r.uid}`,
           ready: state === 'ready',
-          started: state === 'ready',
+          started: up,
           restartCount: r.restarts,
-          state:
-            state === 'ready' ? { running: { startedAt: now } } : { waiting: { reason, message } },
+          state: up ? { running: { startedAt: now } } : { waiting: { reason, message } },
         },
       ],
     });
@@ -276,18 +281,49 @@ export async function startFakeNode(
       r.notBefore = Date.now() + Math.min(1000 * 2 ** r.restarts, 10_000);
       return report(pod, r, 'waiting', 'CrashLoopBackOff', String(err).slice(0, 2000));
     }
-    // The readiness probe, as the pod declares it.
-    const probe = c.readinessProbe?.httpGet;
-    if (probe) {
-      const named = c.ports?.find((p) => p.name === probe.port);
-      const port = r.ports.get(named ? named.containerPort : Number(probe.port));
-      const ok = await fetch(`http://127.0.0.1:${port}${probe.path ?? '/'}`).then(
+    r.ready = false;
+    r.failures = 0;
+    await probe(pod, r);
+  }
+
+  /**
+   * probe runs the pod's readiness probe as a kubelet does: while the container is not ready it
+   * probes on every sync (a kubelet waits periodSeconds; sooner keeps tests quick), once ready
+   * every periodSeconds, and it turns the pod unready after failureThreshold failures in a row.
+   */
+  async function probe(pod: V1Pod, r: Running): Promise<void> {
+    const c = pod.spec?.containers[0];
+    const spec = c?.readinessProbe;
+    const get = spec?.httpGet;
+    let ok = true;
+    if (get) {
+      const named = c?.ports?.find((p) => p.name === get.port);
+      const port = r.ports.get(named ? named.containerPort : Number(get.port));
+      ok = await fetch(`http://127.0.0.1:${port}${get.path ?? '/'}`, {
+        signal: AbortSignal.timeout((spec.timeoutSeconds ?? 1) * 1000),
+      }).then(
         (x) => x.ok,
         () => false,
       );
-      if (!ok) return report(pod, r, 'waiting', 'ProbeFailed', 'readiness probe failed');
     }
-    await report(pod, r, 'ready');
+    r.probedAt = Date.now();
+    if (ok) {
+      r.failures = 0;
+      r.ready = true;
+      return report(pod, r, 'ready');
+    }
+    r.failures++;
+    if (r.ready && r.failures < (spec?.failureThreshold ?? 3)) return;
+    r.ready = false;
+    await report(pod, r, 'unready', 'ProbeFailed', 'readiness probe failed');
+  }
+
+  /** probeDue says whether a running pod's readiness probe should run now. */
+  function probeDue(pod: V1Pod, r: Running): boolean {
+    if (r.starting || r.probing) return false;
+    if (!r.ready) return true;
+    const period = pod.spec?.containers[0]?.readinessProbe?.periodSeconds ?? 10;
+    return Date.now() - r.probedAt >= period * 1000;
   }
 
   async function sync(): Promise<void> {
@@ -341,11 +377,24 @@ export async function startFakeNode(
           restarts: 0,
           reported: '',
           notBefore: 0,
+          ready: false,
+          probing: false,
+          probedAt: 0,
+          failures: 0,
         };
         running.set(key, r);
       }
       const proc = r.proc;
-      if (proc && proc.child.exitCode === null && proc.child.signalCode === null) continue;
+      if (proc && proc.child.exitCode === null && proc.child.signalCode === null) {
+        if (probeDue(pod, r)) {
+          r.probing = true;
+          const rr = r;
+          void probe(pod, rr)
+            .catch(() => undefined)
+            .finally(() => (rr.probing = false));
+        }
+        continue;
+      }
       if (proc) {
         r.proc = undefined;
         r.restarts++;

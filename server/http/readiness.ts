@@ -1,0 +1,16 @@
+import { Errors } from '../errors.js';
+import type { Services } from './context.js';
+
+/**
+ * checkReady resolves when this process should take traffic: its first membership round
+ * is done (ADR 0012; before it, tag writes would wait) and the storage answers a ping.
+ * Otherwise it rejects with 503 UNAVAILABLE naming the reason.
+ */
+export async function checkReady(s: Services): Promise<void> {
+  if (!s.peers.started) {
+    throw Errors.unavailable({ reason: 'starting: joining the peers on the storage' });
+  }
+  await s.driver.ping().catch((err: unknown) => {
+    throw Errors.unavailable({ reason: (err as Error).message });
+  });
+}
