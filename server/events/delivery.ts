@@ -1,10 +1,10 @@
 import type { EndpointConfig, NotificationsConfig } from '../config/types.js';
 import { isNotFound, type StorageDriver } from '../storage/driver.js';
+import { StorageLease } from '../storage/lease.js';
 import { Paths } from '../storage/paths.js';
 import type { Logger } from '../util/log.js';
 import type { Clock } from './clock.js';
 import type { Event } from './event.js';
-import { Lease } from './lease.js';
 import { formatPosition, parsePosition, type Outbox, type Position } from './outbox.js';
 import {
   FilterSink,
@@ -75,6 +75,26 @@ export function composeSink(
 }
 
 /**
+ * endpointLease is the lease `events/leases/<endpoint>/<epoch>` of one endpoint's delivery
+ * (or, named `_retention`, of the outbox pruning): one replica at a time does that job.
+ */
+export function endpointLease(
+  driver: StorageDriver,
+  endpoint: string,
+  holder: string,
+  ttlMs: number,
+  clock: Clock,
+): StorageLease {
+  return new StorageLease(driver, {
+    root: Paths.eventsLeasesRoot(endpoint),
+    key: (epoch) => Paths.eventsLease(endpoint, epoch),
+    holder,
+    ttlMs,
+    clock: () => clock.now(),
+  });
+}
+
+/**
  * EndpointDelivery delivers the outbox to one endpoint: while this replica holds the
  * endpoint's lease, it reads events after the endpoint's cursor (skipping entries younger
  * than the settle window), writes them one by one through the sink, and advances the cursor
@@ -83,7 +103,7 @@ export function composeSink(
  */
 export class EndpointDelivery {
   readonly name: string;
-  private readonly lease: Lease;
+  private readonly lease: StorageLease;
   private readonly sink: Sink;
   readonly retry: RetryingSink;
   private readonly filter: FilterSink;
@@ -97,7 +117,7 @@ export class EndpointDelivery {
     private readonly deps: DeliveryDeps,
   ) {
     this.name = cfg.name;
-    this.lease = new Lease(deps.driver, cfg.name, deps.holder, deps.leaseMs, deps.clock);
+    this.lease = endpointLease(deps.driver, cfg.name, deps.holder, deps.leaseMs, deps.clock);
     const composed = composeSink(cfg, deps, (e, attempts, err) =>
       this.deadLetter(e, attempts, err),
     );
@@ -145,7 +165,7 @@ export class EndpointDelivery {
    * hold the lease or nothing is due).
    */
   async tick(limit = 100): Promise<number> {
-    if (!(await this.lease.acquire())) return 0;
+    if (!(await this.lease.hold())) return 0;
     const after = await this.cursor();
     const { items } = await this.deps.outbox.read(
       after,
@@ -157,7 +177,7 @@ export class EndpointDelivery {
     let unsaved: Position | undefined;
     for (const item of items) {
       if (this.abort.signal.aborted) break;
-      if (!(await this.lease.acquire())) break;
+      if (!(await this.lease.hold())) break;
       if (this.filter.ignored(item.event)) {
         unsaved = item.position;
         n++;
@@ -171,12 +191,12 @@ export class EndpointDelivery {
         throw err;
       }
       // A holder that lost the lease during a long retry must not move the cursor back.
-      if (!(await this.lease.acquire())) break;
+      if (!(await this.lease.hold())) break;
       await this.saveCursor(item.position);
       unsaved = undefined;
       n++;
     }
-    if (unsaved && (await this.lease.acquire())) await this.saveCursor(unsaved);
+    if (unsaved && (await this.lease.hold())) await this.saveCursor(unsaved);
     return n;
   }
 
@@ -208,7 +228,7 @@ export class EndpointDelivery {
   start(): void {
     // Renew the lease while a delivery waits for its retries, so no one else takes over.
     this.heartbeat = setInterval(() => {
-      this.lease.acquire().catch(() => undefined);
+      this.lease.hold().catch(() => undefined);
     }, this.deps.leaseMs / 3);
     this.heartbeat.unref();
     this.loop = (async () => {

@@ -1,12 +1,12 @@
 import type { NotificationsConfig } from '../config/types.js';
 import type { Repository } from '../registry/repository.js';
 import type { StorageDriver } from '../storage/driver.js';
+import type { StorageLease } from '../storage/lease.js';
 import type { Logger } from '../util/log.js';
 import { systemClock, type Clock } from './clock.js';
-import { Notifier, type ObserverFactory } from './delivery.js';
+import { endpointLease, Notifier, type ObserverFactory } from './delivery.js';
 import { Emitter } from './emitter.js';
 import { Outbox, PullBuffer, type Position, type Positioned } from './outbox.js';
-import { Lease } from './lease.js';
 import { eventingRepository } from './repository.js';
 
 /** RETENTION_LEASE names the lease of outbox pruning (no endpoint name has `_`). */
@@ -24,7 +24,7 @@ export class EventsRuntime {
   readonly emitter: Emitter;
   readonly notifier: Notifier;
   readonly clock: Clock;
-  private readonly retentionLease: Lease;
+  private readonly retentionLease: StorageLease;
   private pruner: NodeJS.Timeout | undefined;
 
   constructor(
@@ -57,7 +57,7 @@ export class EventsRuntime {
       observerFor: opts.observerFor,
       fetch: opts.fetch,
     });
-    this.retentionLease = new Lease(
+    this.retentionLease = endpointLease(
       driver,
       RETENTION_LEASE,
       `${this.emitter.sourceAddr}/${this.outbox.instance}`,
@@ -80,7 +80,7 @@ export class EventsRuntime {
    * retention lease. Returns the number of entries deleted.
    */
   async prune(): Promise<number> {
-    if (!(await this.retentionLease.acquire())) return 0;
+    if (!(await this.retentionLease.hold())) return 0;
     let upTo: string | undefined;
     for (const d of this.notifier.endpoints) {
       const c = await d.cursor();

@@ -8,7 +8,7 @@ import type { UploadState } from '../registry/uploads.js';
 import { isNotFound, type StorageDriver } from '../storage/driver.js';
 import { Paths } from '../storage/paths.js';
 import type { Logger } from '../util/log.js';
-import { StorageLease } from './lease.js';
+import { StorageLease } from '../storage/lease.js';
 import { compilePolicies, planRetention, policyFor, type CompiledPolicy } from './retention.js';
 import {
   listAll,

@@ -17,7 +17,7 @@ import type { Digest } from '../registry/reference.js';
  * repositories/<name>/_referrers/<alg>-<hex>/<alg>-<hex>  referrer descriptor (JSON)
  * events/log/<ms13>-<instance>-<seq8>         events outbox: one batch of events (JSON), in key order
  * events/cursors/<endpoint>                   delivery cursor of one endpoint (JSON)
- * events/leases/<endpoint>/<epoch10>          delivery lease of one endpoint (JSON: holder, expiry)
+ * events/leases/<endpoint>/<epoch10>          delivery lease of one endpoint (JSON: holder, epoch, expiry)
  * events/dead/<endpoint>/<entry>.<index>      dead-letter record of one undeliverable event (JSON)
  * gc/state                                    garbage collection checkpoint, deferrals, last report (JSON)
  * gc/lease/<epoch10>                          garbage collection run lease (JSON: holder, expiry)

@@ -4,7 +4,6 @@ import type { EndpointConfig } from '../../../server/config/types.js';
 import { VirtualClock } from '../../../server/events/clock.js';
 import { EndpointDelivery } from '../../../server/events/delivery.js';
 import type { Event } from '../../../server/events/event.js';
-import { Lease } from '../../../server/events/lease.js';
 import { Outbox } from '../../../server/events/outbox.js';
 import { Metrics } from '../../../server/metrics/metrics.js';
 import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
@@ -180,26 +179,5 @@ describe('endpoint delivery from the outbox', () => {
     const second = await appendInterleaved(2);
     expect(await b.tick()).toBe(2);
     expect(hook.accepted.map((r) => idOf(r.body))).toEqual([...first, ...second].map((e) => e.id));
-  });
-});
-
-describe('Lease', () => {
-  it('GIVEN a holder that stops renewing WHEN its lease expires THEN exactly one contender takes the next epoch and the old holder knows it lost', async () => {
-    const driver = new InMemoryDriver();
-    const clock = new VirtualClock();
-    const a = new Lease(driver, 'ep', 'a', 9000, clock);
-    const b = new Lease(driver, 'ep', 'b', 9000, clock);
-    const c = new Lease(driver, 'ep', 'c', 9000, clock);
-    expect(await a.acquire()).toBe(true);
-    expect(await b.acquire()).toBe(false);
-    clock.advance(3001);
-    expect(await a.acquire()).toBe(true); // renewed
-    clock.advance(8999);
-    expect(await b.acquire()).toBe(false);
-    clock.advance(2);
-    const won = await Promise.all([b.acquire(), c.acquire()]);
-    expect(won.filter(Boolean)).toHaveLength(1);
-    expect(await a.acquire()).toBe(false);
-    expect(Object.keys(driver.snapshot())).toEqual(['events/leases/ep/0000000002']);
   });
 });

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { RetentionPolicy } from '../../../server/config/types.js';
 import { GarbageCollector, type GcReport } from '../../../server/gc/collector.js';
-import { StorageLease } from '../../../server/gc/lease.js';
+import { StorageLease } from '../../../server/storage/lease.js';
 import { parseDigest } from '../../../server/registry/reference.js';
 import { Paths } from '../../../server/storage/paths.js';
 import { silentLogger } from '../../../server/util/log.js';

@@ -1,4 +1,4 @@
-import { isNotFound, type StorageDriver } from '../storage/driver.js';
+import { isNotFound, type StorageDriver } from './driver.js';
 
 /** LeaseRecord is what one epoch object of a lease holds. */
 export interface LeaseRecord {
@@ -22,7 +22,8 @@ export interface LeaseOptions {
 
 /**
  * StorageLease is a mutual-exclusion lease kept in storage, so one replica at a time does a
- * job on a shared bucket. Each holder owns one *epoch* object, created with `putIfAbsent`:
+ * job on a shared bucket (a garbage collection run, an endpoint's event delivery, the events
+ * outbox retention). Each holder owns one *epoch* object, created with `putIfAbsent`:
  * taking over an expired lease means creating the next epoch, and of several replicas racing
  * for it exactly one wins. Only the holder rewrites its own epoch (to renew or release).
  *
@@ -36,6 +37,7 @@ export class StorageLease {
   private expiresAt = 0;
   private acquiredAt = 0;
   private readonly clock: () => number;
+  private holding: Promise<boolean> | undefined;
 
   constructor(
     private readonly driver: StorageDriver,
@@ -111,6 +113,24 @@ export class StorageLease {
     if (this.epoch === undefined) return false;
     if (this.clock() < this.expiresAt - this.opts.ttlMs / 2) return true;
     return this.renew();
+  }
+
+  /**
+   * hold keeps the lease or takes it when it is free, for work that checks it again before
+   * each step: true while this process holds it. It renews once half the TTL has passed and
+   * makes no storage call before that; concurrent calls share one attempt.
+   */
+  hold(): Promise<boolean> {
+    if (this.epoch !== undefined && this.clock() < this.expiresAt - this.opts.ttlMs / 2) {
+      return Promise.resolve(true);
+    }
+    this.holding ??= this.holdOnce().finally(() => (this.holding = undefined));
+    return this.holding;
+  }
+
+  private async holdOnce(): Promise<boolean> {
+    if (this.epoch !== undefined && (await this.ensure())) return true;
+    return this.acquire();
   }
 
   /** release marks the lease free (expired) if this process holds it. Idempotent. */
