@@ -162,19 +162,31 @@ export class CachingDriver implements StorageDriver {
    * every list page it may appear in: those of each parent folder.
    */
   invalidate(key: string): void {
-    const prefix = key.endsWith('/');
-    const below = (k: string) => (prefix ? k.startsWith(key) : k === key);
+    if (key.endsWith('/')) return this.invalidateBelow(key);
+    const load = this.pending.get(key);
+    if (load) {
+      load.valid = false;
+      this.pending.delete(key);
+    }
+    this.drop(key);
+    // List prefixes are '' or end with '/' (the driver contract): those of its folders.
+    for (let i = -1; ;) {
+      const folder = key.slice(0, i + 1);
+      this.lists.delete(folder);
+      for (const l of this.listLoads.get(folder) ?? []) l.valid = false;
+      i = key.indexOf('/', i + 1);
+      if (i < 0) break;
+    }
+  }
+
+  private invalidateBelow(prefix: string): void {
     for (const [k, load] of this.pending) {
-      if (!below(k)) continue;
+      if (!k.startsWith(prefix)) continue;
       load.valid = false;
       this.pending.delete(k);
     }
-    if (prefix) {
-      for (const k of [...this.objects.keys()]) if (k.startsWith(key)) this.drop(k);
-    } else {
-      this.drop(key);
-    }
-    const affected = (p: string) => key.startsWith(p) || (prefix && p.startsWith(key));
+    for (const k of [...this.objects.keys()]) if (k.startsWith(prefix)) this.drop(k);
+    const affected = (p: string) => prefix.startsWith(p) || p.startsWith(prefix);
     for (const p of [...this.lists.keys()]) if (affected(p)) this.lists.delete(p);
     for (const [p, loads] of this.listLoads) {
       if (affected(p)) for (const l of loads) l.valid = false;

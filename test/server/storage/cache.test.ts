@@ -315,6 +315,17 @@ describe('CachingDriver: list pages', () => {
     expect((await cache.list(TAGS)).names).toEqual(['latest', 'v2', 'v3']);
   });
 
+  it('GIVEN a cached catalog page WHEN this process writes a key two folders below it THEN the next list shows the new folder at once', async () => {
+    const { inner, cache } = setup();
+    await inner.put('catalog/app', '{}');
+    expect((await cache.list('catalog/')).names).toEqual(['app']);
+    await cache.put('catalog/team/web', '{}');
+    expect((await cache.list('catalog/')).names).toEqual(['app', 'team']);
+    await cache.delete('catalog/team/web');
+    expect((await cache.list('catalog/')).names).toEqual(['app']);
+    expect(inner.lists).toBe(3);
+  });
+
   it('GIVEN a list in flight WHEN a tag is written meanwhile THEN the page read before it is not cached', async () => {
     const { inner, cache } = setup();
     await inner.put(TAG, 'x');
