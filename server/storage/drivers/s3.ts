@@ -18,6 +18,7 @@ import {
 import { byteOrder } from './list.js';
 import { MAX_PARTS, MIN_PART, PartBudget } from './parts.js';
 import { HttpRelay, relayable } from './relay.js';
+import { listV2Query, parseListV2, type ListV2Request, type ListV2Result } from './s3list.js';
 import { SigV4 } from './sigv4.js';
 
 const MiB = 1024 * 1024;
@@ -458,19 +459,14 @@ export class S3Driver implements StorageDriver {
     // says whether another page follows costs a listing of one, not of a thousand.
     while (names.size <= limit) {
       const maxKeys = Number.isFinite(limit) ? Math.min(PAGE, limit + 1 - names.size) : PAGE;
-      const res = await retrying(() =>
-        this.client.listObjectsV2Query(
-          this.bucket,
-          full,
-          token,
-          '/',
-          maxKeys,
-          token === '' && after !== undefined ? full + after : '',
-        ),
-      );
-      for (const item of res.objects) {
-        const k = item.prefix ?? item.name;
-        if (k === undefined) continue;
+      const res = await this.listV2({
+        prefix: full,
+        delimiter: '/',
+        continuationToken: token,
+        maxKeys,
+        startAfter: token === '' && after !== undefined ? full + after : '',
+      });
+      for (const k of [...res.keys, ...res.prefixes]) {
         if (k > lastKey) lastKey = k;
         const rest = k.slice(full.length);
         const name = rest.endsWith('/') ? rest.slice(0, -1) : rest;
@@ -522,10 +518,14 @@ export class S3Driver implements StorageDriver {
       let found = false;
       for (const d of candidates) {
         probed.add(d);
-        const res = await retrying(() =>
-          this.client.listObjectsV2Query(this.bucket, full + d + '/', '', '', 1, ''),
-        );
-        if (res.objects.length > 0) {
+        const res = await this.listV2({
+          prefix: full + d + '/',
+          delimiter: '',
+          continuationToken: '',
+          maxKeys: 1,
+          startAfter: '',
+        });
+        if (res.keys.length > 0) {
           names.add(d);
           found = true;
         }
@@ -533,6 +533,21 @@ export class S3Driver implements StorageDriver {
       if (!found) return sorted;
       sorted = [...names].sort(byteOrder);
     }
+  }
+
+  /**
+   * listV2 makes one ListObjectsV2 request through minio-js's signed transport and reads the
+   * answer with the driver's own parser (server/storage/drivers/s3list.ts).
+   */
+  private listV2(r: ListV2Request): Promise<ListV2Result> {
+    return retrying(async () => {
+      const res = await this.client.makeRequestAsync({
+        method: 'GET',
+        bucketName: this.bucket,
+        query: listV2Query(r),
+      });
+      return parseListV2((await collect(res)).toString('utf8'));
+    });
   }
 
   async delete(key: string): Promise<void> {
@@ -546,11 +561,14 @@ export class S3Driver implements StorageDriver {
     const full = this.k(prefix);
     let token = '';
     for (;;) {
-      const res = await retrying(() =>
-        this.client.listObjectsV2Query(this.bucket, full, token, '', PAGE, ''),
-      );
-      const keys = res.objects.flatMap((o) => (o.name === undefined ? [] : [o.name]));
-      if (keys.length > 0) await this.removeBatch(keys);
+      const res = await this.listV2({
+        prefix: full,
+        delimiter: '',
+        continuationToken: token,
+        maxKeys: PAGE,
+        startAfter: '',
+      });
+      if (res.keys.length > 0) await this.removeBatch(res.keys);
       if (!res.isTruncated || !res.nextContinuationToken) return;
       token = res.nextContinuationToken;
     }

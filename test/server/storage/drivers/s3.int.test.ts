@@ -292,12 +292,16 @@ describe('S3Driver on MinIO', () => {
     await d.close();
   });
 
-  it('GIVEN small objects under every key character allowed WHEN read THEN the driver signs its own GETs, and a missing object is PathNotFoundError', async () => {
+  it('GIVEN small objects under every key character allowed WHEN read and listed THEN the driver signs its own GETs, names list back exactly, and a missing object is PathNotFoundError', async () => {
     const d = new S3Driver(fresh());
     const keys = ['a/b.c', 'x,y=z@w+v/_-.9', 'UP/Case.Tag+1'];
     for (const k of keys) await d.put(k, `v ${k}`);
     for (const k of keys) expect((await d.get(k)).toString()).toBe(`v ${k}`);
     expect(d.ownGets).toBe(keys.length);
+    // Listings read MinIO's url-encoded names back exactly.
+    expect((await d.list('')).names).toEqual(['UP', 'a', 'x,y=z@w+v']);
+    expect((await d.list('x,y=z@w+v/')).names).toEqual(['_-.9']);
+    expect((await d.list('UP/', { limit: 1 })).names).toEqual(['Case.Tag+1']);
     await expect(d.get('a/none')).rejects.toBeInstanceOf(PathNotFoundError);
     expect(d.ownGets).toBe(keys.length);
     for (const k of keys) await d.delete(k);
