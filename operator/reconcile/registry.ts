@@ -18,7 +18,7 @@ import {
 } from '@kubernetes/client-node';
 import type { Clock } from '../clock.js';
 import { desiredState, PRUNABLE } from '../desired/index.js';
-import { childNames } from '../desired/meta.js';
+import { childNames, selectorString } from '../desired/meta.js';
 import { referencedFiles } from '../desired/files.js';
 import { httpSecretOf, signingKeyOf } from '../desired/secret.js';
 import type { EventSink } from '../events.js';
@@ -184,6 +184,22 @@ async function setFinalizers(
   );
 }
 
+/** podsRemain deletes the Registry's Deployment and says whether any of its pods are left. */
+async function podsRemain(deps: ReconcileDeps, r: Registry): Promise<boolean> {
+  const namespace = r.metadata.namespace;
+  await deps.apps
+    .deleteNamespacedDeployment({
+      name: childNames(r).workload,
+      namespace,
+      propagationPolicy: 'Background',
+    })
+    .catch((err: unknown) => {
+      if (!is404(err)) throw err;
+    });
+  const pods = await deps.core.listNamespacedPod({ namespace, labelSelector: selectorString(r) });
+  return pods.items.length > 0;
+}
+
 async function finalize(deps: ReconcileDeps, r: Registry): Promise<ReconcileResult> {
   const finalizers = r.metadata.finalizers ?? [];
   if (!finalizers.includes(FINALIZER)) return {};
@@ -199,6 +215,9 @@ async function finalize(deps: ReconcileDeps, r: Registry): Promise<ReconcileResu
       });
       throw new Error(`cannot delete bucket ${s3.bucket}: ${creds.message}`);
     }
+    // The registry's pods write to the bucket (their peers entries every second, ADR 0012): a
+    // write racing the delete can leave the bucket behind, so they go first.
+    if (await podsRemain(deps, r)) return { requeueAfterMs: 1000 };
     await deps.buckets.remove(await target(deps, r), creds);
     await deps.events.record(r, {
       type: 'Normal',
