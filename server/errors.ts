@@ -53,3 +53,15 @@ export const Errors = {
 export function isRegistryError(err: unknown): err is RegistryError {
   return err instanceof RegistryError;
 }
+
+/** errorBody is the OCI error JSON of one error: `{ errors: [{ code, message, detail? }] }`. */
+export function errorBody(e: RegistryError): {
+  errors: { code: string; message: string; detail?: unknown }[];
+} {
+  const body: { code: string; message: string; detail?: unknown } = {
+    code: e.code,
+    message: e.message,
+  };
+  if (e.detail !== undefined) body.detail = e.detail;
+  return { errors: [body] };
+}

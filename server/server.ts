@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { BerthConfig } from './config/types.js';
 import { EventsRuntime } from './events/runtime.js';
-import { Errors, isRegistryError } from './errors.js';
+import { Errors, errorBody, isRegistryError } from './errors.js';
 import { createGarbageCollector, GcScheduler, type GarbageCollector } from './gc/index.js';
 import { createApp } from './http/app.js';
 import { checkReady } from './http/readiness.js';
@@ -184,7 +184,7 @@ async function startDebugServer(addr: string, s: Services): Promise<Server> {
         () => reply(200, { status: 'ready' }),
         (err: unknown) => {
           const e = isRegistryError(err) ? err : Errors.unavailable({ reason: String(err) });
-          reply(e.status, { errors: [{ code: e.code, message: e.message, detail: e.detail }] });
+          reply(e.status, errorBody(e));
         },
       );
       return;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import Koa from 'koa';
-import { Errors, RegistryError, isRegistryError } from '../errors.js';
+import { Errors, RegistryError, errorBody, isRegistryError } from '../errors.js';
 import { parseName } from '../registry/reference.js';
 import { InvalidPathError } from '../storage/driver.js';
 import { currentScope, runInScope } from '../util/scope.js';
@@ -101,12 +101,7 @@ export function createApp(s: Services, hooks: AppHooks = {}): Koa<State> {
       for (const [k, v] of Object.entries(e.headers)) ctx.set(k, v);
       ctx.set('Docker-Distribution-API-Version', API_VERSION);
       ctx.type = 'application/json';
-      const body: { code: string; message: string; detail?: unknown } = {
-        code: e.code,
-        message: e.message,
-      };
-      if (e.detail !== undefined) body.detail = e.detail;
-      ctx.body = { errors: [body] };
+      ctx.body = errorBody(e);
     }
   });
 
