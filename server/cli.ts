@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { ConfigError, loadConfig } from './config/load.js';
 import { gcCommand } from './gc/cli.js';
+import { imageCommand } from './image/cli.js';
 import { sharedSigningKeyFile } from './auth/keys.js';
 import { startServer } from './server.js';
 import { createLogger } from './util/log.js';
@@ -14,6 +15,9 @@ commands:
   operator   run the Kubernetes operator (in-cluster config, else $KUBECONFIG; leader election on a Lease)
   server     run the registry (config: --config, $BERTH_CONFIG or ./berth.yaml; env BERTH_<PATH> overrides)
   gc         collect garbage and apply retention once [--dry-run: only report]; prints a JSON report
+  image      build the Berth image as an OCI layout and archive (no Docker engine), or push one:
+               image build [--out DIR] [--archive FILE] [--tag REF] [--revision REV] [--source-date-epoch N]
+               image push --layout DIR [--from-ref NAME] [--username USER] [--plain-http] [--insecure] REFERENCE
 `;
 
 function flag(args: string[], name: string): string | undefined {
@@ -79,6 +83,8 @@ async function main(argv: string[]): Promise<void> {
       const code = await gcCommand(rest, flag(rest, '--config'));
       return process.exit(code);
     }
+    case 'image':
+      return process.exit(await imageCommand(rest));
     case undefined:
     case '--help':
     case '-h':

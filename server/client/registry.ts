@@ -1,0 +1,241 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
+import type { Readable } from 'node:stream';
+import { basicAuthorization, parseChallenge, type Credentials } from './auth.js';
+
+/**
+ * RegistryClientError is a failed step against a registry: `step` names it ("upload blob
+ * sha256:…"), `status` is the HTTP status (0 when no answer came), `code` the first OCI
+ * error code of the answer when it had one.
+ */
+export class RegistryClientError extends Error {
+  override readonly name = 'RegistryClientError';
+  constructor(
+    readonly step: string,
+    readonly status: number,
+    readonly code: string | undefined,
+    detail: string,
+  ) {
+    super(
+      `${step}: ${status === 0 ? 'no answer' : `HTTP ${status}`}${code ? ` ${code}` : ''}: ${detail}`,
+    );
+  }
+}
+
+export interface RegistryClientOptions {
+  /** registry is the host and optional port (`ghcr.io`, `127.0.0.1:5000`). */
+  registry: string;
+  /** plainHttp speaks http instead of https. */
+  plainHttp?: boolean;
+  /** insecure accepts any TLS certificate. */
+  insecure?: boolean;
+  credentials?: Credentials;
+}
+
+/** Body is a request body: bytes, or a function opening a fresh stream for each attempt. */
+export type Body = Buffer | (() => Readable);
+
+interface Reply {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/**
+ * RegistryClient is a small OCI Distribution client for pushing. It answers the registry's
+ * `WWW-Authenticate` challenges: Bearer (a token from the realm for the request's scope, with
+ * Basic credentials when it has them; tokens are kept per scope) and Basic. A request is
+ * retried once after a challenge; bodies are streams opened per attempt, never buffered.
+ * Every failure is a RegistryClientError.
+ */
+export class RegistryClient {
+  private readonly base: URL;
+  private readonly tokens = new Map<string, string>();
+  private basic: string | undefined;
+
+  constructor(private readonly o: RegistryClientOptions) {
+    this.base = new URL(`${o.plainHttp ? 'http' : 'https'}://${o.registry}/`);
+  }
+
+  /** blobExists is a HEAD of the blob: true on 200, false on 404. */
+  async blobExists(name: string, digest: string): Promise<boolean> {
+    const step = `check blob ${digest}`;
+    const r = await this.send(
+      step,
+      pushScope(name),
+      'HEAD',
+      this.url(`/v2/${name}/blobs/${digest}`),
+    );
+    if (r.status === 200) return true;
+    if (r.status === 404) return false;
+    throw failed(step, r);
+  }
+
+  /**
+   * pushBlob uploads a blob monolithically: POST to start an upload, then one PUT streaming
+   * `size` bytes from `open()` with the digest, which the registry verifies.
+   */
+  async pushBlob(name: string, digest: string, size: number, open: () => Readable): Promise<void> {
+    const start = `start upload of ${digest}`;
+    const r = await this.send(
+      start,
+      pushScope(name),
+      'POST',
+      this.url(`/v2/${name}/blobs/uploads/`),
+      {
+        'content-length': '0',
+      },
+    );
+    const location = r.headers.location;
+    if (r.status !== 202 || !location) throw failed(start, r);
+    const put = new URL(location, this.base);
+    put.searchParams.set('digest', digest);
+    const step = `upload blob ${digest}`;
+    const done = await this.send(
+      step,
+      pushScope(name),
+      'PUT',
+      put,
+      { 'content-type': 'application/octet-stream', 'content-length': String(size) },
+      open,
+    );
+    if (done.status !== 201) throw failed(step, done);
+  }
+
+  /** putManifest stores a manifest under a tag or digest; resolves with the registry's digest. */
+  async putManifest(
+    name: string,
+    reference: string,
+    mediaType: string,
+    body: Buffer,
+  ): Promise<string | undefined> {
+    const step = `put manifest ${name}:${reference}`;
+    const r = await this.send(
+      step,
+      pushScope(name),
+      'PUT',
+      this.url(`/v2/${name}/manifests/${reference}`),
+      { 'content-type': mediaType, 'content-length': String(body.length) },
+      body,
+    );
+    if (r.status !== 201) throw failed(step, r);
+    const d = r.headers['docker-content-digest'];
+    return typeof d === 'string' ? d : undefined;
+  }
+
+  private url(path: string): URL {
+    return new URL(path, this.base);
+  }
+
+  private async send(
+    step: string,
+    scope: string,
+    method: string,
+    url: URL,
+    headers: Record<string, string> = {},
+    body?: Body,
+  ): Promise<Reply> {
+    const attempt = () => {
+      const auth = this.tokens.get(scope) ?? this.basic;
+      return this.raw(
+        step,
+        method,
+        url,
+        auth ? { ...headers, authorization: auth } : headers,
+        body,
+      );
+    };
+    const r = await attempt();
+    if (r.status !== 401) return r;
+    const c = parseChallenge(header(r.headers['www-authenticate']));
+    if (c?.scheme === 'bearer' && c.params.realm) {
+      this.tokens.set(scope, `Bearer ${await this.token(c.params, scope)}`);
+    } else if (c?.scheme === 'basic' && this.o.credentials) {
+      this.basic = basicAuthorization(this.o.credentials);
+    } else {
+      throw failed(`${step} (no credentials for this registry)`, r);
+    }
+    const again = await attempt();
+    if (again.status === 401) throw failed(`${step} (credentials refused)`, again);
+    return again;
+  }
+
+  private async token(params: Record<string, string>, scope: string): Promise<string> {
+    const step = `get token from ${params.realm}`;
+    const url = new URL(params.realm!);
+    if (params.service) url.searchParams.set('service', params.service);
+    url.searchParams.set('scope', scope);
+    const headers: Record<string, string> = {};
+    if (this.o.credentials) headers.authorization = basicAuthorization(this.o.credentials);
+    const r = await this.raw(step, 'GET', url, headers);
+    if (r.status !== 200) throw failed(step, r);
+    const t = JSON.parse(r.body.toString('utf8')) as { token?: string; access_token?: string };
+    const token = t.token ?? t.access_token;
+    if (!token) throw new RegistryClientError(step, r.status, undefined, 'the answer has no token');
+    return token;
+  }
+
+  private raw(
+    step: string,
+    method: string,
+    url: URL,
+    headers: Record<string, string>,
+    body?: Body,
+  ): Promise<Reply> {
+    const opts: RequestOptions = { method, headers, rejectUnauthorized: !this.o.insecure };
+    const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise<Reply>((resolve, reject) => {
+      const req = request(url, opts, (res) => {
+        const chunks: Buffer[] = [];
+        let n = 0;
+        res.on('data', (c: Buffer) => {
+          if (n < 1 << 20) chunks.push(c);
+          n += c.length;
+        });
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks),
+          }),
+        );
+        res.on('error', reject);
+      });
+      req.on('error', (err) => reject(new RegistryClientError(step, 0, undefined, err.message)));
+      if (body === undefined) req.end();
+      else if (Buffer.isBuffer(body)) req.end(body);
+      else {
+        const s = body();
+        s.on('error', (err) => req.destroy(err));
+        s.pipe(req);
+      }
+    });
+  }
+}
+
+/** pushScope is the token scope a push to repository `name` needs. */
+export function pushScope(name: string): string {
+  return `repository:${name}:pull,push`;
+}
+
+function header(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function failed(step: string, r: Reply): RegistryClientError {
+  let code: string | undefined;
+  let detail = r.body.toString('utf8').slice(0, 300).trim() || 'no body';
+  try {
+    const e = (
+      JSON.parse(r.body.toString('utf8')) as { errors?: { code?: string; message?: string }[] }
+    ).errors?.[0];
+    if (e?.code) {
+      code = e.code;
+      detail = e.message ?? '';
+    }
+  } catch {
+    // not the OCI error JSON: keep the text
+  }
+  return new RegistryClientError(step, r.status, code, detail);
+}
