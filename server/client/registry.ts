@@ -69,7 +69,10 @@ export class RegistryClient {
     );
     if (r.status === 200) return true;
     if (r.status === 404) return false;
-    throw failed(step, r);
+    throw failed(
+      step,
+      await this.explain(step, pushScope(name), 'HEAD', this.url(`/v2/${name}/blobs/${digest}`), r),
+    );
   }
 
   /**
@@ -154,11 +157,34 @@ export class RegistryClient {
     } else if (c?.scheme === 'basic' && this.o.credentials) {
       this.basic = basicAuthorization(this.o.credentials);
     } else {
-      throw failed(`${step} (no credentials for this registry)`, r);
+      const why = `${step} (no credentials for this registry)`;
+      throw failed(why, await this.explain(why, scope, method, url, r));
     }
     const again = await attempt();
-    if (again.status === 401) throw failed(`${step} (credentials refused)`, again);
+    if (again.status === 401) {
+      const why = `${step} (credentials refused)`;
+      throw failed(why, await this.explain(why, scope, method, url, again));
+    }
     return again;
+  }
+
+  /**
+   * explain fetches the error body a HEAD cannot carry: the same URL with GET for one byte,
+   * so the failure can name the registry's OCI error code. Other replies are returned as is.
+   */
+  private async explain(
+    step: string,
+    scope: string,
+    method: string,
+    url: URL,
+    r: Reply,
+  ): Promise<Reply> {
+    if (method !== 'HEAD' || r.body.length > 0) return r;
+    const auth = this.tokens.get(scope) ?? this.basic;
+    const headers: Record<string, string> = { range: 'bytes=0-0' };
+    if (auth) headers.authorization = auth;
+    const g = await this.raw(step, 'GET', url, headers).catch(() => r);
+    return g.status === r.status ? g : r;
   }
 
   private async token(params: Record<string, string>, scope: string): Promise<string> {

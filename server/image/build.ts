@@ -147,7 +147,15 @@ async function productionModules(root: string, work: string): Promise<TarEntry[]
     { cwd: work, maxBuffer: 16 << 20 },
   );
   const out: TarEntry[] = [];
-  await hostTree(join(work, 'node_modules'), 'app/node_modules', out);
+  // A project without production dependencies gets no node_modules folder from npm.
+  const modules = join(work, 'node_modules');
+  if (
+    await stat(modules).then(
+      () => true,
+      () => false,
+    )
+  )
+    await hostTree(modules, 'app/node_modules', out);
   return out;
 }
 
