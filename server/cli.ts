@@ -14,6 +14,9 @@ commands:
   operator   run the Kubernetes operator (in-cluster config, else $KUBECONFIG; leader election on a Lease)
   server     run the registry (config: --config, $BERTH_CONFIG or ./berth.yaml; env BERTH_<PATH> overrides)
   gc         collect garbage and apply retention once [--dry-run: only report]; prints a JSON report
+  node-config  point this node's container runtime at a Registry until SIGTERM (run by the
+             node-access DaemonSet): --address HOST:PORT --name NS/NAME [--scheme http|https]
+             [--containerd-dir DIR] [--crio-dir DIR] [--ca-file FILE]
 `;
 
 function flag(args: string[], name: string): string | undefined {
@@ -75,6 +78,10 @@ async function main(argv: string[]): Promise<void> {
       return (await import('../operator/main.js')).operatorCommand();
     case 'server':
       return serve(rest);
+    case 'node-config': {
+      const code = await (await import('../operator/nodeconfig.js')).nodeConfigCommand(rest);
+      return process.exit(code);
+    }
     case 'gc': {
       const code = await gcCommand(rest, flag(rest, '--config'));
       return process.exit(code);
