@@ -11,9 +11,10 @@ import {
   type KubeConfig,
   type KubernetesListObject,
   type KubernetesObject,
+  type V1Pod,
 } from '@kubernetes/client-node';
 import { realClock, type Clock } from './clock.js';
-import { LABEL_MANAGED_BY, MANAGED_BY } from './desired/meta.js';
+import { LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY, selectorLabels } from './desired/meta.js';
 import type { EventSink } from './events.js';
 import { watchResource, type Watched } from './informer.js';
 import type { Logger } from './log.js';
@@ -22,7 +23,7 @@ import { WorkQueue } from './queue.js';
 import { Applier } from './reconcile/apply.js';
 import { reconcileRegistry, type ReconcileDeps } from './reconcile/registry.js';
 import type { BucketStore } from './storage.js';
-import { GROUP, KIND, PLURAL, VERSION } from './types.js';
+import { GROUP, KIND, PLURAL, VERSION, type Registry } from './types.js';
 
 export interface ControllerOptions {
   kc: KubeConfig;
@@ -77,6 +78,7 @@ export class Controller {
       clock: this.clock,
       log: opts.log,
       storageRetryMs: opts.storageRetryMs,
+      registryPods: (r) => this.registryPods(r),
       serviceMonitorApi: async () => {
         const now = this.clock.now();
         if (this.smCache && now - this.smCache.at < 60_000) return this.smCache.value;
@@ -154,6 +156,25 @@ export class Controller {
     child('secrets', '/api/v1/secrets', () =>
       core.listSecretForAllNamespaces({ labelSelector: managed }),
     );
+    child('daemonsets', '/apis/apps/v1/daemonsets', () =>
+      apps.listDaemonSetForAllNamespaces({ labelSelector: managed }),
+    );
+    // Pods belong to ReplicaSets, not to the Registry: their instance label names it. A
+    // container stuck pulling its image or crash-looping shows in the status within seconds.
+    add(
+      'pods',
+      watchResource<KubernetesObject>({
+        ...common,
+        path: '/api/v1/pods',
+        list: () => core.listPodForAllNamespaces({ labelSelector: managed }),
+        labelSelector: managed,
+        onEvent: (_t, o) => {
+          const instance = o.metadata?.labels?.[LABEL_INSTANCE];
+          if (instance) this.enqueue(keyOf(o.metadata?.namespace, instance));
+        },
+        onError: onError('pods'),
+      }),
+    );
 
     await Promise.all(this.watches.map((w) => w.w.start()));
     log.info({ informers: this.watches.map((w) => w.name) }, 'caches synced');
@@ -170,6 +191,13 @@ export class Controller {
     for (const w of this.watches.splice(0)) w.w.stop();
     this.queue.shutDown();
     await Promise.all(this.workersDone.splice(0));
+  }
+
+  /** registryPods are the Registry's server pods as the pod informer last saw them. */
+  private registryPods(r: Registry): readonly V1Pod[] {
+    const pods = this.watches.find((w) => w.name === 'pods')?.w.list(r.metadata.namespace) ?? [];
+    const want = Object.entries(selectorLabels(r));
+    return pods.filter((p) => want.every(([k, v]) => p.metadata?.labels?.[k] === v));
   }
 
   private enqueue(key: string): void {

@@ -2,8 +2,9 @@
  * Status computation: pure functions from what the reconciler observed to the Registry's
  * status. lastTransitionTime moves only when a condition's status flips.
  */
-import type { V1Condition, V1Deployment } from '@kubernetes/client-node';
+import type { V1Condition, V1DaemonSet, V1Deployment, V1Pod } from '@kubernetes/client-node';
 import { endpoint, selectorString } from './desired/meta.js';
+import { nodeAccessNames, nodeAccessOf, nodeAddress } from './desired/nodeaccess.js';
 import type { ConditionType, Registry, RegistryStatus } from './types.js';
 
 /** StorageState is the outcome of checking (or creating) the bucket. */
@@ -30,6 +31,126 @@ export interface Observed {
   now: Date;
   /** applyError says why applying a child failed in this pass, if it did. */
   applyError?: string;
+  /** podProblems are the registry pods' containers stuck waiting (see podProblems). */
+  podProblems?: readonly PodProblem[];
+  /** nodeAccess is what was seen of node access; ignored when spec.nodeAccess is off. */
+  nodeAccess?: NodeAccessObserved;
+}
+
+/** NodeAccessObserved is the node-access DaemonSet, or why its Service was refused. */
+export interface NodeAccessObserved {
+  daemonSet: V1DaemonSet | undefined;
+  /** refused is the API server's message when it rejected the `<name>-node` Service. */
+  refused?: string;
+}
+
+/** PodProblem is one registry container waiting for a reason a person has to look at. */
+export interface PodProblem {
+  pod: string;
+  container: string;
+  image: string;
+  /** reason is the Degraded reason: ImagePullFailed, ContainerConfigFailed or ContainerFailing. */
+  reason: 'ImagePullFailed' | 'ContainerConfigFailed' | 'ContainerFailing';
+  /** waiting is the kubelet's waiting reason, e.g. ImagePullBackOff. */
+  waiting: string;
+  message: string;
+}
+
+const WAITING_REASONS: Record<string, PodProblem['reason']> = {
+  ErrImagePull: 'ImagePullFailed',
+  ImagePullBackOff: 'ImagePullFailed',
+  InvalidImageName: 'ImagePullFailed',
+  ErrImageNeverPull: 'ImagePullFailed',
+  CreateContainerConfigError: 'ContainerConfigFailed',
+  CreateContainerError: 'ContainerFailing',
+  RunContainerError: 'ContainerFailing',
+  CrashLoopBackOff: 'ContainerFailing',
+};
+
+/**
+ * podProblems lists the containers of `pods` that are waiting with a reason that will not
+ * clear by itself (image pulls, bad container config, crash loops), in pod-name order.
+ * Terminating pods are left out: they are on their way out anyway.
+ */
+export function podProblems(pods: readonly V1Pod[]): PodProblem[] {
+  const out: PodProblem[] = [];
+  const sorted = [...pods].sort((a, b) =>
+    (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''),
+  );
+  for (const p of sorted) {
+    if (p.metadata?.deletionTimestamp) continue;
+    for (const c of [
+      ...(p.status?.initContainerStatuses ?? []),
+      ...(p.status?.containerStatuses ?? []),
+    ]) {
+      const w = c.state?.waiting;
+      const reason = w?.reason === undefined ? undefined : WAITING_REASONS[w.reason];
+      if (!w?.reason || reason === undefined) continue;
+      const last = c.lastState?.terminated;
+      const exit =
+        last !== undefined
+          ? ` (last exit code ${last.exitCode}${last.reason ? `, ${last.reason}` : ''})`
+          : '';
+      out.push({
+        pod: p.metadata?.name ?? '',
+        container: c.name,
+        image: c.image,
+        reason,
+        waiting: w.reason,
+        message: `${w.message ?? ''}${exit}`.trim(),
+      });
+    }
+  }
+  return out;
+}
+
+/** podProblemMessage says what is wrong with the first problem pod, naming spec.image. */
+function podProblemMessage(r: Registry, problems: readonly PodProblem[]): string {
+  const p = problems[0]!;
+  const what =
+    p.reason === 'ImagePullFailed'
+      ? `spec.image ${JSON.stringify(r.spec.image)} cannot be pulled`
+      : p.reason === 'ContainerConfigFailed'
+        ? 'the registry container cannot be created'
+        : `the registry container keeps failing (spec.image ${JSON.stringify(r.spec.image)})`;
+  const more = problems.length > 1 ? ` (and ${problems.length - 1} more)` : '';
+  return `${what}: pod ${p.pod} container ${p.container}: ${p.waiting}${p.message ? `: ${p.message}` : ''}${more}`;
+}
+
+/** nodeAccessCondition is NodeAccessReady, or undefined when node access is off. */
+function nodeAccessCondition(r: Registry, o: Observed): Cond | undefined {
+  const na = nodeAccessOf(r);
+  if (!na) return undefined;
+  const refused = o.nodeAccess?.refused;
+  if (refused !== undefined) {
+    const field =
+      na.mode === 'NodePort'
+        ? `spec.nodeAccess.nodePort ${na.nodePort ?? ''}`
+        : `spec.nodeAccess.clusterIP ${na.clusterIP ?? ''}`;
+    return cond(
+      'NodeAccessReady',
+      false,
+      na.mode === 'NodePort' ? 'NodePortRefused' : 'ClusterIPRefused',
+      `the API server refused Service ${nodeAccessNames(r).service} for ${field}: ${refused}`,
+    );
+  }
+  const ds = o.nodeAccess?.daemonSet;
+  if (!ds)
+    return cond('NodeAccessReady', false, 'NodesPending', 'the DaemonSet does not exist yet');
+  const st = ds.status;
+  const desired = st?.desiredNumberScheduled ?? 0;
+  const ready = st?.numberReady ?? 0;
+  const current = (ds.metadata?.generation ?? 0) <= (st?.observedGeneration ?? -1);
+  if (current && desired === 0)
+    return cond('NodeAccessReady', false, 'NoNodes', 'no node runs the node-access DaemonSet');
+  if (current && ready === desired && (st?.updatedNumberScheduled ?? desired) >= desired)
+    return cond(
+      'NodeAccessReady',
+      true,
+      'NodesConfigured',
+      `${ready}/${desired} nodes pull from ${nodeAddress(r) ?? ''}`,
+    );
+  return cond('NodeAccessReady', false, 'NodesPending', `${ready}/${desired} nodes configured`);
 }
 
 type Cond = Omit<V1Condition, 'lastTransitionTime' | 'observedGeneration'>;
@@ -81,7 +202,11 @@ export function rollout(
   };
 }
 
-/** conditionsFor computes the six conditions (without times) from what was observed. */
+/**
+ * conditionsFor computes the six conditions (without times) from what was observed, and
+ * NodeAccessReady when spec.nodeAccess is enabled. Ready is about the registry serving in the
+ * cluster; node access has its own condition (a refused node port also makes it Degraded).
+ */
 export function conditionsFor(r: Registry, o: Observed): Cond[] {
   const configOk = o.configProblems.length === 0;
   const configReason = o.configReason ?? 'InvalidConfig';
@@ -114,6 +239,12 @@ export function conditionsFor(r: Registry, o: Observed): Cond[] {
         )
       : cond('Progressing', false, 'RolloutComplete', `${want} replicas up to date`),
   );
+  const problems = o.podProblems ?? [];
+  const podWhy =
+    problems.length > 0 ? [problems[0]!.reason, podProblemMessage(r, problems)] : undefined;
+  const nodeCond = nodeAccessCondition(r, o);
+  const nodeRefused =
+    nodeCond && (nodeCond.reason === 'NodePortRefused' || nodeCond.reason === 'ClusterIPRefused');
   const degradedWhy = !configOk
     ? configReason === 'SecretMissing'
       ? [configReason, `${o.configProblems.join('; ')}; the last valid config stays in use`]
@@ -122,25 +253,36 @@ export function conditionsFor(r: Registry, o: Observed): Cond[] {
       ? ['ApplyFailed', o.applyError]
       : !o.storage.ready
         ? [o.storage.reason, o.storage.message]
-        : ro.failure !== undefined
-          ? ['RolloutFailed', ro.failure]
-          : undefined;
+        : podWhy !== undefined
+          ? podWhy
+          : ro.failure !== undefined
+            ? ['RolloutFailed', ro.failure]
+            : nodeRefused
+              ? [nodeCond.reason, nodeCond.message]
+              : undefined;
   out.push(
     degradedWhy
       ? cond('Degraded', true, degradedWhy[0]!, degradedWhy[1]!)
       : cond('Degraded', false, 'AsExpected', ''),
   );
   const ready =
-    configOk && o.applyError === undefined && o.storage.ready && ro.available && !ro.progressing;
+    configOk &&
+    o.applyError === undefined &&
+    o.storage.ready &&
+    podWhy === undefined &&
+    ro.available &&
+    !ro.progressing;
   const notReadyReason = !configOk
     ? configReason
     : o.applyError !== undefined
       ? 'ApplyFailed'
       : !o.storage.ready
         ? o.storage.reason
-        : !ro.available
-          ? 'Unavailable'
-          : 'RollingOut';
+        : podWhy !== undefined
+          ? podWhy[0]!
+          : !ro.available
+            ? 'Unavailable'
+            : 'RollingOut';
   out.push(
     ready
       ? cond('Ready', true, 'Ready', `serving at ${endpoint(r)}`)
@@ -151,6 +293,7 @@ export function conditionsFor(r: Registry, o: Observed): Cond[] {
           out.find((c) => c.reason === notReadyReason)?.message ?? '',
         ),
   );
+  if (nodeCond) out.push(nodeCond);
   return out;
 }
 
@@ -170,12 +313,14 @@ export function computeStatus(r: Registry, o: Observed): RegistryStatus {
     return { ...c, observedGeneration: gen, lastTransitionTime };
   });
   const ro = rollout(r, o.deployment);
+  const addr = nodeAddress(r);
   return {
     observedGeneration: gen,
     replicas: ro.replicas,
     readyReplicas: ro.ready,
     selector: selectorString(r),
     endpoint: endpoint(r),
+    ...(addr !== undefined ? { nodeAddress: addr } : {}),
     image: r.spec.image,
     storage: {
       bucket: r.spec.storage.s3.bucket,
@@ -203,6 +348,7 @@ function normalise(s: RegistryStatus | undefined): string {
     readyReplicas: s?.readyReplicas,
     selector: s?.selector,
     endpoint: s?.endpoint,
+    nodeAddress: s?.nodeAddress,
     image: s?.image,
     storage: s?.storage ? { bucket: s.storage.bucket, managed: s.storage.managed } : undefined,
     conditions: conds,
@@ -240,7 +386,8 @@ export function transitions(prev: RegistryStatus | undefined, next: RegistryStat
       to: c.status,
       reason: c.reason,
       message: c.message,
-      warning: bad && c.type !== 'Progressing',
+      // Nodes still starting the node-access pods is progress, not a problem.
+      warning: bad && c.type !== 'Progressing' && c.reason !== 'NodesPending',
     });
   }
   return out;

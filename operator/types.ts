@@ -96,6 +96,26 @@ export interface GarbageCollectionSpec {
   }[];
 }
 
+/** NodeRuntime names a container runtime whose registry config `berth node-config` writes. */
+export type NodeRuntime = 'containerd' | 'cri-o';
+
+/**
+ * NodeAccessSpec is `spec.nodeAccess`: a fixed address on every node (a NodePort reached at
+ * `localhost:<nodePort>`, or a fixed ClusterIP) and a DaemonSet that writes the container
+ * runtimes' registry config for it, so nodes pull from the Registry without cluster DNS.
+ */
+export interface NodeAccessSpec {
+  enabled: boolean;
+  mode: 'NodePort' | 'ClusterIP';
+  /** nodePort is required in NodePort mode (30000-32767). */
+  nodePort?: number;
+  /** clusterIP is required in ClusterIP mode (an IPv4 or IPv6 literal in the service CIDR). */
+  clusterIP?: string;
+  runtimes: NodeRuntime[];
+  containerd: { configPath: string };
+  crio: { configPath: string };
+}
+
 export interface RegistrySpec {
   image: string;
   imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
@@ -156,10 +176,18 @@ export interface RegistrySpec {
   };
   notifications?: { endpoints?: NotificationEndpoint[] };
   configOverrides?: Record<string, unknown>;
+  /** nodeAccess: the CRD defaults it to `{enabled: false, ...}`; absent on objects built by hand. */
+  nodeAccess?: NodeAccessSpec;
 }
 
 export type ConditionType =
-  'Ready' | 'Available' | 'Progressing' | 'Degraded' | 'StorageReady' | 'ConfigValid';
+  | 'Ready'
+  | 'Available'
+  | 'Progressing'
+  | 'Degraded'
+  | 'StorageReady'
+  | 'ConfigValid'
+  | 'NodeAccessReady';
 
 export interface RegistryStatus {
   observedGeneration?: number;
@@ -167,6 +195,8 @@ export interface RegistryStatus {
   readyReplicas?: number;
   selector?: string;
   endpoint?: string;
+  /** nodeAddress is what nodes pull from (`localhost:30500`) when spec.nodeAccess is enabled. */
+  nodeAddress?: string;
   image?: string;
   storage?: { bucket: string; managed: boolean };
   conditions?: V1Condition[];

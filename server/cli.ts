@@ -18,6 +18,10 @@ commands:
   image      build the Berth image as an OCI layout and archive (no Docker engine), or push one:
                image build [--out DIR] [--archive FILE] [--tag REF] [--revision REV] [--source-date-epoch N]
                image push --layout DIR [--from-ref NAME] [--username USER] [--plain-http] [--insecure] REFERENCE
+  node-config
+             point this node's container runtime at a Registry until SIGTERM (run by the
+               node-access DaemonSet): --address HOST:PORT --name NS/NAME [--scheme http|https]
+               [--containerd-dir DIR] [--crio-dir DIR] [--ca-file FILE]
 `;
 
 function flag(args: string[], name: string): string | undefined {
@@ -79,6 +83,10 @@ async function main(argv: string[]): Promise<void> {
       return (await import('../operator/main.js')).operatorCommand();
     case 'server':
       return serve(rest);
+    case 'node-config': {
+      const code = await (await import('../operator/nodeconfig.js')).nodeConfigCommand(rest);
+      return process.exit(code);
+    }
     case 'gc': {
       const code = await gcCommand(rest, flag(rest, '--config'));
       return process.exit(code);

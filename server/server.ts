@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { AuthService } from './auth/service.js';
 import { systemClock, type Clock } from './auth/clock.js';
@@ -155,7 +155,11 @@ export interface RunningServer {
   debugUrl?: string;
   /** gc is the garbage collector (scheduled when `gc.enabled`); its events feed metrics. */
   gc: GarbageCollector;
-  /** close stops accepting connections and waits for in-flight requests (bounded). */
+  /**
+   * close stops accepting connections at once, lets in-flight requests finish (bounded by
+   * http.shutdownTimeoutSeconds), answers them and any request still arriving on a kept-alive
+   * connection with `Connection: close`, and closes idle keep-alive connections.
+   */
   close(): Promise<void>;
 }
 
@@ -224,12 +228,19 @@ export async function startServer(
   const callback = app.callback();
   const tls = config.http.tls;
   const serverOpts = { maxHeaderSize: config.limits.headerBytes };
+  // While draining, every response says Connection: close, so a client with a kept-alive
+  // connection opens a new one (to another pod) instead of racing the socket's close.
+  const inFlight = new Set<ServerResponse>();
+  let draining = false;
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    if (draining) res.setHeader('connection', 'close');
+    inFlight.add(res);
+    res.on('close', () => inFlight.delete(res));
+    void callback(req, res);
+  };
   const server = tls
-    ? createHttpsServer(
-        { ...serverOpts, ...serverOptions(tls) },
-        (req, res) => void callback(req, res),
-      )
-    : createServer(serverOpts, (req, res) => void callback(req, res));
+    ? createHttpsServer({ ...serverOpts, ...serverOptions(tls) }, handle)
+    : createServer(serverOpts, handle);
   const unwatchTls =
     tls && 'setSecureContext' in server ? watchTls(server, tls, log, opts.tlsPollMs) : undefined;
   server.requestTimeout = 0;
@@ -283,6 +294,9 @@ export async function startServer(
       await gcSchedule?.stop();
       unwatchTls?.();
       debug?.close();
+      draining = true;
+      for (const res of inFlight) if (!res.headersSent) res.setHeader('connection', 'close');
+      // Stops accepting at once; in-flight requests finish.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // Keep-alive connections become idle as their last request finishes: close them then.
       const idle = setInterval(() => server.closeIdleConnections(), 100);

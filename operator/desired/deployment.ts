@@ -27,6 +27,14 @@ import {
 
 /** RUN_AS is the unprivileged uid and gid the server runs as. */
 export const RUN_AS = 65532;
+/**
+ * PRESTOP_SLEEP_SECONDS is how long a terminating pod keeps serving before SIGTERM (the
+ * kubelet's native sleep action, no shell needed), so endpoints and kube-proxy rules drop it
+ * before it stops accepting.
+ */
+export const PRESTOP_SLEEP_SECONDS = 5;
+/** GRACE_SECONDS is the pod's termination grace: the preStop sleep, the drain, and a margin. */
+export const GRACE_SECONDS = PRESTOP_SLEEP_SECONDS + SHUTDOWN_SECONDS + 5;
 
 /**
  * desiredDeployment runs `berth server` for `r`. `configChecksum` (of the rendered config and
@@ -115,6 +123,7 @@ export function desiredDeployment(r: Registry, configChecksum: string): V1Deploy
     ],
     env,
     volumeMounts: mounts,
+    lifecycle: { preStop: { sleep: { seconds: PRESTOP_SLEEP_SECONDS } } },
     readinessProbe: {
       httpGet: { path: '/readyz', port: 'debug' },
       periodSeconds: 5,
@@ -164,7 +173,7 @@ export function desiredDeployment(r: Registry, configChecksum: string): V1Deploy
         spec: {
           automountServiceAccountToken: false,
           enableServiceLinks: false,
-          terminationGracePeriodSeconds: SHUTDOWN_SECONDS + 5,
+          terminationGracePeriodSeconds: GRACE_SECONDS,
           securityContext: {
             runAsNonRoot: true,
             runAsUser: RUN_AS,

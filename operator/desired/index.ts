@@ -12,6 +12,7 @@ import {
   desiredService,
   desiredServiceMonitor,
 } from './network.js';
+import { desiredNodeAccessDaemonSet, desiredNodeService } from './nodeaccess.js';
 import { desiredSecret } from './secret.js';
 
 export interface DesiredInputs {
@@ -28,14 +29,26 @@ export interface DesiredInputs {
 }
 
 export type DesiredState =
-  | { ok: true; children: KubernetesObject[]; skipped: string[] }
+  | {
+      ok: true;
+      children: KubernetesObject[];
+      /**
+       * nodeAccess are the node-access Service and DaemonSet (empty when disabled), applied
+       * after `children` and on their own: a refused node port must not stop the registry.
+       */
+      nodeAccess: KubernetesObject[];
+      skipped: string[];
+    }
   | { ok: false; reason?: 'InvalidConfig' | 'SecretMissing'; problems: readonly string[] };
 
 /**
- * PRUNABLE lists the optional kinds a spec change can remove; the always-present children
- * (ConfigMap, Secret, Deployment, Service) are never pruned, only owner-GC'd.
+ * PRUNABLE lists the kinds a spec change can remove: the optional kinds, and Service and
+ * DaemonSet for node access. The always-present children (ConfigMap, Secret, Deployment, the
+ * `<name>` Service) are always among the kept ones, so they are only owner-GC'd.
  */
 export const PRUNABLE = [
+  { apiVersion: 'v1', kind: 'Service', plural: 'services' },
+  { apiVersion: 'apps/v1', kind: 'DaemonSet', plural: 'daemonsets' },
   { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets' },
   { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', plural: 'ingresses' },
   { apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitor', plural: 'servicemonitors' },
@@ -66,5 +79,10 @@ export function desiredState(r: Registry, inputs: DesiredInputs): DesiredState {
   const sm = desiredServiceMonitor(r);
   if (sm && inputs.serviceMonitorApi) children.push(sm);
   else if (sm) skipped.push('ServiceMonitor');
-  return { ok: true, children, skipped };
+  const nodeAccess: KubernetesObject[] = [];
+  const nodeService = desiredNodeService(r);
+  if (nodeService) nodeAccess.push(nodeService);
+  const daemonSet = desiredNodeAccessDaemonSet(r);
+  if (daemonSet) nodeAccess.push(daemonSet);
+  return { ok: true, children, nodeAccess, skipped };
 }

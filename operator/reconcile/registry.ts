@@ -12,18 +12,30 @@ import {
   CustomObjectsApi,
   PatchStrategy,
   setHeaderOptions,
+  type KubernetesObject,
   type V1ConfigMap,
+  type V1DaemonSet,
   type V1Deployment,
+  type V1Pod,
   type V1Secret,
+  type V1Service,
 } from '@kubernetes/client-node';
 import type { Clock } from '../clock.js';
 import { desiredState, PRUNABLE } from '../desired/index.js';
-import { childNames, selectorString } from '../desired/meta.js';
+import { LABEL_INSTANCE, LABEL_NAME, childNames, selectorString } from '../desired/meta.js';
+import { NODE_ACCESS_NAME, nodeAccessNames, nodeAccessOf } from '../desired/nodeaccess.js';
 import { referencedFiles } from '../desired/files.js';
 import { httpSecretOf, signingKeyOf } from '../desired/secret.js';
 import type { EventSink } from '../events.js';
 import type { Logger } from '../log.js';
-import { computeStatus, statusChanged, transitions, type StorageState } from '../status.js';
+import {
+  computeStatus,
+  podProblems,
+  statusChanged,
+  transitions,
+  type NodeAccessObserved,
+  type StorageState,
+} from '../status.js';
 import type { BucketStore, BucketTarget, Credentials } from '../storage.js';
 import { FINALIZER, GROUP, PLURAL, VERSION, type Registry } from '../types.js';
 import type { Applier } from './apply.js';
@@ -41,6 +53,13 @@ export interface ReconcileDeps {
   serviceMonitorApi: () => Promise<boolean>;
   /** storageRetryMs is how soon a Registry whose storage is not ready is looked at again. */
   storageRetryMs?: number;
+  /**
+   * registryPods returns the Registry's server pods from a cache (the controller's pod
+   * informer); without it each pass lists them from the API server.
+   */
+  registryPods?: (r: Registry) => readonly V1Pod[];
+  /** nodeAccessRetryMs is how soon a refused node-access Service is tried again. Default 60 s. */
+  nodeAccessRetryMs?: number;
 }
 
 export interface ReconcileResult {
@@ -184,19 +203,33 @@ async function setFinalizers(
   );
 }
 
-/** podsRemain deletes the Registry's Deployment and says whether any of its pods are left. */
+/**
+ * podsRemain deletes the Registry's Deployment and node-access DaemonSet and says whether any
+ * of their pods are left (node-access pods remove their files from the nodes as they stop).
+ */
 async function podsRemain(deps: ReconcileDeps, r: Registry): Promise<boolean> {
   const namespace = r.metadata.namespace;
+  const gone = (err: unknown) => {
+    if (!is404(err)) throw err;
+  };
   await deps.apps
     .deleteNamespacedDeployment({
       name: childNames(r).workload,
       namespace,
       propagationPolicy: 'Background',
     })
-    .catch((err: unknown) => {
-      if (!is404(err)) throw err;
-    });
-  const pods = await deps.core.listNamespacedPod({ namespace, labelSelector: selectorString(r) });
+    .catch(gone);
+  await deps.apps
+    .deleteNamespacedDaemonSet({
+      name: nodeAccessNames(r).daemonSet,
+      namespace,
+      propagationPolicy: 'Background',
+    })
+    .catch(gone);
+  const pods = await deps.core.listNamespacedPod({
+    namespace,
+    labelSelector: `${LABEL_INSTANCE}=${r.metadata.name},${LABEL_NAME} in (berth,${NODE_ACCESS_NAME})`,
+  });
   return pods.items.length > 0;
 }
 
@@ -233,6 +266,91 @@ async function finalize(deps: ReconcileDeps, r: Registry): Promise<ReconcileResu
     finalizers.filter((f) => f !== FINALIZER),
   );
   return {};
+}
+
+/** listRegistryPods is the Registry's server pods, from the cache when there is one. */
+async function listRegistryPods(deps: ReconcileDeps, r: Registry): Promise<readonly V1Pod[]> {
+  if (deps.registryPods) return deps.registryPods(r);
+  const pods = await deps.core.listNamespacedPod({
+    namespace: r.metadata.namespace,
+    labelSelector: selectorString(r),
+  });
+  return pods.items;
+}
+
+/**
+ * applyNodeAccess applies the node-access Service and DaemonSet. A Service the API server
+ * rejects as invalid (node port taken or out of range, cluster IP outside the service CIDR or
+ * taken) is the user's to fix: it is returned as `refused`, not thrown, and the DaemonSet is
+ * left as it is. A Service whose fixed cluster IP changed is deleted first (clusterIP is
+ * immutable). Other errors are thrown.
+ */
+async function applyNodeAccess(
+  deps: ReconcileDeps,
+  r: Registry,
+  objects: readonly KubernetesObject[],
+): Promise<NodeAccessObserved> {
+  let daemonSet: V1DaemonSet | undefined;
+  for (const obj of objects) {
+    if (obj.kind === 'Service') {
+      const svc = obj as V1Service;
+      const want = svc.spec?.clusterIP;
+      if (want !== undefined) {
+        const have = await readService(deps, r.metadata.namespace, svc.metadata?.name ?? '');
+        const current = have?.spec?.clusterIP;
+        if (current !== undefined && current !== '' && current !== want) {
+          await deps.core
+            .deleteNamespacedService({
+              name: svc.metadata?.name ?? '',
+              namespace: r.metadata.namespace,
+            })
+            .catch((err: unknown) => {
+              if (!is404(err)) throw err;
+            });
+          deps.log.info(
+            { registry: r.metadata.name, from: current, to: want },
+            'node service recreated for a new cluster ip',
+          );
+        }
+      }
+      try {
+        await deps.applier.apply(svc);
+      } catch (err) {
+        if (err instanceof ApiException && (err.code === 422 || err.code === 400))
+          return { daemonSet: undefined, refused: apiMessage(err) };
+        throw err;
+      }
+    } else {
+      const applied = await deps.applier.apply(obj);
+      if (obj.kind === 'DaemonSet') daemonSet = applied;
+    }
+  }
+  return { daemonSet };
+}
+
+async function readService(
+  deps: ReconcileDeps,
+  namespace: string,
+  name: string,
+): Promise<V1Service | undefined> {
+  try {
+    return await deps.core.readNamespacedService({ name, namespace });
+  } catch (err) {
+    if (is404(err)) return undefined;
+    throw err;
+  }
+}
+
+async function readDaemonSet(deps: ReconcileDeps, r: Registry): Promise<V1DaemonSet | undefined> {
+  try {
+    return await deps.apps.readNamespacedDaemonSet({
+      name: nodeAccessNames(r).daemonSet,
+      namespace: r.metadata.namespace,
+    });
+  } catch (err) {
+    if (is404(err)) return undefined;
+    throw err;
+  }
 }
 
 async function readDeployment(deps: ReconcileDeps, r: Registry): Promise<V1Deployment | undefined> {
@@ -300,13 +418,17 @@ export async function reconcileRegistry(
 
   let deployment: V1Deployment | undefined;
   let applyError: Error | undefined;
+  let nodeAccess: NodeAccessObserved | undefined;
   if (desired.ok) {
     try {
       for (const child of desired.children) {
         const applied = await deps.applier.apply(child);
         if (child.kind === 'Deployment') deployment = applied;
       }
-      const pruned = await deps.applier.prune(r, desired.children, PRUNABLE);
+      if (desired.nodeAccess.length > 0)
+        nodeAccess = await applyNodeAccess(deps, r, desired.nodeAccess);
+      const keep = [...desired.children, ...desired.nodeAccess];
+      const pruned = await deps.applier.prune(r, keep, PRUNABLE);
       for (const p of pruned)
         deps.log.info({ registry: name, namespace, child: p }, 'child pruned');
     } catch (err) {
@@ -317,6 +439,8 @@ export async function reconcileRegistry(
       deps.log.debug({ registry: name, skipped: desired.skipped }, 'optional children skipped');
   }
   if (!desired.ok || applyError !== undefined) deployment = await readDeployment(deps, r);
+  if (nodeAccess === undefined && nodeAccessOf(r))
+    nodeAccess = { daemonSet: await readDaemonSet(deps, r) };
 
   const status = computeStatus(r, {
     configProblems: desired.ok ? [] : desired.problems,
@@ -325,10 +449,14 @@ export async function reconcileRegistry(
     deployment,
     now: new Date(deps.clock.now()),
     ...(applyError !== undefined ? { applyError: apiMessage(applyError) } : {}),
+    podProblems: podProblems(await listRegistryPods(deps, r)),
+    ...(nodeAccess ? { nodeAccess } : {}),
   });
   if (statusChanged(r.status, status)) {
+    // A merge patch keeps keys it does not mention: null removes a node address no longer set.
+    const body = { status: { ...status, nodeAddress: status.nodeAddress ?? null } };
     await deps.custom.patchNamespacedCustomObjectStatus(
-      { group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body: { status } },
+      { group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
     for (const t of transitions(r.status, status)) {
@@ -345,5 +473,9 @@ export async function reconcileRegistry(
   if (applyError !== undefined) throw applyError;
   // Referenced Secrets are not watched (they are not ours): look again until they appear.
   const missingRef = !desired.ok && desired.reason === 'SecretMissing';
-  return storage.ready && !missingRef ? {} : { requeueAfterMs: deps.storageRetryMs ?? 15_000 };
+  if (!storage.ready || missingRef) return { requeueAfterMs: deps.storageRetryMs ?? 15_000 };
+  // A taken node port may be freed by someone else: look again now and then.
+  if (nodeAccess?.refused !== undefined && nodeAccessOf(r))
+    return { requeueAfterMs: deps.nodeAccessRetryMs ?? 60_000 };
+  return {};
 }

@@ -5,8 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
-import type { V1Deployment } from '@kubernetes/client-node';
-import type { Registry, RegistrySpec } from '../../operator/types.js';
+import type { V1DaemonSet, V1Deployment, V1Pod } from '@kubernetes/client-node';
+import type { NodeAccessSpec, Registry, RegistrySpec } from '../../operator/types.js';
 
 export const CRD_PATH = fileURLToPath(
   new URL('../../crds/registries.berth.dev.yaml', import.meta.url),
@@ -47,8 +47,9 @@ export function applyDefaults(schema: Schema, value: unknown): unknown {
   return value;
 }
 
-type SpecInput = Partial<Omit<RegistrySpec, 'storage'>> & {
+type SpecInput = Partial<Omit<RegistrySpec, 'storage' | 'nodeAccess'>> & {
   storage?: { s3?: Partial<RegistrySpec['storage']['s3']> };
+  nodeAccess?: Partial<NodeAccessSpec>;
 };
 
 /** RegistryBuilder builds a Registry step by step; `build()` applies the CRD defaults. */
@@ -78,6 +79,12 @@ export class RegistryBuilder {
 
   with(spec: SpecInput): this {
     this.spec = { ...this.spec, ...spec };
+    return this;
+  }
+
+  /** withNodeAccess sets spec.nodeAccess as a user writes it (the CRD fills in the rest). */
+  withNodeAccess(na: Partial<NodeAccessSpec>): this {
+    this.spec = { ...this.spec, nodeAccess: na };
     return this;
   }
 
@@ -130,6 +137,57 @@ export function aDeployment(opts: {
         {
           type: 'Available',
           status: (opts.available ?? opts.ready >= opts.replicas) ? 'True' : 'False',
+        },
+      ],
+    },
+  };
+}
+
+/** aDaemonSet is a DaemonSet as the API shows it with `ready` of `desired` nodes ready. */
+export function aDaemonSet(opts: {
+  desired: number;
+  ready: number;
+  generation?: number;
+}): V1DaemonSet {
+  const gen = opts.generation ?? 1;
+  return {
+    metadata: { generation: gen },
+    status: {
+      observedGeneration: gen,
+      desiredNumberScheduled: opts.desired,
+      currentNumberScheduled: opts.desired,
+      numberMisscheduled: 0,
+      numberReady: opts.ready,
+      updatedNumberScheduled: opts.desired,
+    },
+  };
+}
+
+/** aPod is a registry pod whose `berth` container is running, or waiting with `waiting`. */
+export function aPod(
+  name: string,
+  waiting?: { reason: string; message?: string; lastExitCode?: number },
+): V1Pod {
+  return {
+    metadata: { name, labels: { 'app.kubernetes.io/name': 'berth' } },
+    status: {
+      containerStatuses: [
+        {
+          name: 'berth',
+          image: 'ghcr.io/berth-dev/berth:0.1.0',
+          imageID: '',
+          ready: waiting === undefined,
+          restartCount: waiting?.lastExitCode !== undefined ? 3 : 0,
+          state: waiting
+            ? { waiting: { reason: waiting.reason, message: waiting.message } }
+            : { running: {} },
+          ...(waiting?.lastExitCode !== undefined
+            ? {
+                lastState: {
+                  terminated: { exitCode: waiting.lastExitCode, reason: 'Error' },
+                },
+              }
+            : {}),
         },
       ],
     },

@@ -53,6 +53,7 @@ describe('Registry CRD on a real API server', () => {
       'Replicas',
       'Endpoint',
       'Bucket',
+      'Node-Address',
       'Reason',
       'Age',
     ]);
@@ -277,6 +278,69 @@ describe('Registry CRD on a real API server', () => {
           .raw(),
       ),
     ).toMatch(/logLevel/);
+  });
+
+  it('GIVEN nodeAccess without its address field, with the other mode field, or a bad IP WHEN applied THEN each is rejected with the field named; valid ones get the defaults', async () => {
+    expect(
+      await rejected(aRegistry().named('na1', NS).withNodeAccess({ enabled: true }).raw()),
+    ).toContain('nodeAccess.nodePort is required when nodeAccess.mode is NodePort');
+    expect(
+      await rejected(
+        aRegistry().named('na2', NS).withNodeAccess({ enabled: true, mode: 'ClusterIP' }).raw(),
+      ),
+    ).toContain('nodeAccess.clusterIP is required when nodeAccess.mode is ClusterIP');
+    expect(
+      await rejected(
+        aRegistry()
+          .named('na3', NS)
+          .withNodeAccess({ enabled: true, nodePort: 30500, clusterIP: '10.0.0.1' })
+          .raw(),
+      ),
+    ).toContain('nodeAccess.clusterIP applies only to mode ClusterIP');
+    expect(
+      await rejected(
+        aRegistry()
+          .named('na4', NS)
+          .withNodeAccess({ enabled: true, mode: 'ClusterIP', clusterIP: '10.0.0.256' })
+          .raw(),
+      ),
+    ).toContain('nodeAccess.clusterIP must be an IPv4 or IPv6 address literal');
+    expect(
+      await rejected(
+        aRegistry().named('na5', NS).withNodeAccess({ enabled: true, nodePort: 8080 }).raw(),
+      ),
+    ).toMatch(/nodePort/);
+    expect(
+      await rejected(
+        aRegistry()
+          .named('na6', NS)
+          .withNodeAccess({ enabled: true, nodePort: 30500, containerd: { configPath: 'rel' } })
+          .raw(),
+      ),
+    ).toContain('containerd.configPath must be an absolute host path');
+    expect(
+      await rejected(
+        aRegistry()
+          .named('n'.repeat(59), NS)
+          .withNodeAccess({ enabled: true, nodePort: 30500 })
+          .raw(),
+      ),
+    ).toContain('at most 58 characters');
+    await kubectlApply(
+      kc,
+      aRegistry()
+        .named('na-ok', NS)
+        .withNodeAccess({ enabled: true, mode: 'ClusterIP', clusterIP: 'fd00::50' })
+        .raw() as never,
+    );
+    expect((await getRegistry(kc, NS, 'na-ok')).spec.nodeAccess).toEqual({
+      enabled: true,
+      mode: 'ClusterIP',
+      clusterIP: 'fd00::50',
+      runtimes: ['containerd'],
+      containerd: { configPath: '/etc/containerd/certs.d' },
+      crio: { configPath: '/etc/containers/registries.conf.d' },
+    });
   });
 
   it('GIVEN a Registry WHEN scaled through the scale subresource THEN spec.replicas follows', async () => {

@@ -238,6 +238,12 @@ describe('deployment renderer', () => {
     });
   });
 
+  it('GIVEN a Registry WHEN rendered THEN a preStop sleep keeps the pod serving until its endpoint is gone, within the grace period', () => {
+    expect(c.lifecycle).toEqual({ preStop: { sleep: { seconds: 5 } } });
+    // The grace period covers the sleep, the server's drain (30 s) and a margin.
+    expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(5 + 30);
+  });
+
   it('GIVEN a Registry WHEN rendered THEN probes hit /healthz and /readyz on the debug port', () => {
     expect(c.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'debug' });
     expect(c.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'debug' });

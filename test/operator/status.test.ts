@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { computeStatus, statusChanged, transitions, type Observed } from '../../operator/status.js';
+import {
+  computeStatus,
+  podProblems,
+  statusChanged,
+  transitions,
+  type Observed,
+} from '../../operator/status.js';
 import type { Registry } from '../../operator/types.js';
-import { aDeployment, aRegistry } from './builders.js';
+import { aDaemonSet, aDeployment, aPod, aRegistry } from './builders.js';
 
 const T0 = new Date('2026-01-01T00:00:00Z');
 const T1 = new Date('2026-01-01T00:05:00Z');
@@ -178,5 +184,154 @@ describe('status computation', () => {
     ]);
     expect(transitions(bad, bad)).toEqual([]);
     expect(transitions(undefined, good).length).toBe(6);
+  });
+});
+
+describe('status from pods and node access', () => {
+  const reg = aRegistry().named('reg', 'ns').build();
+  const na = aRegistry()
+    .named('reg', 'ns')
+    .withNodeAccess({ enabled: true, nodePort: 30500 })
+    .build();
+
+  it('GIVEN a registry container in ImagePullBackOff WHEN computed THEN Degraded and Ready say ImagePullFailed naming spec.image and the kubelet message', () => {
+    const problems = podProblems([
+      aPod('reg-a', { reason: 'ImagePullBackOff', message: 'Back-off pulling image "x:bad"' }),
+      aPod('reg-b'),
+    ]);
+    const s = computeStatus(
+      reg,
+      observed({ podProblems: problems, deployment: aDeployment({ replicas: 1, ready: 0 }) }),
+    );
+    expect(cond(s, 'Degraded')).toBe('True/ImagePullFailed');
+    expect(cond(s, 'Ready')).toBe('False/ImagePullFailed');
+    const msg = s.conditions?.find((c) => c.type === 'Degraded')?.message;
+    expect(msg).toContain('spec.image "ghcr.io/berth-dev/berth:0.1.0" cannot be pulled');
+    expect(msg).toContain(
+      'pod reg-a container berth: ImagePullBackOff: Back-off pulling image "x:bad"',
+    );
+    const t = transitions(computeStatus(reg, observed()), s).find((x) => x.type === 'Degraded');
+    expect(t).toMatchObject({ to: 'True', reason: 'ImagePullFailed', warning: true });
+  });
+
+  it('GIVEN each stuck waiting reason WHEN summarised THEN it maps to a Degraded reason; a running or terminating pod THEN none', () => {
+    const reasons = [
+      'ErrImagePull',
+      'ImagePullBackOff',
+      'InvalidImageName',
+      'ErrImageNeverPull',
+      'CreateContainerConfigError',
+      'CrashLoopBackOff',
+    ];
+    const got = reasons.map((w) => podProblems([aPod('p', { reason: w })])[0]?.reason);
+    expect(got).toEqual([
+      'ImagePullFailed',
+      'ImagePullFailed',
+      'ImagePullFailed',
+      'ImagePullFailed',
+      'ContainerConfigFailed',
+      'ContainerFailing',
+    ]);
+    expect(podProblems([aPod('p'), aPod('q', { reason: 'ContainerCreating' })])).toEqual([]);
+    const leaving = aPod('p', { reason: 'ErrImagePull' });
+    leaving.metadata!.deletionTimestamp = T0;
+    expect(podProblems([leaving])).toEqual([]);
+  });
+
+  it('GIVEN a crash loop WHEN computed THEN Degraded is ContainerFailing with the last exit code; the same reason again THEN no new transition', () => {
+    const crash = (msg: string) =>
+      podProblems([aPod('reg-a', { reason: 'CrashLoopBackOff', message: msg, lastExitCode: 1 })]);
+    const s1 = computeStatus(reg, observed({ podProblems: crash('back-off 10s') }));
+    expect(cond(s1, 'Degraded')).toBe('True/ContainerFailing');
+    expect(s1.conditions?.find((c) => c.type === 'Degraded')?.message).toContain(
+      'back-off 10s (last exit code 1, Error)',
+    );
+    const s2 = computeStatus(
+      { ...reg, status: s1 },
+      observed({ podProblems: crash('back-off 20s') }),
+    );
+    expect(transitions(s1, s2)).toEqual([]);
+  });
+
+  it('GIVEN node access off WHEN computed THEN there is no NodeAccessReady and no nodeAddress', () => {
+    const s = computeStatus(reg, observed());
+    expect(cond(s, 'NodeAccessReady')).toBe('missing');
+    expect(s.nodeAddress).toBeUndefined();
+  });
+
+  it('GIVEN node access with every node ready WHEN computed THEN NodeAccessReady is True and nodeAddress is localhost:<nodePort>', () => {
+    const s = computeStatus(
+      na,
+      observed({ nodeAccess: { daemonSet: aDaemonSet({ desired: 3, ready: 3 }) } }),
+    );
+    expect(cond(s, 'NodeAccessReady')).toBe('True/NodesConfigured');
+    expect(s.nodeAddress).toBe('localhost:30500');
+    expect(cond(s, 'Ready')).toBe('True/Ready');
+  });
+
+  it('GIVEN some nodes not ready or no nodes WHEN computed THEN NodeAccessReady is False, pending ones without a warning', () => {
+    const pending = computeStatus(
+      na,
+      observed({ nodeAccess: { daemonSet: aDaemonSet({ desired: 3, ready: 1 }) } }),
+    );
+    expect(cond(pending, 'NodeAccessReady')).toBe('False/NodesPending');
+    expect(pending.conditions?.find((c) => c.type === 'NodeAccessReady')?.message).toBe(
+      '1/3 nodes configured',
+    );
+    expect(transitions(undefined, pending).find((t) => t.type === 'NodeAccessReady')?.warning).toBe(
+      false,
+    );
+    const none = computeStatus(
+      na,
+      observed({ nodeAccess: { daemonSet: aDaemonSet({ desired: 0, ready: 0 }) } }),
+    );
+    expect(cond(none, 'NodeAccessReady')).toBe('False/NoNodes');
+  });
+
+  it('GIVEN the API server refused the node port WHEN computed THEN NodeAccessReady is False naming spec.nodeAccess.nodePort and the reason, Degraded says so, Ready stays about serving', () => {
+    const s = computeStatus(
+      na,
+      observed({
+        nodeAccess: {
+          daemonSet: undefined,
+          refused:
+            'Service "reg-node" is invalid: spec.ports[0].nodePort: Invalid value: 30500: provided port is already allocated',
+        },
+      }),
+    );
+    expect(cond(s, 'NodeAccessReady')).toBe('False/NodePortRefused');
+    const msg = s.conditions?.find((c) => c.type === 'NodeAccessReady')?.message ?? '';
+    expect(msg).toContain('spec.nodeAccess.nodePort 30500');
+    expect(msg).toContain('provided port is already allocated');
+    expect(cond(s, 'Degraded')).toBe('True/NodePortRefused');
+    expect(cond(s, 'Ready')).toBe('True/Ready');
+    const t = transitions(undefined, s).find((x) => x.type === 'NodeAccessReady');
+    expect(t).toMatchObject({ to: 'False', warning: true });
+  });
+
+  it('GIVEN a refused cluster IP WHEN computed THEN the reason is ClusterIPRefused naming spec.nodeAccess.clusterIP', () => {
+    const r = aRegistry()
+      .withNodeAccess({ enabled: true, mode: 'ClusterIP', clusterIP: '10.0.0.9' })
+      .build();
+    const s = computeStatus(
+      r,
+      observed({
+        nodeAccess: { daemonSet: undefined, refused: 'the provided IP is not in the valid range' },
+      }),
+    );
+    expect(cond(s, 'NodeAccessReady')).toBe('False/ClusterIPRefused');
+    expect(s.conditions?.find((c) => c.type === 'NodeAccessReady')?.message).toContain(
+      'spec.nodeAccess.clusterIP 10.0.0.9',
+    );
+  });
+
+  it('GIVEN node access turned off after being on WHEN compared THEN the status changed (nodeAddress dropped)', () => {
+    const on = computeStatus(
+      na,
+      observed({ nodeAccess: { daemonSet: aDaemonSet({ desired: 1, ready: 1 }) } }),
+    );
+    const off = computeStatus({ ...reg, status: on }, observed());
+    expect(statusChanged(on, off)).toBe(true);
+    expect(off.nodeAddress).toBeUndefined();
   });
 });

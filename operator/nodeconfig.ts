@@ -1,0 +1,347 @@
+/**
+ * `berth node-config` runs on every node (the node-access DaemonSet) and points the node's
+ * container runtime at a Registry: containerd's `<dir>/<address>/hosts.toml` (and `ca.crt`)
+ * and CRI-O's `<dir>/berth-<namespace>-<name>.conf`. It writes them atomically, rewrites them
+ * when they vanish or differ (every 30 s), and on SIGTERM or SIGINT removes exactly the files
+ * it wrote, and the address folder if it made it and it is empty.
+ */
+import { mkdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { isAbsolute, join, normalize } from 'node:path';
+import { realClock, type Clock } from './clock.js';
+import { jsonLogger, type Logger } from './log.js';
+
+/** CHECK_INTERVAL_MS is how often the files are checked and rewritten if needed. */
+export const CHECK_INTERVAL_MS = 30_000;
+
+export const NODE_CONFIG_USAGE = `usage: berth node-config --address HOST:PORT --name NAMESPACE/NAME
+       [--scheme http|https] [--containerd-dir DIR] [--crio-dir DIR] [--ca-file FILE]
+
+Writes the container runtime's registry config for HOST:PORT on this node, keeps it there,
+and removes it on SIGTERM. At least one of --containerd-dir and --crio-dir is required.
+`;
+
+/** UsageError is a bad command line; its message names the flag. */
+export class UsageError extends Error {
+  constructor(
+    readonly flag: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export interface NodeConfigOptions {
+  /** address is `host:port` as image references name it, e.g. `localhost:30500`. */
+  address: string;
+  scheme: 'http' | 'https';
+  containerdDir?: string;
+  crioDir?: string;
+  /** caFile is a PEM bundle to trust for the registry; it may be absent (then none is written). */
+  caFile?: string;
+  namespace: string;
+  name: string;
+}
+
+const ADDRESS = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?):([0-9]{1,5})$/;
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+const FLAGS = [
+  '--address',
+  '--scheme',
+  '--containerd-dir',
+  '--crio-dir',
+  '--ca-file',
+  '--name',
+] as const;
+type Flag = (typeof FLAGS)[number];
+
+function absolute(flag: Flag, v: string): string {
+  if (!isAbsolute(v) || v.split('/').includes('..'))
+    throw new UsageError(
+      flag,
+      `${flag} must be an absolute path without "..", got ${JSON.stringify(v)}`,
+    );
+  return normalize(v);
+}
+
+/** parseNodeConfigArgs reads the flags; it throws UsageError naming the first bad one. */
+export function parseNodeConfigArgs(args: readonly string[]): NodeConfigOptions {
+  const values = new Map<Flag, string>();
+  for (let i = 0; i < args.length; i += 2) {
+    const f = args[i] ?? '';
+    if (!(FLAGS as readonly string[]).includes(f))
+      throw new UsageError(f, `unknown flag ${JSON.stringify(f)}`);
+    const v = args[i + 1];
+    if (v === undefined || v.startsWith('--')) throw new UsageError(f, `${f} needs a value`);
+    values.set(f as Flag, v);
+  }
+  const address = values.get('--address');
+  if (address === undefined) throw new UsageError('--address', '--address is required');
+  const m = ADDRESS.exec(address);
+  const port = Number(m?.[3]);
+  if (!m || port < 1 || port > 65535)
+    throw new UsageError(
+      '--address',
+      `--address must be host:port with a port from 1 to 65535, got ${JSON.stringify(address)}`,
+    );
+  const scheme = values.get('--scheme') ?? 'http';
+  if (scheme !== 'http' && scheme !== 'https')
+    throw new UsageError(
+      '--scheme',
+      `--scheme must be http or https, got ${JSON.stringify(scheme)}`,
+    );
+  const full = values.get('--name');
+  if (full === undefined) throw new UsageError('--name', '--name is required');
+  const [namespace = '', name = '', ...rest] = full.split('/');
+  if (rest.length > 0 || !DNS_LABEL.test(namespace) || !DNS_SUBDOMAIN.test(name))
+    throw new UsageError('--name', `--name must be NAMESPACE/NAME, got ${JSON.stringify(full)}`);
+  const containerd = values.get('--containerd-dir');
+  const crio = values.get('--crio-dir');
+  if (containerd === undefined && crio === undefined)
+    throw new UsageError('--containerd-dir', 'one of --containerd-dir and --crio-dir is required');
+  const ca = values.get('--ca-file');
+  return {
+    address,
+    scheme,
+    namespace,
+    name,
+    ...(containerd !== undefined
+      ? { containerdDir: absolute('--containerd-dir', containerd) }
+      : {}),
+    ...(crio !== undefined ? { crioDir: absolute('--crio-dir', crio) } : {}),
+    ...(ca !== undefined ? { caFile: absolute('--ca-file', ca) } : {}),
+  };
+}
+
+/** toml quotes a string as a TOML basic string (JSON's escapes are valid TOML escapes). */
+const toml = (s: string): string => JSON.stringify(s);
+
+/** containerdHostsToml is hosts.toml for the address, trusting `caPath` when given. */
+export function containerdHostsToml(o: NodeConfigOptions, caPath?: string): string {
+  const url = `${o.scheme}://${o.address}`;
+  return [
+    `# Written by berth node-config for Registry ${o.namespace}/${o.name}; removed when it stops.`,
+    `server = ${toml(url)}`,
+    '',
+    `[host.${toml(url)}]`,
+    '  capabilities = ["pull", "resolve"]',
+    ...(caPath !== undefined ? [`  ca = ${toml(caPath)}`] : []),
+    '',
+  ].join('\n');
+}
+
+/** crioRegistryConf is the registries.conf drop-in for the address. */
+export function crioRegistryConf(o: NodeConfigOptions): string {
+  return [
+    `# Written by berth node-config for Registry ${o.namespace}/${o.name}; removed when it stops.`,
+    '[[registry]]',
+    `location = ${toml(o.address)}`,
+    `insecure = ${o.scheme === 'http'}`,
+    '',
+  ].join('\n');
+}
+
+/** PlannedFile is one file node-config keeps on the node. */
+export interface PlannedFile {
+  path: string;
+  content: string | Buffer;
+}
+
+/** plannedFiles lists the files to keep for `o`, given the CA bundle if there is one. */
+export function plannedFiles(o: NodeConfigOptions, ca: Buffer | undefined): PlannedFile[] {
+  const out: PlannedFile[] = [];
+  if (o.containerdDir !== undefined) {
+    const dir = join(o.containerdDir, o.address);
+    const caPath = ca !== undefined ? join(dir, 'ca.crt') : undefined;
+    out.push({ path: join(dir, 'hosts.toml'), content: containerdHostsToml(o, caPath) });
+    if (caPath !== undefined && ca !== undefined) out.push({ path: caPath, content: ca });
+  }
+  if (o.crioDir !== undefined)
+    out.push({
+      path: join(o.crioDir, `berth-${o.namespace}-${o.name}.conf`),
+      content: crioRegistryConf(o),
+    });
+  return out;
+}
+
+const code = (err: unknown): string | undefined => (err as { code?: string }).code;
+
+async function readOrUndefined(path: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    if (code(err) === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (err) {
+    if (code(err) === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+/**
+ * NodeConfigAgent keeps the planned files on the node. sync() is idempotent; start() syncs
+ * and then checks again every interval on the injected clock; stop() removes what it wrote.
+ */
+export class NodeConfigAgent {
+  private readonly written = new Set<string>();
+  private readonly madeDirs = new Set<string>();
+  private cancel: (() => void) | undefined;
+  private current: Promise<void> = Promise.resolve();
+  private stopped = false;
+  private readonly clock: Clock;
+  private readonly intervalMs: number;
+
+  constructor(
+    private readonly o: NodeConfigOptions,
+    private readonly log: Logger,
+    opts: { clock?: Clock; intervalMs?: number } = {},
+  ) {
+    this.clock = opts.clock ?? realClock;
+    this.intervalMs = opts.intervalMs ?? CHECK_INTERVAL_MS;
+  }
+
+  /** sync writes every planned file that is missing or differs, and drops a stale ca.crt. */
+  async sync(): Promise<void> {
+    const ca = this.o.caFile !== undefined ? await readOrUndefined(this.o.caFile) : undefined;
+    if (this.o.caFile !== undefined && ca === undefined)
+      this.log.warn({ caFile: this.o.caFile }, 'ca file missing, trusting the system roots');
+    const planned = plannedFiles(this.o, ca);
+    if (this.o.containerdDir !== undefined) {
+      const dir = join(this.o.containerdDir, this.o.address);
+      if (!(await exists(dir))) {
+        await mkdir(dir, { recursive: true, mode: 0o755 });
+        this.madeDirs.add(dir);
+      }
+    }
+    for (const f of planned) {
+      const have = await readOrUndefined(f.path);
+      if (have !== undefined && have.equals(Buffer.from(f.content))) {
+        this.written.add(f.path);
+        continue;
+      }
+      const tmp = `${f.path}.berth-tmp`;
+      await writeFile(tmp, f.content, { mode: 0o644 });
+      await rename(tmp, f.path);
+      this.written.add(f.path);
+      this.log.info({ path: f.path, address: this.o.address }, 'node config written');
+    }
+    const keep = new Set(planned.map((f) => f.path));
+    for (const path of [...this.written].filter((p) => !keep.has(p))) {
+      await rm(path, { force: true });
+      this.written.delete(path);
+      this.log.info({ path }, 'node config removed');
+    }
+  }
+
+  /** start syncs once (throwing if that fails) and then keeps checking on the clock. */
+  async start(): Promise<void> {
+    this.stopped = false;
+    this.current = this.sync();
+    await this.current;
+    this.schedule();
+  }
+
+  /** settled resolves once the check in progress, if any, is done (for tests). */
+  settled(): Promise<void> {
+    return this.current;
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.cancel = this.clock.setTimeout(() => {
+      this.cancel = undefined;
+      this.current = this.sync()
+        .catch((err: unknown) =>
+          this.log.warn({ err: String(err), address: this.o.address }, 'node config check failed'),
+        )
+        .finally(() => this.schedule());
+    }, this.intervalMs);
+  }
+
+  /** stop ends the checks and removes the files it wrote and the folder it made, if empty. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.cancel?.();
+    this.cancel = undefined;
+    await this.current.catch(() => undefined);
+    for (const path of this.written) {
+      await rm(path, { force: true });
+      this.log.info({ path }, 'node config removed');
+    }
+    this.written.clear();
+    for (const dir of this.madeDirs) {
+      try {
+        await rmdir(dir);
+      } catch (err) {
+        if (code(err) !== 'ENOENT' && code(err) !== 'ENOTEMPTY' && code(err) !== 'EEXIST')
+          throw err;
+      }
+    }
+    this.madeDirs.clear();
+  }
+}
+
+/** Signals is the part of `process` node-config listens on (injectable for tests). */
+export interface Signals {
+  once(signal: 'SIGTERM' | 'SIGINT', fn: () => void): unknown;
+  removeListener(signal: 'SIGTERM' | 'SIGINT', fn: () => void): unknown;
+}
+
+/**
+ * nodeConfigCommand is `berth node-config`: it returns the exit code, 2 for bad flags, 1 when
+ * the first write fails, 0 after a signal once its files are removed.
+ */
+export async function nodeConfigCommand(
+  args: readonly string[],
+  deps: {
+    clock?: Clock;
+    log?: Logger;
+    signals?: Signals;
+    stderr?: (s: string) => void;
+    intervalMs?: number;
+    /** started is called once the files are first in place (for tests). */
+    started?: () => void;
+  } = {},
+): Promise<number> {
+  const stderr = deps.stderr ?? ((s: string) => process.stderr.write(s));
+  let o: NodeConfigOptions;
+  try {
+    o = parseNodeConfigArgs(args);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    stderr(`berth node-config: ${err.message}\n${NODE_CONFIG_USAGE}`);
+    return 2;
+  }
+  const log = deps.log ?? jsonLogger('info');
+  const signals: Signals = deps.signals ?? process;
+  const agent = new NodeConfigAgent(o, log, { clock: deps.clock, intervalMs: deps.intervalMs });
+  let onSignal: () => void = () => undefined;
+  const signalled = new Promise<void>((resolve) => (onSignal = resolve));
+  signals.once('SIGTERM', onSignal);
+  signals.once('SIGINT', onSignal);
+  try {
+    await agent.start();
+  } catch (err) {
+    log.error({ err: String(err), address: o.address }, 'node config not written');
+    await agent.stop().catch(() => undefined);
+    signals.removeListener('SIGTERM', onSignal);
+    signals.removeListener('SIGINT', onSignal);
+    return 1;
+  }
+  log.info({ address: o.address, registry: `${o.namespace}/${o.name}` }, 'node config in place');
+  deps.started?.();
+  await signalled;
+  signals.removeListener('SIGTERM', onSignal);
+  signals.removeListener('SIGINT', onSignal);
+  await agent.stop();
+  log.info({ address: o.address }, 'node config cleaned up');
+  return 0;
+}

@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { Agent, request, type IncomingMessage } from 'node:http';
+import { startTestRegistry } from '../../support/server.js';
+
+/** send starts a request on `agent` and resolves with the response and its whole body. */
+function send(
+  url: URL,
+  opts: {
+    method: string;
+    agent: Agent;
+    body?: (write: (b: Buffer) => void, end: () => void) => void;
+  },
+): Promise<{ res: IncomingMessage; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: opts.method, agent: opts.agent }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ res, body: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+    if (opts.body)
+      opts.body(
+        (b) => req.write(b),
+        () => req.end(),
+      );
+    else req.end();
+  });
+}
+
+describe('graceful shutdown', () => {
+  it('GIVEN an upload in flight WHEN the server closes THEN new connections are refused, the upload completes with Connection: close, and close() resolves', async () => {
+    const reg = await startTestRegistry();
+    const agent = new Agent({ keepAlive: true, maxSockets: 4 });
+    const base = new URL(reg.url);
+    // A kept-alive connection with one finished request: idle when close() starts.
+    const first = await send(new URL('/v2/', base), { method: 'GET', agent });
+    expect(first.res.headers.connection).toBe('keep-alive');
+    const start = await reg.fetch('/v2/drain/repo/blobs/uploads/', { method: 'POST' });
+    expect(start.status).toBe(202);
+    const location = new URL(start.headers.get('location') ?? '', base);
+
+    let finish: () => void = () => undefined;
+    // The server has the request (close() would otherwise find an idle connection to drop).
+    const started = new Promise<void>((r) => reg.server.once('request', () => r()));
+    const upload = send(location, {
+      method: 'PATCH',
+      agent,
+      body: (write, end) => {
+        write(Buffer.alloc(1024, 1));
+        finish = () => {
+          write(Buffer.alloc(1024, 2));
+          end();
+        };
+      },
+    });
+    await started;
+
+    const closed = reg.close();
+    // The listener is gone at once: a new connection is refused.
+    await expect(fetch(new URL('/v2/', base))).rejects.toThrow();
+    finish();
+    const { res } = await upload;
+    expect(res.statusCode).toBe(202);
+    expect(res.headers.range).toBe('0-2047');
+    expect(res.headers.connection).toBe('close');
+    await closed;
+    agent.destroy();
+  });
+});
