@@ -2,7 +2,9 @@
  * A real Kubernetes control plane for tests: etcd, kube-apiserver and kube-controller-manager,
  * built by `node test/tools/ensure.mjs kube`, each on free loopback ports with a temp dir. The
  * admin user is a static token in group system:masters; the API server's serving certificate is
- * self-signed (clients skip verification). There is no scheduler and no kubelet: see kubenode.ts.
+ * self-signed (clients skip verification). There is no scheduler and no kubelet here: the fake
+ * node (kubenode.ts) plays both for fast tests, and realnode.ts starts a real kubelet, containerd,
+ * kube-scheduler and kube-proxy on a control plane started with `node`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -19,6 +21,8 @@ export interface ControlPlane {
   /** server is the API server URL, `https://127.0.0.1:<port>`. */
   server: string;
   token: string;
+  /** dir is the control plane's temp dir (certificates, keys, kubeconfig). */
+  dir: string;
   /** kubeconfig is a file with the admin context (for helm and kubectl-like tools). */
   kubeconfig: string;
   /** kc is a fresh admin KubeConfig; `as` impersonates that user (e.g. a ServiceAccount). */
@@ -30,7 +34,7 @@ export interface ControlPlane {
   stop(): Promise<void>;
 }
 
-interface Proc {
+export interface Proc {
   name: string;
   child: ChildProcess;
   out: string[];
@@ -47,11 +51,18 @@ function hook(): void {
   });
 }
 
-function launch(name: string, bin: string, args: string[]): Proc {
+/** launch starts one component, keeping its recent output; it is killed if the tests exit. */
+export function launch(
+  name: string,
+  bin: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Proc {
   const child = spawn(bin, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { PATH: process.env.PATH ?? '' },
+    env: { PATH: process.env.PATH ?? '', ...env },
   });
+  hook();
   live.add(child);
   const out: string[] = [];
   const keep = (b: Buffer) => {
@@ -69,7 +80,8 @@ function launch(name: string, bin: string, args: string[]): Proc {
   return { name, child, out, exited };
 }
 
-async function kill(p: Proc | undefined): Promise<void> {
+/** kill stops a component: SIGTERM, then SIGKILL after 10 s. */
+export async function kill(p: Proc | undefined): Promise<void> {
   if (!p || p.child.exitCode !== null || p.child.signalCode !== null) return;
   p.child.kill('SIGTERM');
   const t = setTimeout(() => p.child.kill('SIGKILL'), 10_000);
@@ -78,7 +90,7 @@ async function kill(p: Proc | undefined): Promise<void> {
 }
 
 /** get does an HTTPS GET that skips verification; resolves with the status code, 0 on error. */
-function get(url: string, token?: string): Promise<number> {
+export function get(url: string, token?: string): Promise<number> {
   return new Promise((resolve) => {
     const req = request(
       url,
@@ -98,7 +110,8 @@ function get(url: string, token?: string): Promise<number> {
   });
 }
 
-async function waitFor(p: Proc, check: () => Promise<boolean>, ms: number): Promise<void> {
+/** waitFor polls `check` until it holds, failing early with the output if `p` exits. */
+export async function waitFor(p: Proc, check: () => Promise<boolean>, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
     if (p.child.exitCode !== null)
@@ -117,7 +130,16 @@ async function waitFor(p: Proc, check: () => Promise<boolean>, ms: number): Prom
  * Throws when a binary is missing: tests never skip a missing real part.
  */
 export async function startControlPlane(
-  opts: { controllerManager?: boolean; apiServerArgs?: readonly string[] } = {},
+  opts: {
+    controllerManager?: boolean;
+    apiServerArgs?: readonly string[];
+    /**
+     * node readies the control plane for a real node (realnode.ts): the API server also listens
+     * on `address` (where pods reach the host) and publishes it as the `kubernetes` Service's
+     * endpoint, Service IPs come from `serviceCidr`, and pods get ServiceAccount tokens.
+     */
+    node?: { address: string; serviceCidr: string };
+  } = {},
 ): Promise<ControlPlane> {
   const etcdBin = tool('etcd');
   const apiBin = tool('kube-apiserver');
@@ -170,7 +192,8 @@ export async function startControlPlane(
     '--authorization-mode=RBAC',
     '--service-cluster-ip-range=10.0.0.0/24',
     '--allow-privileged=true',
-    '--disable-admission-plugins=ServiceAccount',
+    // The fake node mounts no token: pods need no ServiceAccount unless a real node runs them.
+    ...(opts.node ? [] : ['--disable-admission-plugins=ServiceAccount']),
     '--endpoint-reconciler-type=none',
     `--service-account-issuer=${server}`,
     `--service-account-key-file=${saKey}`,
@@ -179,6 +202,14 @@ export async function startControlPlane(
     '--max-requests-inflight=0',
     '--max-mutating-requests-inflight=0',
     '--v=0',
+    ...(opts.node
+      ? [
+          '--bind-address=0.0.0.0',
+          `--advertise-address=${opts.node.address}`,
+          `--service-cluster-ip-range=${opts.node.serviceCidr}`,
+          '--endpoint-reconciler-type=lease',
+        ]
+      : []),
     ...(opts.apiServerArgs ?? []),
   ];
   let api = launch('kube-apiserver', apiBin, apiArgs);
@@ -220,8 +251,22 @@ export async function startControlPlane(
       `--secure-port=${kcmPort}`,
       `--cert-dir=${join(dir, 'kcm-certs')}`,
       `--service-account-private-key-file=${saKey}`,
+      // Published to every namespace as kube-root-ca.crt, which pods' token volumes mount.
+      `--root-ca-file=${join(dir, 'certs', 'apiserver.crt')}`,
       '--use-service-account-credentials=false',
-      '--controllers=*,-node-ipam-controller,-node-lifecycle-controller,-taint-eviction-controller,-device-taint-eviction-controller,-service-lb-controller,-cloud-node-lifecycle-controller,-node-route-controller,-persistentvolume-binder-controller,-persistentvolume-attach-detach-controller',
+      // A real node needs the lifecycle controller to lift its not-ready taint once Ready.
+      `--controllers=${[
+        '*',
+        '-node-ipam-controller',
+        ...(opts.node ? [] : ['-node-lifecycle-controller']),
+        '-taint-eviction-controller',
+        '-device-taint-eviction-controller',
+        '-service-lb-controller',
+        '-cloud-node-lifecycle-controller',
+        '-node-route-controller',
+        '-persistentvolume-binder-controller',
+        '-persistentvolume-attach-detach-controller',
+      ].join(',')}`,
       '--kube-api-qps=200',
       '--kube-api-burst=400',
       '--concurrent-deployment-syncs=10',
@@ -251,6 +296,7 @@ export async function startControlPlane(
   return {
     server,
     token,
+    dir,
     kubeconfig,
     kc,
     logs: (c) =>

@@ -10,7 +10,7 @@ import { Client as MinioClient } from 'minio';
 
 /** MinioServer is one real MinIO process on a loopback port with a throwaway data dir. */
 export interface MinioServer {
-  /** endpoint is `http://127.0.0.1:<port>`. */
+  /** endpoint is `http://<host>:<port>` (host 127.0.0.1 unless startMinio was given one). */
   endpoint: string;
   accessKey: string;
   secretKey: string;
@@ -85,12 +85,13 @@ function installExitHook(): void {
 }
 
 /**
- * startMinio starts a MinIO server on a free 127.0.0.1 port (console on another, browser
+ * startMinio starts a MinIO server on a free port of `host` (default 127.0.0.1) (console on another, browser
  * off) with a fresh temporary data dir, and resolves once it serves requests.
  */
 export async function startMinio(
-  opts: { env?: Record<string, string> } = {},
+  opts: { env?: Record<string, string>; host?: string } = {},
 ): Promise<MinioServer> {
+  const host = opts.host ?? '127.0.0.1';
   const bin = minioBinary();
   const dir = await mkdtemp(join(tmpdir(), 'berth-minio-'));
   const accessKey = 'berth-' + randomBytes(4).toString('hex');
@@ -109,7 +110,7 @@ export async function startMinio(
         'server',
         join(dir, 'data'),
         '--address',
-        `127.0.0.1:${port}`,
+        `${host}:${port}`,
         '--console-address',
         `127.0.0.1:${consolePort}`,
       ],
@@ -154,7 +155,7 @@ export async function startMinio(
         live.delete(entry);
         throw new Error(`minio ${exitInfo}:\n${log.join('').slice(-4000)}`);
       }
-      if (await ready(port)) return;
+      if (await ready(host, port)) return;
       if (Date.now() > deadline) {
         await kill(entry);
         throw new Error(
@@ -190,7 +191,7 @@ export async function startMinio(
     }
   }
 
-  const endpoint = `http://127.0.0.1:${port}`;
+  const endpoint = `http://${host}:${port}`;
   let stopped = false;
   return {
     endpoint,
@@ -226,9 +227,9 @@ export async function startMinio(
 }
 
 /** ready is true once MinIO answers liveness with its object layer up. */
-async function ready(port: number): Promise<boolean> {
+async function ready(host: string, port: number): Promise<boolean> {
   try {
-    const res = await fetch(`http://127.0.0.1:${port}/minio/health/live`, {
+    const res = await fetch(`http://${host}:${port}/minio/health/live`, {
       signal: AbortSignal.timeout(2000),
     });
     await res.arrayBuffer();

@@ -6,6 +6,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync, readFileSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { homedir, tmpdir } from 'node:os';
 import { TOOLS } from './versions.mjs';
 
@@ -86,13 +87,23 @@ function wrapperBuild(name, version, mod, goMod, pkgs, ldflags = '') {
   stamp(name, version);
 }
 
+/** KUBE_BINARIES are the Kubernetes commands built from one wrapper module: the control plane
+ * and, for the real-node tier, the kubelet, the scheduler and kube-proxy. */
+const KUBE_BINARIES = [
+  'kube-apiserver',
+  'kube-controller-manager',
+  'kube-scheduler',
+  'kube-proxy',
+  'kubelet',
+];
+
 /**
- * kube builds kube-apiserver and kube-controller-manager. k8s.io/kubernetes points every
+ * kube builds the KUBE_BINARIES. k8s.io/kubernetes points every
  * staging module at ./staging/src (absent from its module zip) and requires them at v0.0.0,
  * so the wrapper replaces each required one with the published k8s.io/<name> v0.<minor>.<patch>.
  */
 function kube(version) {
-  if (stampOk('kube-apiserver', version) && stampOk('kube-controller-manager', version)) return;
+  if (KUBE_BINARIES.every((name) => stampOk(name, version))) return;
   const dir = goModuleDir('k8s.io/kubernetes', version);
   const upstream = readFileSync(join(dir, 'go.mod'), 'utf8');
   const staging = [...upstream.matchAll(/^\s*(k8s\.io\/[\w-]+) => \.\/staging\//gm)].map(
@@ -115,12 +126,9 @@ function kube(version) {
   const [major, minor] = version.slice(1).split('.');
   const v = 'k8s.io/component-base/version';
   const ldflags = `-s -w -X ${v}.gitVersion=${version} -X ${v}.gitMajor=${major} -X ${v}.gitMinor=${minor} -X ${v}.gitTreeState=clean`;
-  const pkgs = [
-    ['k8s.io/kubernetes/cmd/kube-apiserver', 'kube-apiserver'],
-    ['k8s.io/kubernetes/cmd/kube-controller-manager', 'kube-controller-manager'],
-  ];
-  wrapperBuild('kube-apiserver', version, 'k8s.io/kubernetes', goMod, pkgs, ldflags);
-  stamp('kube-controller-manager', version);
+  const pkgs = KUBE_BINARIES.map((name) => [`k8s.io/kubernetes/cmd/${name}`, name]);
+  wrapperBuild('kube', version, 'k8s.io/kubernetes', goMod, pkgs, ldflags);
+  for (const name of KUBE_BINARIES) stamp(name, version);
 }
 
 /** etcd builds the etcd server, whose main package is the root of go.etcd.io/etcd/server/v3. */
@@ -141,12 +149,33 @@ function onPath(cmd) {
 }
 
 function aptInstall(pkg, cmd) {
-  if (onPath(cmd)) return;
+  if (cmd.startsWith('/') ? existsSync(cmd) : onPath(cmd)) return;
   log(`installing ${pkg} from Debian`);
   run('apt-get', ['update', '-qq']);
   run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', pkg], {
     env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
   });
+}
+
+/**
+ * node gets the real-node tier's parts (issue 20): containerd, runc, the CNI plugins and
+ * iptables from Debian (the kubelet, scheduler and kube-proxy come with kube()), and the pod
+ * sandbox's pause program, built statically from test/tools/pause.
+ */
+function node() {
+  aptInstall('containerd', 'containerd');
+  aptInstall('runc', 'runc');
+  aptInstall('containernetworking-plugins', '/usr/lib/cni/bridge');
+  aptInstall('iptables', 'iptables');
+  const src = join(import.meta.dirname, 'pause', 'main.go');
+  const version = createHash('sha256').update(readFileSync(src)).digest('hex');
+  if (stampOk('berth-pause', version)) return;
+  log('building the pause program (first run only)');
+  run('go', ['build', '-trimpath', '-ldflags=-s -w', '-o', join(bin, 'berth-pause'), src], {
+    env: goEnv,
+    cwd: tmpdir(),
+  });
+  stamp('berth-pause', version);
 }
 
 /**
@@ -208,6 +237,7 @@ try {
     etcd(TOOLS.etcd);
     kube(TOOLS.kubernetes);
   }
+  if (want('node')) node();
   if (want('helm')) goInstall('helm', 'helm.sh/helm/v3/cmd/helm', TOOLS.helm);
   // Benchmark peers only on request: `node test/tools/ensure.mjs peers` (bench/run.ts does it).
   if (wanted.has('peers')) peers();
