@@ -1,0 +1,537 @@
+/**
+ * In-cluster image hosting end to end (issue 20), on a real node: the Berth image built by the
+ * project is loaded into containerd, the chart installs the operator as a pod from it, a
+ * Registry with node access becomes Ready through real kubelet probes, a client pushes through
+ * the Registry's Service, another namespace's Deployment pulls through the node's containerd,
+ * Berth then rolls onto a copy of itself pulled from itself while a client keeps pulling, a bad
+ * image is reported within a minute, and scaling and deletion leave nothing behind.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  EventsV1Api,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Pod,
+} from '@kubernetes/client-node';
+import { Client as MinioClient } from 'minio';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Registry } from '../../operator/types.js';
+import { condition, eventually, getRegistry, kubectlApply } from '../operator/cluster.js';
+import { startMinio, type MinioServer } from '../support/minio.js';
+import {
+  binaryImageArchive,
+  NODE_NET,
+  startRealCluster,
+  type RealCluster,
+} from '../support/realnode.js';
+import { tool } from '../support/tools.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const CHART = join(ROOT, 'charts', 'berth');
+const VERSION = (
+  JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }
+).version;
+/** DEFAULT_IMAGE is the chart's default image: what `helm install` runs without --set. */
+const DEFAULT_IMAGE = `ghcr.io/berth-dev/berth:${VERSION}`;
+const NS = 'hosting';
+const NODE_PORT = 30500;
+/** NODE_ADDRESS is what the node's containerd uses for the Registry (nodeAccess NodePort mode). */
+const NODE_ADDRESS = `localhost:${NODE_PORT}`;
+/** PUSH is the same Service reached from this host through kube-proxy's NodePort. */
+const PUSH = `127.0.0.1:${NODE_PORT}`;
+
+function run(cmd: string, args: string[], timeout = 600_000): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout, cwd: ROOT });
+  if (r.status !== 0)
+    throw new Error(
+      `${cmd} ${args.join(' ')} failed (${r.status ?? r.signal}):\n${r.stderr}\n${r.stdout}`,
+    );
+  return r.stdout;
+}
+
+function skopeoCopy(from: string, to: string): void {
+  run(tool('skopeo'), [
+    'copy',
+    '--dest-tls-verify=false',
+    '--src-tls-verify=false',
+    '--retry-times=2',
+    from,
+    to,
+  ]);
+}
+
+interface BerthEvent {
+  action: string;
+  target: { repository: string; digest: string; tag?: string; mediaType?: string };
+  request: { useragent?: string };
+}
+
+async function events(): Promise<BerthEvent[]> {
+  const out: BerthEvent[] = [];
+  let url: string | undefined = `http://${PUSH}/v2/_berth/events?n=1000`;
+  while (url) {
+    const res = await fetch(url);
+    if (!res.ok) throw new Error(`events: ${res.status}`);
+    out.push(...((await res.json()) as { events: BerthEvent[] }).events);
+    const link = res.headers.get('link')?.match(/<([^>]+)>/)?.[1];
+    url = link ? new URL(link, `http://${PUSH}`).toString() : undefined;
+  }
+  return out;
+}
+
+interface BuiltImage {
+  reference: string;
+  digest: string;
+  layout: string;
+  archive: string;
+}
+
+/** buildImage runs `berth image build` (after `npm run build`) into `dir`. */
+function buildImage(dir: string, extra: string[] = []): BuiltImage {
+  return JSON.parse(
+    run(process.execPath, [
+      join(ROOT, 'dist', 'server', 'cli.js'),
+      'image',
+      'build',
+      '--out',
+      join(dir, 'layout'),
+      '--archive',
+      join(dir, 'berth.oci.tar'),
+      ...extra,
+    ]).trim(),
+  ) as BuiltImage;
+}
+
+describe('in-cluster image hosting on a real node', () => {
+  let cluster: RealCluster;
+  let minio: MinioServer;
+  let s3: MinioClient;
+  let core: CoreV1Api;
+  let apps: AppsV1Api;
+  let custom: CustomObjectsApi;
+  let work: string;
+
+  const registryRaw = (image: string) => ({
+    apiVersion: 'berth.dev/v1alpha1',
+    kind: 'Registry',
+    metadata: { name: 'images', namespace: NS },
+    spec: {
+      image,
+      replicas: 1,
+      storage: {
+        s3: {
+          endpoint: minio.endpoint,
+          bucket: 'hosted',
+          credentialsSecretRef: { name: 'minio' },
+          bucketManagement: 'Managed',
+          deletionPolicy: 'Delete',
+        },
+      },
+      nodeAccess: {
+        enabled: true,
+        mode: 'NodePort',
+        nodePort: NODE_PORT,
+        containerd: { configPath: cluster.node.hostsDir },
+      },
+    },
+  });
+
+  const patchRegistry = async (spec: Record<string, unknown>): Promise<void> => {
+    await custom.patchNamespacedCustomObject(
+      {
+        group: 'berth.dev',
+        version: 'v1alpha1',
+        namespace: NS,
+        plural: 'registries',
+        name: 'images',
+        body: { spec },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+  };
+
+  const registryPods = async (): Promise<V1Pod[]> =>
+    (
+      await core.listNamespacedPod({
+        namespace: NS,
+        labelSelector: 'app.kubernetes.io/instance=images,app.kubernetes.io/name=berth',
+      })
+    ).items;
+
+  const diagnose = async (): Promise<string> => {
+    const pods = await core.listPodForAllNamespaces().catch(() => ({ items: [] as V1Pod[] }));
+    return [
+      ...pods.items.map(
+        (p) =>
+          `${p.metadata?.namespace}/${p.metadata?.name} ${p.status?.phase} ${JSON.stringify(p.status?.containerStatuses?.map((c) => c.state))}`,
+      ),
+      cluster.node.logs('kubelet').slice(-3000),
+    ].join('\n');
+  };
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'berth-hosting-'));
+    cluster = await startRealCluster();
+    const kc = cluster.cp.kc();
+    core = kc.makeApiClient(CoreV1Api);
+    apps = kc.makeApiClient(AppsV1Api);
+    custom = kc.makeApiClient(CustomObjectsApi);
+    minio = await startMinio({ host: NODE_NET.address });
+    s3 = new MinioClient({
+      endPoint: NODE_NET.address,
+      port: minio.port,
+      useSSL: false,
+      accessKey: minio.accessKey,
+      secretKey: minio.secretKey,
+    });
+
+    // The image, as a user without Docker builds it: `npm run image`, then loaded like `kind load`.
+    run('npm', ['run', 'build', '--silent']);
+    const built = buildImage(join(work, 'default'));
+    expect(built.reference).toBe(DEFAULT_IMAGE);
+    cluster.node.importImage(built.archive);
+
+    run(tool('helm'), [
+      'install',
+      'berth',
+      CHART,
+      '--namespace',
+      'berth-system',
+      '--create-namespace',
+      '--kubeconfig',
+      cluster.cp.kubeconfig,
+      '--wait',
+      '--timeout',
+      '5m',
+    ]);
+    await core.createNamespace({ body: { metadata: { name: NS } } });
+    await core.createNamespacedSecret({
+      namespace: NS,
+      body: {
+        metadata: { name: 'minio' },
+        stringData: { accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey },
+      },
+    });
+  }, 1_200_000);
+
+  afterAll(async () => {
+    await cluster?.stop();
+    await minio?.stop();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('GIVEN helm install with the default values WHEN the operator pod starts from the built image THEN it runs as non-root and is Ready', async () => {
+    const pods = await core.listNamespacedPod({
+      namespace: 'berth-system',
+      labelSelector: 'app.kubernetes.io/name=berth-operator',
+    });
+    const pod = pods.items[0];
+    expect(pod?.spec?.containers[0]?.image).toBe(DEFAULT_IMAGE);
+    expect(pod?.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
+    const pid = cluster.node.processOf(pod!.metadata!.name!, 'operator');
+    expect(readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(/^Uid:\s+65532\s/m);
+  });
+
+  it('GIVEN a Registry with node access WHEN applied THEN it becomes Ready through the kubelet probes, runs non-root on a read-only root, and the node is configured', async () => {
+    await kubectlApply(cluster.cp.kc(), registryRaw(DEFAULT_IMAGE));
+    const reg = await eventually(
+      async () => {
+        const r = await getRegistry(cluster.cp.kc(), NS, 'images');
+        if (condition(r, 'Ready') !== 'True/Ready' && !condition(r, 'Ready').startsWith('True'))
+          throw new Error(`Registry not Ready: ${JSON.stringify(r.status)}\n${await diagnose()}`);
+        return r;
+      },
+      240_000,
+      1000,
+    );
+    expect(reg.status?.readyReplicas).toBe(1);
+    expect((reg.status as { nodeAddress?: string }).nodeAddress).toBe(NODE_ADDRESS);
+    const [pod] = await registryPods();
+    expect(pod?.status?.containerStatuses?.[0]?.ready).toBe(true);
+    const pid = cluster.node.processOf(pod!.metadata!.name!, 'berth');
+    expect(pid).toBeDefined();
+    expect(readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(/^Uid:\s+65532\s/m);
+    const root = readFileSync(`/proc/${pid}/mountinfo`, 'utf8')
+      .split('\n')
+      .find((l) => l.split(' ')[4] === '/');
+    expect(root?.split(' ')[5]).toMatch(/^ro\b/);
+    const hosts = join(cluster.node.hostsDir, NODE_ADDRESS, 'hosts.toml');
+    await eventually(async () => {
+      if (!existsSync(hosts)) throw new Error(`${hosts} not written`);
+    }, 60_000);
+    expect(readFileSync(hosts, 'utf8')).toContain(`http://${NODE_ADDRESS}`);
+    expect(await s3.bucketExists('hosted')).toBe(true);
+  });
+
+  it('GIVEN an image pushed through the Service WHEN a Deployment in another namespace uses it THEN the node pulls it from the Registry into an empty store and runs it', async () => {
+    const app = binaryImageArchive(work, {
+      name: 'hello',
+      ref: 'example.test/hello:v1',
+      binary: tool('berth-pause'),
+    });
+    skopeoCopy(`oci-archive:${app}`, `docker://${PUSH}/apps/hello:v1`);
+    const ref = `${NODE_ADDRESS}/apps/hello:v1`;
+    expect(cluster.node.images()).not.toContain(ref);
+
+    await core.createNamespace({ body: { metadata: { name: 'apps' } } });
+    await apps.createNamespacedDeployment({
+      namespace: 'apps',
+      body: {
+        metadata: { name: 'hello' },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app: 'hello' } },
+          template: {
+            metadata: { labels: { app: 'hello' } },
+            spec: {
+              containers: [
+                {
+                  name: 'hello',
+                  image: ref,
+                  imagePullPolicy: 'Always',
+                  securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false },
+                },
+              ],
+            },
+          },
+        },
+      },
+    });
+    await eventually(
+      async () => {
+        const d = await apps.readNamespacedDeployment({ name: 'hello', namespace: 'apps' });
+        if (d.status?.readyReplicas !== 1) throw new Error(`hello not ready\n${await diagnose()}`);
+      },
+      180_000,
+      1000,
+    );
+    expect(cluster.node.images()).toContain(ref);
+    // Berth saw the node's containerd pull the manifest.
+    await eventually(async () => {
+      const pulls = (await events()).filter(
+        (e) =>
+          e.action === 'pull' &&
+          e.target.repository === 'apps/hello' &&
+          (e.request.useragent ?? '').includes('containerd'),
+      );
+      if (pulls.length === 0) throw new Error('no pull event from containerd');
+    }, 30_000);
+  });
+
+  it('GIVEN the Berth image pushed into the Registry WHEN spec.image is changed to that copy THEN the pods roll onto it, pulled from Berth itself, with no failed request from a client pulling throughout', async () => {
+    // A build of another date shares no layer with the image the node already has, so the
+    // roll must pull every byte of Berth from Berth. It is pushed with Berth's own client.
+    const copy = buildImage(join(work, 'self'), ['--source-date-epoch', '86400']);
+    const pushed = JSON.parse(
+      run(process.execPath, [
+        join(ROOT, 'dist', 'server', 'cli.js'),
+        'image',
+        'push',
+        '--layout',
+        copy.layout,
+        '--plain-http',
+        `${PUSH}/berth/berth:${VERSION}`,
+      ]).trim(),
+    ) as { digest: string };
+    expect(pushed.digest).toBe(copy.digest);
+    const copyManifest = JSON.parse(
+      readFileSync(join(copy.layout, 'blobs', 'sha256', copy.digest.slice(7)), 'utf8'),
+    ) as { layers: { digest: string }[] };
+    const self = `${NODE_ADDRESS}/berth/berth:${VERSION}`;
+    expect(cluster.node.images()).not.toContain(self);
+    const manifest = await fetch(`http://${PUSH}/v2/apps/hello/manifests/v1`, {
+      headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+    });
+    const body = (await manifest.json()) as { layers: { digest: string }[] };
+    const layer = body.layers[0]!.digest;
+
+    let stop = false;
+    const failures: string[] = [];
+    let requests = 0;
+    const loop = (async () => {
+      while (!stop) {
+        for (const path of ['/v2/apps/hello/manifests/v1', `/v2/apps/hello/blobs/${layer}`]) {
+          try {
+            const res = await fetch(`http://${PUSH}${path}`, {
+              headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+              signal: AbortSignal.timeout(10_000),
+            });
+            await res.arrayBuffer();
+            requests++;
+            if (res.status !== 200) failures.push(`${path}: ${res.status}`);
+          } catch (err) {
+            failures.push(`${path}: ${(err as Error).message}`);
+          }
+        }
+      }
+    })();
+
+    const before = (await registryPods()).map((p) => p.metadata?.name);
+    await patchRegistry({ image: self });
+    await eventually(
+      async () => {
+        const r = await getRegistry(cluster.cp.kc(), NS, 'images');
+        const pods = await registryPods();
+        const names = pods.map((p) => p.metadata?.name);
+        const rolled =
+          r.status?.image === self &&
+          condition(r, 'Ready').startsWith('True') &&
+          pods.length === 1 &&
+          !names.some((n) => before.includes(n)) &&
+          pods.every((p) => p.spec?.containers[0]?.image === self);
+        if (!rolled)
+          throw new Error(`not rolled: ${JSON.stringify(r.status)}\n${await diagnose()}`);
+      },
+      300_000,
+      1000,
+    );
+    // A few more seconds of pulls against the new pod only.
+    await new Promise((r) => setTimeout(r, 3000));
+    stop = true;
+    await loop;
+    expect(failures).toEqual([]);
+    expect(requests).toBeGreaterThan(20);
+    expect(cluster.node.images()).toContain(self);
+    // The node's containerd fetched the manifest and every layer from Berth.
+    const pulled = (await events())
+      .filter(
+        (e) =>
+          e.action === 'pull' &&
+          e.target.repository === 'berth/berth' &&
+          (e.request.useragent ?? '').includes('containerd'),
+      )
+      .map((e) => e.target.digest);
+    expect(pulled).toContain(copy.digest);
+    for (const l of copyManifest.layers) expect(pulled).toContain(l.digest);
+  });
+
+  it('GIVEN an image reference that cannot be pulled WHEN set THEN the Registry reports it in its status and an Event within a minute while the old pod keeps serving', async () => {
+    const bad = `${NODE_ADDRESS}/berth/missing:0`;
+    const start = Date.now();
+    await patchRegistry({ image: bad });
+    const reg = await eventually(
+      async () => {
+        const r = await getRegistry(cluster.cp.kc(), NS, 'images');
+        const d = r.status?.conditions?.find((c) => c.type === 'Degraded');
+        if (d?.status !== 'True' || !/image/i.test(d.reason ?? ''))
+          throw new Error(`not degraded: ${JSON.stringify(r.status?.conditions)}`);
+        return r;
+      },
+      60_000,
+      1000,
+    );
+    expect(Date.now() - start).toBeLessThan(60_000);
+    const degraded = reg.status?.conditions?.find((c) => c.type === 'Degraded');
+    expect(degraded?.message).toContain('spec.image');
+    expect(degraded?.message).toContain('berth/missing');
+    const evs = await cluster.cp
+      .kc()
+      .makeApiClient(EventsV1Api)
+      .listNamespacedEvent({ namespace: NS });
+    expect(
+      evs.items.some(
+        (e) =>
+          e.regarding?.kind === 'Registry' && e.type === 'Warning' && /image/i.test(e.reason ?? ''),
+      ),
+    ).toBe(true);
+    expect((await fetch(`http://${PUSH}/v2/`)).status).toBe(200);
+    await patchRegistry({ image: `${NODE_ADDRESS}/berth/berth:${VERSION}` });
+    await eventually(
+      async () => {
+        const r = await getRegistry(cluster.cp.kc(), NS, 'images');
+        if (
+          !condition(r, 'Ready').startsWith('True') ||
+          condition(r, 'Degraded').startsWith('True')
+        )
+          throw new Error(`not recovered: ${JSON.stringify(r.status?.conditions)}`);
+      },
+      180_000,
+      1000,
+    );
+  });
+
+  it('GIVEN a second Registry asking for a node port already taken WHEN applied THEN its status names spec.nodeAccess.nodePort', async () => {
+    const raw = registryRaw(`${NODE_ADDRESS}/berth/berth:${VERSION}`);
+    raw.metadata.name = 'clash';
+    raw.spec.storage.s3.bucket = 'clash';
+    await kubectlApply(cluster.cp.kc(), raw);
+    await eventually(
+      async () => {
+        const r = await getRegistry(cluster.cp.kc(), NS, 'clash');
+        const msgs = (r.status?.conditions ?? []).map((c) => `${c.status} ${c.message}`).join('\n');
+        if (!/spec\.nodeAccess\.nodePort/.test(msgs)) throw new Error(`no field named:\n${msgs}`);
+      },
+      60_000,
+      1000,
+    );
+    await custom.deleteNamespacedCustomObject({
+      group: 'berth.dev',
+      version: 'v1alpha1',
+      namespace: NS,
+      plural: 'registries',
+      name: 'clash',
+    });
+  });
+
+  it('GIVEN the Registry WHEN scaled to 3 and back to 1 THEN 3 pods become ready on the node, then 1 remains', async () => {
+    await patchRegistry({ replicas: 3 });
+    await eventually(
+      async () => {
+        const r = await getRegistry(cluster.cp.kc(), NS, 'images');
+        if (r.status?.readyReplicas !== 3) throw new Error(`ready ${r.status?.readyReplicas}`);
+      },
+      180_000,
+      1000,
+    );
+    expect((await registryPods()).filter((p) => p.status?.phase === 'Running')).toHaveLength(3);
+    await patchRegistry({ replicas: 1 });
+    await eventually(
+      async () => {
+        const pods = await registryPods();
+        const r = await getRegistry(cluster.cp.kc(), NS, 'images');
+        if (pods.length !== 1 || r.status?.readyReplicas !== 1)
+          throw new Error(`pods ${pods.length}, ready ${r.status?.readyReplicas}`);
+      },
+      120_000,
+      1000,
+    );
+  });
+
+  it('GIVEN the Registry with deletionPolicy Delete WHEN deleted THEN its pods, the node configuration and the bucket are gone', async () => {
+    const hosts = join(cluster.node.hostsDir, NODE_ADDRESS, 'hosts.toml');
+    expect(existsSync(hosts)).toBe(true);
+    await custom.deleteNamespacedCustomObject({
+      group: 'berth.dev',
+      version: 'v1alpha1',
+      namespace: NS,
+      plural: 'registries',
+      name: 'images',
+    });
+    await eventually(
+      async () => {
+        const left = (await core.listNamespacedPod({ namespace: NS })).items.filter(
+          (p) => p.metadata?.labels?.['app.kubernetes.io/instance'] === 'images',
+        );
+        if (left.length > 0) throw new Error(`${left.length} pods left`);
+        if (existsSync(hosts)) throw new Error('hosts.toml left on the node');
+        if (await s3.bucketExists('hosted')) throw new Error('bucket left');
+        const regs = (await custom.listNamespacedCustomObject({
+          group: 'berth.dev',
+          version: 'v1alpha1',
+          namespace: NS,
+          plural: 'registries',
+        })) as { items: Registry[] };
+        if (regs.items.some((r) => r.metadata.name === 'images'))
+          throw new Error('Registry still there');
+      },
+      180_000,
+      1000,
+    );
+  });
+});
