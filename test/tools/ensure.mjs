@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // ensure.mjs builds or finds the real parts the tests need (MinIO, the OCI conformance
-// suites, skopeo) and caches them under $BERTH_TOOLS (default ~/.cache/berth/tools).
+// suite, skopeo, the control plane and Helm, and the real node: kubelet, kube-scheduler,
+// kube-proxy, containerd, runc, the CNI plugins, iptables and a pause program) and caches them under $BERTH_TOOLS (default ~/.cache/berth/tools).
 // A tool already on PATH or already in the cache is not built again. Exits non-zero with
 // the failing command when a part cannot be had: tests never skip a missing real part.
 import { execFileSync, spawnSync } from 'node:child_process';
