@@ -430,6 +430,13 @@ describe('in-cluster image hosting on a real node', () => {
     const degraded = reg.status?.conditions?.find((c) => c.type === 'Degraded');
     expect(degraded?.message).toContain('spec.image');
     expect(degraded?.message).toContain('berth/missing');
+    // The kubelet's own words about the failed pull are carried through.
+    const waiting = (await registryPods())
+      .flatMap((p) => p.status?.containerStatuses ?? [])
+      .map((c) => c.state?.waiting)
+      .find((w) => w?.reason === 'ErrImagePull' || w?.reason === 'ImagePullBackOff');
+    expect(waiting?.message).toBeDefined();
+    expect(degraded?.message).toMatch(/pull/i);
     const evs = await cluster.cp
       .kc()
       .makeApiClient(EventsV1Api)
@@ -521,6 +528,8 @@ describe('in-cluster image hosting on a real node', () => {
         if (left.length > 0) throw new Error(`${left.length} pods left`);
         if (existsSync(hosts)) throw new Error('hosts.toml left on the node');
         if (await s3.bucketExists('hosted')) throw new Error('bucket left');
+        const sets = await apps.listNamespacedDaemonSet({ namespace: NS });
+        if (sets.items.length > 0) throw new Error('node-access DaemonSet left');
         const regs = (await custom.listNamespacedCustomObject({
           group: 'berth.dev',
           version: 'v1alpha1',

@@ -97,6 +97,8 @@ export interface RealCluster {
 
 /** State is what a sweep needs to undo a node, kept in STATE_FILE while the node lives. */
 interface State {
+  /** owner is the test process that started the node. */
+  owner: number;
   dir: string;
   socket: string;
   pids: number[];
@@ -274,14 +276,31 @@ function saveState(state: State): void {
   writeFileSync(STATE_FILE, JSON.stringify(state));
 }
 
-/** sweepStale undoes a node a killed test run left behind. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * sweepStale undoes a node a killed test run left behind, and refuses to start beside a node
+ * whose test process still runs (there is one bridge and one cgroup root per machine).
+ */
 function sweepStale(): void {
   if (!existsSync(STATE_FILE)) return;
+  let state: State;
   try {
-    sweep(JSON.parse(readFileSync(STATE_FILE, 'utf8')) as State);
+    state = JSON.parse(readFileSync(STATE_FILE, 'utf8')) as State;
   } catch {
     rmSync(STATE_FILE, { force: true });
+    return;
   }
+  if (state.owner !== process.pid && alive(state.owner))
+    throw new Error(`a real node of process ${state.owner} runs on this machine: one at a time`);
+  sweep(state);
 }
 
 function sha256(b: Buffer | string): string {
@@ -394,6 +413,7 @@ export async function startRealCluster(): Promise<RealCluster> {
   mkdirSync(dir, { recursive: true });
   const socket = join(dir, 'containerd', 'containerd.sock');
   const state: State = {
+    owner: process.pid,
     dir,
     socket,
     pids: [],
