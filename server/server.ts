@@ -9,6 +9,7 @@ import type { BerthConfig } from './config/types.js';
 import { EventsRuntime } from './events/runtime.js';
 import { Errors, errorBody, isRegistryError } from './errors.js';
 import { createGarbageCollector, GcScheduler, type GarbageCollector } from './gc/index.js';
+import { ConnectionDrain } from './http/drain.js';
 import { createApp } from './http/app.js';
 import { checkReady } from './http/readiness.js';
 import { MeteredDriver } from './metrics/driver.js';
@@ -231,9 +232,9 @@ export async function startServer(
   // While draining, every response says Connection: close, so a client with a kept-alive
   // connection opens a new one (to another pod) instead of racing the socket's close.
   const inFlight = new Set<ServerResponse>();
-  let draining = false;
+  const drain = new ConnectionDrain();
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
-    if (draining) res.setHeader('connection', 'close');
+    drain.track(req, res);
     inFlight.add(res);
     res.on('close', () => inFlight.delete(res));
     void callback(req, res);
@@ -241,6 +242,7 @@ export async function startServer(
   const server = tls
     ? createHttpsServer({ ...serverOpts, ...serverOptions(tls) }, handle)
     : createServer(serverOpts, handle);
+  drain.attach(server, tls !== undefined);
   const unwatchTls =
     tls && 'setSecureContext' in server ? watchTls(server, tls, log, opts.tlsPollMs) : undefined;
   server.requestTimeout = 0;
@@ -294,21 +296,9 @@ export async function startServer(
       await gcSchedule?.stop();
       unwatchTls?.();
       debug?.close();
-      draining = true;
-      for (const res of inFlight) if (!res.headersSent) res.setHeader('connection', 'close');
-      // Stops accepting at once; in-flight requests finish.
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      // Keep-alive connections become idle as their last request finishes: close them then.
-      const idle = setInterval(() => server.closeIdleConnections(), 100);
-      server.closeIdleConnections();
-      const timer = setTimeout(
-        () => server.closeAllConnections(),
-        config.http.shutdownTimeoutSeconds * 1000,
-      );
-      timer.unref();
-      await closed;
-      clearInterval(idle);
-      clearTimeout(timer);
+      // Stops accepting at once; in-flight requests finish, each connection ends on a response
+      // saying Connection: close or after it stayed idle a moment (ConnectionDrain).
+      await drain.drain(server, config.http.shutdownTimeoutSeconds * 1000, inFlight);
       await services.events?.stop();
       await services.peers.stop();
       await driver.close?.();

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Agent, request, type IncomingMessage } from 'node:http';
+import { connect } from 'node:net';
 import { startTestRegistry } from '../../support/server.js';
 
 /** send starts a request on `agent` and resolves with the response and its whole body. */
@@ -24,6 +25,17 @@ function send(
         () => req.end(),
       );
     else req.end();
+  });
+}
+
+/** connectFresh resolves once a new TCP connection to `url` is accepted; rejects if refused. */
+function connectFresh(url: URL): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const s = connect(Number(url.port), url.hostname, () => {
+      s.destroy();
+      resolve();
+    });
+    s.on('error', reject);
   });
 }
 
@@ -57,12 +69,31 @@ describe('graceful shutdown', () => {
 
     const closed = reg.close();
     // The listener is gone at once: a new connection is refused.
-    await expect(fetch(new URL('/v2/', base))).rejects.toThrow();
+    await expect(connectFresh(base)).rejects.toThrow(/ECONNREFUSED/);
     finish();
     const { res } = await upload;
     expect(res.statusCode).toBe(202);
     expect(res.headers.range).toBe('0-2047');
     expect(res.headers.connection).toBe('close');
+    await closed;
+    agent.destroy();
+  });
+
+  it('GIVEN a client about to reuse its kept-alive connection WHEN the server starts closing between two of its requests THEN the next request is answered with Connection: close instead of the connection being reset', async () => {
+    const reg = await startTestRegistry();
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const base = new URL(reg.url);
+    const first = await send(new URL('/v2/', base), { method: 'GET', agent });
+    expect(first.res.headers.connection).toBe('keep-alive');
+
+    const closed = reg.close();
+    // The connection is idle when the drain starts; the listener is already gone.
+    await new Promise((r) => setTimeout(r, 100));
+    await expect(connectFresh(base)).rejects.toThrow(/ECONNREFUSED/);
+    // A puller in a loop sends its next request on the connection it already has.
+    const next = await send(new URL('/v2/', base), { method: 'GET', agent });
+    expect(next.res.statusCode).toBe(200);
+    expect(next.res.headers.connection).toBe('close');
     await closed;
     agent.destroy();
   });
