@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import { immutableTagsRepository } from './auth/immutable.js';
 import { AuthService } from './auth/service.js';
 import { systemClock, type Clock } from './auth/clock.js';
 import { serverOptions, watchTls } from './http/tls.js';
@@ -113,6 +114,7 @@ export function createServices(
     abortStale: raw instanceof S3Driver ? (d) => raw.abortStaleMultipartUploads(d) : undefined,
     mintId: (repo, startedAt, alg) => tokens.mintId(repo, startedAt, alg),
   });
+  const auth = new AuthService(config.auth, { clock, log });
   return {
     config,
     driver,
@@ -120,7 +122,8 @@ export function createServices(
     registry: new Registry(driver, {
       allowSparse: config.validation.allowSparse,
       redirectSeconds: s3?.redirect ? 1200 : undefined,
-      decorate: events.decorate,
+      // Policy inside events: a refused write records no event.
+      decorate: (repo) => events.decorate(immutableTagsRepository(repo, auth.policy)),
       cacheObserver: metrics && ((hit) => metrics.observeCache(hit)),
     }),
     uploads: metrics ? meteredUploads(uploads, metrics, clock) : uploads,
@@ -128,7 +131,7 @@ export function createServices(
     metrics,
     peers,
     tokens,
-    auth: new AuthService(config.auth, { clock, log }),
+    auth,
     clock,
   };
 }

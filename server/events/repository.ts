@@ -100,8 +100,9 @@ export function eventingRepository(repo: Repository, em: Emitter): Repository {
       body: Buffer,
       contentType: string | undefined,
       expected?: Digest,
+      tags?: readonly string[],
     ): Promise<PutResult> {
-      const result = await repo.put(body, contentType, expected);
+      const result = await repo.put(body, contentType, expected, tags);
       const parsed = parseManifest(body, contentType);
       const target = manifestTarget({
         digest: result.digest.value,

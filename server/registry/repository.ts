@@ -56,9 +56,16 @@ export interface ManifestService {
   /**
    * put validates and stores `body` byte-exact and returns its digest. Blobs it
    * references must be in the repository (MANIFEST_BLOB_UNKNOWN) except its subject.
-   * When `expected` is given the body must hash to it (DIGEST_INVALID).
+   * When `expected` is given the body must hash to it (DIGEST_INVALID). `tags` are the tags
+   * the caller points at the manifest next (with `tag`): a decorator may check or reserve
+   * them before anything is written; the repository itself does not tag.
    */
-  put(body: Buffer, contentType: string | undefined, expected?: Digest): Promise<PutResult>;
+  put(
+    body: Buffer,
+    contentType: string | undefined,
+    expected?: Digest,
+    tags?: readonly string[],
+  ): Promise<PutResult>;
   /** delete removes the manifest, every tag pointing to it and its referrer entry. */
   delete(digest: Digest): Promise<void>;
 }
@@ -143,7 +150,15 @@ export class Repository implements ManifestService, TagService {
     );
   }
 
-  async put(body: Buffer, contentType: string | undefined, expected?: Digest): Promise<PutResult> {
+  /**
+   * validate runs every check of `put` (digest, parse, referenced blobs) and writes nothing:
+   * what a decorator needs to decide before the write.
+   */
+  async validate(
+    body: Buffer,
+    contentType: string | undefined,
+    expected?: Digest,
+  ): Promise<{ digest: Digest; manifest: ReturnType<typeof parseManifest> }> {
     const algorithm = expected?.algorithm ?? 'sha256';
     const hex = createHash(algorithm).update(body).digest('hex');
     const digest = parseDigest(`${algorithm}:${hex}`);
@@ -171,6 +186,16 @@ export class Repository implements ManifestService, TagService {
         );
       }
     }
+    return { digest, manifest: m };
+  }
+
+  async put(
+    body: Buffer,
+    contentType: string | undefined,
+    expected?: Digest,
+    _tags?: readonly string[],
+  ): Promise<PutResult> {
+    const { digest, manifest: m } = await this.validate(body, contentType, expected);
     // All checks passed: now write (manifest, then indexes that point at it).
     await this.driver.put(Paths.manifest(this.name, digest), encodeEnvelope(m.mediaType, body));
     if (m.subject) {
@@ -242,8 +267,17 @@ export class Repository implements ManifestService, TagService {
     }
   }
 
-  tag(tag: string, digest: Digest, opts: TagOptions = {}): Promise<void> {
-    return this.setTag(tag, digest, opts);
+  async tag(tag: string, digest: Digest, opts: TagOptions = {}): Promise<void> {
+    await this.setTag(tag, digest, opts);
+  }
+
+  /**
+   * reserveTag points `tag` at `digest` before the manifest is stored, only if the tag is
+   * absent (DENIED if it names another manifest). Resolves true when this call created it;
+   * the caller stores the manifest next, or takes the tag back with `untag(tag, digest)`.
+   */
+  reserveTag(tag: string, digest: Digest): Promise<boolean> {
+    return this.setTag(tag, digest, { onlyIfAbsent: true, manifestPending: true });
   }
 
   /**
@@ -252,7 +286,7 @@ export class Repository implements ManifestService, TagService {
    * by compare-and-set from the version just read, then the entries of both the new and the
    * old target are settled against what the tag then names.
    */
-  private async setTag(tag: string, digest: Digest, opts: TagOptions): Promise<void> {
+  private async setTag(tag: string, digest: Digest, opts: TagOptions): Promise<boolean> {
     const key = Paths.tag(this.name, tag);
     if (opts.onlyIfAbsent) {
       const cur = await this.readTag(tag);
@@ -260,6 +294,7 @@ export class Repository implements ManifestService, TagService {
     }
     await this.driver.put(Paths.tagOf(this.name, digest, tag), '');
     let previous: string | undefined;
+    let wrote = false;
     let cur: { value?: string; version: string } | undefined = undefined;
     for (let attempt = 0; ; attempt++) {
       if (attempt >= CAS_ATTEMPTS) {
@@ -279,6 +314,7 @@ export class Repository implements ManifestService, TagService {
       }
       if (await this.driver.putIfVersion(key, digest.value, cur?.version ?? null)) {
         previous = cur?.value;
+        wrote = true;
         break;
       }
     }
@@ -287,6 +323,7 @@ export class Repository implements ManifestService, TagService {
       await this.settle(tag, parseDigest(previous));
     }
     if (!kept) throw Errors.manifestUnknown({ digest: digest.value });
+    return wrote;
   }
 
   /**
