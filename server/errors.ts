@@ -47,6 +47,11 @@ export const Errors = {
   denied: def('DENIED', 403, 'requested access to the resource is denied'),
   tooManyRequests: def('TOOMANYREQUESTS', 429, 'too many requests'),
   notFound: def('NOT_FOUND', 404, 'no route for this path'),
+  headersTooLarge: def('SIZE_INVALID', 431, 'request headers exceed the size limit'),
+  methodUnsupported: def('UNSUPPORTED', 405, 'the request method is unsupported'),
+  /** badRequest: a malformed HTTP request; neither the OCI nor distribution's table has a code. */
+  badRequest: def('BAD_REQUEST', 400, 'malformed HTTP request'),
+  requestTimeout: def('BAD_REQUEST', 408, 'the request was not received in time'),
   unavailable: def('UNAVAILABLE', 503, 'storage is unavailable, retry later'),
 } as const;
 

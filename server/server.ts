@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { immutableTagsRepository } from './auth/immutable.js';
+import { onClientError } from './http/client-error.js';
 import { AuthService } from './auth/service.js';
 import { systemClock, type Clock } from './auth/clock.js';
 import { serverOptions, watchTls } from './http/tls.js';
@@ -235,6 +236,13 @@ export async function startServer(
     : createServer(serverOpts, (req, res) => void callback(req, res));
   const unwatchTls =
     tls && 'setSecureContext' in server ? watchTls(server, tls, log, opts.tlsPollMs) : undefined;
+  server.on(
+    'clientError',
+    onClientError(
+      log,
+      services.metrics && ((r, st) => services.metrics!.observeProtocolError(r, st)),
+    ),
+  );
   server.requestTimeout = 0;
   server.timeout = 0;
   server.headersTimeout = 60_000;
