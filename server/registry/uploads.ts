@@ -197,7 +197,7 @@ export class Uploads {
    */
   async append(state: UploadState, body: Readable, opts: AppendOptions = {}): Promise<UploadState> {
     if (opts.rangeStart !== undefined && opts.rangeStart !== state.offset) {
-      throw Errors.rangeInvalid(
+      throw Errors.chunkInvalid(
         { offset: state.offset, start: opts.rangeStart },
         undefined,
         `chunk starts at ${opts.rangeStart} but the upload is at offset ${state.offset}`,
@@ -209,7 +209,7 @@ export class Uploads {
       opts.contentLength !== undefined
     ) {
       if (opts.rangeEnd - opts.rangeStart + 1 !== opts.contentLength) {
-        throw Errors.rangeInvalid(
+        throw Errors.chunkInvalid(
           {
             contentRange: `${opts.rangeStart}-${opts.rangeEnd}`,
             contentLength: opts.contentLength,

@@ -181,7 +181,7 @@ export const completeUpload: Handler = async (ctx, s) => {
       saved = await stored;
       // Chunks were added through another Location since: these bytes are not at its end.
       if (saved.offset !== 0)
-        throw Errors.rangeInvalid(
+        throw Errors.chunkInvalid(
           { offset: saved.offset, start: 0 },
           {
             Location: location(s, saved),
