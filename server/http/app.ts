@@ -23,10 +23,13 @@ const CLIENT_CLOSED_REQUEST = 499;
 
 /**
  * clientGone is true when the client closed the connection before its request was whole:
- * whatever failed then failed because of it.
+ * whatever failed then failed because of it. The response's socket is asked, not the
+ * request: a handler that stops reading a body early (a manifest over the limit) destroys
+ * the request itself while the client still waits for the answer.
  */
 function clientGone(ctx: Ctx): boolean {
-  return ctx.req.destroyed && !ctx.req.complete;
+  const socket = ctx.res.socket;
+  return !ctx.req.complete && (socket === null || socket.destroyed);
 }
 
 /** toRegistryError maps anything thrown below the HTTP layer to the error table. */
