@@ -79,6 +79,10 @@ export interface AuthSpec {
     actions: AuthAction[];
   }[];
   immutableTags?: { repositories: string[]; tags: string[] }[];
+  /** eventsAccess: who reads the events API (the server's `auth.eventsAccess`). */
+  eventsAccess?: 'pullable' | 'admins';
+  /** admins: users and groups with the admin role (the server's `auth.admins`). */
+  admins?: { users?: string[]; groups?: string[] };
 }
 
 /** GarbageCollectionSpec is `spec.garbageCollection`, copied to the server's `gc` section. */

@@ -1,7 +1,10 @@
 /**
  * The one error catalogue. Domain code throws these; exactly one middleware
  * (in `http/app.ts`) turns them into `{"errors":[{code,message,detail}]}`.
- * Codes and statuses follow the OCI distribution-spec and distribution's errcode table.
+ * Codes and statuses follow the OCI distribution-spec's error-code table wherever one of its
+ * codes fits; distribution's extra codes (RANGE_INVALID, PAGINATION_NUMBER_INVALID,
+ * TAG_INVALID, UNAVAILABLE, UNKNOWN) and Berth's own (NOT_FOUND, BAD_REQUEST) only where none
+ * does (docs/architecture.md lists why for each).
  */
 export class RegistryError extends Error {
   override readonly name = 'RegistryError';
@@ -39,7 +42,10 @@ export const Errors = {
   nameUnknown: def('NAME_UNKNOWN', 404, 'repository name not known to registry'),
   sizeInvalid: def('SIZE_INVALID', 400, 'provided length did not match content length'),
   tagInvalid: def('TAG_INVALID', 400, 'manifest tag did not match URI'),
+  /** rangeInvalid: a blob GET's `Range` cannot be satisfied (no OCI code fits: distribution's). */
   rangeInvalid: def('RANGE_INVALID', 416, 'invalid content range'),
+  /** chunkInvalid: an upload chunk out of order or with a malformed `Content-Range` (OCI spec). */
+  chunkInvalid: def('BLOB_UPLOAD_INVALID', 416, 'blob upload chunk out of order'),
   paginationInvalid: def('PAGINATION_NUMBER_INVALID', 400, 'invalid number of results requested'),
   tooManyTags: def('TAG_INVALID', 414, 'too many tags in one request'),
   unsupported: def('UNSUPPORTED', 405, 'the operation is unsupported'),
@@ -47,6 +53,11 @@ export const Errors = {
   denied: def('DENIED', 403, 'requested access to the resource is denied'),
   tooManyRequests: def('TOOMANYREQUESTS', 429, 'too many requests'),
   notFound: def('NOT_FOUND', 404, 'no route for this path'),
+  headersTooLarge: def('SIZE_INVALID', 431, 'request headers exceed the size limit'),
+  methodUnsupported: def('UNSUPPORTED', 405, 'the request method is unsupported'),
+  /** badRequest: a malformed HTTP request; neither the OCI nor distribution's table has a code. */
+  badRequest: def('BAD_REQUEST', 400, 'malformed HTTP request'),
+  requestTimeout: def('BAD_REQUEST', 408, 'the request was not received in time'),
   unavailable: def('UNAVAILABLE', 503, 'storage is unavailable, retry later'),
 } as const;
 

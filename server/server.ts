@@ -1,5 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import { immutableTagsRepository } from './auth/immutable.js';
+import { onClientError } from './http/client-error.js';
 import { AuthService } from './auth/service.js';
 import { systemClock, type Clock } from './auth/clock.js';
 import { serverOptions, watchTls } from './http/tls.js';
@@ -114,6 +116,7 @@ export function createServices(
     abortStale: raw instanceof S3Driver ? (d) => raw.abortStaleMultipartUploads(d) : undefined,
     mintId: (repo, startedAt, alg) => tokens.mintId(repo, startedAt, alg),
   });
+  const auth = new AuthService(config.auth, { clock, log });
   return {
     config,
     driver,
@@ -121,7 +124,8 @@ export function createServices(
     registry: new Registry(driver, {
       allowSparse: config.validation.allowSparse,
       redirectSeconds: s3?.redirect ? 1200 : undefined,
-      decorate: events.decorate,
+      // Policy inside events: a refused write records no event.
+      decorate: (repo) => events.decorate(immutableTagsRepository(repo, auth.policy)),
       cacheObserver: metrics && ((hit) => metrics.observeCache(hit)),
     }),
     uploads: metrics ? meteredUploads(uploads, metrics, clock) : uploads,
@@ -129,7 +133,7 @@ export function createServices(
     metrics,
     peers,
     tokens,
-    auth: new AuthService(config.auth, { clock, log }),
+    auth,
     clock,
   };
 }
@@ -245,6 +249,13 @@ export async function startServer(
   drain.attach(server, tls !== undefined);
   const unwatchTls =
     tls && 'setSecureContext' in server ? watchTls(server, tls, log, opts.tlsPollMs) : undefined;
+  server.on(
+    'clientError',
+    onClientError(
+      log,
+      services.metrics && ((r, st) => services.metrics!.observeProtocolError(r, st)),
+    ),
+  );
   server.requestTimeout = 0;
   server.timeout = 0;
   server.headersTimeout = 60_000;

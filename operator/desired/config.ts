@@ -142,6 +142,8 @@ export function renderAuth(r: Registry): PartialDeep<AuthConfig> | undefined {
   if (a.groups) out.groups = structuredClone(a.groups);
   if (a.rules) out.rules = structuredClone(a.rules);
   if (a.immutableTags) out.immutableTags = structuredClone(a.immutableTags);
+  if (a.eventsAccess !== undefined) out.eventsAccess = a.eventsAccess;
+  if (a.admins) out.admins = structuredClone(a.admins);
   return out;
 }
 

@@ -16,6 +16,8 @@ export function authDefaults(): AuthConfig {
     groups: [],
     rules: [],
     immutableTags: [],
+    eventsAccess: 'pullable',
+    admins: { users: [], groups: [] },
   };
 }
 
@@ -28,6 +30,8 @@ export interface RawAuthConfig {
   groups?: AuthConfig['groups'];
   rules?: AuthConfig['rules'];
   immutableTags?: AuthConfig['immutableTags'];
+  eventsAccess?: AuthConfig['eventsAccess'];
+  admins?: Partial<AuthConfig['admins']>;
 }
 
 /** mergeAuth fills a raw section from the defaults; every object in the result is fresh. */
@@ -45,6 +49,8 @@ export function mergeAuth(raw: RawAuthConfig | undefined): AuthConfig {
     groups: structuredClone(raw?.groups ?? []),
     rules: structuredClone(raw?.rules ?? []),
     immutableTags: structuredClone(raw?.immutableTags ?? []),
+    eventsAccess: raw?.eventsAccess ?? d.eventsAccess,
+    admins: { users: [...(raw?.admins?.users ?? [])], groups: [...(raw?.admins?.groups ?? [])] },
   };
 }
 

@@ -45,8 +45,16 @@ export class AccessPolicy {
   private readonly immutable: { repositories: GlobSet; tags: GlobSet }[];
   private readonly groupsOf = new Map<string, string[]>();
   private readonly cache = new Map<string, ReadonlySet<Action>>();
+  private readonly admins: { users: Set<string>; groups: Set<string> };
 
-  constructor(auth: Pick<AuthConfig, 'rules' | 'groups' | 'anonymousPull' | 'immutableTags'>) {
+  constructor(
+    auth: Pick<AuthConfig, 'rules' | 'groups' | 'anonymousPull' | 'immutableTags'> &
+      Partial<Pick<AuthConfig, 'admins'>>,
+  ) {
+    this.admins = {
+      users: new Set(auth.admins?.users ?? []),
+      groups: new Set(auth.admins?.groups ?? []),
+    };
     this.rules = auth.rules.map((r) => ({
       repositories: new GlobSet(r.repositories),
       users: new Set(r.users ?? []),
@@ -61,6 +69,13 @@ export class AccessPolicy {
     }));
     for (const g of auth.groups)
       for (const m of g.members) this.groupsOf.set(m, [...(this.groupsOf.get(m) ?? []), g.name]);
+  }
+
+  /** isAdmin is true when `who` has the admin role (`auth.admins`). */
+  isAdmin(who: Principal): boolean {
+    if (who.kind === 'anonymous') return false;
+    if (this.admins.users.has(who.name)) return true;
+    return (this.groupsOf.get(who.name) ?? []).some((g) => this.admins.groups.has(g));
   }
 
   /** anonymousEmpty is true when no repository is open to anonymous pulls. */

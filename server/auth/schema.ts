@@ -144,6 +144,22 @@ export const authSchema: JsonSchema = {
         },
       },
     },
+    eventsAccess: {
+      description:
+        'Who reads the events API: "pullable" shows each caller the events of repositories it may pull; "admins" only admins, all events.',
+      type: 'string',
+      enum: ['pullable', 'admins'],
+      default: 'pullable',
+    },
+    admins: {
+      description: 'Users and groups with the admin role.',
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        users: names('User names (robot accounts as robot$<name>).'),
+        groups: names('Group names.'),
+      },
+    },
     immutableTags: {
       description: 'Tags that are never moved or deleted once they exist.',
       type: 'array',

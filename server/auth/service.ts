@@ -216,6 +216,21 @@ export class AuthService {
     return from !== undefined && this.may(id, from, 'pull');
   }
 
+  /**
+   * eventsFilter is what of the events API `id` may read (`auth.eventsAccess`): a filter on an
+   * event's repository. Throws 403 DENIED when `admins` is configured and `id` is not one.
+   */
+  eventsFilter(id: Identity): (repo: string | undefined) => boolean {
+    if (id.via === 'none') return () => true;
+    if (this.config.eventsAccess === 'admins') {
+      if (!this.policy.isAdmin(id.principal))
+        throw Errors.denied({ kind: 'events' }, undefined, 'the events API is for admins');
+      return () => true;
+    }
+    const pullable = this.canList(id);
+    return (repo) => repo !== undefined && pullable(repo);
+  }
+
   /** canList is the catalog filter: repositories `id` may pull. */
   canList(id: Identity): (repo: string) => boolean {
     if (id.via === 'none') return () => true;

@@ -253,6 +253,14 @@ export interface AuthConfig {
   rules: AccessRule[];
   /** immutableTags: tags matching `tags` in `repositories` are never moved or deleted. */
   immutableTags: { repositories: string[]; tags: string[] }[];
+  /**
+   * eventsAccess is who reads the events API (`/v2/_berth/events`, `…/stream`): `pullable`
+   * (default) shows each signed-in caller the events of repositories it may pull; `admins`
+   * shows everything to `admins` and refuses everyone else (403).
+   */
+  eventsAccess: 'pullable' | 'admins';
+  /** admins are the users and groups with the admin role. */
+  admins: { users: string[]; groups: string[] };
 }
 
 /** AccessRule grants `actions` on `repositories` to the listed principals (`users: ['*']`: any). */

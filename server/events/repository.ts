@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import type { BlobDescriptor, BlobStore } from '../registry/blobs.js';
 import { parseManifest } from '../registry/manifest-parse.js';
 import type { Digest } from '../registry/reference.js';
-import type { PutResult, Repository, StoredManifest } from '../registry/repository.js';
+import type { PutResult, Repository, StoredManifest, TagOptions } from '../registry/repository.js';
 import type { Emitter } from './emitter.js';
 import type { Event, Target } from './event.js';
 
@@ -100,8 +100,9 @@ export function eventingRepository(repo: Repository, em: Emitter): Repository {
       body: Buffer,
       contentType: string | undefined,
       expected?: Digest,
+      tags?: readonly string[],
     ): Promise<PutResult> {
-      const result = await repo.put(body, contentType, expected);
+      const result = await repo.put(body, contentType, expected, tags);
       const parsed = parseManifest(body, contentType);
       const target = manifestTarget({
         digest: result.digest.value,
@@ -120,8 +121,8 @@ export function eventingRepository(repo: Repository, em: Emitter): Repository {
       await em.emit(event);
       return result;
     },
-    async tag(tag: string, digest: Digest): Promise<void> {
-      await repo.tag(tag, digest);
+    async tag(tag: string, digest: Digest, opts?: TagOptions): Promise<void> {
+      await repo.tag(tag, digest, opts);
       const p = pushed.get(digest.value);
       if (p && !p.tagged) {
         p.tagged = true;
@@ -135,8 +136,8 @@ export function eventingRepository(repo: Repository, em: Emitter): Repository {
       delete target.references;
       await em.emit(em.make('push', { ...target, tag }));
     },
-    async untag(tag: string): Promise<void> {
-      await repo.untag(tag);
+    async untag(tag: string, expected?: Digest): Promise<void> {
+      await repo.untag(tag, expected);
       await em.emit(em.make('delete', { repository: name, tag }));
     },
     async delete(digest: Digest): Promise<void> {

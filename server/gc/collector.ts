@@ -105,7 +105,7 @@ export interface GcEvents {
 /** RetentionTarget is the narrow part of the registry retention deletes through. */
 export interface RetentionTarget {
   repository(name: string): {
-    untag(tag: string): Promise<void>;
+    untag(tag: string, expected?: Digest): Promise<void>;
     delete(digest: Digest): Promise<void>;
     get(digest: Digest): Promise<StoredManifest>;
     put(body: Buffer, contentType: string | undefined): Promise<unknown>;
@@ -735,8 +735,11 @@ export class GarbageCollector extends EventEmitter<GcEvents> {
         () => undefined,
       );
       if (current !== item.digest || !(await stillOld(item.key))) return false;
-      await repo.untag(item.tag!);
-      return true;
+      // Conditional: a tag moved since the check above is left where it now points.
+      return repo.untag(item.tag!, parseDigest(item.digest!)).then(
+        () => true,
+        () => false,
+      );
     });
     const deletedManifests = new Map<string, StoredManifest>();
     await each('manifests', plan.manifests, async (item) => {

@@ -18,6 +18,20 @@ export interface AppHooks {
   outer?: Koa.Middleware[];
 }
 
+/** CLIENT_CLOSED_REQUEST is the status logged and counted for a client that hung up (nginx's 499). */
+const CLIENT_CLOSED_REQUEST = 499;
+
+/**
+ * clientGone is true when the client closed the connection before its request was whole:
+ * whatever failed then failed because of it. The response's socket is asked, not the
+ * request: a handler that stops reading a body early (a manifest over the limit) destroys
+ * the request itself while the client still waits for the answer.
+ */
+function clientGone(ctx: Ctx): boolean {
+  const socket = ctx.res.socket;
+  return !ctx.req.complete && (socket === null || socket.destroyed);
+}
+
 /** toRegistryError maps anything thrown below the HTTP layer to the error table. */
 function toRegistryError(err: unknown): RegistryError {
   if (isRegistryError(err)) return err;
@@ -54,19 +68,25 @@ export function createApp(s: Services, hooks: AppHooks = {}): Koa<State> {
     try {
       await next();
     } finally {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      const aborted = ctx.req.destroyed && !ctx.res.writableFinished;
-      ctx.state.log.info(
-        {
-          method: ctx.method,
-          path: ctx.path,
-          route: ctx.state.route,
-          status: aborted ? 499 : ctx.status,
-          ms: Math.round(ms * 10) / 10,
-          bytesOut: ctx.length,
-        },
-        'request',
-      );
+      // Logged once the response is over (koa writes it after this middleware returns): the
+      // status sent, or 499 when the client went away before all of it was sent.
+      const res = ctx.res;
+      const log = () => {
+        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        ctx.state.log.info(
+          {
+            method: ctx.method,
+            path: ctx.path,
+            route: ctx.state.route,
+            status: res.writableFinished ? res.statusCode : CLIENT_CLOSED_REQUEST,
+            ms: Math.round(ms * 10) / 10,
+            bytesOut: ctx.length,
+          },
+          'request',
+        );
+      };
+      if (res.closed) log();
+      else res.once('close', log);
     }
   });
 
@@ -94,6 +114,17 @@ export function createApp(s: Services, hooks: AppHooks = {}): Koa<State> {
     try {
       await next();
     } catch (err) {
+      if (clientGone(ctx)) {
+        // The client hung up mid-request: its doing, not a server error. Nobody reads an
+        // answer; metrics and the access log count it as 499.
+        ctx.state.log.info(
+          { route: ctx.state.route, reason: (err as Error | undefined)?.message },
+          'client closed request',
+        );
+        ctx.body = null;
+        ctx.status = CLIENT_CLOSED_REQUEST;
+        return;
+      }
       const e = toRegistryError(err);
       if (e.status >= 500) ctx.state.log.error({ err, route: ctx.state.route }, 'request failed');
       if (!ctx.req.complete) ctx.req.resume();
@@ -171,9 +202,13 @@ export function createApp(s: Services, hooks: AppHooks = {}): Koa<State> {
     if (
       err.code === 'ECONNRESET' ||
       err.code === 'EPIPE' ||
-      err.code === 'ERR_STREAM_PREMATURE_CLOSE'
-    )
+      err.code === 'ERR_STREAM_PREMATURE_CLOSE' ||
+      // The connection ended inside a request body: the client hung up.
+      err.code === 'HPE_INVALID_EOF_STATE'
+    ) {
+      s.log.debug({ code: err.code }, 'client went away');
       return;
+    }
     s.log.warn({ err }, 'response stream failed');
   });
   return app;

@@ -39,6 +39,11 @@ export interface State {
   route: string;
   /** identity is the authenticated caller (set before dispatch). */
   identity: Identity;
+  /**
+   * uploadEnded is set by a handler whose request ended an upload session even though it
+   * failed (a digest mismatch cancels the session): the session limit stops counting it.
+   */
+  uploadEnded?: boolean;
 }
 
 export type Ctx = ParameterizedContext<State>;

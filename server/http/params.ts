@@ -42,7 +42,7 @@ export function contentRange(ctx: Ctx): { start: number; end: number } | undefin
   if (raw === '') return undefined;
   const m = /^(?:bytes[ =])?([0-9]{1,15})-([0-9]{1,15})(?:\/(?:[0-9]+|\*))?$/.exec(raw.trim());
   if (!m)
-    throw Errors.rangeInvalid(
+    throw Errors.chunkInvalid(
       { contentRange: raw.slice(0, 80) },
       undefined,
       'malformed Content-Range',
@@ -50,7 +50,7 @@ export function contentRange(ctx: Ctx): { start: number; end: number } | undefin
   const start = Number(m[1]);
   const end = Number(m[2]);
   if (end < start)
-    throw Errors.rangeInvalid({ contentRange: raw }, undefined, 'Content-Range end before start');
+    throw Errors.chunkInvalid({ contentRange: raw }, undefined, 'Content-Range end before start');
   return { start, end };
 }
 

@@ -1,5 +1,11 @@
 import type { Readable } from 'node:stream';
-import type { ByteSource, ListOptions, ListPage, StorageDriver } from '../storage/driver.js';
+import type {
+  ByteSource,
+  ListOptions,
+  ListPage,
+  StorageDriver,
+  Versioned,
+} from '../storage/driver.js';
 import { currentScope } from '../util/scope.js';
 
 /** ActionObserver hears each storage call: its action, duration and outcome. */
@@ -74,6 +80,12 @@ export class MeteredDriver implements StorageDriver {
   }
   putIfAbsent(key: string, data: Buffer | string): Promise<boolean> {
     return this.timed('PutContentIfAbsent', () => this.inner.putIfAbsent(key, data));
+  }
+  getVersioned(key: string): Promise<Versioned> {
+    return this.timed('GetContentVersioned', () => this.inner.getVersioned(key));
+  }
+  putIfVersion(key: string, data: Buffer | string, expected: string | null): Promise<boolean> {
+    return this.timed('PutContentIfVersion', () => this.inner.putIfVersion(key, data, expected));
   }
   writeStream(key: string, source: Readable, sizeHint?: number): Promise<number> {
     return this.timed('Writer', () => this.inner.writeStream(key, source, sizeHint));

@@ -48,6 +48,7 @@ export class Metrics {
   private readonly allow: RegExp[];
 
   readonly httpRequests: Counter<'handler' | 'code' | 'method'>;
+  readonly protocolErrors: Counter<'reason'>;
   readonly httpDuration: Histogram<'handler' | 'method'>;
   readonly httpRequestSize: Histogram<'handler'>;
   readonly httpResponseSize: Histogram<'handler'>;
@@ -89,6 +90,12 @@ export class Metrics {
       name: 'registry_http_requests_total',
       help: 'Total number of HTTP requests made.',
       labelNames: ['handler', 'code', 'method'],
+      registers,
+    });
+    this.protocolErrors = new Counter({
+      name: 'berth_http_protocol_errors_total',
+      help: 'Requests rejected by the HTTP parser before routing, by parser error code.',
+      labelNames: ['reason'],
       registers,
     });
     this.httpDuration = new Histogram({
@@ -297,6 +304,17 @@ export class Metrics {
       return name;
     }
     return OTHER_REPOSITORY;
+  }
+
+  /**
+   * observeProtocolError counts a request the HTTP parser rejected before routing: in
+   * registry_http_requests_total (handler `protocol_error`) with the status answered, and by
+   * the parser's error code.
+   */
+  observeProtocolError(reason: string, status: number | undefined): void {
+    this.protocolErrors.inc({ reason });
+    if (status !== undefined)
+      this.httpRequests.inc({ handler: 'protocol_error', code: String(status), method: 'unknown' });
   }
 
   /** middleware records the registry_http_* metrics; it must wrap the error exit. */

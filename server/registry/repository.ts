@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Errors } from '../errors.js';
 import { isNotFound, listAll, type StorageDriver } from '../storage/driver.js';
 import { Paths } from '../storage/paths.js';
-import { forget, freshOf } from '../storage/cache.js';
+import { forget } from '../storage/cache.js';
 import { RepositoryBlobStore } from './blobs.js';
 import { parseManifest, type Descriptor } from './manifest-parse.js';
 import { parseDigest, type Digest } from './reference.js';
@@ -30,6 +31,11 @@ export interface RegistryOptions {
    * the result must behave as `repo` does, adding only side effects.
    */
   decorate?: (repo: Repository) => Repository;
+  /**
+   * pause waits `ms` milliseconds (default: a timer); a tag write pauses while another
+   * request's removal of the tag finishes. Tests inject their own.
+   */
+  pause?: (ms: number) => Promise<void>;
   /** cacheObserver hears each lookup in the in-process repository-marker cache (metrics). */
   cacheObserver?: (hit: boolean) => void;
 }
@@ -50,11 +56,28 @@ export interface ManifestService {
   /**
    * put validates and stores `body` byte-exact and returns its digest. Blobs it
    * references must be in the repository (MANIFEST_BLOB_UNKNOWN) except its subject.
-   * When `expected` is given the body must hash to it (DIGEST_INVALID).
+   * When `expected` is given the body must hash to it (DIGEST_INVALID). `tags` are the tags
+   * the caller points at the manifest next (with `tag`): a decorator may check or reserve
+   * them before anything is written; the repository itself does not tag.
    */
-  put(body: Buffer, contentType: string | undefined, expected?: Digest): Promise<PutResult>;
+  put(
+    body: Buffer,
+    contentType: string | undefined,
+    expected?: Digest,
+    tags?: readonly string[],
+  ): Promise<PutResult>;
   /** delete removes the manifest, every tag pointing to it and its referrer entry. */
   delete(digest: Digest): Promise<void>;
+}
+
+export interface TagOptions {
+  /** onlyIfAbsent refuses (DENIED) to move a tag that points at another manifest. */
+  onlyIfAbsent?: boolean;
+  /**
+   * manifestPending skips the check that the manifest exists: the caller stores it next
+   * (a tag reserved before its push) and removes the tag if that fails.
+   */
+  manifestPending?: boolean;
 }
 
 export interface PutResult {
@@ -66,10 +89,18 @@ export interface PutResult {
 export interface TagService {
   /** resolve returns the digest a tag points to; throws MANIFEST_UNKNOWN. */
   resolve(tag: string): Promise<Digest>;
-  /** tag points `tag` at `digest` (moving it if it pointed elsewhere). */
-  tag(tag: string, digest: Digest): Promise<void>;
-  /** untag removes a tag; throws MANIFEST_UNKNOWN when it does not exist. */
-  untag(tag: string): Promise<void>;
+  /**
+   * tag points `tag` at `digest` (moving it if it pointed elsewhere) with one atomic
+   * compare-and-set: of concurrent writers each one's value is current at some instant, and
+   * the reverse index names the tag's target whatever the interleaving (ADR 0013). With
+   * `onlyIfAbsent`, a tag that points elsewhere is refused (DENIED) and nothing changes.
+   */
+  tag(tag: string, digest: Digest, opts?: TagOptions): Promise<void>;
+  /**
+   * untag removes a tag; throws MANIFEST_UNKNOWN when it does not exist, or (with
+   * `expected`) when it no longer points at `expected`, which is then left as it is.
+   */
+  untag(tag: string, expected?: Digest): Promise<void>;
   list(last: string | undefined, n: number): Promise<Page<string>>;
 }
 
@@ -119,7 +150,15 @@ export class Repository implements ManifestService, TagService {
     );
   }
 
-  async put(body: Buffer, contentType: string | undefined, expected?: Digest): Promise<PutResult> {
+  /**
+   * validate runs every check of `put` (digest, parse, referenced blobs) and writes nothing:
+   * what a decorator needs to decide before the write.
+   */
+  async validate(
+    body: Buffer,
+    contentType: string | undefined,
+    expected?: Digest,
+  ): Promise<{ digest: Digest; manifest: ReturnType<typeof parseManifest> }> {
     const algorithm = expected?.algorithm ?? 'sha256';
     const hex = createHash(algorithm).update(body).digest('hex');
     const digest = parseDigest(`${algorithm}:${hex}`);
@@ -147,6 +186,16 @@ export class Repository implements ManifestService, TagService {
         );
       }
     }
+    return { digest, manifest: m };
+  }
+
+  async put(
+    body: Buffer,
+    contentType: string | undefined,
+    expected?: Digest,
+    _tags?: readonly string[],
+  ): Promise<PutResult> {
+    const { digest, manifest: m } = await this.validate(body, contentType, expected);
     // All checks passed: now write (manifest, then indexes that point at it).
     await this.driver.put(Paths.manifest(this.name, digest), encodeEnvelope(m.mediaType, body));
     if (m.subject) {
@@ -164,11 +213,10 @@ export class Repository implements ManifestService, TagService {
 
   async delete(digest: Digest): Promise<void> {
     const m = await this.get(digest);
-    for (const tag of await listAll(this.driver, Paths.tagsOfRoot(this.name, digest))) {
-      const current = await this.resolve(tag).catch(() => undefined);
-      if (current?.value === digest.value) await this.driver.delete(Paths.tag(this.name, tag));
-    }
-    await this.driver.deletePrefix(Paths.tagsOfRoot(this.name, digest));
+    // Tags go before the manifest (a crash leaves the manifest, never a dangling tag), and
+    // once more after it: a tag set concurrently saw the manifest before it went, and its
+    // reverse index entry was written before that (ADR 0013).
+    await this.untagAll(digest);
     try {
       const parsed = parseManifest(m.body, m.mediaType);
       if (parsed.subject)
@@ -177,6 +225,15 @@ export class Repository implements ManifestService, TagService {
       // A stored manifest always parsed on push; nothing more to unindex.
     }
     await this.driver.delete(Paths.manifest(this.name, digest));
+    await this.untagAll(digest);
+    await this.driver.deletePrefix(Paths.tagsOfRoot(this.name, digest));
+  }
+
+  /** untagAll removes every tag that points at `digest` (found through the reverse index). */
+  private async untagAll(digest: Digest): Promise<void> {
+    for (const tag of await listAll(this.driver, Paths.tagsOfRoot(this.name, digest))) {
+      await this.removeTag(tag, (d) => d === digest.value);
+    }
   }
 
   resolve(tag: string): Promise<Digest> {
@@ -184,31 +241,147 @@ export class Repository implements ManifestService, TagService {
   }
 
   private async resolveWith(driver: StorageDriver, tag: string): Promise<Digest> {
+    let value: string;
     try {
-      return parseDigest((await driver.get(Paths.tag(this.name, tag))).toString('utf8'));
+      value = (await driver.get(Paths.tag(this.name, tag))).toString('utf8');
     } catch (err) {
       if (isNotFound(err)) throw Errors.manifestUnknown({ tag });
       throw err;
     }
+    if (value === TOMBSTONE) throw Errors.manifestUnknown({ tag });
+    return parseDigest(value);
   }
 
-  async tag(tag: string, digest: Digest): Promise<void> {
-    // The reverse index entry goes first (it may name more than the tags, never fewer).
-    // A new tag is then one conditional write; only a tag that exists is read (from
-    // storage itself) to unindex its old target.
-    await this.driver.put(Paths.tagOf(this.name, digest, tag), '');
-    if (await this.driver.putIfAbsent(Paths.tag(this.name, tag), digest.value)) return;
-    const previous = await this.resolveWith(freshOf(this.driver), tag).catch(() => undefined);
-    await this.driver.put(Paths.tag(this.name, tag), digest.value);
-    if (previous && previous.value !== digest.value) {
-      await this.driver.delete(Paths.tagOf(this.name, previous, tag));
+  /**
+   * readTag reads a tag from storage itself with its version: undefined when absent,
+   * `value: undefined` for a tombstone (a removal under way or cut short).
+   */
+  private async readTag(tag: string): Promise<{ value?: string; version: string } | undefined> {
+    try {
+      const v = await this.driver.getVersioned(Paths.tag(this.name, tag));
+      const value = v.data.toString('utf8');
+      return { value: value === TOMBSTONE ? undefined : value, version: v.version };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
     }
   }
 
-  async untag(tag: string): Promise<void> {
-    const digest = await this.resolve(tag);
-    await this.driver.delete(Paths.tag(this.name, tag));
-    await this.driver.delete(Paths.tagOf(this.name, digest, tag));
+  async tag(tag: string, digest: Digest, opts: TagOptions = {}): Promise<void> {
+    await this.setTag(tag, digest, opts);
+  }
+
+  /**
+   * reserveTag points `tag` at `digest` before the manifest is stored, only if the tag is
+   * absent (DENIED if it names another manifest). Resolves true when this call created it;
+   * the caller stores the manifest next, or takes the tag back with `untag(tag, digest)`.
+   */
+  reserveTag(tag: string, digest: Digest): Promise<boolean> {
+    return this.setTag(tag, digest, { onlyIfAbsent: true, manifestPending: true });
+  }
+
+  /**
+   * setTag is the tag compare-and-set (ADR 0013): the reverse index entry digest→tag is
+   * written first (a crash never leaves a tag its entry does not name), then the tag moves
+   * by compare-and-set from the version just read, then the entries of both the new and the
+   * old target are settled against what the tag then names.
+   */
+  private async setTag(tag: string, digest: Digest, opts: TagOptions): Promise<boolean> {
+    const key = Paths.tag(this.name, tag);
+    if (opts.onlyIfAbsent) {
+      const cur = await this.readTag(tag);
+      if (cur?.value !== undefined && cur.value !== digest.value) throw immutable(tag);
+    }
+    await this.driver.put(Paths.tagOf(this.name, digest, tag), '');
+    let previous: string | undefined;
+    let wrote = false;
+    let cur: { value?: string; version: string } | undefined = undefined;
+    for (let attempt = 0; ; attempt++) {
+      if (attempt >= CAS_ATTEMPTS) {
+        throw Errors.unavailable({ tag }, undefined, `tag ${tag} is changing too often`);
+      }
+      // The first attempt assumes a new tag and reads nothing.
+      if (attempt > 0) cur = await this.readTag(tag);
+      if (cur?.value === digest.value) break;
+      if (cur?.value !== undefined && opts.onlyIfAbsent) {
+        await this.settle(tag, digest);
+        throw immutable(tag);
+      }
+      if (cur && cur.value === undefined && attempt < TOMBSTONE_WAITS) {
+        // Another request is removing the tag; let it finish rather than race its delete.
+        await (this.opts.pause ?? sleep)(1 + attempt);
+        continue;
+      }
+      if (await this.driver.putIfVersion(key, digest.value, cur?.version ?? null)) {
+        previous = cur?.value;
+        wrote = true;
+        break;
+      }
+    }
+    const kept = await this.settle(tag, digest, opts.manifestPending);
+    if (previous !== undefined && previous !== digest.value) {
+      await this.settle(tag, parseDigest(previous));
+    }
+    if (!kept) throw Errors.manifestUnknown({ digest: digest.value });
+    return wrote;
+  }
+
+  /**
+   * settle makes the reverse index entry digest→tag exist exactly when the tag points at
+   * `digest`: it writes or deletes the entry by what the tag names, then reads the tag again
+   * and repeats while the answer changed. Every writer of a tag settles the entries of its
+   * old and new targets after its write, so the last settle of an entry follows the last
+   * write that concerned it, and it stays true. When the tag points at `digest` but the
+   * manifest is gone (deleted concurrently, which then may have listed the entries before
+   * this one was written), the tag is removed; resolves false then. Unless `pending`.
+   */
+  private async settle(tag: string, digest: Digest, pending = false): Promise<boolean> {
+    const entry = Paths.tagOf(this.name, digest, tag);
+    const names = async () => (await this.readTag(tag))?.value === digest.value;
+    let on = await names();
+    let settled = false;
+    for (let i = 0; i < SETTLE_ATTEMPTS && !settled; i++) {
+      if (on) await this.driver.put(entry, '');
+      else await this.driver.delete(entry);
+      const now = await names();
+      settled = now === on;
+      on = now;
+    }
+    // Still changing: keep the entry if the tag last named `digest` (an extra entry is
+    // harmless, a missing one is not).
+    if (!settled && on) await this.driver.put(entry, '');
+    if (on && !pending && !(await this.has(digest))) {
+      await this.removeTag(tag, (d) => d === digest.value);
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * removeTag deletes `tag` if its target passes `match`: a compare-and-set to a tombstone
+   * (so a concurrent move is never lost), then the delete, then the entry is settled.
+   * Resolves with the removed target.
+   */
+  private async removeTag(
+    tag: string,
+    match: (digest: string) => boolean,
+  ): Promise<Digest | undefined> {
+    const key = Paths.tag(this.name, tag);
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const cur = await this.readTag(tag);
+      if (cur?.value === undefined || !match(cur.value)) return undefined;
+      if (!(await this.driver.putIfVersion(key, TOMBSTONE, cur.version))) continue;
+      await this.driver.delete(key);
+      const removed = parseDigest(cur.value);
+      await this.settle(tag, removed);
+      return removed;
+    }
+    throw Errors.unavailable({ tag }, undefined, `tag ${tag} is changing too often`);
+  }
+
+  async untag(tag: string, expected?: Digest): Promise<void> {
+    const match = (d: string) => expected === undefined || d === expected.value;
+    if (!(await this.removeTag(tag, match))) throw Errors.manifestUnknown({ tag });
   }
 
   async list(last: string | undefined, n: number): Promise<Page<string>> {
@@ -248,6 +421,19 @@ export class Repository implements ManifestService, TagService {
     }
   }
 }
+
+function immutable(tag: string) {
+  return Errors.denied({ tag, reason: 'immutable tag' }, undefined, `tag ${tag} is immutable`);
+}
+
+/** TOMBSTONE is a tag object's content while a removal holds it (never a digest). */
+const TOMBSTONE = '';
+/** CAS_ATTEMPTS bounds the compare-and-set retries of one tag write. */
+const CAS_ATTEMPTS = 100;
+/** SETTLE_ATTEMPTS bounds the rounds of settling one reverse index entry. */
+const SETTLE_ATTEMPTS = 10;
+/** TOMBSTONE_WAITS is how many times a writer waits (1, 2, … ms) for a removal to finish. */
+const TOMBSTONE_WAITS = 20;
 
 /** CATALOG_SCAN_LIMIT bounds the names one filtered catalog request looks at. */
 const CATALOG_SCAN_LIMIT = 10_000;

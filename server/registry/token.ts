@@ -1,4 +1,10 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  randomBytes,
+  timingSafeEqual,
+} from 'node:crypto';
 import { Errors } from '../errors.js';
 
 /** UploadToken is what an upload Location's `_state` parameter carries. */
@@ -64,6 +70,39 @@ export class Tokens {
       .update(id.subarray(0, 12))
       .digest()
       .subarray(0, 4);
+  }
+
+  /**
+   * sealCursor hides a listing position the caller may not see (a repository name it may not
+   * pull) in an opaque `last` value: `~` + base64url(AES-256-GCM). Repository names never start
+   * with `~`, so `openCursor` tells the two apart.
+   */
+  sealCursor(name: string): string {
+    const iv = randomBytes(12);
+    const c = createCipheriv('aes-256-gcm', this.cursorKey(), iv);
+    const body = Buffer.concat([c.update(name, 'utf8'), c.final()]);
+    return '~' + Buffer.concat([iv, c.getAuthTag(), body]).toString('base64url');
+  }
+
+  /**
+   * openCursor returns the name a `last` value stands for: itself, or what `sealCursor`
+   * hid. Throws PAGINATION_NUMBER_INVALID for a sealed value this secret did not seal.
+   */
+  openCursor(last: string): string {
+    if (!last.startsWith('~')) return last;
+    const raw = Buffer.from(last.slice(1), 'base64url');
+    try {
+      if (raw.length < 28) throw new Error('short');
+      const d = createDecipheriv('aes-256-gcm', this.cursorKey(), raw.subarray(0, 12));
+      d.setAuthTag(raw.subarray(12, 28));
+      return Buffer.concat([d.update(raw.subarray(28)), d.final()]).toString('utf8');
+    } catch {
+      throw Errors.paginationInvalid({ last: last.slice(0, 100) }, undefined, 'invalid last');
+    }
+  }
+
+  private cursorKey(): Buffer {
+    return createHmac('sha256', this.secret).update('catalog-cursor').digest();
   }
 
   /** verify returns the token's content, or throws BLOB_UPLOAD_INVALID. */

@@ -197,7 +197,7 @@ export class Uploads {
    */
   async append(state: UploadState, body: Readable, opts: AppendOptions = {}): Promise<UploadState> {
     if (opts.rangeStart !== undefined && opts.rangeStart !== state.offset) {
-      throw Errors.rangeInvalid(
+      throw Errors.chunkInvalid(
         { offset: state.offset, start: opts.rangeStart },
         undefined,
         `chunk starts at ${opts.rangeStart} but the upload is at offset ${state.offset}`,
@@ -209,7 +209,7 @@ export class Uploads {
       opts.contentLength !== undefined
     ) {
       if (opts.rangeEnd - opts.rangeStart + 1 !== opts.contentLength) {
-        throw Errors.rangeInvalid(
+        throw Errors.chunkInvalid(
           {
             contentRange: `${opts.rangeStart}-${opts.rangeEnd}`,
             contentLength: opts.contentLength,
@@ -314,13 +314,16 @@ export class Uploads {
 
   /**
    * commit verifies the bytes against `digest` and links the blob into the
-   * repository. On a mismatch the session and its bytes are discarded and
-   * DIGEST_INVALID is thrown. Writes no blob byte again: only descriptors.
+   * repository. On a mismatch the session is cancelled and DIGEST_INVALID is thrown; only
+   * the bytes this request brought are discarded, since a concurrent request may be
+   * committing the earlier ones right now (those are left to garbage collection). Writes no
+   * blob byte again: only descriptors.
    */
   async commit(state: UploadState, digest: Digest, linker: BlobLinker): Promise<BlobDescriptor> {
     const hex = await this.digestHex(state, digest.algorithm);
     if (hex !== digest.hex) {
-      await this.cancel(state);
+      const own = state.segments.filter((s) => Paths.segmentClaim(s.key) === digest.value);
+      await this.cancel({ ...state, segments: own });
       throw Errors.digestInvalid({
         expected: digest.value,
         computed: `${digest.algorithm}:${hex}`,
@@ -347,6 +350,13 @@ export class Uploads {
     if (!indexed) {
       try {
         desc = decodeDescriptor(await freshOf(this.driver).get(Paths.blob(digest)));
+        // An index whose bytes are gone (lost to a race, a bug or an operator) is replaced
+        // by ours instead of taking this repository down with it.
+        if (!(await this.whole(desc))) {
+          this.opts.log.warn({ digest: digest.value }, 'blob index names missing bytes: replaced');
+          await this.driver.put(Paths.blob(digest), JSON.stringify(ours));
+          desc = ours;
+        }
       } catch (err) {
         if (!isNotFound(err)) throw err;
         // Collected in between: ours becomes the descriptor.
@@ -378,6 +388,26 @@ export class Uploads {
       'blob committed',
     );
     return desc;
+  }
+
+  /** whole reports whether every segment a descriptor names is in storage (asked of storage). */
+  private async whole(desc: BlobDescriptor): Promise<boolean> {
+    const fresh = freshOf(this.driver);
+    for (let i = 0; i < desc.segments.length; i += 16) {
+      const found = await Promise.all(
+        desc.segments.slice(i, i + 16).map((s) =>
+          fresh.stat(s.key).then(
+            () => true,
+            (err: unknown) => {
+              if (isNotFound(err)) return false;
+              throw err;
+            },
+          ),
+        ),
+      );
+      if (found.includes(false)) return false;
+    }
+    return true;
   }
 
   /**

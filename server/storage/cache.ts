@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { ByteSource, ListOptions, ListPage, StorageDriver } from './driver.js';
+import type { ByteSource, ListOptions, ListPage, StorageDriver, Versioned } from './driver.js';
 
 export interface CacheOptions {
   /**
@@ -215,6 +215,14 @@ export class CachingDriver implements StorageDriver {
 
   putIfAbsent(key: string, data: Buffer | string): Promise<boolean> {
     return this.writing(key, () => this.fresh.putIfAbsent(key, data));
+  }
+
+  getVersioned(key: string): Promise<Versioned> {
+    return this.fresh.getVersioned(key);
+  }
+
+  putIfVersion(key: string, data: Buffer | string, expected: string | null): Promise<boolean> {
+    return this.writing(key, () => this.fresh.putIfVersion(key, data, expected));
   }
 
   writeStream(key: string, source: Readable, sizeHint?: number): Promise<number> {

@@ -11,6 +11,7 @@ import {
   type ListOptions,
   type ListPage,
   type StorageDriver,
+  type Versioned,
 } from './driver.js';
 import { SLAB_BYTES, fileSource, relayable } from './drivers/relay.js';
 
@@ -339,6 +340,14 @@ export class DiskCachingDriver implements StorageDriver {
 
   putIfAbsent(key: string, data: Buffer | string): Promise<boolean> {
     return this.inner.putIfAbsent(key, data);
+  }
+
+  getVersioned(key: string): Promise<Versioned> {
+    return this.inner.getVersioned(key);
+  }
+
+  putIfVersion(key: string, data: Buffer | string, expected: string | null): Promise<boolean> {
+    return this.inner.putIfVersion(key, data, expected);
   }
 
   writeStream(key: string, source: Readable, sizeHint?: number): Promise<number> {

@@ -56,6 +56,24 @@ export interface StorageDriver {
   putIfAbsent(key: string, data: Buffer | string): Promise<boolean>;
 
   /**
+   * getVersioned reads a small object whole from storage itself (never a cache), with a
+   * version token of exactly that content: the `expected` of a later {@link putIfVersion}.
+   * Throws {@link PathNotFoundError} when absent.
+   */
+  getVersioned(key: string): Promise<Versioned>;
+
+  /**
+   * putIfVersion is a compare-and-set: it stores a small object only if the object at `key`
+   * is still at `expected` (from {@link getVersioned}; `null`: only if no object exists),
+   * atomically against every other `putIfVersion` and `putIfAbsent` of the key (S3
+   * `If-Match` / `If-None-Match: *`, a lock file on a filesystem). Resolves true when this
+   * call stored the object, false when the object had changed (which is then left as it
+   * is). A version may recur for equal content; callers compare values, not histories.
+   * The primitive behind tags (ADR 0013).
+   */
+  putIfVersion(key: string, data: Buffer | string, expected: string | null): Promise<boolean>;
+
+  /**
    * writeStream stores `source` under `key` with memory bounded whatever its length.
    * `sizeHint` (when the caller knows the length) lets a driver choose part sizes.
    * Resolves with the byte count stored. If `source` errors or is destroyed, rejects
@@ -106,6 +124,12 @@ export interface StorageDriver {
 
   /** close releases sockets and timers. */
   close?(): Promise<void>;
+}
+
+/** Versioned is an object's bytes with the version token of that content. */
+export interface Versioned {
+  data: Buffer;
+  version: string;
 }
 
 export interface ListOptions {

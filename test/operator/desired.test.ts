@@ -447,6 +447,8 @@ describe('auth, limits and garbage collection', () => {
       { repositories: ['*'], users: ['*'], actions: ['pull'] },
     ],
     immutableTags: [{ repositories: ['team/*'], tags: ['v*'] }],
+    eventsAccess: 'admins',
+    admins: { users: ['root'], groups: ['ops'] },
   });
   const gc = {
     enabled: true,
@@ -500,6 +502,8 @@ describe('auth, limits and garbage collection', () => {
       groups: [{ name: 'devs', members: ['alice', 'bob'] }],
       rules: fullAuth()!.rules,
       immutableTags: [{ repositories: ['team/*'], tags: ['v*'] }],
+      eventsAccess: 'admins',
+      admins: { users: ['root'], groups: ['ops'] },
     });
     expect(config.gc).toEqual({ ...gc, settleMillis: config.gc.settleMillis });
   });

@@ -52,6 +52,13 @@ export class AuthBuilder {
     return this;
   }
 
+  /** eventsForAdmins sets `eventsAccess: admins` with these admin users. */
+  eventsForAdmins(...users: string[]): this {
+    this.c.eventsAccess = 'admins';
+    this.c.admins.users.push(...users);
+    return this;
+  }
+
   token(over: Partial<AuthConfig['token']>): this {
     Object.assign(this.c.token, over);
     return this;

@@ -35,6 +35,16 @@ export class ClockedDriver extends InMemoryDriver {
     return created;
   }
 
+  override async putIfVersion(
+    key: string,
+    data: Buffer | string,
+    expected: string | null,
+  ): Promise<boolean> {
+    const stored = await super.putIfVersion(key, data, expected);
+    if (stored) this.times.set(key, this.now);
+    return stored;
+  }
+
   override async writeStream(key: string, source: Readable): Promise<number> {
     const n = await super.writeStream(key, source);
     this.times.set(key, this.now);

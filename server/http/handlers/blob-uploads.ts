@@ -1,4 +1,4 @@
-import { Errors } from '../../errors.js';
+import { Errors, isRegistryError } from '../../errors.js';
 import { parseDigest, parseName, type Digest } from '../../registry/reference.js';
 import type { UploadToken } from '../../registry/token.js';
 import type { UploadState } from '../../registry/uploads.js';
@@ -181,7 +181,7 @@ export const completeUpload: Handler = async (ctx, s) => {
       saved = await stored;
       // Chunks were added through another Location since: these bytes are not at its end.
       if (saved.offset !== 0)
-        throw Errors.rangeInvalid(
+        throw Errors.chunkInvalid(
           { offset: saved.offset, start: 0 },
           {
             Location: location(s, saved),
@@ -197,7 +197,13 @@ export const completeUpload: Handler = async (ctx, s) => {
     // A session saved by an older version at its POST is removed once committed.
     if (!saved.ephemeral) delete state.ephemeral;
   }
-  await s.uploads.commit(state, digest, s.registry.repository(state.repo).blobs);
+  try {
+    await s.uploads.commit(state, digest, s.registry.repository(state.repo).blobs);
+  } catch (err) {
+    // A digest mismatch cancels the session (Uploads.commit).
+    if (isRegistryError(err) && err.code === 'DIGEST_INVALID') ctx.state.uploadEnded = true;
+    throw err;
+  }
   blobCreated(ctx, state.repo, digest.value);
 };
 

@@ -4,7 +4,11 @@ import type { ByteSource } from '../../storage/driver.js';
 import { parseDigest, type Digest } from '../../registry/reference.js';
 import type { Ctx, Handler } from '../context.js';
 
-/** parseByteRange reads a single `Range: bytes=…`; undefined means "serve it all". */
+/**
+ * parseByteRange reads a single `Range: bytes=…`; undefined means "serve it all". A last
+ * position at or beyond the end, however large, means the end (RFC 9110 §14.1.2), so
+ * `bytes=0-<huge>` is the whole blob; only a first position at or beyond it is unsatisfiable.
+ */
 export function parseByteRange(
   header: string,
   size: number,
@@ -12,15 +16,17 @@ export function parseByteRange(
   const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
   if (!m || (m[1] === '' && m[2] === '')) return undefined;
   if (m[1] === '') {
+    // A suffix longer than the blob (any number of digits) is the whole blob.
     const n = Number(m[2]);
     if (n === 0 || size === 0) return 'unsatisfiable';
     return { start: Math.max(0, size - n), end: size - 1 };
   }
   const start = Number(m[1]);
-  const end = m[2] === '' ? size - 1 : Number(m[2]);
-  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end)) return 'unsatisfiable';
-  if (end < start || start >= size) return 'unsatisfiable';
-  return { start, end: Math.min(end, size - 1) };
+  if (!Number.isSafeInteger(start) || start >= size) return 'unsatisfiable';
+  // Number() of any digit string is finite or Infinity: either way min() clamps it.
+  const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  if (end < start) return 'unsatisfiable';
+  return { start, end };
 }
 
 function blobHeaders(ctx: Ctx, digest: Digest, desc: BlobDescriptor): void {

@@ -13,8 +13,19 @@ export const base: Handler = async (ctx) => {
 export const catalog: Handler = async (ctx, s) => {
   const { defaultListEntries, maxListEntries } = s.config.limits;
   const n = pageSize(ctx, defaultListEntries, maxListEntries);
-  const page = await s.registry.catalog(query(ctx, 'last'), n, s.auth.canList(ctx.state.identity));
-  if (page.next !== undefined) ctx.set('Link', linkHeader('/v2/_catalog', { n, last: page.next }));
+  const visible = s.auth.canList(ctx.state.identity);
+  const last = query(ctx, 'last');
+  const page = await s.registry.catalog(
+    last === undefined ? undefined : s.tokens.openCursor(last),
+    n,
+    visible,
+  );
+  if (page.next !== undefined) {
+    // A scan that stopped at its limit names the last name it looked at, which the caller
+    // may not see: never put such a name in a header.
+    const next = visible(page.next) ? page.next : s.tokens.sealCursor(page.next);
+    ctx.set('Link', linkHeader('/v2/_catalog', { n, last: next }));
+  }
   ctx.body = { repositories: page.items };
 };
 

@@ -1,7 +1,7 @@
 import type { Middleware } from 'koa';
 import type { Clock } from '../../auth/clock.js';
 import type { LimitsConfig } from '../../config/types.js';
-import { Errors } from '../../errors.js';
+import { Errors, isRegistryError } from '../../errors.js';
 import type { Ctx, State } from '../context.js';
 
 const MAX_CLIENTS = 100_000;
@@ -72,7 +72,9 @@ const SESSION = /^\/v2\/.+\/blobs\/uploads\/([^/]+)$/;
 
 /**
  * uploadSessionLimit bounds the upload sessions one client holds open at once (429 when it
- * would exceed `limit`). Sessions leave the count when completed, cancelled or expired.
+ * would exceed `limit`). Sessions leave the count when they end: completed, cancelled
+ * (a DELETE, or a digest mismatch on the closing PUT), expired, or answered as unknown
+ * (BLOB_UPLOAD_UNKNOWN: ended through another replica, or purged).
  */
 export function uploadSessionLimit(
   limit: number,
@@ -96,7 +98,28 @@ export function uploadSessionLimit(
         { 'Retry-After': '60' },
         'too many open upload sessions for this client',
       );
-    await next();
+    let failure: { err: unknown } | undefined;
+    try {
+      await next();
+    } catch (err) {
+      failure = { err };
+    }
+    const done = SESSION.exec(ctx.path);
+    if (done) {
+      const err = failure?.err;
+      const ended =
+        (failure === undefined &&
+          (ctx.method === 'PUT' || ctx.method === 'DELETE') &&
+          ctx.status < 300) ||
+        ctx.state.uploadEnded === true ||
+        (isRegistryError(err) && err.code === 'BLOB_UPLOAD_UNKNOWN');
+      if (ended) {
+        const m = open.get(key);
+        m?.delete(done[1]!);
+        if (m?.size === 0) open.delete(key);
+      }
+    }
+    if (failure) throw failure.err;
     if (starting && ctx.status === 202) {
       const id = ctx.response.get('Docker-Upload-UUID');
       if (id !== '') {
@@ -105,13 +128,6 @@ export function uploadSessionLimit(
         open.set(key, m);
         if (open.size > MAX_CLIENTS) open.clear();
       }
-      return;
-    }
-    const done = SESSION.exec(ctx.path);
-    if (done && (ctx.method === 'PUT' || ctx.method === 'DELETE') && ctx.status < 300) {
-      const m = open.get(key);
-      m?.delete(done[1]!);
-      if (m?.size === 0) open.delete(key);
     }
   };
 }

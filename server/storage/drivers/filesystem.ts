@@ -12,10 +12,11 @@ import {
   unlink,
   writeFile,
 } from 'node:fs/promises';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   PathNotFoundError,
   validateKey,
@@ -23,6 +24,7 @@ import {
   type ListOptions,
   type ListPage,
   type StorageDriver,
+  type Versioned,
 } from '../driver.js';
 import { pageOf } from './list.js';
 import { fileSource, relayable } from './relay.js';
@@ -30,16 +32,28 @@ import { fileSource, relayable } from './relay.js';
 const TMP = '.tmp';
 /** STALE_TMP_MS is the age after which a temporary file is a crash's leftover. */
 const STALE_TMP_MS = 24 * 60 * 60 * 1000;
+/**
+ * STALE_LOCK_MS is the age after which a compare-and-set lock file is a crash's leftover
+ * and may be broken; a lock is held for one read and one rename.
+ */
+const STALE_LOCK_MS = 10_000;
+/** COMMIT_ATTEMPTS bounds renames into a folder that a concurrent prune keeps removing. */
+const COMMIT_ATTEMPTS = 20;
 
 /**
  * FilesystemDriver stores each key as a file below `root`. Writes go to a temporary
  * file under `root/.tmp` and are renamed into place, so readers never see a partial
  * object and a crash leaves only temporary files (removed at a later start once stale).
+ * A failed write removes its own temporary file. `putIfVersion` holds a lock file
+ * (`.tmp/lock-<hash of key>`, created exclusively) around its read and rename, so it is
+ * atomic against every process using the same folder.
  */
 export class FilesystemDriver implements StorageDriver {
   readonly name = 'filesystem';
   private readonly root: string;
   private ready: Promise<void> | undefined;
+  /** queued chains this process's compare-and-sets per key, so they wait here, not spin. */
+  private readonly queued = new Map<string, Promise<unknown>>();
 
   constructor(root: string) {
     this.root = resolve(root);
@@ -81,28 +95,24 @@ export class FilesystemDriver implements StorageDriver {
     validateKey(key);
     await this.init();
     const tmp = this.tmpPath();
-    const fh = await open(tmp, 'w');
     try {
-      await fh.writeFile(data);
-    } finally {
-      await fh.close();
+      await writeFile(tmp, data);
+      await this.commit(tmp, key);
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw err;
     }
-    await this.commit(tmp, key);
   }
 
   async putIfAbsent(key: string, data: Buffer | string): Promise<boolean> {
     validateKey(key);
     await this.init();
     const tmp = this.tmpPath();
-    await writeFile(tmp, data);
     const dest = this.path(key);
     try {
+      await writeFile(tmp, data);
       // link(2) fails with EEXIST when dest exists: an atomic create-if-absent.
-      await link(tmp, dest).catch(async (err: unknown) => {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        await mkdir(dirname(dest), { recursive: true });
-        await link(tmp, dest);
-      });
+      await this.intoFolder(dest, () => link(tmp, dest));
       return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
@@ -112,6 +122,66 @@ export class FilesystemDriver implements StorageDriver {
     }
   }
 
+  async getVersioned(key: string): Promise<Versioned> {
+    const data = await this.get(key);
+    return { data, version: versionOf(data) };
+  }
+
+  async putIfVersion(
+    key: string,
+    data: Buffer | string,
+    expected: string | null,
+  ): Promise<boolean> {
+    validateKey(key);
+    await this.init();
+    if (expected === null) return this.putIfAbsent(key, data);
+    return this.locked(key, async () => {
+      const current = await readFile(this.path(key)).catch((err: unknown) => {
+        if (mapErr(err, key) instanceof PathNotFoundError) return undefined;
+        throw err;
+      });
+      if (current === undefined || versionOf(current) !== expected) return false;
+      await this.put(key, data);
+      return true;
+    });
+  }
+
+  /**
+   * locked runs `fn` holding the compare-and-set lock of `key`: first this process's queue,
+   * then an exclusively created lock file that other processes respect.
+   */
+  private async locked<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.queued.get(key) ?? Promise.resolve();
+    const run = before.then(async () => {
+      const lock = join(this.root, TMP, 'lock-' + createHash('sha256').update(key).digest('hex'));
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await (await open(lock, 'wx')).close();
+          break;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+          const st = await stat(lock).catch(() => undefined);
+          if (st && Date.now() - st.mtimeMs > STALE_LOCK_MS) {
+            await unlink(lock).catch(() => undefined);
+            continue;
+          }
+          await sleep(Math.min(20, 1 + attempt));
+        }
+      }
+      try {
+        return await fn();
+      } finally {
+        await unlink(lock).catch(() => undefined);
+      }
+    });
+    const settled = run.catch(() => undefined);
+    this.queued.set(key, settled);
+    void settled.then(() => {
+      if (this.queued.get(key) === settled) this.queued.delete(key);
+    });
+    return run;
+  }
+
   async writeStream(key: string, source: Readable): Promise<number> {
     validateKey(key);
     await this.init();
@@ -119,23 +189,34 @@ export class FilesystemDriver implements StorageDriver {
     const out = createWriteStream(tmp);
     try {
       await pipeline(source, out);
+      await this.commit(tmp, key);
+      return out.bytesWritten;
     } catch (err) {
       await unlink(tmp).catch(() => undefined);
       throw err;
     }
-    const size = out.bytesWritten;
-    await this.commit(tmp, key);
-    return size;
   }
 
   private async commit(tmp: string, key: string): Promise<void> {
     const dest = this.path(key);
-    try {
-      await rename(tmp, dest);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      await mkdir(dirname(dest), { recursive: true });
-      await rename(tmp, dest);
+    await this.intoFolder(dest, () => rename(tmp, dest));
+  }
+
+  /**
+   * intoFolder runs `place` (a rename or link to `dest`), creating `dest`'s folder when it
+   * is missing; a concurrent `pruneEmpty` may remove that folder again between the mkdir
+   * and the rename, so this retries a bounded number of times.
+   */
+  private async intoFolder(dest: string, place: () => Promise<void>): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await place();
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= COMMIT_ATTEMPTS)
+          throw err;
+        await mkdir(dirname(dest), { recursive: true });
+      }
     }
   }
 
@@ -232,7 +313,17 @@ export class FilesystemDriver implements StorageDriver {
         await rm(join(this.root, n), { recursive: true, force: true });
       return;
     }
-    await rm(this.path(prefix.slice(0, -1)), { recursive: true, force: true });
+    // A concurrent write may add a file while the folder is being emptied (ENOTEMPTY):
+    // that write then also counts as before the delete, and is removed by the next try.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await rm(this.path(prefix.slice(0, -1)), { recursive: true, force: true });
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOTEMPTY' || attempt >= COMMIT_ATTEMPTS)
+          throw err;
+      }
+    }
     await this.pruneEmpty(prefix.slice(0, -1));
   }
 
@@ -256,6 +347,11 @@ export class FilesystemDriver implements StorageDriver {
     const st = await stat(this.root);
     if (!st.isDirectory()) throw new Error(`storage root ${this.root} is not a directory`);
   }
+}
+
+/** versionOf is a filesystem object's version: the hash of its content. */
+function versionOf(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
 }
 
 function mapErr(err: unknown, key: string): Error {

@@ -5,13 +5,15 @@ import {
   type ListOptions,
   type ListPage,
   type StorageDriver,
+  type Versioned,
 } from '../driver.js';
 import { listChildren } from './list.js';
 
 /** InMemoryDriver keeps objects in a Map. For unit tests only: nothing survives the process. */
 export class InMemoryDriver implements StorageDriver {
   readonly name = 'inmemory';
-  private readonly objects = new Map<string, { data: Buffer; modified: Date }>();
+  private readonly objects = new Map<string, { data: Buffer; modified: Date; version: number }>();
+  private version = 0;
 
   async get(key: string): Promise<Buffer> {
     validateKey(key);
@@ -22,13 +24,45 @@ export class InMemoryDriver implements StorageDriver {
 
   async put(key: string, data: Buffer | string): Promise<void> {
     validateKey(key);
-    this.objects.set(key, { data: Buffer.from(data), modified: new Date() });
+    this.objects.set(key, {
+      data: Buffer.from(data),
+      modified: new Date(),
+      version: ++this.version,
+    });
   }
 
   async putIfAbsent(key: string, data: Buffer | string): Promise<boolean> {
     validateKey(key);
     if (this.objects.has(key)) return false;
-    this.objects.set(key, { data: Buffer.from(data), modified: new Date() });
+    this.objects.set(key, {
+      data: Buffer.from(data),
+      modified: new Date(),
+      version: ++this.version,
+    });
+    return true;
+  }
+
+  async getVersioned(key: string): Promise<Versioned> {
+    validateKey(key);
+    const o = this.objects.get(key);
+    if (!o) throw new PathNotFoundError(key);
+    return { data: o.data, version: String(o.version) };
+  }
+
+  async putIfVersion(
+    key: string,
+    data: Buffer | string,
+    expected: string | null,
+  ): Promise<boolean> {
+    validateKey(key);
+    const o = this.objects.get(key);
+    if ((o === undefined) !== (expected === null)) return false;
+    if (o && String(o.version) !== expected) return false;
+    this.objects.set(key, {
+      data: Buffer.from(data),
+      modified: new Date(),
+      version: ++this.version,
+    });
     return true;
   }
 
@@ -37,7 +71,7 @@ export class InMemoryDriver implements StorageDriver {
     const chunks: Buffer[] = [];
     for await (const c of source) chunks.push(Buffer.from(c as Uint8Array));
     const data = Buffer.concat(chunks);
-    this.objects.set(key, { data, modified: new Date() });
+    this.objects.set(key, { data, modified: new Date(), version: ++this.version });
     return data.length;
   }
 

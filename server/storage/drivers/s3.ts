@@ -14,6 +14,7 @@ import {
   type ListOptions,
   type ListPage,
   type StorageDriver,
+  type Versioned,
 } from '../driver.js';
 import { byteOrder } from './list.js';
 import { MAX_PARTS, MIN_PART, PartBudget } from './parts.js';
@@ -212,6 +213,47 @@ export class S3Driver implements StorageDriver {
     } catch (err) {
       const code = errCode(err);
       if (code === 'PreconditionFailed' || code === 'ConditionalRequestConflict') return false;
+      throw err;
+    }
+  }
+
+  async getVersioned(key: string): Promise<Versioned> {
+    validateKey(key);
+    const obj = this.k(key);
+    return retrying(async () => {
+      const res = await notFound(
+        key,
+        this.client.makeRequestAsync({ method: 'GET', bucketName: this.bucket, objectName: obj }),
+      );
+      const data = await collect(res);
+      const etag = res.headers.etag;
+      if (typeof etag !== 'string') throw new Error(`s3: no ETag on ${key}`);
+      return { data, version: etag };
+    });
+  }
+
+  async putIfVersion(
+    key: string,
+    data: Buffer | string,
+    expected: string | null,
+  ): Promise<boolean> {
+    validateKey(key);
+    const buf = typeof data === 'string' ? Buffer.from(data) : data;
+    if (buf.length >= this.partSize) throw new Error('s3: putIfVersion takes small objects only');
+    const obj = this.k(key);
+    const condition: Record<string, string> =
+      expected === null ? { 'If-None-Match': '*' } : { 'If-Match': expected };
+    try {
+      await retrying(() => this.putBuffer(obj, buf, condition));
+      return true;
+    } catch (err) {
+      const code = errCode(err);
+      if (
+        code === 'PreconditionFailed' ||
+        code === 'ConditionalRequestConflict' ||
+        code === 'NoSuchKey'
+      )
+        return false;
       throw err;
     }
   }

@@ -184,7 +184,7 @@ describe('registry HTTP API', () => {
       expect(bad.status).toBe(416);
       expect(bad.headers.get('range')).toBe('0-9');
       expect(bad.headers.get('location')).toContain('/v2/up/order/blobs/uploads/');
-      expect(await errorCode(bad)).toBe('RANGE_INVALID');
+      expect(await errorCode(bad)).toBe('BLOB_UPLOAD_INVALID');
       const again = await reg.fetch(loc2, {
         method: 'PATCH',
         body: Buffer.alloc(10),
@@ -352,7 +352,7 @@ describe('registry HTTP API', () => {
           body: data,
         });
         expect(stale.status).toBe(416);
-        expect(await errorCode(stale)).toBe('RANGE_INVALID');
+        expect(await errorCode(stale)).toBe('BLOB_UPLOAD_INVALID');
         expect(stale.headers.get('range')).toBe('0-999');
         const put = await reg.fetch(`${patch.headers.get('location')!}&digest=${sha256(data)}`, {
           method: 'PUT',

@@ -21,14 +21,21 @@ async function pushed(registry: Registry, repo: string) {
 }
 
 describe('tags', () => {
-  it('GIVEN a new tag WHEN set THEN two writes (the reverse index entry, then the tag if absent) and no read', async () => {
+  it('GIVEN a new tag WHEN set THEN the reverse index entry, a compare-and-set from absent, the entry settled against the tag, and the manifest checked', async () => {
     const { registry, inner, actions } = setup();
     const d = await pushed(registry, 'r');
     actions.length = 0;
 
     await registry.repository('r').tag('v1', d);
 
-    expect(actions).toEqual(['PutContent', 'PutContentIfAbsent']);
+    expect(actions).toEqual([
+      'PutContent',
+      'PutContentIfVersion',
+      'GetContentVersioned',
+      'PutContent',
+      'GetContentVersioned',
+      'Stat',
+    ]);
     expect((await registry.repository('r').resolve('v1')).value).toBe(d.value);
     expect(Object.keys(inner.snapshot()).filter((k) => k.includes('/_tagsof/'))).toEqual([
       `repositories/r/_tagsof/sha256-${d.hex}/v1`,

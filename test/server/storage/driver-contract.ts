@@ -152,6 +152,46 @@ export function describeStorageDriver(name: string, factory: DriverFactory): voi
       await d.delete('a/race');
     });
 
+    it('GIVEN a versioned object WHEN put with its version and then with a stale one THEN only the first compare-and-set stores', async () => {
+      expect(await d.putIfVersion('a/tag', 'one', null)).toBe(true);
+      expect(await d.putIfVersion('a/tag', 'other', null)).toBe(false);
+      const v1 = await d.getVersioned('a/tag');
+      expect(v1.data.toString()).toBe('one');
+
+      expect(await d.putIfVersion('a/tag', 'two', v1.version)).toBe(true);
+      expect(await d.putIfVersion('a/tag', 'three', v1.version)).toBe(false);
+
+      const v2 = await d.getVersioned('a/tag');
+      expect(v2.data.toString()).toBe('two');
+      expect(v2.version).not.toBe(v1.version);
+      await d.delete('a/tag');
+      expect(await d.putIfVersion('a/tag', 'four', v2.version)).toBe(false);
+      await expect(d.getVersioned('a/tag')).rejects.toBeInstanceOf(PathNotFoundError);
+    });
+
+    it('GIVEN many concurrent compare-and-sets from one version WHEN they race THEN exactly one wins and its content stays', async () => {
+      await d.put('a/cas', 'start');
+      const { version } = await d.getVersioned('a/cas');
+      const results = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => d.putIfVersion('a/cas', `writer-${i}`, version)),
+      );
+      expect(results.filter(Boolean)).toHaveLength(1);
+      expect((await d.get('a/cas')).toString()).toBe(`writer-${results.indexOf(true)}`);
+      await d.delete('a/cas');
+    });
+
+    it('GIVEN writes racing deletes that prune their folder WHEN done THEN every write succeeded and no temporary file is left', async () => {
+      for (let round = 0; round < 30; round++) {
+        await Promise.all([
+          d.put(`a/p/${round}/x`, 'x'),
+          d.delete(`a/p/${round}/y`),
+          d.put(`a/p/${round}/y`, 'y').then(() => d.delete(`a/p/${round}/y`)),
+        ]);
+        expect((await d.get(`a/p/${round}/x`)).toString()).toBe('x');
+        await d.delete(`a/p/${round}/x`);
+      }
+    });
+
     it('GIVEN a large stream WHEN written and read with offsets THEN every byte is intact', async () => {
       const size = factory.bigBytes ?? 64 * 1024 * 1024 + 123;
       const { stream, sha } = pattern(size);
