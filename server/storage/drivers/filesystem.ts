@@ -215,7 +215,11 @@ export class FilesystemDriver implements StorageDriver {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= COMMIT_ATTEMPTS)
           throw err;
-        await mkdir(dirname(dest), { recursive: true });
+        // A recursive mkdir races the prune too (a parent it made vanishes before its child
+        // is made): that is one more attempt, not a failure.
+        await mkdir(dirname(dest), { recursive: true }).catch((e: unknown) => {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        });
       }
     }
   }
