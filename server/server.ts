@@ -309,6 +309,7 @@ export async function startServer(
       debug?.close();
       // Stops accepting at once; in-flight requests finish, each connection ends on a response
       // saying Connection: close or after it stayed idle a moment (ConnectionDrain).
+      services.events?.endStreams();
       await drain.drain(server, config.http.shutdownTimeoutSeconds * 1000, inFlight);
       await services.events?.stop();
       await services.peers.stop();

@@ -26,6 +26,20 @@ export class EventsRuntime {
   readonly clock: Clock;
   private readonly retentionLease: StorageLease;
   private pruner: NodeJS.Timeout | undefined;
+  private readonly streaming = new AbortController();
+
+  /**
+   * streamsEnded is aborted when the server starts draining: open event streams end then
+   * (their clients resume with Last-Event-ID), so they never hold a shutdown open.
+   */
+  get streamsEnded(): AbortSignal {
+    return this.streaming.signal;
+  }
+
+  /** endStreams ends every open event stream; idempotent. */
+  endStreams(): void {
+    this.streaming.abort();
+  }
 
   constructor(
     readonly config: NotificationsConfig,

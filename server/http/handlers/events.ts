@@ -76,9 +76,11 @@ export const streamEvents: Handler = async (ctx, s) => {
     cursor = await ev.outbox.end(); // only what happens from now on
   }
   const out = new PassThrough();
-  const stop = new AbortController();
-  ctx.req.once('close', () => stop.abort());
-  out.once('close', () => stop.abort());
+  const gone = new AbortController();
+  ctx.req.once('close', () => gone.abort());
+  out.once('close', () => gone.abort());
+  // The stream also ends when the server drains.
+  const stop = { signal: AbortSignal.any([gone.signal, ev.streamsEnded]) };
   ctx.status = 200;
   ctx.type = 'text/event-stream';
   ctx.set('Cache-Control', 'no-cache');

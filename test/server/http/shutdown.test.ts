@@ -97,4 +97,17 @@ describe('graceful shutdown', () => {
     await closed;
     agent.destroy();
   });
+
+  it('GIVEN an open event stream WHEN the server closes THEN the stream ends and close() does not wait for the shutdown timeout', async () => {
+    const reg = await startTestRegistry({ config: { http: { shutdownTimeoutSeconds: 30 } } });
+    const res = await fetch(new URL('/v2/_berth/events/stream', reg.url));
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    await reader.read(); // the opening comment
+
+    const closed = reg.close().then(() => 'closed');
+    const bound = new Promise((r) => setTimeout(() => r('still open after 5 s'), 5000).unref());
+    expect(await Promise.race([closed, bound])).toBe('closed');
+    for (;;) if ((await reader.read()).done) break;
+  });
 });
