@@ -163,7 +163,8 @@ export interface RunningServer {
   /**
    * close stops accepting connections at once, lets in-flight requests finish (bounded by
    * http.shutdownTimeoutSeconds), answers them and any request still arriving on a kept-alive
-   * connection with `Connection: close`, and closes idle keep-alive connections.
+   * connection with `Connection: close`, and closes a kept-alive connection once it has been
+   * idle for a second (ConnectionDrain); open event streams end.
    */
   close(): Promise<void>;
 }
