@@ -31,20 +31,29 @@ export function desiredService(r: Registry): V1Service {
 
 /**
  * desiredPodDisruptionBudget limits voluntary evictions; undefined when disabled. Without a
- * bound in the spec it allows one pod down at a time.
+ * bound in the spec it allows one pod down at a time. It never blocks a node drain at one
+ * replica (a single pod cannot stay available through one anyway): there it allows one pod
+ * down whatever the bound. Pods that are not ready may always be evicted
+ * (unhealthyPodEvictionPolicy AlwaysAllow), so a crash-looping pod never holds a drain.
  */
 export function desiredPodDisruptionBudget(r: Registry): V1PodDisruptionBudget | undefined {
   const pdb = r.spec.podDisruptionBudget;
   if (!pdb.enabled) return undefined;
   const bound =
-    pdb.minAvailable !== undefined
-      ? { minAvailable: pdb.minAvailable }
-      : { maxUnavailable: pdb.maxUnavailable ?? 1 };
+    r.spec.replicas <= 1
+      ? { maxUnavailable: 1 }
+      : pdb.minAvailable !== undefined
+        ? { minAvailable: pdb.minAvailable }
+        : { maxUnavailable: pdb.maxUnavailable ?? 1 };
   return {
     apiVersion: 'policy/v1',
     kind: 'PodDisruptionBudget',
     metadata: childMeta(r, childNames(r).workload),
-    spec: { selector: { matchLabels: selectorLabels(r) }, ...bound },
+    spec: {
+      selector: { matchLabels: selectorLabels(r) },
+      ...bound,
+      unhealthyPodEvictionPolicy: 'AlwaysAllow',
+    },
   };
 }
 

@@ -31,6 +31,7 @@ import type { Logger } from '../log.js';
 import {
   computeStatus,
   podProblems,
+  runningImage,
   statusChanged,
   transitions,
   type NodeAccessObserved,
@@ -442,6 +443,8 @@ export async function reconcileRegistry(
   if (nodeAccess === undefined && nodeAccessOf(r))
     nodeAccess = { daemonSet: await readDaemonSet(deps, r) };
 
+  const pods = await listRegistryPods(deps, r);
+  const image = runningImage(pods);
   const status = computeStatus(r, {
     configProblems: desired.ok ? [] : desired.problems,
     ...(!desired.ok && desired.reason ? { configReason: desired.reason } : {}),
@@ -449,12 +452,15 @@ export async function reconcileRegistry(
     deployment,
     now: new Date(deps.clock.now()),
     ...(applyError !== undefined ? { applyError: apiMessage(applyError) } : {}),
-    podProblems: podProblems(await listRegistryPods(deps, r)),
+    podProblems: podProblems(pods),
+    ...(image !== undefined ? { image } : {}),
     ...(nodeAccess ? { nodeAccess } : {}),
   });
   if (statusChanged(r.status, status)) {
     // A merge patch keeps keys it does not mention: null removes a node address no longer set.
-    const body = { status: { ...status, nodeAddress: status.nodeAddress ?? null } };
+    const body = {
+      status: { ...status, nodeAddress: status.nodeAddress ?? null, image: status.image ?? null },
+    };
     await deps.custom.patchNamespacedCustomObjectStatus(
       { group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),

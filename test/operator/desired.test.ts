@@ -193,7 +193,55 @@ describe('deployment renderer', () => {
       configMap: { name: 'reg-config', items: [{ key: 'berth.yaml', path: 'berth.yaml' }] },
     });
     expect(pod.nodeSelector).toEqual({ zone: 'a' });
-    expect(c.resources).toEqual({ requests: { cpu: '100m' } });
+    expect(c.resources?.requests?.cpu).toBe('100m');
+  });
+
+  it('GIVEN no resources in the spec WHEN rendered THEN CPU, memory and the blob cache are requested and ephemeral storage is limited', () => {
+    const bare = desiredDeployment(aRegistry().build(), 'x').spec!.template.spec!.containers[0]!;
+    expect(bare.resources).toEqual({
+      requests: { cpu: '100m', memory: '256Mi', 'ephemeral-storage': '10Gi' },
+      limits: { 'ephemeral-storage': '12Gi' },
+    });
+    const noCache = desiredDeployment(
+      aRegistry()
+        .with({ blobCache: { sizeGiB: 0 } })
+        .build(),
+      'x',
+    ).spec!.template.spec!.containers[0]!;
+    expect(noCache.resources).toEqual({
+      requests: { cpu: '100m', memory: '256Mi', 'ephemeral-storage': '256Mi' },
+      limits: { 'ephemeral-storage': '2Gi' },
+    });
+  });
+
+  it('GIVEN spec.resources with a memory limit only and a cpu request WHEN rendered THEN they win key by key and no default request exceeds the limit', () => {
+    const own = desiredDeployment(
+      aRegistry()
+        .with({ resources: { requests: { cpu: '2' }, limits: { memory: '128Mi' } } })
+        .build(),
+      'x',
+    ).spec!.template.spec!.containers[0]!;
+    expect(own.resources).toEqual({
+      requests: { cpu: '2', 'ephemeral-storage': '10Gi' },
+      limits: { memory: '128Mi', 'ephemeral-storage': '12Gi' },
+    });
+  });
+
+  it('GIVEN no spread constraints WHEN rendered THEN pods spread over nodes and zones without ever staying pending for it; given ones THEN they replace it', () => {
+    expect(pod.topologySpreadConstraints).toEqual(
+      ['kubernetes.io/hostname', 'topology.kubernetes.io/zone'].map((topologyKey) => ({
+        maxSkew: 1,
+        topologyKey,
+        whenUnsatisfiable: 'ScheduleAnyway',
+        labelSelector: {
+          matchLabels: { 'app.kubernetes.io/name': 'berth', 'app.kubernetes.io/instance': 'reg' },
+        },
+        matchLabelKeys: ['pod-template-hash'],
+      })),
+    );
+    const own = [{ maxSkew: 2, topologyKey: 'rack', whenUnsatisfiable: 'DoNotSchedule' }];
+    const d2 = desiredDeployment(aRegistry().with({ topologySpreadConstraints: own }).build(), 'x');
+    expect(d2.spec?.template.spec?.topologySpreadConstraints).toEqual(own);
   });
 
   it('GIVEN the blob cache default WHEN rendered THEN each pod gets an emptyDir for it and the server is pointed at it; sizeGiB 0 THEN neither', () => {
@@ -317,11 +365,12 @@ describe('network renderers', () => {
   it('GIVEN the PDB defaults WHEN rendered THEN one pod may be down; disabled THEN none is rendered', () => {
     expect(desiredPodDisruptionBudget(aRegistry().build())?.spec).toMatchObject({
       maxUnavailable: 1,
+      unhealthyPodEvictionPolicy: 'AlwaysAllow',
     });
     expect(
       desiredPodDisruptionBudget(
         aRegistry()
-          .with({ podDisruptionBudget: { enabled: true, minAvailable: '50%' } })
+          .with({ replicas: 3, podDisruptionBudget: { enabled: true, minAvailable: '50%' } })
           .build(),
       )?.spec,
     ).toMatchObject({ minAvailable: '50%' });
@@ -332,6 +381,16 @@ describe('network renderers', () => {
           .build(),
       ),
     ).toBeUndefined();
+  });
+
+  it('GIVEN one replica and a minAvailable that would block every drain WHEN rendered THEN the PDB still lets the pod be evicted', () => {
+    const spec = desiredPodDisruptionBudget(
+      aRegistry()
+        .with({ replicas: 1, podDisruptionBudget: { enabled: true, minAvailable: 1 } })
+        .build(),
+    )?.spec;
+    expect(spec?.maxUnavailable).toBe(1);
+    expect(spec?.minAvailable).toBeUndefined();
   });
 
   it('GIVEN an enabled ingress WHEN rendered THEN it routes the host to the Service with TLS', () => {

