@@ -16,7 +16,8 @@ import {
 import { realClock, type Clock } from './clock.js';
 import { LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY, selectorLabels } from './desired/meta.js';
 import type { EventSink } from './events.js';
-import { watchResource, type Watched } from './informer.js';
+import { referencedObjects, type ObjectRef } from './desired/files.js';
+import { watchResource, type WatchEvent, type Watched } from './informer.js';
 import type { Logger } from './log.js';
 import type { OperatorMetrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
@@ -147,14 +148,37 @@ export class Controller {
     child('deployments', '/apis/apps/v1/deployments', () =>
       apps.listDeploymentForAllNamespaces({ labelSelector: managed }),
     );
-    child('configmaps', '/api/v1/configmaps', () =>
-      core.listConfigMapForAllNamespaces({ labelSelector: managed }),
-    );
     child('services', '/api/v1/services', () =>
       core.listServiceForAllNamespaces({ labelSelector: managed }),
     );
-    child('secrets', '/api/v1/secrets', () =>
-      core.listSecretForAllNamespaces({ labelSelector: managed }),
+    // Secrets and ConfigMaps: the children it owns, and the ones a Registry references (S3
+    // credentials, TLS, htpasswd, keys), which are the user's and carry no label of ours. A
+    // rotated credential reaches the pod-template checksum at once, not at the next resync.
+    const referenced = (source: ObjectRef['source']) => (_t: WatchEvent, o: KubernetesObject) => {
+      const k = ownerKey(o);
+      if (k) this.enqueue(k);
+      for (const key of this.referencing(source, o.metadata?.namespace, o.metadata?.name))
+        this.enqueue(key);
+    };
+    add(
+      'configmaps',
+      watchResource<KubernetesObject>({
+        ...common,
+        path: '/api/v1/configmaps',
+        list: () => core.listConfigMapForAllNamespaces(),
+        onEvent: referenced('ConfigMap'),
+        onError: onError('configmaps'),
+      }),
+    );
+    add(
+      'secrets',
+      watchResource<KubernetesObject>({
+        ...common,
+        path: '/api/v1/secrets',
+        list: () => core.listSecretForAllNamespaces(),
+        onEvent: referenced('Secret'),
+        onError: onError('secrets'),
+      }),
     );
     child('daemonsets', '/apis/apps/v1/daemonsets', () =>
       apps.listDaemonSetForAllNamespaces({ labelSelector: managed }),
@@ -191,6 +215,26 @@ export class Controller {
     for (const w of this.watches.splice(0)) w.w.stop();
     this.queue.shutDown();
     await Promise.all(this.workersDone.splice(0));
+  }
+
+  /**
+   * referencing lists the keys of the Registries in `namespace` that reference the Secret or
+   * ConfigMap `name` (see referencedObjects), from the Registry cache.
+   */
+  private referencing(
+    source: ObjectRef['source'],
+    namespace: string | undefined,
+    name: string | undefined,
+  ): string[] {
+    if (namespace === undefined || name === undefined) return [];
+    const regs = this.watches.find((w) => w.name === 'registries')?.w.list(namespace) ?? [];
+    return regs
+      .filter((r) => {
+        const spec = (r as Partial<Registry>).spec;
+        if (!spec?.storage?.s3?.credentialsSecretRef) return false;
+        return referencedObjects(r as Registry).some((o) => o.source === source && o.name === name);
+      })
+      .map((r) => keyOf(namespace, r.metadata?.name));
   }
 
   /** registryPods are the Registry's server pods as the pod informer last saw them. */

@@ -21,10 +21,10 @@ import {
   type V1Service,
 } from '@kubernetes/client-node';
 import type { Clock } from '../clock.js';
-import { desiredState, PRUNABLE } from '../desired/index.js';
+import { desiredState, PRUNABLE, refKey } from '../desired/index.js';
 import { LABEL_INSTANCE, LABEL_NAME, childNames, selectorString } from '../desired/meta.js';
 import { NODE_ACCESS_NAME, nodeAccessNames, nodeAccessOf } from '../desired/nodeaccess.js';
-import { referencedFiles } from '../desired/files.js';
+import { referencedFiles, rollingReferences } from '../desired/files.js';
 import { httpSecretOf, signingKeyOf } from '../desired/secret.js';
 import type { EventSink } from '../events.js';
 import type { Logger } from '../log.js';
@@ -134,6 +134,31 @@ async function missingFiles(deps: ReconcileDeps, r: Registry): Promise<string[]>
       (obj as V1ConfigMap).binaryData?.[f.key] === undefined
     )
       out.push(`${f.source} ${ns}/${f.name} has no key ${f.key}`);
+  }
+  return out;
+}
+
+/**
+ * referencedValues reads the keys the server reads only at start (rollingReferences), for the
+ * pod-template checksum; each object is read once. Values stay in memory, never in a message.
+ */
+async function referencedValues(deps: ReconcileDeps, r: Registry): Promise<Map<string, string>> {
+  const ns = r.metadata.namespace;
+  const objects = new Map<string, Promise<V1Secret | V1ConfigMap | undefined>>();
+  const out = new Map<string, string>();
+  for (const ref of rollingReferences(r)) {
+    const id = `${ref.source}/${ref.name}`;
+    let obj = objects.get(id);
+    if (!obj) {
+      obj =
+        ref.source === 'Secret'
+          ? readSecret(deps.core, ns, ref.name)
+          : readConfigMap(deps.core, ns, ref.name);
+      objects.set(id, obj);
+    }
+    const o = await obj;
+    const v = o?.data?.[ref.key] ?? (o && 'binaryData' in o ? o.binaryData?.[ref.key] : undefined);
+    if (v !== undefined) out.set(refKey(ref), v);
   }
   return out;
 }
@@ -406,6 +431,7 @@ export async function reconcileRegistry(
     signingKey: signingKeyOf(existingSecret),
     serviceMonitorApi: await deps.serviceMonitorApi(),
     missing: await missingFiles(deps, r),
+    referenced: await referencedValues(deps, r),
   });
 
   // Storage first: it decides StorageReady, but a bad bucket does not stop the children.
@@ -477,7 +503,7 @@ export async function reconcileRegistry(
     }
   }
   if (applyError !== undefined) throw applyError;
-  // Referenced Secrets are not watched (they are not ours): look again until they appear.
+  // Referenced Secrets and ConfigMaps are watched; looking again is a fallback for a watch gap.
   const missingRef = !desired.ok && desired.reason === 'SecretMissing';
   if (!storage.ready || missingRef) return { requeueAfterMs: deps.storageRetryMs ?? 15_000 };
   // A taken node port may be freed by someone else: look again now and then.

@@ -16,6 +16,7 @@ import {
   type KubeConfig,
 } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { CONFIG_CHECKSUM } from '../../operator/desired/meta.js';
 import type { Logger } from '../../operator/log.js';
 import { runOperator, type RunningOperator } from '../../operator/main.js';
 import type { Registry } from '../../operator/types.js';
@@ -125,6 +126,10 @@ describe('the operator on day 2, against a real control plane, fake node and Min
     }, ms);
   }
 
+  const checksumNow = async (): Promise<string | undefined> =>
+    (await apps.readNamespacedDeployment({ name: 'images', namespace: NS })).spec?.template.metadata
+      ?.annotations?.[CONFIG_CHECKSUM];
+
   async function warnings(): Promise<string[]> {
     const list = await admin.makeApiClient(EventsV1Api).listNamespacedEvent({ namespace: NS });
     return list.items
@@ -176,5 +181,30 @@ describe('the operator on day 2, against a real control plane, fake node and Min
       'kubernetes.io/hostname',
       'topology.kubernetes.io/zone',
     ]);
+  });
+
+  it('GIVEN a Ready Registry WHEN its S3 credentials Secret is rotated THEN the pod-template checksum changes within seconds (a watch, not the resync), and rotating back restores it', async () => {
+    await ready();
+    const before = await checksumNow();
+    expect(before).toMatch(/^[0-9a-f]{64}$/);
+    const rotate = (secretAccessKey: string) =>
+      core.replaceNamespacedSecret({
+        name: 'minio-creds',
+        namespace: NS,
+        body: {
+          metadata: { name: 'minio-creds' },
+          stringData: { accessKeyId: minio.accessKey, secretAccessKey },
+        },
+      });
+    await rotate(`${minio.secretKey}-rotated`);
+    const rotated = await eventually(async () => {
+      const now = await checksumNow();
+      if (now === before) throw new Error('checksum unchanged');
+      return now;
+    }, 15_000);
+    expect(rotated).toMatch(/^[0-9a-f]{64}$/);
+    await rotate(minio.secretKey);
+    await eventually(async () => expect(await checksumNow()).toBe(before), 15_000);
+    await ready(90_000);
   });
 });
