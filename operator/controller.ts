@@ -17,6 +17,7 @@ import { realClock, type Clock } from './clock.js';
 import { LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY, selectorLabels } from './desired/meta.js';
 import type { EventSink } from './events.js';
 import { referencedObjects, type ObjectRef } from './desired/files.js';
+import { operatorImage } from './image.js';
 import { watchResource, type WatchEvent, type Watched } from './informer.js';
 import type { Logger } from './log.js';
 import type { OperatorMetrics } from './metrics.js';
@@ -39,6 +40,8 @@ export interface ControllerOptions {
   resyncMs?: number;
   /** storageRetryMs is how soon storage problems are retried. Default 15 s. */
   storageRetryMs?: number;
+  /** operatorImage is what Registries without spec.image run. Default: operatorImage(). */
+  operatorImage?: string;
   /** maxBackoffMs caps the per-key retry delay after errors. Default 5 minutes. */
   maxBackoffMs?: number;
 }
@@ -79,6 +82,7 @@ export class Controller {
       clock: this.clock,
       log: opts.log,
       storageRetryMs: opts.storageRetryMs,
+      operatorImage: opts.operatorImage ?? operatorImage(),
       registryPods: (r) => this.registryPods(r),
       serviceMonitorApi: async () => {
         const now = this.clock.now();

@@ -117,7 +117,12 @@ export interface NodeAccessSpec {
 }
 
 export interface RegistrySpec {
-  image: string;
+  /**
+   * image pins the Berth image; absent or empty, the Registry runs the operator's own image
+   * (operatorImage) and follows it across operator upgrades. The reconciler resolves it
+   * (withImage) before rendering, so desired/* and status see it set.
+   */
+  image?: string;
   imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
   imagePullSecrets?: { name: string }[];
   replicas: number;

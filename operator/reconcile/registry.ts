@@ -27,6 +27,7 @@ import { NODE_ACCESS_NAME, nodeAccessNames, nodeAccessOf } from '../desired/node
 import { referencedFiles, rollingReferences } from '../desired/files.js';
 import { httpSecretOf, signingKeyOf } from '../desired/secret.js';
 import type { EventSink } from '../events.js';
+import { operatorImage, withImage } from '../image.js';
 import type { Logger } from '../log.js';
 import {
   computeStatus,
@@ -59,6 +60,11 @@ export interface ReconcileDeps {
    * informer); without it each pass lists them from the API server.
    */
   registryPods?: (r: Registry) => readonly V1Pod[];
+  /**
+   * operatorImage is the image Registries without spec.image run (see operator/image.ts).
+   * Default: the release image of this version.
+   */
+  operatorImage?: string;
   /** nodeAccessRetryMs is how soon a refused node-access Service is tried again. Default 60 s. */
   nodeAccessRetryMs?: number;
 }
@@ -396,9 +402,9 @@ export async function reconcileRegistry(
   namespace: string,
   name: string,
 ): Promise<ReconcileResult> {
-  let r: Registry;
+  let stored: Registry;
   try {
-    r = (await deps.custom.getNamespacedCustomObject({
+    stored = (await deps.custom.getNamespacedCustomObject({
       group: GROUP,
       version: VERSION,
       namespace,
@@ -409,6 +415,8 @@ export async function reconcileRegistry(
     if (is404(err)) return {}; // deleted: the garbage collector removes the children
     throw err;
   }
+  // An unpinned Registry runs the operator's image, so an operator upgrade upgrades it.
+  const r = withImage(stored, deps.operatorImage ?? operatorImage());
   if (r.metadata.deletionTimestamp) return finalize(deps, r);
 
   const s3 = r.spec.storage.s3;

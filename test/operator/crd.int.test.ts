@@ -62,9 +62,10 @@ describe('Registry CRD on a real API server', () => {
   it('GIVEN a minimal Registry WHEN applied THEN the schema defaults are filled in', async () => {
     await kubectlApply(kc, aRegistry().named('minimal', NS).raw() as never);
     const r = await getRegistry(kc, NS, 'minimal');
+    // No image default: an unpinned Registry runs the operator's image (operator/image.ts).
+    expect(r.spec.image).toBeUndefined();
     expect(r.spec).toMatchObject({
       replicas: 1,
-      image: 'ghcr.io/berth-dev/berth:0.1.0',
       logLevel: 'info',
       deleteEnabled: true,
       readOnly: false,

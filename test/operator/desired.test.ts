@@ -178,7 +178,12 @@ describe('deployment renderer', () => {
     .withS3({
       credentialsSecretRef: { name: 'creds', accessKeyIdKey: 'ak', secretAccessKeyKey: 'sk' },
     })
-    .with({ replicas: 3, resources: { requests: { cpu: '100m' } }, nodeSelector: { zone: 'a' } })
+    .with({
+      image: 'ghcr.io/berth-dev/berth:0.1.0',
+      replicas: 3,
+      resources: { requests: { cpu: '100m' } },
+      nodeSelector: { zone: 'a' },
+    })
     .build();
   const d: V1Deployment = desiredDeployment(r, 'abc123');
   const pod = d.spec!.template.spec!;

@@ -284,7 +284,10 @@ describe('status computation', () => {
 });
 
 describe('status from pods and node access', () => {
-  const reg = aRegistry().named('reg', 'ns').build();
+  const reg = aRegistry()
+    .named('reg', 'ns')
+    .with({ image: 'ghcr.io/berth-dev/berth:0.1.0' })
+    .build();
   const na = aRegistry()
     .named('reg', 'ns')
     .withNodeAccess({ enabled: true, nodePort: 30500 })
