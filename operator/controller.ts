@@ -8,6 +8,8 @@ import {
   ApisApi,
   CoreV1Api,
   CustomObjectsApi,
+  NetworkingV1Api,
+  PolicyV1Api,
   type KubeConfig,
   type KubernetesListObject,
   type KubernetesObject,
@@ -187,6 +189,29 @@ export class Controller {
     child('daemonsets', '/apis/apps/v1/daemonsets', () =>
       apps.listDaemonSetForAllNamespaces({ labelSelector: managed }),
     );
+    // Every kind the operator applies is watched, so a deleted or edited child is repaired at
+    // once, not at the resync.
+    const policy = kc.makeApiClient(PolicyV1Api);
+    const networking = kc.makeApiClient(NetworkingV1Api);
+    child('poddisruptionbudgets', '/apis/policy/v1/poddisruptionbudgets', () =>
+      policy.listPodDisruptionBudgetForAllNamespaces({ labelSelector: managed }),
+    );
+    child('ingresses', '/apis/networking.k8s.io/v1/ingresses', () =>
+      networking.listIngressForAllNamespaces({ labelSelector: managed }),
+    );
+    // ServiceMonitors only when their API is served when the controller starts.
+    if (await this.deps.serviceMonitorApi())
+      child(
+        'servicemonitors',
+        '/apis/monitoring.coreos.com/v1/servicemonitors',
+        () =>
+          custom.listClusterCustomObject({
+            group: 'monitoring.coreos.com',
+            version: 'v1',
+            plural: 'servicemonitors',
+            labelSelector: managed,
+          }) as Promise<KubernetesListObject<KubernetesObject>>,
+      );
     // Pods belong to ReplicaSets, not to the Registry: their instance label names it. A
     // container stuck pulling its image or crash-looping shows in the status within seconds.
     add(

@@ -362,7 +362,34 @@ export function conditionsFor(r: Registry, o: Observed): Cond[] {
         ),
   );
   if (nodeCond) out.push(nodeCond);
+  out.push(cond('Managed', true, 'Managed', 'the operator reconciles this Registry'));
   return out;
+}
+
+/**
+ * unmanagedStatus is the status of a Registry with spec.managementState Unmanaged: the last
+ * observations stay as they were (the operator no longer looks after it, so it does not claim
+ * anything new), `Managed` turns False and observedGeneration says the spec was seen.
+ */
+export function unmanagedStatus(r: Registry, now: Date): RegistryStatus {
+  const gen = r.metadata.generation ?? 0;
+  const prev = r.status?.conditions ?? [];
+  const old = prev.find((c) => c.type === 'Managed');
+  const managed: V1Condition = {
+    type: 'Managed',
+    status: 'False',
+    reason: 'Unmanaged',
+    message:
+      'spec.managementState is Unmanaged: the operator applies, prunes and repairs nothing; the other conditions are as last observed',
+    observedGeneration: gen,
+    lastTransitionTime:
+      old?.status === 'False' ? old.lastTransitionTime : (now.toISOString() as unknown as Date),
+  };
+  return {
+    ...r.status,
+    observedGeneration: gen,
+    conditions: [...prev.filter((c) => c.type !== 'Managed'), managed],
+  };
 }
 
 /**
@@ -455,7 +482,9 @@ export function transitions(prev: RegistryStatus | undefined, next: RegistryStat
       reason: c.reason,
       message: c.message,
       // Nodes still starting the node-access pods is progress, not a problem.
-      warning: bad && c.type !== 'Progressing' && c.reason !== 'NodesPending',
+      // Pausing a Registry is a decision, not a problem.
+      warning:
+        bad && c.type !== 'Progressing' && c.type !== 'Managed' && c.reason !== 'NodesPending',
     });
   }
   return out;

@@ -175,6 +175,11 @@ export interface RegistrySpec {
   auth?: AuthSpec;
   garbageCollection?: GarbageCollectionSpec;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /**
+   * managementState Unmanaged pauses reconciling: nothing is applied or pruned and the status
+   * keeps its conditions but for `Managed`. The CRD defaults it to Managed.
+   */
+  managementState?: 'Managed' | 'Unmanaged';
   metrics: {
     enabled: boolean;
     serviceMonitor: { enabled: boolean; interval: string; labels?: Record<string, string> };
@@ -192,7 +197,8 @@ export type ConditionType =
   | 'Degraded'
   | 'StorageReady'
   | 'ConfigValid'
-  | 'NodeAccessReady';
+  | 'NodeAccessReady'
+  | 'Managed';
 
 export interface RegistryStatus {
   observedGeneration?: number;

@@ -35,6 +35,7 @@ import {
   runningImage,
   statusChanged,
   transitions,
+  unmanagedStatus,
   type NodeAccessObserved,
   type StorageState,
 } from '../status.js';
@@ -397,6 +398,38 @@ async function readDeployment(deps: ReconcileDeps, r: Registry): Promise<V1Deplo
   }
 }
 
+/**
+ * pause is a pass over an Unmanaged Registry: nothing is applied, pruned or checked; only the
+ * `Managed` condition (and observedGeneration) is written, once.
+ */
+async function pause(deps: ReconcileDeps, r: Registry): Promise<ReconcileResult> {
+  const status = unmanagedStatus(r, new Date(deps.clock.now()));
+  if (!statusChanged(r.status, status)) return {};
+  const { namespace, name } = r.metadata;
+  await deps.custom.patchNamespacedCustomObjectStatus(
+    {
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: PLURAL,
+      name,
+      body: {
+        status: { observedGeneration: status.observedGeneration, conditions: status.conditions },
+      },
+    },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
+  for (const t of transitions(r.status, status))
+    await deps.events.record(r, {
+      type: 'Normal',
+      reason: t.reason,
+      action: t.type,
+      note: `${t.type} is ${t.to}: ${t.message}`,
+    });
+  deps.log.info({ registry: name, namespace }, 'registry unmanaged, not reconciled');
+  return {};
+}
+
 export async function reconcileRegistry(
   deps: ReconcileDeps,
   namespace: string,
@@ -418,6 +451,7 @@ export async function reconcileRegistry(
   // An unpinned Registry runs the operator's image, so an operator upgrade upgrades it.
   const r = withImage(stored, deps.operatorImage ?? operatorImage());
   if (r.metadata.deletionTimestamp) return finalize(deps, r);
+  if (r.spec.managementState === 'Unmanaged') return pause(deps, r);
 
   const s3 = r.spec.storage.s3;
   const wantFinalizer = s3.deletionPolicy === 'Delete' && s3.bucketManagement === 'Managed';

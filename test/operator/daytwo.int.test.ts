@@ -7,11 +7,13 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import {
+  ApiException,
   AppsV1Api,
   CoreV1Api,
   CustomObjectsApi,
   EventsV1Api,
   PatchStrategy,
+  PolicyV1Api,
   setHeaderOptions,
   type KubeConfig,
 } from '@kubernetes/client-node';
@@ -30,6 +32,8 @@ import { condition, createNamespace, eventually, getRegistry, kubectlApply } fro
 const SA = 'system:serviceaccount:berth-system:berth';
 const CHART = join(import.meta.dirname, '..', '..', 'charts', 'berth');
 const NS = 'day2';
+/** OPERATOR_IMAGE is what Registries without spec.image run here (the fake node runs any). */
+const OPERATOR_IMAGE = 'registry.example/berth:day2';
 
 function memoryLog(): Logger & { lines: string[] } {
   const lines: string[] = [];
@@ -49,6 +53,7 @@ describe('the operator on day 2, against a real control plane, fake node and Min
   let core: CoreV1Api;
   let apps: AppsV1Api;
   let custom: CustomObjectsApi;
+  let policy: PolicyV1Api;
   const log = memoryLog();
 
   const registry = () =>
@@ -62,6 +67,7 @@ describe('the operator on day 2, against a real control plane, fake node and Min
     core = admin.makeApiClient(CoreV1Api);
     apps = admin.makeApiClient(AppsV1Api);
     custom = admin.makeApiClient(CustomObjectsApi);
+    policy = admin.makeApiClient(PolicyV1Api);
     node = await startFakeNode(admin);
     const helm = spawnSync(
       tool('helm'),
@@ -89,6 +95,7 @@ describe('the operator on day 2, against a real control plane, fake node and Min
       resyncMs: 600_000,
       storageRetryMs: 1_000,
       retryPeriodMs: 500,
+      operatorImage: OPERATOR_IMAGE,
       log,
     });
     await createNamespace(admin, NS);
@@ -140,7 +147,9 @@ describe('the operator on day 2, against a real control plane, fake node and Min
   it('GIVEN a Ready Registry WHEN an HPA-like client scales it 1 → 3 through the scale subresource THEN Ready never turns False, no Warning Event fires, and status reports 3 ready and the image the pods run', async () => {
     await kubectlApply(admin, registry().raw() as never);
     const first = await ready();
-    expect(first.status?.image).toBe(first.spec.image);
+    // No spec.image: the pods run the operator's image, and status says what they run.
+    expect(first.spec.image).toBeUndefined();
+    expect(first.status?.image).toBe(OPERATOR_IMAGE);
     const warningsBefore = await warnings();
 
     await custom.patchNamespacedCustomObjectScale(
@@ -172,7 +181,7 @@ describe('the operator on day 2, against a real control plane, fake node and Min
     );
     expect([...seen].sort()).toEqual(['Available True/MinimumReplicasAvailable', 'True/Ready']);
     expect(r.status?.replicas).toBe(3);
-    expect(r.status?.image).toBe(r.spec.image);
+    expect(r.status?.image).toBe(OPERATOR_IMAGE);
     expect(await warnings()).toEqual(warningsBefore);
     const d = await apps.readNamespacedDeployment({ name: 'images', namespace: NS });
     const c = d.spec?.template.spec?.containers[0];
@@ -206,5 +215,52 @@ describe('the operator on day 2, against a real control plane, fake node and Min
     await rotate(minio.secretKey);
     await eventually(async () => expect(await checksumNow()).toBe(before), 15_000);
     await ready(90_000);
+  });
+
+  const pdb = async (): Promise<string | undefined> => {
+    try {
+      return (await policy.readNamespacedPodDisruptionBudget({ name: 'images', namespace: NS }))
+        .metadata?.uid;
+    } catch (err) {
+      if (err instanceof ApiException && err.code === 404) return undefined;
+      throw err;
+    }
+  };
+
+  it('GIVEN a Ready Registry WHEN its PDB is deleted by hand THEN a new one is back within seconds (a watch, not the 10-minute resync)', async () => {
+    await ready();
+    const before = await pdb();
+    expect(before).toBeDefined();
+    await policy.deleteNamespacedPodDisruptionBudget({ name: 'images', namespace: NS });
+    await eventually(async () => {
+      const now = await pdb();
+      if (now === undefined || now === before) throw new Error('PDB not recreated');
+    }, 15_000);
+  });
+
+  it('GIVEN a Registry set Unmanaged WHEN its spec changes and its PDB is deleted THEN nothing is applied or repaired and Managed is False; set Managed again THEN both are caught up', async () => {
+    const sum = await checksumNow();
+    await kubectlApply(
+      admin,
+      registry().with({ managementState: 'Unmanaged', logLevel: 'debug' }).raw() as never,
+    );
+    await eventually(async () => {
+      const r = await getRegistry(admin, NS, 'images');
+      expect(condition(r, 'Managed')).toBe('False/Unmanaged');
+      expect(r.status?.observedGeneration).toBe(r.metadata.generation);
+    }, 15_000);
+    await policy.deleteNamespacedPodDisruptionBudget({ name: 'images', namespace: NS });
+    // Absence cannot be awaited: give the watch the time it took to repair it above.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    expect(await pdb()).toBeUndefined();
+    expect(await checksumNow()).toBe(sum);
+
+    await kubectlApply(admin, registry().with({ logLevel: 'debug' }).raw() as never);
+    await eventually(async () => {
+      const r = await getRegistry(admin, NS, 'images');
+      expect(condition(r, 'Managed')).toBe('True/Managed');
+      expect(await pdb()).toBeDefined();
+      expect(await checksumNow()).not.toBe(sum);
+    }, 15_000);
   });
 });

@@ -8,6 +8,7 @@ import {
   servingNeed,
   statusChanged,
   transitions,
+  unmanagedStatus,
   type Observed,
 } from '../../operator/status.js';
 import type { Registry } from '../../operator/types.js';
@@ -279,7 +280,37 @@ describe('status computation', () => {
       'StorageReady:False:true',
     ]);
     expect(transitions(bad, bad)).toEqual([]);
-    expect(transitions(undefined, good).length).toBe(6);
+    expect(transitions(undefined, good).length).toBe(7);
+  });
+});
+
+describe('an Unmanaged Registry', () => {
+  it('GIVEN a Ready Registry WHEN it is set Unmanaged THEN Managed turns False/Unmanaged with a Normal transition, the other conditions and fields stay, observedGeneration moves', () => {
+    const r = aRegistry().named('reg', 'ns').atGeneration(3).build();
+    r.status = computeStatus(r, observed());
+    expect(cond(r.status, 'Managed')).toBe('True/Managed');
+    r.metadata.generation = 4;
+    const s = unmanagedStatus(r, T1);
+    expect(cond(s, 'Managed')).toBe('False/Unmanaged');
+    expect(s.conditions?.find((c) => c.type === 'Managed')?.message).toContain(
+      'spec.managementState',
+    );
+    expect(s.observedGeneration).toBe(4);
+    expect(s.conditions?.filter((c) => c.type !== 'Managed')).toEqual(
+      r.status.conditions?.filter((c) => c.type !== 'Managed'),
+    );
+    expect(s.endpoint).toBe(r.status.endpoint);
+    expect(transitions(r.status, s)).toEqual([
+      expect.objectContaining({ type: 'Managed', to: 'False', warning: false }),
+    ]);
+  });
+
+  it('GIVEN an Unmanaged status WHEN computed again later THEN nothing changed (no patch, no event)', () => {
+    const r = aRegistry().named('reg', 'ns').build();
+    r.status = unmanagedStatus(r, T0);
+    const again = unmanagedStatus(r, T1);
+    expect(statusChanged(r.status, again)).toBe(false);
+    expect(transitions(r.status, again)).toEqual([]);
   });
 });
 
