@@ -41,13 +41,40 @@ import {
 } from '../status.js';
 import type { BucketStore, BucketTarget, Credentials } from '../storage.js';
 import { FINALIZER, GROUP, PLURAL, VERSION, type Registry } from '../types.js';
-import type { Applier } from './apply.js';
+import type { ChildApplier } from './apply.js';
 
+/** CoreApi is what the reconciler reads and deletes in the core group. */
+export type CoreApi = Pick<
+  CoreV1Api,
+  | 'readNamespacedSecret'
+  | 'readNamespacedConfigMap'
+  | 'readNamespacedService'
+  | 'deleteNamespacedService'
+  | 'listNamespacedPod'
+>;
+/** AppsApi is what the reconciler reads and deletes in apps/v1. */
+export type AppsApi = Pick<
+  AppsV1Api,
+  | 'readNamespacedDeployment'
+  | 'readNamespacedDaemonSet'
+  | 'deleteNamespacedDeployment'
+  | 'deleteNamespacedDaemonSet'
+>;
+/** RegistryApi reads a Registry and patches its finalizers and status. */
+export type RegistryApi = Pick<
+  CustomObjectsApi,
+  'getNamespacedCustomObject' | 'patchNamespacedCustomObject' | 'patchNamespacedCustomObjectStatus'
+>;
+
+/**
+ * ReconcileDeps are the reconciler's narrow roles: the real clients in the controller, a
+ * recording fake in unit tests (test/operator/fake-cluster.ts).
+ */
 export interface ReconcileDeps {
-  core: CoreV1Api;
-  apps: AppsV1Api;
-  custom: CustomObjectsApi;
-  applier: Applier;
+  core: CoreApi;
+  apps: AppsApi;
+  custom: RegistryApi;
+  applier: ChildApplier;
   buckets: BucketStore;
   events: EventSink;
   clock: Clock;
@@ -92,7 +119,7 @@ function apiMessage(err: unknown): string {
 const is404 = (err: unknown): boolean => err instanceof ApiException && err.code === 404;
 
 async function readSecret(
-  core: CoreV1Api,
+  core: CoreApi,
   namespace: string,
   name: string,
 ): Promise<V1Secret | undefined> {
@@ -110,7 +137,7 @@ function secretValue(s: V1Secret, key: string): string | undefined {
 }
 
 async function readConfigMap(
-  core: CoreV1Api,
+  core: CoreApi,
   namespace: string,
   name: string,
 ): Promise<V1ConfigMap | undefined> {
