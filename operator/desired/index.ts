@@ -8,6 +8,7 @@ import { checksum, configYaml, desiredConfigMap } from './config.js';
 import { desiredDeployment } from './deployment.js';
 import {
   desiredIngress,
+  desiredMetricsService,
   desiredPodDisruptionBudget,
   desiredService,
   desiredServiceMonitor,
@@ -95,6 +96,8 @@ export function desiredState(r: Registry, inputs: DesiredInputs): DesiredState {
   const deployment = desiredDeployment(r, checksum(config.yaml, stored, refs));
   const children: KubernetesObject[] = [desiredConfigMap(r, config.yaml), secret, deployment];
   children.push(desiredService(r));
+  const metricsService = desiredMetricsService(r);
+  if (metricsService) children.push(metricsService);
   const pdb = desiredPodDisruptionBudget(r);
   if (pdb) children.push(pdb);
   const ingress = desiredIngress(r);

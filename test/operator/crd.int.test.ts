@@ -327,6 +327,16 @@ describe('Registry CRD on a real API server', () => {
           .raw(),
       ),
     ).toContain('at most 58 characters');
+    expect(await rejected(aRegistry().named('m'.repeat(56), NS).raw())).toContain(
+      'at most 55 characters',
+    );
+    await kubectlApply(
+      kc,
+      aRegistry()
+        .named('m'.repeat(56), NS)
+        .with({ metrics: { enabled: false, serviceMonitor: { enabled: false, interval: '30s' } } })
+        .raw() as never,
+    );
     await kubectlApply(
       kc,
       aRegistry()

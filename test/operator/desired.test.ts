@@ -18,6 +18,7 @@ import {
 } from '../../operator/desired/meta.js';
 import {
   desiredIngress,
+  desiredMetricsService,
   desiredPodDisruptionBudget,
   desiredService,
   desiredServiceMonitor,
@@ -354,7 +355,7 @@ describe('deployment renderer', () => {
 });
 
 describe('network renderers', () => {
-  it('GIVEN service settings WHEN rendered THEN the Service exposes http (and metrics) on the pods', () => {
+  it('GIVEN service settings WHEN rendered THEN the Service exposes only http on the pods', () => {
     const r = aRegistry()
       .with({ service: { type: 'NodePort', port: 80, annotations: { a: 'b' } } })
       .build();
@@ -362,10 +363,43 @@ describe('network renderers', () => {
     expect(s.spec?.type).toBe('NodePort');
     expect(s.spec?.ports).toEqual([
       { name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' },
-      { name: 'metrics', port: 5001, targetPort: 'debug', protocol: 'TCP' },
     ]);
     expect(s.metadata?.annotations).toEqual({ a: 'b' });
     expect(endpoint(r)).toBe('http://reg.default.svc:80');
+  });
+
+  it('GIVEN metrics enabled and a NodePort registry Service WHEN rendered THEN the debug port is on its own ClusterIP Service <name>-metrics, and the ServiceMonitor selects only it keeping the job name', () => {
+    const r = aRegistry()
+      .with({
+        service: { type: 'NodePort', port: 5000 },
+        metrics: { enabled: true, serviceMonitor: { enabled: true, interval: '30s' } },
+      })
+      .build();
+    const m = desiredMetricsService(r);
+    expect(m?.metadata?.name).toBe('reg-metrics');
+    expect(m?.spec?.type).toBe('ClusterIP');
+    expect(m?.spec?.ports).toEqual([
+      { name: 'metrics', port: 5001, targetPort: 'debug', protocol: 'TCP' },
+    ]);
+    expect(m?.spec?.selector).toEqual(desiredService(r).spec?.selector);
+    const sm = desiredServiceMonitor(r) as unknown as {
+      spec: { jobLabel: string; selector: { matchLabels: Record<string, string> } };
+    };
+    const smSelector = Object.entries(sm.spec.selector.matchLabels);
+    const picks = (labels: Record<string, string> | undefined) =>
+      smSelector.every(([k, v]) => labels?.[k] === v);
+    expect(picks(m?.metadata?.labels)).toBe(true);
+    expect(picks(desiredService(r).metadata?.labels)).toBe(false);
+    expect(m?.metadata?.labels?.[sm.spec.jobLabel]).toBe('reg');
+    expect(
+      desiredMetricsService(
+        aRegistry()
+          .with({
+            metrics: { enabled: false, serviceMonitor: { enabled: false, interval: '30s' } },
+          })
+          .build(),
+      ),
+    ).toBeUndefined();
   });
 
   it('GIVEN the PDB defaults WHEN rendered THEN one pod may be down; disabled THEN none is rendered', () => {
@@ -448,6 +482,7 @@ describe('desired state', () => {
       'Secret',
       'Deployment',
       'Service',
+      'Service',
       'PodDisruptionBudget',
     ]);
     for (const c of st.children) expect(c.metadata?.ownerReferences?.[0]?.uid).toBe('uid-reg');
@@ -494,6 +529,7 @@ describe('desired state', () => {
       workload: 'x',
       config: 'x-config',
       secret: 'x-secret',
+      metrics: 'x-metrics',
     });
     expect(parse(ok(configYaml(aRegistry().build())))).toHaveProperty('storage.driver', 's3');
   });

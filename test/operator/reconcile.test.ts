@@ -45,6 +45,7 @@ describe('reconcileRegistry on a fake cluster', () => {
       'apply Secret/images-secret',
       'apply Deployment/images',
       'apply Service/images',
+      'apply Service/images-metrics',
       'apply PodDisruptionBudget/images',
       'status',
     ]);
@@ -71,7 +72,10 @@ describe('reconcileRegistry on a fake cluster', () => {
       'PodDisruptionBudget/images',
     ]);
     c.registry = images()
-      .with({ podDisruptionBudget: { enabled: false } })
+      .with({
+        podDisruptionBudget: { enabled: false },
+        metrics: { enabled: false, serviceMonitor: { enabled: false, interval: '30s' } },
+      })
       .atGeneration(2)
       .build();
     c.calls.length = 0;
@@ -79,6 +83,7 @@ describe('reconcileRegistry on a fake cluster', () => {
     expect(c.calls.filter((x) => x.startsWith('delete')).sort()).toEqual([
       'delete Ingress/images',
       'delete PodDisruptionBudget/images',
+      'delete Service/images-metrics',
     ]);
     expect(c.names('Deployment', 'Service', 'ConfigMap')).toEqual([
       'ConfigMap/images-config',
