@@ -39,10 +39,9 @@ export function childNames(r: Registry): {
   workload: string;
   config: string;
   secret: string;
-  metrics: string;
 } {
   const n = r.metadata.name;
-  return { workload: n, config: `${n}-config`, secret: `${n}-secret`, metrics: `${n}-metrics` };
+  return { workload: n, config: `${n}-config`, secret: `${n}-secret` };
 }
 
 /** selectorLabels select a Registry's pods; they never change for the life of the Registry. */

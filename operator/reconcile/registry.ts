@@ -21,60 +21,30 @@ import {
   type V1Service,
 } from '@kubernetes/client-node';
 import type { Clock } from '../clock.js';
-import { desiredState, PRUNABLE, refKey } from '../desired/index.js';
+import { desiredState, PRUNABLE } from '../desired/index.js';
 import { LABEL_INSTANCE, LABEL_NAME, childNames, selectorString } from '../desired/meta.js';
 import { NODE_ACCESS_NAME, nodeAccessNames, nodeAccessOf } from '../desired/nodeaccess.js';
-import { referencedFiles, rollingReferences } from '../desired/files.js';
+import { referencedFiles } from '../desired/files.js';
 import { httpSecretOf, signingKeyOf } from '../desired/secret.js';
 import type { EventSink } from '../events.js';
-import { operatorImage, withImage } from '../image.js';
 import type { Logger } from '../log.js';
 import {
   computeStatus,
   podProblems,
-  runningImage,
   statusChanged,
   transitions,
-  unmanagedStatus,
   type NodeAccessObserved,
   type StorageState,
 } from '../status.js';
 import type { BucketStore, BucketTarget, Credentials } from '../storage.js';
 import { FINALIZER, GROUP, PLURAL, VERSION, type Registry } from '../types.js';
-import type { ChildApplier } from './apply.js';
+import type { Applier } from './apply.js';
 
-/** CoreApi is what the reconciler reads and deletes in the core group. */
-export type CoreApi = Pick<
-  CoreV1Api,
-  | 'readNamespacedSecret'
-  | 'readNamespacedConfigMap'
-  | 'readNamespacedService'
-  | 'deleteNamespacedService'
-  | 'listNamespacedPod'
->;
-/** AppsApi is what the reconciler reads and deletes in apps/v1. */
-export type AppsApi = Pick<
-  AppsV1Api,
-  | 'readNamespacedDeployment'
-  | 'readNamespacedDaemonSet'
-  | 'deleteNamespacedDeployment'
-  | 'deleteNamespacedDaemonSet'
->;
-/** RegistryApi reads a Registry and patches its finalizers and status. */
-export type RegistryApi = Pick<
-  CustomObjectsApi,
-  'getNamespacedCustomObject' | 'patchNamespacedCustomObject' | 'patchNamespacedCustomObjectStatus'
->;
-
-/**
- * ReconcileDeps are the reconciler's narrow roles: the real clients in the controller, a
- * recording fake in unit tests (test/operator/fake-cluster.ts).
- */
 export interface ReconcileDeps {
-  core: CoreApi;
-  apps: AppsApi;
-  custom: RegistryApi;
-  applier: ChildApplier;
+  core: CoreV1Api;
+  apps: AppsV1Api;
+  custom: CustomObjectsApi;
+  applier: Applier;
   buckets: BucketStore;
   events: EventSink;
   clock: Clock;
@@ -88,11 +58,6 @@ export interface ReconcileDeps {
    * informer); without it each pass lists them from the API server.
    */
   registryPods?: (r: Registry) => readonly V1Pod[];
-  /**
-   * operatorImage is the image Registries without spec.image run (see operator/image.ts).
-   * Default: the release image of this version.
-   */
-  operatorImage?: string;
   /** nodeAccessRetryMs is how soon a refused node-access Service is tried again. Default 60 s. */
   nodeAccessRetryMs?: number;
 }
@@ -119,7 +84,7 @@ function apiMessage(err: unknown): string {
 const is404 = (err: unknown): boolean => err instanceof ApiException && err.code === 404;
 
 async function readSecret(
-  core: CoreApi,
+  core: CoreV1Api,
   namespace: string,
   name: string,
 ): Promise<V1Secret | undefined> {
@@ -137,7 +102,7 @@ function secretValue(s: V1Secret, key: string): string | undefined {
 }
 
 async function readConfigMap(
-  core: CoreApi,
+  core: CoreV1Api,
   namespace: string,
   name: string,
 ): Promise<V1ConfigMap | undefined> {
@@ -168,31 +133,6 @@ async function missingFiles(deps: ReconcileDeps, r: Registry): Promise<string[]>
       (obj as V1ConfigMap).binaryData?.[f.key] === undefined
     )
       out.push(`${f.source} ${ns}/${f.name} has no key ${f.key}`);
-  }
-  return out;
-}
-
-/**
- * referencedValues reads the keys the server reads only at start (rollingReferences), for the
- * pod-template checksum; each object is read once. Values stay in memory, never in a message.
- */
-async function referencedValues(deps: ReconcileDeps, r: Registry): Promise<Map<string, string>> {
-  const ns = r.metadata.namespace;
-  const objects = new Map<string, Promise<V1Secret | V1ConfigMap | undefined>>();
-  const out = new Map<string, string>();
-  for (const ref of rollingReferences(r)) {
-    const id = `${ref.source}/${ref.name}`;
-    let obj = objects.get(id);
-    if (!obj) {
-      obj =
-        ref.source === 'Secret'
-          ? readSecret(deps.core, ns, ref.name)
-          : readConfigMap(deps.core, ns, ref.name);
-      objects.set(id, obj);
-    }
-    const o = await obj;
-    const v = o?.data?.[ref.key] ?? (o && 'binaryData' in o ? o.binaryData?.[ref.key] : undefined);
-    if (v !== undefined) out.set(refKey(ref), v);
   }
   return out;
 }
@@ -425,46 +365,14 @@ async function readDeployment(deps: ReconcileDeps, r: Registry): Promise<V1Deplo
   }
 }
 
-/**
- * pause is a pass over an Unmanaged Registry: nothing is applied, pruned or checked; only the
- * `Managed` condition (and observedGeneration) is written, once.
- */
-async function pause(deps: ReconcileDeps, r: Registry): Promise<ReconcileResult> {
-  const status = unmanagedStatus(r, new Date(deps.clock.now()));
-  if (!statusChanged(r.status, status)) return {};
-  const { namespace, name } = r.metadata;
-  await deps.custom.patchNamespacedCustomObjectStatus(
-    {
-      group: GROUP,
-      version: VERSION,
-      namespace,
-      plural: PLURAL,
-      name,
-      body: {
-        status: { observedGeneration: status.observedGeneration, conditions: status.conditions },
-      },
-    },
-    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-  );
-  for (const t of transitions(r.status, status))
-    await deps.events.record(r, {
-      type: 'Normal',
-      reason: t.reason,
-      action: t.type,
-      note: `${t.type} is ${t.to}: ${t.message}`,
-    });
-  deps.log.info({ registry: name, namespace }, 'registry unmanaged, not reconciled');
-  return {};
-}
-
 export async function reconcileRegistry(
   deps: ReconcileDeps,
   namespace: string,
   name: string,
 ): Promise<ReconcileResult> {
-  let stored: Registry;
+  let r: Registry;
   try {
-    stored = (await deps.custom.getNamespacedCustomObject({
+    r = (await deps.custom.getNamespacedCustomObject({
       group: GROUP,
       version: VERSION,
       namespace,
@@ -475,10 +383,7 @@ export async function reconcileRegistry(
     if (is404(err)) return {}; // deleted: the garbage collector removes the children
     throw err;
   }
-  // An unpinned Registry runs the operator's image, so an operator upgrade upgrades it.
-  const r = withImage(stored, deps.operatorImage ?? operatorImage());
   if (r.metadata.deletionTimestamp) return finalize(deps, r);
-  if (r.spec.managementState === 'Unmanaged') return pause(deps, r);
 
   const s3 = r.spec.storage.s3;
   const wantFinalizer = s3.deletionPolicy === 'Delete' && s3.bucketManagement === 'Managed';
@@ -500,7 +405,6 @@ export async function reconcileRegistry(
     signingKey: signingKeyOf(existingSecret),
     serviceMonitorApi: await deps.serviceMonitorApi(),
     missing: await missingFiles(deps, r),
-    referenced: await referencedValues(deps, r),
   });
 
   // Storage first: it decides StorageReady, but a bad bucket does not stop the children.
@@ -538,8 +442,6 @@ export async function reconcileRegistry(
   if (nodeAccess === undefined && nodeAccessOf(r))
     nodeAccess = { daemonSet: await readDaemonSet(deps, r) };
 
-  const pods = await listRegistryPods(deps, r);
-  const image = runningImage(pods);
   const status = computeStatus(r, {
     configProblems: desired.ok ? [] : desired.problems,
     ...(!desired.ok && desired.reason ? { configReason: desired.reason } : {}),
@@ -547,15 +449,12 @@ export async function reconcileRegistry(
     deployment,
     now: new Date(deps.clock.now()),
     ...(applyError !== undefined ? { applyError: apiMessage(applyError) } : {}),
-    podProblems: podProblems(pods),
-    ...(image !== undefined ? { image } : {}),
+    podProblems: podProblems(await listRegistryPods(deps, r)),
     ...(nodeAccess ? { nodeAccess } : {}),
   });
   if (statusChanged(r.status, status)) {
     // A merge patch keeps keys it does not mention: null removes a node address no longer set.
-    const body = {
-      status: { ...status, nodeAddress: status.nodeAddress ?? null, image: status.image ?? null },
-    };
+    const body = { status: { ...status, nodeAddress: status.nodeAddress ?? null } };
     await deps.custom.patchNamespacedCustomObjectStatus(
       { group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
@@ -572,7 +471,7 @@ export async function reconcileRegistry(
     }
   }
   if (applyError !== undefined) throw applyError;
-  // Referenced Secrets and ConfigMaps are watched; looking again is a fallback for a watch gap.
+  // Referenced Secrets are not watched (they are not ours): look again until they appear.
   const missingRef = !desired.ok && desired.reason === 'SecretMissing';
   if (!storage.ready || missingRef) return { requeueAfterMs: deps.storageRetryMs ?? 15_000 };
   // A taken node port may be freed by someone else: look again now and then.
