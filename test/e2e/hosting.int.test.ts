@@ -486,6 +486,72 @@ describe('in-cluster image hosting on a real node', () => {
     });
   });
 
+  it('GIVEN a Registry with node access in ClusterIP mode WHEN applied THEN the node pulls from its fixed cluster IP, and its files go with it', async () => {
+    const base = registryRaw(`${NODE_ADDRESS}/berth/berth:${VERSION}`);
+    const clusterIP = '10.96.0.50';
+    const address = `${clusterIP}:5000`;
+    await kubectlApply(cluster.cp.kc(), {
+      ...base,
+      metadata: { name: 'byip', namespace: NS },
+      spec: {
+        ...base.spec,
+        storage: { s3: { ...base.spec.storage.s3, bucket: 'byip' } },
+        nodeAccess: {
+          enabled: true,
+          mode: 'ClusterIP',
+          clusterIP,
+          containerd: { configPath: cluster.node.hostsDir },
+        },
+      },
+    });
+    const hosts = join(cluster.node.hostsDir, address, 'hosts.toml');
+    await eventually(
+      async () => {
+        const r = await getRegistry(cluster.cp.kc(), NS, 'byip');
+        const nodeAddress = (r.status as { nodeAddress?: string }).nodeAddress;
+        if (!condition(r, 'Ready').startsWith('True') || nodeAddress !== address)
+          throw new Error(`byip: ${JSON.stringify(r.status)}`);
+        if (!existsSync(hosts)) throw new Error(`${hosts} not written`);
+      },
+      180_000,
+      1000,
+    );
+    const app = binaryImageArchive(work, {
+      name: 'byip',
+      ref: 'example.test/byip:v1',
+      binary: tool('berth-pause'),
+    });
+    // From this host too, the cluster IP is reached through kube-proxy.
+    skopeoCopy(`oci-archive:${app}`, `docker://${address}/apps/byip:v1`);
+    await core.createNamespacedPod({
+      namespace: 'apps',
+      body: {
+        metadata: { name: 'byip' },
+        spec: { containers: [{ name: 'byip', image: `${address}/apps/byip:v1` }] },
+      },
+    });
+    await eventually(
+      async () => {
+        const p = await core.readNamespacedPod({ name: 'byip', namespace: 'apps' });
+        if (p.status?.phase !== 'Running') throw new Error(`byip pod ${p.status?.phase}`);
+      },
+      120_000,
+      1000,
+    );
+    expect(cluster.node.images()).toContain(`${address}/apps/byip:v1`);
+    await custom.deleteNamespacedCustomObject({
+      group: 'berth.dev',
+      version: 'v1alpha1',
+      namespace: NS,
+      plural: 'registries',
+      name: 'byip',
+    });
+    await eventually(async () => {
+      if (existsSync(hosts)) throw new Error('hosts.toml of byip left on the node');
+      if (await s3.bucketExists('byip')) throw new Error('bucket byip left');
+    }, 120_000);
+  });
+
   it('GIVEN the Registry WHEN scaled to 3 and back to 1 THEN 3 pods become ready on the node, then 1 remains', async () => {
     await patchRegistry({ replicas: 3 });
     await eventually(
