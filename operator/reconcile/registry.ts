@@ -83,17 +83,22 @@ function apiMessage(err: unknown): string {
 
 const is404 = (err: unknown): boolean => err instanceof ApiException && err.code === 404;
 
-async function readSecret(
-  core: CoreV1Api,
-  namespace: string,
-  name: string,
-): Promise<V1Secret | undefined> {
+/** orAbsent resolves with what `read` finds, or undefined where the API server says 404. */
+async function orAbsent<T>(read: Promise<T>): Promise<T | undefined> {
   try {
-    return await core.readNamespacedSecret({ name, namespace });
+    return await read;
   } catch (err) {
     if (is404(err)) return undefined;
     throw err;
   }
+}
+
+function readSecret(
+  core: CoreV1Api,
+  namespace: string,
+  name: string,
+): Promise<V1Secret | undefined> {
+  return orAbsent(core.readNamespacedSecret({ name, namespace }));
 }
 
 function secretValue(s: V1Secret, key: string): string | undefined {
@@ -101,17 +106,12 @@ function secretValue(s: V1Secret, key: string): string | undefined {
   return b64 === undefined ? undefined : Buffer.from(b64, 'base64').toString('utf8');
 }
 
-async function readConfigMap(
+function readConfigMap(
   core: CoreV1Api,
   namespace: string,
   name: string,
 ): Promise<V1ConfigMap | undefined> {
-  try {
-    return await core.readNamespacedConfigMap({ name, namespace });
-  } catch (err) {
-    if (is404(err)) return undefined;
-    throw err;
-  }
+  return orAbsent(core.readNamespacedConfigMap({ name, namespace }));
 }
 
 /**
@@ -328,41 +328,22 @@ async function applyNodeAccess(
   return { daemonSet };
 }
 
-async function readService(
+function readService(
   deps: ReconcileDeps,
   namespace: string,
   name: string,
 ): Promise<V1Service | undefined> {
-  try {
-    return await deps.core.readNamespacedService({ name, namespace });
-  } catch (err) {
-    if (is404(err)) return undefined;
-    throw err;
-  }
+  return orAbsent(deps.core.readNamespacedService({ name, namespace }));
 }
 
-async function readDaemonSet(deps: ReconcileDeps, r: Registry): Promise<V1DaemonSet | undefined> {
-  try {
-    return await deps.apps.readNamespacedDaemonSet({
-      name: nodeAccessNames(r).daemonSet,
-      namespace: r.metadata.namespace,
-    });
-  } catch (err) {
-    if (is404(err)) return undefined;
-    throw err;
-  }
+function readDaemonSet(deps: ReconcileDeps, r: Registry): Promise<V1DaemonSet | undefined> {
+  const name = nodeAccessNames(r).daemonSet;
+  return orAbsent(deps.apps.readNamespacedDaemonSet({ name, namespace: r.metadata.namespace }));
 }
 
-async function readDeployment(deps: ReconcileDeps, r: Registry): Promise<V1Deployment | undefined> {
-  try {
-    return await deps.apps.readNamespacedDeployment({
-      name: childNames(r).workload,
-      namespace: r.metadata.namespace,
-    });
-  } catch (err) {
-    if (is404(err)) return undefined;
-    throw err;
-  }
+function readDeployment(deps: ReconcileDeps, r: Registry): Promise<V1Deployment | undefined> {
+  const name = childNames(r).workload;
+  return orAbsent(deps.apps.readNamespacedDeployment({ name, namespace: r.metadata.namespace }));
 }
 
 export async function reconcileRegistry(
