@@ -1,9 +1,7 @@
 import { Errors } from '../errors.js';
 import type { Digest } from '../registry/reference.js';
-import type { PutResult, Repository, TagOptions, TagService } from '../registry/repository.js';
+import type { DeleteOptions, PutResult, Repository, TagOptions } from '../registry/repository.js';
 import type { AccessPolicy } from './policy.js';
-
-const SCAN_PAGE = 1000;
 
 function denied(tag: string, message: string) {
   return Errors.denied({ tag, reason: 'immutable tag' }, undefined, message);
@@ -53,34 +51,16 @@ export function immutableTagsRepository(repo: Repository, policy: AccessPolicy):
       if (immutable(tag)) throw denied(tag, `tag ${tag} is immutable`);
       return repo.untag(tag, expected);
     },
-    async delete(digest: Digest): Promise<void> {
-      await guardDelete(policy, name, repo, digest);
-      return repo.delete(digest);
+    delete(digest: Digest, opts?: DeleteOptions): Promise<void> {
+      // Fenced against a concurrent push reserving an immutable tag (ADR 0016).
+      return repo.delete(digest, {
+        ...opts,
+        protect: (tag) =>
+          immutable(tag)
+            ? denied(tag, `manifest is tagged by immutable tag ${tag}`)
+            : opts?.protect?.(tag),
+      });
     },
   });
   return decorated;
-}
-
-/**
- * guardDelete refuses to delete a manifest an immutable tag points to (deleting it would
- * drop the tag too).
- */
-async function guardDelete(
-  policy: AccessPolicy,
-  repoName: string,
-  repo: Pick<TagService, 'resolve' | 'list'>,
-  digest: Digest,
-): Promise<void> {
-  let last: string | undefined;
-  for (;;) {
-    const page = await repo.list(last, SCAN_PAGE);
-    for (const tag of page.items) {
-      if (!policy.immutableTag(repoName, tag)) continue;
-      const d = await repo.resolve(tag).catch(() => undefined);
-      if (d?.value === digest.value)
-        throw denied(tag, `manifest is tagged by immutable tag ${tag}`);
-    }
-    if (page.next === undefined) return;
-    last = page.next;
-  }
 }

@@ -2,7 +2,13 @@ import type { Readable } from 'node:stream';
 import type { BlobDescriptor, BlobStore } from '../registry/blobs.js';
 import { parseManifest } from '../registry/manifest-parse.js';
 import type { Digest } from '../registry/reference.js';
-import type { PutResult, Repository, StoredManifest, TagOptions } from '../registry/repository.js';
+import type {
+  DeleteOptions,
+  PutResult,
+  Repository,
+  StoredManifest,
+  TagOptions,
+} from '../registry/repository.js';
 import type { Emitter } from './emitter.js';
 import type { Event, Target } from './event.js';
 
@@ -140,8 +146,8 @@ export function eventingRepository(repo: Repository, em: Emitter): Repository {
       await repo.untag(tag, expected);
       await em.emit(em.make('delete', { repository: name, tag }));
     },
-    async delete(digest: Digest): Promise<void> {
-      await repo.delete(digest);
+    async delete(digest: Digest, opts?: DeleteOptions): Promise<void> {
+      await repo.delete(digest, opts);
       await em.emit(em.make('delete', { digest: digest.value, repository: name }));
     },
     async resolve(tag: string): Promise<Digest> {

@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { GcConfig } from '../config/types.js';
 import { parseDigest, type Digest } from '../registry/reference.js';
-import type { StoredManifest } from '../registry/repository.js';
+import type { DeleteOptions, StoredManifest } from '../registry/repository.js';
+import { Errors, isRegistryError } from '../errors.js';
 import type { UploadState } from '../registry/uploads.js';
 import { isNotFound, type StorageDriver } from '../storage/driver.js';
 import { Paths } from '../storage/paths.js';
@@ -106,7 +107,7 @@ export interface GcEvents {
 export interface RetentionTarget {
   repository(name: string): {
     untag(tag: string, expected?: Digest): Promise<void>;
-    delete(digest: Digest): Promise<void>;
+    delete(digest: Digest, opts?: DeleteOptions): Promise<void>;
     get(digest: Digest): Promise<StoredManifest>;
     put(body: Buffer, contentType: string | undefined): Promise<unknown>;
   };
@@ -756,7 +757,18 @@ export class GarbageCollector extends EventEmitter<GcEvents> {
       } catch {
         return false;
       }
-      await repo.delete(digest);
+      // Conditional and fenced (ADR 0016): a push of the manifest or a tag pointed at it
+      // since the checks above makes the delete refuse instead of taking them with it.
+      try {
+        await repo.delete(digest, {
+          unchangedSince: cutoff,
+          protect: (tag) =>
+            Errors.denied({ tag, reason: 'tagged' }, undefined, `manifest is tagged ${tag}`),
+        });
+      } catch (err) {
+        if (isRegistryError(err) && ['DENIED', 'MANIFEST_UNKNOWN'].includes(err.code)) return false;
+        throw err;
+      }
       deletedManifests.set(`${item.repo!}\n${item.digest!}`, stored);
       return true;
     });

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Errors } from '../errors.js';
 import { isNotFound, listAll, type StorageDriver } from '../storage/driver.js';
 import { Paths } from '../storage/paths.js';
-import { forget } from '../storage/cache.js';
+import { forget, freshOf } from '../storage/cache.js';
 import { RepositoryBlobStore } from './blobs.js';
 import { parseManifest, type Descriptor } from './manifest-parse.js';
 import { parseDigest, type Digest } from './reference.js';
@@ -38,6 +38,8 @@ export interface RegistryOptions {
   pause?: (ms: number) => Promise<void>;
   /** cacheObserver hears each lookup in the in-process repository-marker cache (metrics). */
   cacheObserver?: (hit: boolean) => void;
+  /** clock is the time in ms (delete fences); Date.now without it. */
+  clock?: () => number;
 }
 
 function encodeEnvelope(mediaType: string, body: Buffer): Buffer {
@@ -66,8 +68,29 @@ export interface ManifestService {
     expected?: Digest,
     tags?: readonly string[],
   ): Promise<PutResult>;
-  /** delete removes the manifest, every tag pointing to it and its referrer entry. */
-  delete(digest: Digest): Promise<void>;
+  /**
+   * delete removes the manifest, every tag pointing to it and its referrer entry. With
+   * `opts`, the delete is conditional and fenced against concurrent writers (see
+   * {@link DeleteOptions}): refused (DENIED) when the condition fails, and then nothing is
+   * removed.
+   */
+  delete(digest: Digest, opts?: DeleteOptions): Promise<void>;
+}
+
+/**
+ * DeleteOptions make a manifest delete conditional. The condition is checked inside a fence
+ * (ADR 0016): a writer that stores the manifest or points a tag at it while the fence stands
+ * waits for the delete to finish or be refused, then writes again; so a delete never removes
+ * a push or a tag the condition would have refused for, whatever the interleaving.
+ */
+export interface DeleteOptions {
+  /**
+   * protect returns the error to refuse with when `tag` points at the manifest, or undefined
+   * when the tag may go with it.
+   */
+  protect?: (tag: string) => Error | undefined;
+  /** unchangedSince refuses when the manifest was written at or after this time (ms). */
+  unchangedSince?: number;
 }
 
 export interface TagOptions {
@@ -196,23 +219,69 @@ export class Repository implements ManifestService, TagService {
     _tags?: readonly string[],
   ): Promise<PutResult> {
     const { digest, manifest: m } = await this.validate(body, contentType, expected);
-    // All checks passed: now write (manifest, then indexes that point at it).
-    await this.driver.put(Paths.manifest(this.name, digest), encodeEnvelope(m.mediaType, body));
-    if (m.subject) {
-      const entry: Descriptor = { mediaType: m.mediaType, digest: digest.value, size: body.length };
-      if (m.artifactType !== undefined) entry.artifactType = m.artifactType;
-      if (m.annotations !== undefined) entry.annotations = m.annotations;
-      await this.driver.put(
-        Paths.referrer(this.name, m.subject.parsed, digest),
-        JSON.stringify(entry),
-      );
+    // All checks passed: now write (manifest, then indexes that point at it). A conditional
+    // delete of the same manifest under way may have judged it before this write and remove
+    // it after: once it is over, the manifest is written again.
+    for (let round = 0; ; round++) {
+      await this.driver.put(Paths.manifest(this.name, digest), encodeEnvelope(m.mediaType, body));
+      if (m.subject) {
+        const entry: Descriptor = {
+          mediaType: m.mediaType,
+          digest: digest.value,
+          size: body.length,
+        };
+        if (m.artifactType !== undefined) entry.artifactType = m.artifactType;
+        if (m.annotations !== undefined) entry.annotations = m.annotations;
+        await this.driver.put(
+          Paths.referrer(this.name, m.subject.parsed, digest),
+          JSON.stringify(entry),
+        );
+      }
+      if (!(await this.waitFence(digest, round))) break;
     }
     await this.registry.markRepository(this.name);
     return { digest, subject: m.subject?.parsed };
   }
 
-  async delete(digest: Digest): Promise<void> {
-    const m = await this.get(digest);
+  async delete(digest: Digest, opts?: DeleteOptions): Promise<void> {
+    if (opts?.protect === undefined && opts?.unchangedSince === undefined) {
+      return this.deleteNow(digest, await this.get(digest));
+    }
+    // The fence goes up before the condition is read; writers read it after they wrote: of
+    // a writer and this delete, at least one sees the other (ADR 0016).
+    const fence = Paths.deleteFence(this.name, digest);
+    await this.driver.put(fence, JSON.stringify({ at: this.now() }));
+    try {
+      const m = await this.get(digest);
+      if (opts.unchangedSince !== undefined) {
+        const s = await freshOf(this.driver)
+          .stat(Paths.manifest(this.name, digest))
+          .catch((err: unknown) => {
+            if (isNotFound(err)) throw Errors.manifestUnknown({ digest: digest.value });
+            throw err;
+          });
+        if (s.modified.getTime() >= opts.unchangedSince) {
+          throw Errors.denied(
+            { digest: digest.value, reason: 'pushed again' },
+            undefined,
+            'the manifest was pushed again',
+          );
+        }
+      }
+      if (opts.protect) {
+        for (const tag of await listAll(this.driver, Paths.tagsOfRoot(this.name, digest))) {
+          const refusal = opts.protect(tag);
+          if (refusal === undefined) continue;
+          if ((await this.readTag(tag))?.value === digest.value) throw refusal;
+        }
+      }
+      await this.deleteNow(digest, m);
+    } finally {
+      await this.driver.delete(fence).catch(() => undefined);
+    }
+  }
+
+  private async deleteNow(digest: Digest, m: StoredManifest): Promise<void> {
     // Tags go before the manifest (a crash leaves the manifest, never a dangling tag), and
     // once more after it: a tag set concurrently saw the manifest before it went, and its
     // reverse index entry was written before that (ADR 0013).
@@ -272,6 +341,41 @@ export class Repository implements ManifestService, TagService {
   }
 
   /**
+   * waitFence waits while a conditional delete of `digest` is under way (ADR 0016) and
+   * resolves whether there was one: the caller's write may then have been judged before it
+   * and removed after, and is made again. A fence older than FENCE_TTL_MS is a deleter that
+   * died, and ignored. `round` counts the caller's writes so far.
+   */
+  private async waitFence(digest: Digest, round: number): Promise<boolean> {
+    const key = Paths.deleteFence(this.name, digest);
+    let seen = false;
+    for (let i = 0; ; i++) {
+      let at: number;
+      try {
+        const raw = await freshOf(this.driver).get(key);
+        at = Number((JSON.parse(raw.toString('utf8')) as { at?: unknown }).at);
+      } catch (err) {
+        if (isNotFound(err) || err instanceof SyntaxError) return seen;
+        throw err;
+      }
+      if (!(this.now() - at < FENCE_TTL_MS)) return seen;
+      if (round >= FENCE_ROUNDS || i >= FENCE_WAITS) {
+        throw Errors.unavailable(
+          { digest: digest.value },
+          undefined,
+          'the manifest is being deleted: try again',
+        );
+      }
+      seen = true;
+      await (this.opts.pause ?? sleep)(Math.min(2 ** i, 200));
+    }
+  }
+
+  private now(): number {
+    return (this.opts.clock ?? Date.now)();
+  }
+
+  /**
    * reserveTag points `tag` at `digest` before the manifest is stored, only if the tag is
    * absent (DENIED if it names another manifest). Resolves true when this call created it;
    * the caller stores the manifest next, or takes the tag back with `untag(tag, digest)`.
@@ -287,6 +391,16 @@ export class Repository implements ManifestService, TagService {
    * old target are settled against what the tag then names.
    */
   private async setTag(tag: string, digest: Digest, opts: TagOptions): Promise<boolean> {
+    // A conditional delete of the target under way may have judged its tags before this
+    // write and remove the tag after: once it is over, the tag is written again.
+    let wrote = false;
+    for (let round = 0; ; round++) {
+      wrote = (await this.setTagOnce(tag, digest, opts)) || wrote;
+      if (!(await this.waitFence(digest, round))) return wrote;
+    }
+  }
+
+  private async setTagOnce(tag: string, digest: Digest, opts: TagOptions): Promise<boolean> {
     const key = Paths.tag(this.name, tag);
     if (opts.onlyIfAbsent) {
       const cur = await this.readTag(tag);
@@ -434,6 +548,12 @@ const CAS_ATTEMPTS = 100;
 const SETTLE_ATTEMPTS = 10;
 /** TOMBSTONE_WAITS is how many times a writer waits (1, 2, … ms) for a removal to finish. */
 const TOMBSTONE_WAITS = 20;
+/** FENCE_TTL_MS is how long a delete fence holds writers; an older one is a dead deleter's. */
+const FENCE_TTL_MS = 30_000;
+/** FENCE_WAITS bounds the polls (1, 2, 4 … 200 ms apart) of one wait for a fence. */
+const FENCE_WAITS = 160;
+/** FENCE_ROUNDS bounds how often one write is made again after a fence. */
+const FENCE_ROUNDS = 3;
 
 /** CATALOG_SCAN_LIMIT bounds the names one filtered catalog request looks at. */
 const CATALOG_SCAN_LIMIT = 10_000;

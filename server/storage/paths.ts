@@ -15,6 +15,7 @@ import type { Digest } from '../registry/reference.js';
  * repositories/<name>/_tags/<tag>             tag → digest
  * repositories/<name>/_tagsof/<alg>-<hex>/<tag>   reverse index: tags of a manifest
  * repositories/<name>/_referrers/<alg>-<hex>/<alg>-<hex>  referrer descriptor (JSON)
+ * repositories/<name>/_deleting/<alg>-<hex>  fence of a conditional manifest delete under way (JSON: at)
  * events/log/<ms13>-<instance>-<seq8>         events outbox: one batch of events (JSON), in key order
  * events/cursors/<endpoint>                   delivery cursor of one endpoint (JSON)
  * events/leases/<endpoint>/<epoch10>          delivery lease of one endpoint (JSON: holder, epoch, expiry)
@@ -55,6 +56,12 @@ export const Paths = {
   tagsOfRoot: (name: string, d: Digest) => `repositories/${name}/_tagsof/${d.algorithm}-${d.hex}/`,
   tagOf: (name: string, d: Digest, tag: string) =>
     `repositories/${name}/_tagsof/${d.algorithm}-${d.hex}/${tag}`,
+  /**
+   * deleteFence marks a conditional delete of a manifest under way (retention, immutable
+   * tags): writers of the manifest or of a tag pointing at it wait for it (ADR 0016).
+   */
+  deleteFence: (name: string, d: Digest) =>
+    `repositories/${name}/_deleting/${d.algorithm}-${d.hex}`,
   referrersRoot: (name: string, subject: Digest) =>
     `repositories/${name}/_referrers/${subject.algorithm}-${subject.hex}/`,
   referrer: (name: string, subject: Digest, d: Digest) =>

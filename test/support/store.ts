@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { parseDigest } from '../../server/registry/reference.js';
 import { Registry } from '../../server/registry/repository.js';
 import { Uploads, type UploadState } from '../../server/registry/uploads.js';
+import type { ListOptions, ListPage } from '../../server/storage/driver.js';
 import { InMemoryDriver } from '../../server/storage/drivers/inmemory.js';
 import { silentLogger } from '../../server/util/log.js';
 import type { Built } from './image.js';
@@ -10,12 +11,13 @@ import type { Built } from './image.js';
 /**
  * ClockedDriver is the in-memory driver with modification times taken from a test clock, so
  * grace windows are tested without sleeping. `beforeDelete` lets a test act (or crash) right
- * before a deletion reaches storage.
+ * before a deletion reaches storage; `before` right before a read or a listing does.
  */
 export class ClockedDriver extends InMemoryDriver {
   now = 1_700_000_000_000;
   private readonly times = new Map<string, number>();
   beforeDelete?: (key: string) => void | Promise<void>;
+  before?: (op: 'get' | 'list' | 'stat', key: string) => void | Promise<void>;
 
   /** advance moves the clock forward by `seconds`. */
   advance(seconds: number): void {
@@ -51,7 +53,18 @@ export class ClockedDriver extends InMemoryDriver {
     return n;
   }
 
+  override async get(key: string): Promise<Buffer> {
+    await this.before?.('get', key);
+    return super.get(key);
+  }
+
+  override async list(prefix: string, opts?: ListOptions): Promise<ListPage> {
+    await this.before?.('list', prefix);
+    return super.list(prefix, opts);
+  }
+
   override async stat(key: string): Promise<{ size: number; modified: Date }> {
+    await this.before?.('stat', key);
     const s = await super.stat(key);
     return { size: s.size, modified: new Date(this.times.get(key) ?? this.now) };
   }
@@ -75,7 +88,7 @@ export class TestStore {
     clock: this.driver.clock,
     log: silentLogger,
   });
-  readonly registry = new Registry(this.driver, { allowSparse: false });
+  readonly registry = new Registry(this.driver, { allowSparse: false, clock: this.driver.clock });
 
   /** pushBlob uploads bytes in one request and commits them into `repo`. */
   async pushBlob(repo: string, bytes: Buffer): Promise<string> {

@@ -21,7 +21,7 @@ async function pushed(registry: Registry, repo: string) {
 }
 
 describe('tags', () => {
-  it('GIVEN a new tag WHEN set THEN the reverse index entry, a compare-and-set from absent, the entry settled against the tag, and the manifest checked', async () => {
+  it('GIVEN a new tag WHEN set THEN the reverse index entry, a compare-and-set from absent, the entry settled against the tag, the manifest checked, and no delete fence found', async () => {
     const { registry, inner, actions } = setup();
     const d = await pushed(registry, 'r');
     actions.length = 0;
@@ -35,6 +35,7 @@ describe('tags', () => {
       'PutContent',
       'GetContentVersioned',
       'Stat',
+      'GetContent',
     ]);
     expect((await registry.repository('r').resolve('v1')).value).toBe(d.value);
     expect(Object.keys(inner.snapshot()).filter((k) => k.includes('/_tagsof/'))).toEqual([
