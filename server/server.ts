@@ -9,10 +9,10 @@ import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { BerthConfig } from './config/types.js';
 import { EventsRuntime } from './events/runtime.js';
-import { Errors, errorBody, isRegistryError } from './errors.js';
+import { errorBody, isRegistryError } from './errors.js';
 import { createGarbageCollector, GcScheduler, type GarbageCollector } from './gc/index.js';
 import { ConnectionDrain } from './http/drain.js';
-import { createApp } from './http/app.js';
+import { createApp, toRegistryError } from './http/app.js';
 import { checkReady } from './http/readiness.js';
 import { MeteredDriver } from './metrics/driver.js';
 import { Metrics, meteredUploads } from './metrics/metrics.js';
@@ -176,27 +176,26 @@ async function startDebugServer(addr: string, s: Services): Promise<Server> {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     };
+    // Answers as the main listener's one error exit does: what failed goes to the log, the
+    // client gets the error's code, never an internal message.
+    const fail = (err: unknown) => {
+      const e = toRegistryError(err);
+      if (e.status >= 500 && !isRegistryError(err))
+        s.log.error({ err, path: req.url }, 'debug request failed');
+      for (const [k, v] of Object.entries(e.headers)) res.setHeader(k, String(v));
+      reply(e.status, errorBody(e));
+    };
     if (req.url === '/healthz') return reply(200, { status: 'ok' });
     const metrics = s.metrics;
     if (metrics && req.url === s.config.metrics.path) {
-      metrics.exposition().then(
-        ({ contentType, body }) => {
-          res.writeHead(200, { 'content-type': contentType });
-          res.end(body);
-        },
-        (err: unknown) =>
-          reply(500, { errors: [{ code: 'UNKNOWN', message: (err as Error).message }] }),
-      );
+      metrics.exposition().then(({ contentType, body }) => {
+        res.writeHead(200, { 'content-type': contentType });
+        res.end(body);
+      }, fail);
       return;
     }
     if (req.url === '/readyz') {
-      checkReady(s).then(
-        () => reply(200, { status: 'ready' }),
-        (err: unknown) => {
-          const e = isRegistryError(err) ? err : Errors.unavailable({ reason: String(err) });
-          reply(e.status, errorBody(e));
-        },
-      );
+      checkReady(s).then(() => reply(200, { status: 'ready' }), fail);
       return;
     }
     reply(404, { errors: [{ code: 'NOT_FOUND', message: 'no route for this path' }] });

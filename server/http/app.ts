@@ -33,7 +33,8 @@ function clientGone(ctx: Ctx): boolean {
 }
 
 /** toRegistryError maps anything thrown below the HTTP layer to the error table. */
-function toRegistryError(err: unknown): RegistryError {
+/** toRegistryError maps any error to what a client is told: never an internal message. */
+export function toRegistryError(err: unknown): RegistryError {
   if (isRegistryError(err)) return err;
   if (err instanceof InvalidPathError) return Errors.nameInvalid({ reason: 'invalid path' });
   const code = (err as NodeJS.ErrnoException | undefined)?.code;

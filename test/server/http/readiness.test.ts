@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { Metrics } from '../../../server/metrics/metrics.js';
 import { startServer } from '../../../server/server.js';
 import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
 import { silentLogger } from '../../../server/util/log.js';
@@ -12,6 +13,14 @@ class HeldDriver extends InMemoryDriver {
   override async put(key: string, data: Buffer | string): Promise<void> {
     if (key.startsWith('peers/')) await this.held;
     return super.put(key, data);
+  }
+}
+
+/** DownDriver fails its pings, once `down`, with words only an operator should read. */
+class DownDriver extends InMemoryDriver {
+  down = false;
+  override async ping(): Promise<void> {
+    if (this.down) throw new Error('connect ECONNREFUSED 10.9.8.7:9000 (key AKIASECRET)');
   }
 }
 
@@ -66,6 +75,54 @@ describe('readiness', () => {
           body: { status: 'ready' },
         });
       }
+    } finally {
+      await running.close();
+    }
+  });
+
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it('GIVEN storage that stops answering WHEN /readyz is probed on both listeners THEN 503 UNAVAILABLE with a general reason, never the storage error itself', async () => {
+    const driver = new DownDriver();
+    const [port, debugPort] = [await freePort(), await freePort()];
+    const config = testConfig({
+      http: { addr: `127.0.0.1:${port}`, debugAddr: `127.0.0.1:${debugPort}` },
+    });
+    const running = await startServer(config, { log: silentLogger, driver });
+    try {
+      driver.down = true;
+      for (const base of [`http://127.0.0.1:${port}`, `http://127.0.0.1:${debugPort}`]) {
+        const r = await fetch(`${base}/readyz`);
+        const text = await r.text();
+        expect(r.status).toBe(503);
+        expect(JSON.parse(text)).toMatchObject({
+          errors: [{ code: 'UNAVAILABLE', detail: { reason: 'storage unreachable' } }],
+        });
+        expect(text).not.toMatch(/ECONNREFUSED|10\.9\.8\.7|AKIASECRET/);
+      }
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('GIVEN a metrics exposition that fails WHEN the debug listener serves /metrics THEN 500 with the OCI error JSON of an unknown error, never the internal message', async () => {
+    vi.spyOn(Metrics.prototype, 'exposition').mockRejectedValue(
+      new Error('EACCES /var/lib/berth/secret-path'),
+    );
+    const [port, debugPort] = [await freePort(), await freePort()];
+    const config = testConfig({
+      http: { addr: `127.0.0.1:${port}`, debugAddr: `127.0.0.1:${debugPort}` },
+    });
+    const running = await startServer(config, { log: silentLogger, driver: new InMemoryDriver() });
+    try {
+      const r = await fetch(`http://127.0.0.1:${debugPort}${config.metrics.path}`);
+      const text = await r.text();
+
+      expect(r.status).toBe(500);
+      expect(JSON.parse(text)).toEqual({ errors: [{ code: 'UNKNOWN', message: 'unknown error' }] });
+      expect(text).not.toContain('secret-path');
     } finally {
       await running.close();
     }
