@@ -1,5 +1,5 @@
 import type { AuthConfig } from '../config/types.js';
-import { GlobSet } from './glob.js';
+import { GlobSet } from '../util/glob.js';
 
 /** Action is what a caller may do in a repository. */
 export type Action = 'pull' | 'push' | 'delete';

@@ -1,14 +1,5 @@
 import type { JsonSchema } from '../config/schema.js';
-
-/** GLOB_PATTERN: a repository or tag glob (name characters plus `*` and `?`). */
-export const GLOB_PATTERN = '^[A-Za-z0-9._/*?-]{1,255}$';
-
-const globs = (description: string): JsonSchema => ({
-  description,
-  type: 'array',
-  maxItems: 1000,
-  items: { type: 'string', pattern: GLOB_PATTERN },
-});
+import { globs } from '../util/glob.js';
 
 const names = (description: string): JsonSchema => ({
   description,

@@ -13,6 +13,7 @@
 
 import { authSchema, httpTlsSchema, rateSchema } from '../auth/schema.js';
 import { gcSchema } from '../gc/schema.js';
+import { globs } from '../util/glob.js';
 
 /** JsonSchema is the subset of draft-07 this file uses. */
 export interface JsonSchema {
@@ -131,8 +132,8 @@ const endpointSchema: JsonSchema = {
       properties: {
         mediaTypes: stringList('Target media types.'),
         actions: stringList('Actions: push, pull, mount, delete.'),
-        repositories: stringList(
-          'Repository glob patterns (`*` within a path segment, `**` across).',
+        repositories: globs(
+          'Repository glob patterns (`*` within a path segment, `**` across, `?` one character).',
         ),
       },
     },
@@ -548,7 +549,7 @@ export const configSchema: JsonSchema = {
           maximum: 10000,
           default: 100,
         },
-        repositories: stringList(
+        repositories: globs(
           'Repository glob patterns that always get their own label (file only).',
         ),
       },

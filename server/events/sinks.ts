@@ -1,6 +1,7 @@
 import type { EventFormat } from '../config/types.js';
 import type { Clock } from './clock.js';
 import { encode, sign, SIGNATURE_HEADER, type Event } from './event.js';
+import { GlobSet } from '../util/glob.js';
 
 /**
  * Sink receives events one at a time. The contract every sink passes (test/server/events/
@@ -249,41 +250,27 @@ export class QueueSink implements Sink {
 export interface Ignore {
   mediaTypes?: string[];
   actions?: string[];
-  /** repositories are globs: `*` matches within one path segment, `**` across segments. */
+  /** repositories are globs (server/util/glob.ts): `*` within a segment, `**` across, `?` one character. */
   repositories?: string[];
-}
-
-/** globToRegExp compiles a repository glob. */
-export function globToRegExp(glob: string): RegExp {
-  let re = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === '*' && glob[i + 1] === '*') {
-      re += '.*';
-      i++;
-    } else if (c === '*') re += '[^/]*';
-    else re += c.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`);
 }
 
 /** FilterSink drops ignored events (the write resolves at once) and passes the rest on. */
 export class FilterSink implements Sink {
   private closed = false;
-  private readonly repos: RegExp[];
+  private readonly repos: GlobSet;
 
   constructor(
     private readonly next: Sink,
     private readonly ignore: Ignore,
   ) {
-    this.repos = (ignore.repositories ?? []).map(globToRegExp);
+    this.repos = new GlobSet(ignore.repositories ?? []);
   }
 
   ignored(e: Event): boolean {
     const mt = e.target.mediaType;
     if (mt !== undefined && this.ignore.mediaTypes?.includes(mt)) return true;
     if (this.ignore.actions?.includes(e.action)) return true;
-    return this.repos.some((r) => r.test(e.target.repository));
+    return this.repos.matches(e.target.repository);
   }
 
   async write(e: Event): Promise<void> {

@@ -1,4 +1,4 @@
-import { GlobSet } from '../auth/glob.js';
+import { GlobSet } from '../util/glob.js';
 import type { RetentionPolicy } from '../config/types.js';
 
 /** TagFact is one tag as retention sees it. */

@@ -1,4 +1,5 @@
 import type { JsonSchema } from '../config/schema.js';
+import { globs } from '../util/glob.js';
 
 /** retentionPolicySchema is one entry of `gc.policies` (file only, no env variables). */
 const retentionPolicySchema: JsonSchema = {
@@ -6,13 +7,9 @@ const retentionPolicySchema: JsonSchema = {
   additionalProperties: false,
   required: ['repositories'],
   properties: {
-    repositories: {
-      description:
-        'Repository glob patterns (`*` within a path segment, `**` across); the first policy matching a repository applies.',
-      type: 'array',
-      maxItems: 1000,
-      items: { type: 'string', minLength: 1 },
-    },
+    repositories: globs(
+      'Repository glob patterns (`*` within a path segment, `**` across, `?` one character); the first policy matching a repository applies.',
+    ),
     keepTags: {
       description:
         'Tags to keep; a tag kept by any rule stays. Without keepTags every tag stays. Tags pushed within the grace window always stay.',

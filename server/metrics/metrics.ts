@@ -10,7 +10,8 @@ import type { MetricsConfig } from '../config/types.js';
 import type { EndpointDelivery } from '../events/delivery.js';
 import type { Event } from '../events/event.js';
 import { kind } from '../events/event.js';
-import { globToRegExp, type DeliveryObserver } from '../events/sinks.js';
+import type { DeliveryObserver } from '../events/sinks.js';
+import { GlobSet } from '../util/glob.js';
 import type { Ctx } from '../http/context.js';
 import type { Uploads } from '../registry/uploads.js';
 import { currentScope } from '../util/scope.js';
@@ -45,7 +46,7 @@ const STATUS_TEXT: Record<number, string> = {
 export class Metrics {
   readonly registry = new PromRegistry();
   private readonly repoLabels = new Set<string>();
-  private readonly allow: RegExp[];
+  private readonly allow: GlobSet;
 
   readonly httpRequests: Counter<'handler' | 'code' | 'method'>;
   readonly protocolErrors: Counter<'reason'>;
@@ -83,7 +84,7 @@ export class Metrics {
     private readonly cfg: MetricsConfig,
     opts: { processMetrics?: boolean } = {},
   ) {
-    this.allow = cfg.repositories.map(globToRegExp);
+    this.allow = new GlobSet(cfg.repositories);
     const registers = [this.registry];
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
     this.httpRequests = new Counter({
@@ -294,11 +295,11 @@ export class Metrics {
    */
   repository(name: string): string {
     if (this.repoLabels.has(name)) return name;
-    if (this.allow.some((r) => r.test(name))) {
+    if (this.allow.matches(name)) {
       this.repoLabels.add(name);
       return name;
     }
-    const own = [...this.repoLabels].filter((n) => !this.allow.some((r) => r.test(n))).length;
+    const own = [...this.repoLabels].filter((n) => !this.allow.matches(n)).length;
     if (own < this.cfg.repositoryLimit) {
       this.repoLabels.add(name);
       return name;

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
-import { compileGlob } from '../../../server/auth/glob.js';
+import { compileGlob } from '../../../server/util/glob.js';
 import { Htpasswd, parseHtpasswd } from '../../../server/auth/htpasswd.js';
 import { signJwt, thumbprint, verifyJwt } from '../../../server/auth/jwt.js';
 import { loadCertBundle } from '../../../server/auth/keys.js';

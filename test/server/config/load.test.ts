@@ -498,6 +498,13 @@ describe('bad values', () => {
     expect(e).toBeInstanceOf(Error);
   });
 
+  it('GIVEN a metrics allow-list glob with a character no repository name has WHEN parsing THEN the error names the field (one glob dialect for every rule)', () => {
+    const e = configError(() => parseConfig('metrics:\n  repositories: ["team/[ab]"]\n', {}));
+    expect(e.message).toBe(
+      'config: metrics.repositories.0: must match ^[A-Za-z0-9._/*?-]{1,255}$ (got "team/[ab]")',
+    );
+  });
+
   it('GIVEN partSizeMiB 6000 WHEN parsing THEN the upper bound is named', () => {
     const e = configError(() => parseConfig(S3_FILE + '    partSizeMiB: 6000\n', {}));
     expect(e.message).toBe('config: storage.s3.partSizeMiB: must be <= 5120 (got 6000)');

@@ -197,6 +197,9 @@ describe('FilterSink', () => {
     [{ repositories: ['team/*'] }, 'team/app', 'push', true],
     [{ repositories: ['team/*'] }, 'team/app/sub', 'push', false],
     [{ repositories: ['team/**'] }, 'team/app/sub', 'push', true],
+    // One glob dialect with auth and retention: `?` is one character other than `/`.
+    [{ repositories: ['team/app-?'] }, 'team/app-1', 'push', true],
+    [{ repositories: ['team/app-?'] }, 'team/app-12', 'push', false],
     [{ mediaTypes: ['application/vnd.oci.image.manifest.v1+json'] }, 'x', 'push', true],
   ];
   it.each(cases)(

@@ -226,4 +226,15 @@ describe('per-repository label bound', () => {
       '_other',
     ]);
   });
+
+  it('GIVEN an allow-list glob with `?` WHEN repositories are seen past the limit THEN `?` matches one character, as in auth rules', () => {
+    const m = new Metrics(
+      { ...defaults().metrics, repositoryLimit: 0, repositories: ['team/app-?'] },
+      { processMetrics: false },
+    );
+    expect(['team/app-1', 'team/app-12'].map((r) => m.repository(r))).toEqual([
+      'team/app-1',
+      '_other',
+    ]);
+  });
 });
