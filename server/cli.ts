@@ -3,6 +3,7 @@ import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { ConfigError, loadConfig } from './config/load.js';
+import { backupCommand } from './backup/cli.js';
 import { gcCommand } from './gc/cli.js';
 import { imageCommand } from './image/cli.js';
 import { sharedSigningKeyFile } from './auth/keys.js';
@@ -18,6 +19,10 @@ commands:
   image      build the Berth image as an OCI layout and archive (no Docker engine), or push one:
                image build [--out DIR] [--archive FILE] [--tag REF] [--revision REV] [--source-date-epoch N]
                image push --layout DIR [--from-ref NAME] [--username USER] [--plain-http] [--insecure] REFERENCE
+  backup     copy repositories (tags, their manifests and blobs, referrers) from a registry into an OCI layout:
+               backup --registry HOST[:PORT] --out DIR [--repository GLOB]... [--username USER] [--plain-http] [--insecure]
+  restore    push a backup (or any OCI layout naming <repository>:<tag>) into a registry:
+               restore --registry HOST[:PORT] --from DIR [--repository GLOB]... [--username USER] [--plain-http] [--insecure]
   node-config
              point this node's container runtime at a Registry until SIGTERM (run by the
                node-access DaemonSet): --address HOST:PORT --name NS/NAME [--scheme http|https]
@@ -93,6 +98,9 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'image':
       return process.exit(await imageCommand(rest));
+    case 'backup':
+    case 'restore':
+      return process.exit(await backupCommand(command, rest));
     case undefined:
     case '--help':
     case '-h':

@@ -1,4 +1,5 @@
-import type { IncomingHttpHeaders } from 'node:http';
+import { createHash } from 'node:crypto';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import type { Readable } from 'node:stream';
@@ -33,6 +34,36 @@ export interface RegistryClientOptions {
   credentials?: Credentials;
 }
 
+/** FetchedManifest is a manifest exactly as the registry served it. */
+export interface FetchedManifest {
+  mediaType: string;
+  digest: string;
+  body: Buffer;
+}
+
+/** ReferrerDescriptor is one entry of a referrers answer. */
+export interface ReferrerDescriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  artifactType?: string;
+}
+
+/** MANIFEST_TYPES are the manifest media types a pull accepts. */
+export const MANIFEST_TYPES = [
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+];
+
+/** BUFFER_LIMIT is how much of a buffered answer is kept (manifests, error bodies). */
+const BUFFER_LIMIT = 4 << 20;
+
+function manifestPath(name: string, reference: string): string {
+  return `/v2/${name}/manifests/${reference}`;
+}
+
 /** Body is a request body: bytes, or a function opening a fresh stream for each attempt. */
 export type Body = Buffer | (() => Readable);
 
@@ -43,7 +74,7 @@ interface Reply {
 }
 
 /**
- * RegistryClient is a small OCI Distribution client for pushing. It answers the registry's
+ * RegistryClient is a small OCI Distribution client for pushing and pulling. It answers the registry's
  * `WWW-Authenticate` challenges: Bearer (a token from the realm for the request's scope, with
  * Basic credentials when it has them; tokens are kept per scope) and Basic. A request is
  * retried once after a challenge; bodies are streams opened per attempt, never buffered.
@@ -125,6 +156,139 @@ export class RegistryClient {
     if (r.status !== 201) throw failed(step, r);
     const d = r.headers['docker-content-digest'];
     return typeof d === 'string' ? d : undefined;
+  }
+
+  /**
+   * getManifest fetches a manifest by tag or digest, accepting every manifest type, and checks
+   * its bytes against the digest it was asked for (or the one the registry names).
+   */
+  async getManifest(name: string, reference: string): Promise<FetchedManifest> {
+    const step = `get manifest ${name}:${reference}`;
+    const r = await this.send(
+      step,
+      pullScope(name),
+      'GET',
+      this.url(manifestPath(name, reference)),
+      {
+        accept: MANIFEST_TYPES.join(', '),
+      },
+    );
+    if (r.status !== 200) throw failed(step, r);
+    if (r.body.length >= BUFFER_LIMIT)
+      throw new RegistryClientError(step, r.status, undefined, 'manifest larger than 4 MiB');
+    const digest = `sha256:${createHash('sha256').update(r.body).digest('hex')}`;
+    const named = header(r.headers['docker-content-digest']);
+    const expected = reference.includes(':') ? reference : named;
+    if (expected !== undefined && expected.startsWith('sha256:') && expected !== digest)
+      throw new RegistryClientError(step, r.status, undefined, `body hashes to ${digest}`);
+    const mediaType =
+      header(r.headers['content-type'])?.split(';')[0]?.trim() ||
+      (JSON.parse(r.body.toString('utf8')) as { mediaType?: string }).mediaType ||
+      'application/vnd.oci.image.manifest.v1+json';
+    return { mediaType, digest, body: r.body };
+  }
+
+  /**
+   * openBlob streams a blob's bytes, following a redirect to storage (without credentials,
+   * which are for the registry only). The caller verifies the digest.
+   */
+  async openBlob(name: string, digest: string): Promise<Readable> {
+    const step = `get blob ${digest}`;
+    const scope = pullScope(name);
+    const first = await this.send(step, scope, 'HEAD', this.url(`/v2/${name}/blobs/${digest}`));
+    if (first.status !== 200 && first.status !== 307 && first.status !== 302)
+      throw failed(
+        step,
+        await this.explain(step, scope, 'HEAD', this.url(`/v2/${name}/blobs/${digest}`), first),
+      );
+    const auth = this.tokens.get(scope) ?? this.basic;
+    let url = this.url(`/v2/${name}/blobs/${digest}`);
+    let headers: Record<string, string> = auth ? { authorization: auth } : {};
+    for (let hop = 0; hop < 5; hop++) {
+      const res = await this.open(step, url, headers);
+      const status = res.statusCode ?? 0;
+      const location = res.headers.location;
+      if ((status === 307 || status === 302 || status === 301 || status === 303) && location) {
+        res.resume();
+        const next = new URL(location, url);
+        if (next.host !== url.host) headers = {};
+        url = next;
+        continue;
+      }
+      if (status === 200) return res;
+      const chunks: Buffer[] = [];
+      for await (const c of res) chunks.push(c as Buffer);
+      throw failed(step, { status, headers: res.headers, body: Buffer.concat(chunks) });
+    }
+    throw new RegistryClientError(step, 0, undefined, 'too many redirects');
+  }
+
+  /** catalog lists every repository the registry shows this client, across pages. */
+  async catalog(): Promise<string[]> {
+    return this.pages(
+      'list repositories',
+      'registry:catalog:*',
+      '/v2/_catalog?n=1000',
+      (b) => (JSON.parse(b) as { repositories?: string[] }).repositories ?? [],
+    );
+  }
+
+  /** tags lists every tag of a repository, across pages. */
+  async tags(name: string): Promise<string[]> {
+    return this.pages(
+      `list tags of ${name}`,
+      pullScope(name),
+      `/v2/${name}/tags/list?n=1000`,
+      (b) => (JSON.parse(b) as { tags?: string[] | null }).tags ?? [],
+    );
+  }
+
+  /** referrers lists the manifests whose subject is `digest` (none when the API is absent). */
+  async referrers(name: string, digest: string): Promise<ReferrerDescriptor[]> {
+    const step = `list referrers of ${digest}`;
+    const r = await this.send(
+      step,
+      pullScope(name),
+      'GET',
+      this.url(`/v2/${name}/referrers/${digest}`),
+      {
+        accept: 'application/vnd.oci.image.index.v1+json',
+      },
+    );
+    if (r.status === 404) return [];
+    if (r.status !== 200) throw failed(step, r);
+    return (
+      (JSON.parse(r.body.toString('utf8')) as { manifests?: ReferrerDescriptor[] }).manifests ?? []
+    );
+  }
+
+  private async pages(
+    step: string,
+    scope: string,
+    first: string,
+    items: (body: string) => string[],
+  ): Promise<string[]> {
+    const out: string[] = [];
+    let next: URL | undefined = this.url(first);
+    for (let page = 0; next !== undefined; page++) {
+      if (page >= 100_000) throw new RegistryClientError(step, 0, undefined, 'too many pages');
+      const r = await this.send(step, scope, 'GET', next);
+      if (r.status !== 200) throw failed(step, r);
+      out.push(...items(r.body.toString('utf8')));
+      const link = /<([^>]+)>;\s*rel="?next"?/.exec(header(r.headers.link) ?? '');
+      next = link ? new URL(link[1]!, next) : undefined;
+    }
+    return out;
+  }
+
+  private open(step: string, url: URL, headers: Record<string, string>): Promise<IncomingMessage> {
+    const opts: RequestOptions = { method: 'GET', headers, rejectUnauthorized: !this.o.insecure };
+    const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise<IncomingMessage>((resolve, reject) => {
+      const req = request(url, opts, resolve);
+      req.on('error', (err) => reject(new RegistryClientError(step, 0, undefined, err.message)));
+      req.end();
+    });
   }
 
   private url(path: string): URL {
@@ -216,7 +380,7 @@ export class RegistryClient {
         const chunks: Buffer[] = [];
         let n = 0;
         res.on('data', (c: Buffer) => {
-          if (n < 1 << 20) chunks.push(c);
+          if (n < BUFFER_LIMIT) chunks.push(c);
           n += c.length;
         });
         res.on('end', () =>
@@ -238,6 +402,11 @@ export class RegistryClient {
       }
     });
   }
+}
+
+/** pullScope is the token scope a pull from repository `name` needs. */
+export function pullScope(name: string): string {
+  return `repository:${name}:pull`;
 }
 
 /** pushScope is the token scope a push to repository `name` needs. */

@@ -1,0 +1,133 @@
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, image, index } from '../support/image.js';
+import { startTestRegistry, type TestRegistry } from '../support/server.js';
+import { tool } from '../support/tools.js';
+
+const run = promisify(execFile);
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/**
+ * berth runs the real CLI (via tsx) and resolves with its exit status and output; async, since
+ * the registries it talks to run in this process.
+ */
+function berth(
+  ...args: string[]
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(root, 'server', 'cli.ts'), ...args],
+      {
+        env: { ...process.env, HOME: mkdtempSync(join(tmpdir(), 'berth-home-')) },
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
+
+/** skopeo runs skopeo (async, for the same reason) and rejects with its output when it fails. */
+async function skopeo(...args: string[]): Promise<string> {
+  const bin = (() => {
+    try {
+      return tool('skopeo');
+    } catch {
+      throw new Error('skopeo is not installed: run `node test/tools/ensure.mjs skopeo`');
+    }
+  })();
+  const full = ['--insecure-policy', ...args];
+  const r = await run(bin, full, { timeout: 120_000 }).catch(
+    (err: { stdout?: string; stderr?: string }) => {
+      throw new Error(`skopeo ${full.join(' ')} failed:\n${err.stderr}\n${err.stdout}`);
+    },
+  );
+  return r.stdout;
+}
+
+describe('berth backup and restore, read by skopeo', () => {
+  let src: TestRegistry;
+  let dst: TestRegistry;
+  beforeAll(async () => {
+    [src, dst] = await Promise.all([startTestRegistry(), startTestRegistry()]);
+  });
+  afterAll(async () => {
+    await Promise.all([src?.close(), dst?.close()]);
+  });
+
+  it('GIVEN a registry with an image and a multi-arch index WHEN `berth backup` writes a layout THEN skopeo reads each tag from it by <repository>:<tag> with the same digest, and `berth restore` fills another registry', async () => {
+    const c = new Client((p, i) => src.fetch(p, i));
+    const web = image().layer(2048).build();
+    const multi = index([image().arch('amd64').build(), image().arch('arm64').build()]);
+    expect((await c.push('team/web', 'v1', web)).status).toBe(201);
+    expect((await c.push('team/multi', '2', multi)).status).toBe(201);
+    const dir = join(mkdtempSync(join(tmpdir(), 'berth-backup-')), 'layout');
+    const host = (r: TestRegistry) => new URL(r.url).host;
+
+    const saved = await berth('backup', '--registry', host(src), '--plain-http', '--out', dir);
+
+    expect(saved.stderr).toBe('');
+    expect(saved.status).toBe(0);
+    expect(JSON.parse(saved.stdout)).toMatchObject({ repositories: 2, tags: 2 });
+    const inspected = JSON.parse(
+      await skopeo('inspect', '--raw', `oci:${dir}:team/web:v1`),
+    ) as unknown;
+    expect(inspected).toEqual(JSON.parse(web.body.toString('utf8')));
+    await skopeo(
+      'copy',
+      '--all',
+      '--preserve-digests',
+      '--dest-tls-verify=false',
+      `oci:${dir}:team/multi:2`,
+      `docker://${host(dst)}/copied/multi:2`,
+    );
+    const copied = await dst.fetch('/v2/copied/multi/manifests/2');
+    expect(copied.headers.get('docker-content-digest')).toBe(multi.digest);
+
+    const restored = await berth('restore', '--registry', host(dst), '--plain-http', '--from', dir);
+
+    expect(restored.status).toBe(0);
+    expect(JSON.parse(restored.stdout)).toMatchObject({ repositories: 2, tags: 2 });
+    for (const [repo, tag, m] of [
+      ['team/web', 'v1', web],
+      ['team/multi', '2', multi],
+    ] as const) {
+      const r = await dst.fetch(`/v2/${repo}/manifests/${tag}`);
+      expect(r.headers.get('docker-content-digest')).toBe(m.digest);
+    }
+  });
+
+  it('GIVEN bad command-line input WHEN berth backup runs THEN exit 2 and a message naming the flag', async () => {
+    const missing = await berth('backup', '--registry', 'localhost:5000');
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toContain('berth: backup: --out DIR is required');
+
+    const badGlob = await berth(
+      'restore',
+      '--registry',
+      'localhost:5000',
+      '--from',
+      '/x',
+      '--repository',
+      'a b',
+    );
+    expect(badGlob.status).toBe(2);
+    expect(badGlob.stderr).toContain('--repository: "a b" is not a repository glob');
+
+    const badHost = await berth('backup', '--registry', 'http://x', '--out', '/x');
+    expect(badHost.status).toBe(2);
+    expect(badHost.stderr).toContain('--registry: "http://x" is not HOST[:PORT]');
+  });
+});
