@@ -32,8 +32,10 @@ function clientGone(ctx: Ctx): boolean {
   return !ctx.req.complete && (socket === null || socket.destroyed);
 }
 
-/** toRegistryError maps anything thrown below the HTTP layer to the error table. */
-/** toRegistryError maps any error to what a client is told: never an internal message. */
+/**
+ * toRegistryError maps anything thrown below the HTTP layer to the error table: what a client
+ * is told, never an internal message.
+ */
 export function toRegistryError(err: unknown): RegistryError {
   if (isRegistryError(err)) return err;
   if (err instanceof InvalidPathError) return Errors.nameInvalid({ reason: 'invalid path' });
@@ -50,15 +52,55 @@ export function toRegistryError(err: unknown): RegistryError {
 }
 
 /**
- * createApp builds the koa application: request id, access log, the one error exit,
- * then dispatch through the route table. Handlers never write error bodies.
+ * createApp builds the koa application from named middleware, outermost first: the access log
+ * and request id, the request scope, `hooks.outer` (metrics), the one error exit, deferred work,
+ * limits, authentication, the events actor, then the dispatcher. Handlers never write error
+ * bodies.
  */
 export function createApp(s: Services, hooks: AppHooks = {}): Koa<State> {
   const app = new Koa<State>();
   app.proxy = true;
-  const table = routes(s.config);
+  app.use(accessLog(s));
+  app.use(requestScope());
+  for (const m of hooks.outer ?? []) app.use(m);
+  app.use(errorExit());
+  app.use(deferredWork());
+  app.use(rateLimit(s.config.limits.rate, s.clock));
+  app.use(
+    uploadSessionLimit(
+      s.config.limits.uploadSessionsPerClient,
+      s.config.uploads.ttlSeconds,
+      s.clock,
+    ),
+  );
+  app.use(authenticate(s));
+  app.use(eventsActor());
+  app.use(dispatch(s, routes(s.config)));
+  app.on('error', (err: Error & { code?: string }) => {
+    if (
+      err.code === 'ECONNRESET' ||
+      err.code === 'EPIPE' ||
+      err.code === 'ERR_STREAM_PREMATURE_CLOSE' ||
+      // The connection ended inside a request body: the client hung up.
+      err.code === 'HPE_INVALID_EOF_STATE'
+    ) {
+      s.log.debug({ code: err.code }, 'client went away');
+      return;
+    }
+    s.log.warn({ err }, 'response stream failed');
+  });
+  return app;
+}
 
-  app.use(async (ctx: Ctx, next) => {
+type Middleware = (ctx: Ctx, next: () => Promise<void>) => Promise<void>;
+
+/**
+ * accessLog gives the request its id (the client's `X-Request-Id`, else a new UUID) and a
+ * child logger, and logs one `request` line once the response is over: the status sent, or 499
+ * when the client went away before all of it was sent.
+ */
+function accessLog(s: Services): Middleware {
+  return async (ctx, next) => {
     const started = process.hrtime.bigint();
     const requestId = ctx.get('x-request-id') || randomUUID();
     ctx.state.requestId = requestId;
@@ -69,8 +111,7 @@ export function createApp(s: Services, hooks: AppHooks = {}): Koa<State> {
     try {
       await next();
     } finally {
-      // Logged once the response is over (koa writes it after this middleware returns): the
-      // status sent, or 499 when the client went away before all of it was sent.
+      // koa writes the response after this middleware returns: log when it is over.
       const res = ctx.res;
       const log = () => {
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
@@ -89,10 +130,12 @@ export function createApp(s: Services, hooks: AppHooks = {}): Koa<State> {
       if (res.closed) log();
       else res.once('close', log);
     }
-  });
+  };
+}
 
-  // The request scope: what decorators (storage metrics, events) know of the request.
-  app.use(async (ctx: Ctx, next) =>
+/** requestScope opens the request scope: what decorators (storage metrics, events) know of it. */
+function requestScope(): Middleware {
+  return (ctx, next) =>
     runInScope<void>(
       {
         id: ctx.state.requestId,
@@ -106,18 +149,20 @@ export function createApp(s: Services, hooks: AppHooks = {}): Koa<State> {
         bag: new Map(),
       },
       next,
-    ),
-  );
-  for (const m of hooks.outer ?? []) app.use(m);
+    );
+}
 
-  // The one error exit.
-  app.use(async (ctx: Ctx, next) => {
+/**
+ * errorExit is the one error exit: anything thrown below becomes the OCI error JSON with its
+ * status (5xx logged), except when the client hung up mid-request, which is its doing: nobody
+ * reads an answer, and metrics and the access log count it as 499.
+ */
+function errorExit(): Middleware {
+  return async (ctx, next) => {
     try {
       await next();
     } catch (err) {
       if (clientGone(ctx)) {
-        // The client hung up mid-request: its doing, not a server error. Nobody reads an
-        // answer; metrics and the access log count it as 499.
         ctx.state.log.info(
           { route: ctx.state.route, reason: (err as Error | undefined)?.message },
           'client closed request',
@@ -135,36 +180,37 @@ export function createApp(s: Services, hooks: AppHooks = {}): Koa<State> {
       ctx.type = 'application/json';
       ctx.body = errorBody(e);
     }
-  });
+  };
+}
 
-  // Work deferred by decorators (the events outbox write) runs before the response is sent.
-  app.use(async (ctx: Ctx, next) => {
+/** deferredWork runs what decorators deferred (the events outbox write) before the response. */
+function deferredWork(): Middleware {
+  return async (_ctx, next) => {
     try {
       await next();
     } finally {
       const scope = currentScope();
       if (scope) await Promise.all(scope.deferred.splice(0).map((run) => run()));
     }
-  });
+  };
+}
 
-  app.use(rateLimit(s.config.limits.rate, s.clock));
-  app.use(
-    uploadSessionLimit(
-      s.config.limits.uploadSessionsPerClient,
-      s.config.uploads.ttlSeconds,
-      s.clock,
-    ),
-  );
-  app.use(authenticate(s));
-  // Events name the authenticated caller as their actor.
-  app.use(async (ctx: Ctx, next) => {
+/** eventsActor names the authenticated caller as the actor of the request's events. */
+function eventsActor(): Middleware {
+  return async (ctx, next) => {
     const scope = currentScope();
     const name = ctx.state.identity?.principal.name;
     if (scope && name) scope.actor = name;
     await next();
-  });
+  };
+}
 
-  app.use(async (ctx: Ctx) => {
+/**
+ * dispatch answers the probes, then matches the route table: name check, authorization (pure,
+ * before any storage call), the handler for the method (405 with `Allow` otherwise).
+ */
+function dispatch(s: Services, table: ReturnType<typeof routes>): Middleware {
+  return async (ctx) => {
     if (ctx.path === '/healthz') {
       ctx.body = { status: 'ok' };
       return;
@@ -197,20 +243,5 @@ export function createApp(s: Services, hooks: AppHooks = {}): Koa<State> {
     }
     ctx.state.params = m.params;
     await handler(ctx, s);
-  });
-
-  app.on('error', (err: Error & { code?: string }) => {
-    if (
-      err.code === 'ECONNRESET' ||
-      err.code === 'EPIPE' ||
-      err.code === 'ERR_STREAM_PREMATURE_CLOSE' ||
-      // The connection ended inside a request body: the client hung up.
-      err.code === 'HPE_INVALID_EOF_STATE'
-    ) {
-      s.log.debug({ code: err.code }, 'client went away');
-      return;
-    }
-    s.log.warn({ err }, 'response stream failed');
-  });
-  return app;
+  };
 }
