@@ -250,12 +250,15 @@ export class Uploads {
   /**
    * swap stores `next` as the session's record if storage still holds what `state` was
    * read as: one compare-and-set. `won` false comes with the record storage holds instead
-   * (`now`, undefined when there is none). A write whose answer was lost and retried finds
-   * its own record and has won.
+   * (`now`, undefined when there is none). With `sameIsMine`, storage holding exactly
+   * `next` counts as won: a write whose answer was lost and retried finds its own record
+   * (or an identical one, for writes where that changes nothing: tombstones, and chunks,
+   * whose segment names are unique).
    */
   private async swap(
     state: UploadState,
     next: UploadState,
+    sameIsMine = true,
   ): Promise<{ won: boolean; now?: UploadState }> {
     const data = this.record(next);
     const expected = await this.expected(state);
@@ -265,7 +268,7 @@ export class Uploads {
     )
       return { won: true };
     const now = await this.read(state.id);
-    if (now !== undefined && this.record(now) === data) return { won: true };
+    if (sameIsMine && now !== undefined && this.record(now) === data) return { won: true };
     return { won: false, now };
   }
 
@@ -458,11 +461,14 @@ export class Uploads {
     const claimed = state.segments.some((s) => Paths.segmentClaim(s.key) === digest.value);
     const claiming = !state.ephemeral || (state.located === true && !claimed);
     if (claiming) {
-      const claim = await this.swap(state, {
-        ...state,
-        committed: digest.value,
-        committedAt: this.clock(),
-      });
+      // Two commits of one record as one digest in the same millisecond save the same
+      // claim: only the one whose write landed has won. (One whose answer was lost answers
+      // 404 and leaves its claim to the purger: the client pushes again.)
+      const claim = await this.swap(
+        state,
+        { ...state, committed: digest.value, committedAt: this.clock() },
+        false,
+      );
       if (!claim.won) {
         await this.discardOwn(state, digest, claim.now);
         throw this.lostTo(state.id, claim.now);
@@ -514,7 +520,11 @@ export class Uploads {
       if (scope) scope.deferred.push(ending);
       else await ending();
     }
-    if (desc !== ours) await this.discard(state);
+    if (desc !== ours) {
+      // Never the bytes the index was just found naming (an upload racing itself).
+      const indexed = new Set(desc.segments.map((s) => s.key));
+      await this.discard({ ...state, segments: state.segments.filter((s) => !indexed.has(s.key)) });
+    }
     this.opts.log.debug(
       { repo: state.repo, digest: digest.value, size: state.offset },
       'blob committed',

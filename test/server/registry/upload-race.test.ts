@@ -103,6 +103,25 @@ describe.each(drivers)('upload sessions racing on the %s driver', (_, make) => {
     expect(cancelled).toEqual({ code: 'BLOB_UPLOAD_UNKNOWN', status: 404 });
   });
 
+  it('GIVEN two commits of one session as one digest in the same millisecond WHEN the second runs while the first is held after its claim THEN only the first succeeds and the blob reads back whole', async () => {
+    const { gate, uploads, linker, opened, readBack, driver } = setup();
+    const data = randomBytes(5000);
+    const digest = parseDigest(sha256(data));
+    const first = await opened(data);
+    const second = await uploads.get('repo', first.id);
+    const held = gate.hold(isLinkWrite, 2);
+
+    const committing = settle(uploads.commit(first, digest, linker));
+    await held.reached;
+    const again = await settle(uploads.commit(second, digest, linker));
+    held.release();
+
+    expect(await committing).toEqual({ ok: true });
+    expect(await uploadViolations(driver)).toEqual([]);
+    expect((await readBack(digest))?.equals(data)).toBe(true);
+    expect(again).toEqual({ code: 'BLOB_UPLOAD_UNKNOWN', status: 404 });
+  });
+
   it('GIVEN a cancel held after its tombstone WHEN the session is committed THEN the commit answers BLOB_UPLOAD_UNKNOWN and no descriptor names the discarded bytes', async () => {
     const { gate, uploads, linker, opened, readBack, driver, segmentsOf } = setup();
     const data = randomBytes(5000);
