@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { parseDigest, type Digest } from '../../../server/registry/reference.js';
 import { Registry } from '../../../server/registry/repository.js';
 import { Uploads, type UploadState } from '../../../server/registry/uploads.js';
@@ -13,7 +13,15 @@ import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
 import { Paths } from '../../../server/storage/paths.js';
 import { silentLogger } from '../../../server/util/log.js';
 import { sha256 } from '../../support/image.js';
-import { Gate, objectKeys, uploadViolations } from '../../support/upload-race.js';
+import { startTestRegistry, type TestRegistry } from '../../support/server.js';
+import { mulberry32 } from '../../support/tag-race.js';
+import {
+  Gate,
+  objectKeys,
+  raceSessions,
+  raceViolations,
+  uploadViolations,
+} from '../../support/upload-race.js';
 
 const TTL_SECONDS = 60;
 
@@ -309,5 +317,26 @@ describe.each(drivers)('upload sessions racing on the %s driver', (_, make) => {
     expect(await readBack(digest)).toBeUndefined();
     expect(await segmentsOf(s.id)).toEqual([]);
     expect(await uploadViolations(driver)).toEqual([]);
+  });
+});
+
+describe('upload requests racing over HTTP', () => {
+  const regs: TestRegistry[] = [];
+  afterEach(async () => {
+    await Promise.all(regs.splice(0).map((r) => r.close()));
+  });
+
+  it('GIVEN two replicas on one filesystem folder WHEN many sessions each get a closing PUT, a DELETE and chunks at once THEN at most one of them wins, every blob answered 201 reads back whole, and every segment is named by a descriptor or an open session', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'berth-upload-race-http-'));
+    for (let i = 0; i < 2; i++)
+      regs.push(await startTestRegistry({ driver: new FilesystemDriver(root) }));
+
+    const races = await raceSessions(regs, mulberry32(15), 120, 12);
+
+    expect(await raceViolations(regs, races)).toEqual([]);
+    expect(await uploadViolations(new FilesystemDriver(root))).toEqual([]);
+    // The race went both ways: commits and cancels both won somewhere.
+    expect(races.some((r) => r.stored && r.put.includes(201) && r.del.includes(404))).toBe(true);
+    expect(races.some((r) => r.stored && r.del.includes(204) && r.put.includes(404))).toBe(true);
   });
 });
