@@ -1,9 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Errors } from '../errors.js';
+import { Errors, type RegistryError } from '../errors.js';
 import { freshOf } from '../storage/cache.js';
-import { isNotFound, listAll, type StorageDriver } from '../storage/driver.js';
+import { isNotFound, listAll, type StorageDriver, type Versioned } from '../storage/driver.js';
 import { Paths } from '../storage/paths.js';
 import type { Logger } from '../util/log.js';
 import { currentScope } from '../util/scope.js';
@@ -19,9 +19,19 @@ import type { Algorithm, Digest } from './reference.js';
 import type { UploadToken } from './token.js';
 
 /**
+ * COMMIT_GRACE_MS is how long after its claim a commit may still be linking: the purge
+ * leaves a `committed` record younger than this alone, whatever the session's age.
+ */
+const COMMIT_GRACE_MS = 5 * 60 * 1000;
+/** CANCEL_ATTEMPTS bounds a cancel's retries against a session that keeps growing. */
+const CANCEL_ATTEMPTS = 8;
+
+/**
  * UploadState is everything about an upload session, kept in storage (never only in a
  * process) so any replica can continue it. It is rewritten whole after each request
- * that adds bytes; the segments it lists are complete objects.
+ * that adds bytes, always by a compare-and-set against the record the request read, so of
+ * two requests that read the same record only one may change it; the segments it lists
+ * are complete objects.
  */
 export interface UploadState {
   id: string;
@@ -34,8 +44,13 @@ export interface UploadState {
   /** native is the final native digest of the first `offset` bytes (single stream). */
   native?: { offset: number; hex: string };
   startedAt: number;
-  /** committed marks a session whose blob is being linked (for the purger). */
+  /**
+   * committed is the digest a commit claimed the session as, saved before any descriptor
+   * may name its bytes: the purger checks descriptors before discarding them.
+   */
   committed?: string;
+  /** committedAt is when the claim was saved (absent in records of older versions). */
+  committedAt?: number;
   /** cancelled marks the record a cancelled session leaves (a tombstone). */
   cancelled?: true;
   /**
@@ -45,6 +60,11 @@ export interface UploadState {
   ephemeral?: true;
   /** located: a Location names the session, so ending it must leave a record. */
   located?: true;
+  /**
+   * version is the storage version of the record this state was read from (never saved):
+   * the `expected` of the compare-and-set that replaces it.
+   */
+  version?: string;
 }
 
 export interface AppendOptions {
@@ -113,8 +133,10 @@ export class Uploads {
     if (opts.persist === false) {
       state.ephemeral = true;
       if (opts.located) state.located = true;
-    } else {
-      await this.save(state);
+    } else if (
+      !(await this.driver.putIfVersion(Paths.upload(state.id), this.record(state), null))
+    ) {
+      throw new Error(`upload id ${state.id} is taken`);
     }
     return state;
   }
@@ -131,21 +153,23 @@ export class Uploads {
     opts: { confirm?: boolean } = {},
   ): Promise<UploadState> {
     if (!/^[0-9a-f-]{36}$/.test(id)) throw Errors.blobUploadUnknown({ id: id.slice(0, 100) });
-    let state: UploadState;
-    try {
-      state = JSON.parse((await this.driver.get(Paths.upload(id))).toString('utf8')) as UploadState;
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
+    const state = await this.read(id);
+    if (state === undefined) {
       if (token === undefined || token.offset !== 0) throw Errors.blobUploadUnknown({ id });
       const fresh = this.unsaved(repo, id, token);
       if (opts.confirm && (await this.completed(fresh))) throw Errors.blobUploadUnknown({ id });
       return fresh;
     }
-    if (state.repo !== repo || state.committed !== undefined || state.cancelled)
-      throw Errors.blobUploadUnknown({ id });
+    if (state.repo !== repo || this.ended(state)) throw Errors.blobUploadUnknown({ id });
     if (this.expired(state)) {
-      await this.discard(state)
-        .then(() => this.driver.delete(Paths.upload(id)))
+      // Only a tombstone that won against the record read here discards: a commit that
+      // read it just before the session expired may be claiming it right now.
+      await this.swap(state, { ...state, cancelled: true })
+        .then(async (r) => {
+          if (!r.won) return;
+          await this.discard(state);
+          await this.driver.delete(Paths.upload(id));
+        })
         .catch(() => undefined);
       throw Errors.blobUploadUnknown({ id }, undefined, 'blob upload expired');
     }
@@ -184,11 +208,82 @@ export class Uploads {
     return this.clock() - state.startedAt > this.opts.ttlSeconds * 1000;
   }
 
-  private async save(state: UploadState): Promise<void> {
+  /** ended: the record is a commit's claim or a tombstone; the session answers no more. */
+  private ended(state: UploadState): boolean {
+    return state.committed !== undefined || state.cancelled === true;
+  }
+
+  /** read is the session's record as storage holds it now, with its version; undefined when absent. */
+  private async read(id: string): Promise<UploadState | undefined> {
+    let v: Versioned;
+    try {
+      v = await this.driver.getVersioned(Paths.upload(id));
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    return { ...(JSON.parse(v.data.toString('utf8')) as UploadState), version: v.version };
+  }
+
+  /** record is the JSON storage keeps of a state: without what only a process knows. */
+  private record(state: UploadState): string {
     const record: UploadState = { ...state };
     delete record.ephemeral;
     delete record.located;
-    await this.driver.put(Paths.upload(state.id), JSON.stringify(record));
+    delete record.version;
+    return JSON.stringify(record);
+  }
+
+  /**
+   * expected is the version storage must still hold for `state` to be replaced: the one it
+   * was read at, none (null) for a session never saved. A state this process saved itself
+   * has no version (`putIfVersion` does not return one): its record is read back and
+   * compared by value; undefined when it changed.
+   */
+  private async expected(state: UploadState): Promise<string | null | undefined> {
+    if (state.version !== undefined) return state.version;
+    if (state.ephemeral) return null;
+    const now = await this.read(state.id);
+    return now !== undefined && this.record(now) === this.record(state) ? now.version : undefined;
+  }
+
+  /**
+   * swap stores `next` as the session's record if storage still holds what `state` was
+   * read as: one compare-and-set. `won` false comes with the record storage holds instead
+   * (`now`, undefined when there is none). With `sameIsMine`, storage holding exactly
+   * `next` counts as won: a write whose answer was lost and retried finds its own record
+   * (or an identical one, for writes where that changes nothing: tombstones, and chunks,
+   * whose segment names are unique).
+   */
+  private async swap(
+    state: UploadState,
+    next: UploadState,
+    sameIsMine = true,
+  ): Promise<{ won: boolean; now?: UploadState }> {
+    const data = this.record(next);
+    const expected = await this.expected(state);
+    if (
+      expected !== undefined &&
+      (await this.driver.putIfVersion(Paths.upload(state.id), data, expected))
+    )
+      return { won: true };
+    const now = await this.read(state.id);
+    if (sameIsMine && now !== undefined && this.record(now) === data) return { won: true };
+    return { won: false, now };
+  }
+
+  /**
+   * lostTo is the error of a request whose compare-and-set lost to `now`: the session ended
+   * (committed, cancelled, gone): BLOB_UPLOAD_UNKNOWN; it grew through another request:
+   * 416, so the client asks where it is.
+   */
+  private lostTo(id: string, now: UploadState | undefined): RegistryError {
+    if (now === undefined || this.ended(now)) return Errors.blobUploadUnknown({ id });
+    return Errors.chunkInvalid(
+      { offset: now.offset },
+      undefined,
+      `the upload moved on to offset ${now.offset} through another request`,
+    );
   }
 
   /**
@@ -249,6 +344,8 @@ export class Uploads {
     } catch (err) {
       await writing.catch(() => undefined);
       await this.driver.delete(key).catch(() => undefined);
+      // Re-hashing found the session's bytes gone: a cancel or the purge ended it.
+      if (isNotFound(err)) throw Errors.blobUploadUnknown({ id: state.id });
       throw err;
     }
     if (opts.contentLength !== undefined && seen !== opts.contentLength) {
@@ -270,9 +367,20 @@ export class Uploads {
     if (hasher.resumable) next.hash = { offset, state: hasher.save()! };
     else next.native = { offset, hex: hasher.digestHex() };
     if (opts.persist !== false) {
-      await this.save(next);
+      // Of two requests at one offset only one is recorded; the other's bytes go. (A
+      // storage error leaves the segment: the record naming it may have been written.)
+      const saved = await this.swap(state, next);
+      if (!saved.won) {
+        await this.driver.delete(key).catch(() => undefined);
+        throw this.lostTo(state.id, saved.now);
+      }
       delete next.ephemeral;
       delete next.located;
+      delete next.version;
+    } else if (!state.ephemeral && state.version === undefined) {
+      // Grown past what this process saved: the record it stands on is resolved now.
+      const expected = await this.expected(state);
+      if (expected !== null) next.version = expected;
     }
     return next;
   }
@@ -313,26 +421,59 @@ export class Uploads {
   }
 
   /**
-   * commit verifies the bytes against `digest` and links the blob into the
-   * repository. On a mismatch the session is cancelled and DIGEST_INVALID is thrown; only
-   * the bytes this request brought are discarded, since a concurrent request may be
-   * committing the earlier ones right now (those are left to garbage collection). Writes no
-   * blob byte again: only descriptors.
+   * commit verifies the bytes against `digest` and links the blob into the repository.
+   * A session with a stored record is claimed first (a compare-and-set to `committed`),
+   * before any descriptor may name its bytes: of a commit and a concurrent cancel, chunk or
+   * purge of the same record exactly one wins. A commit that lost discards only the bytes
+   * its own request brought and throws BLOB_UPLOAD_UNKNOWN when the session ended, 416 when
+   * it grew; one whose stored bytes are gone (cancelled under it) throws
+   * BLOB_UPLOAD_UNKNOWN. On a mismatch the session is cancelled (when that loses to another
+   * request, only this request's bytes go) and DIGEST_INVALID is thrown. Writes no blob
+   * byte again: only descriptors.
    */
   async commit(state: UploadState, digest: Digest, linker: BlobLinker): Promise<BlobDescriptor> {
-    const hex = await this.digestHex(state, digest.algorithm);
+    let hex: string;
+    try {
+      hex = await this.digestHex(state, digest.algorithm);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      const now = state.ephemeral ? undefined : await this.read(state.id);
+      await this.discardOwn(state, digest, now);
+      throw Errors.blobUploadUnknown({ id: state.id });
+    }
+    // A session a Location names leaves a tombstone; a one-request upload has nothing stored.
+    const recorded = !state.ephemeral || state.located === true;
     if (hex !== digest.hex) {
-      const own = state.segments.filter((s) => Paths.segmentClaim(s.key) === digest.value);
-      await this.cancel({ ...state, segments: own });
+      const cancelled = recorded
+        ? await this.swap(state, { ...state, cancelled: true })
+        : undefined;
+      if (cancelled?.won) await this.discard(state);
+      else await this.discardOwn(state, digest, cancelled?.now);
       throw Errors.digestInvalid({
         expected: digest.value,
         computed: `${digest.algorithm}:${hex}`,
       });
     }
-    // The purger must not discard bytes a descriptor may name from here on: the claim is
-    // in the last segment's name when this request brought bytes, else it is saved.
+    // The purger must not discard bytes a descriptor may name from here on. A session
+    // never saved whose last bytes came with this request has the claim in their segment's
+    // name (and nothing stored for a cancel to race); any other session with a Location
+    // claims its record.
     const claimed = state.segments.some((s) => Paths.segmentClaim(s.key) === digest.value);
-    if (!state.ephemeral && !claimed) await this.claim(state, digest);
+    const claiming = !state.ephemeral || (state.located === true && !claimed);
+    if (claiming) {
+      // Two commits of one record as one digest in the same millisecond save the same
+      // claim: only the one whose write landed has won. (One whose answer was lost answers
+      // 404 and leaves its claim to the purger: the client pushes again.)
+      const claim = await this.swap(
+        state,
+        { ...state, committed: digest.value, committedAt: this.clock() },
+        false,
+      );
+      if (!claim.won) {
+        await this.discardOwn(state, digest, claim.now);
+        throw this.lostTo(state.id, claim.now);
+      }
+    }
     const ours: BlobDescriptor = {
       digest: digest.value,
       size: state.offset,
@@ -366,28 +507,48 @@ export class Uploads {
     }
     // The session record goes before the response, alongside the events outbox write;
     // should that fail, the purger removes it (its claim finds this blob). A session never
-    // saved has none: a claim in its last segment's name says it ended, or (no bytes at
-    // all) a record left for the purger.
-    let end: (() => Promise<void>) | undefined;
-    if (!state.ephemeral) end = () => this.driver.delete(Paths.upload(state.id));
-    else if (state.located && !claimed)
-      end = () => this.save({ ...state, committed: digest.value });
-    if (end) {
-      const run = end;
+    // saved keeps its claim, if it made one, as the record that its Location ended; the
+    // purger removes it once the Location has expired.
+    if (!state.ephemeral) {
       const ending = () =>
-        run().catch((err: unknown) =>
-          this.opts.log.warn({ err, id: state.id }, 'upload end not recorded'),
-        );
+        this.driver
+          .delete(Paths.upload(state.id))
+          .catch((err: unknown) =>
+            this.opts.log.warn({ err, id: state.id }, 'upload end not recorded'),
+          );
       const scope = currentScope();
       if (scope) scope.deferred.push(ending);
       else await ending();
     }
-    if (desc !== ours) await this.discard(state);
+    if (desc !== ours) {
+      // Never the bytes the index was just found naming (an upload racing itself).
+      const indexed = new Set(desc.segments.map((s) => s.key));
+      await this.discard({ ...state, segments: state.segments.filter((s) => !indexed.has(s.key)) });
+    }
     this.opts.log.debug(
       { repo: state.repo, digest: digest.value, size: state.offset },
       'blob committed',
     );
     return desc;
+  }
+
+  /**
+   * discardOwn drops the bytes a closing request brought: the segments claimed as `digest`
+   * in their names that the stored record (`now`) does not list. The others are the
+   * session's, which its new owner (a cancel, a chunk, another commit) decides about.
+   */
+  private async discardOwn(
+    state: UploadState,
+    digest: Digest,
+    now: UploadState | undefined,
+  ): Promise<void> {
+    const listed = new Set((now?.segments ?? []).map((s) => s.key));
+    await this.discard({
+      ...state,
+      segments: state.segments.filter(
+        (s) => Paths.segmentClaim(s.key) === digest.value && !listed.has(s.key),
+      ),
+    });
   }
 
   /** whole reports whether every segment a descriptor names is in storage (asked of storage). */
@@ -411,20 +572,21 @@ export class Uploads {
   }
 
   /**
-   * claim records that the session is being committed as `digest`, before any descriptor
-   * may name its bytes: the purger then checks descriptors before discarding them.
-   */
-  private async claim(state: UploadState, digest: Digest): Promise<void> {
-    await this.save({ ...state, committed: digest.value });
-  }
-
-  /**
-   * cancel discards a session's bytes and leaves a tombstone record, so its Location is
-   * unknown from now on (the purger removes the record after the TTL, when the Location
-   * has expired too).
+   * cancel leaves a tombstone record, so the session's Location is unknown from now on
+   * (the purger removes the record after the TTL, when the Location has expired too), and
+   * only then discards its bytes. The tombstone is a compare-and-set: a session that grew
+   * meanwhile is cancelled as it is now; one that a commit claimed, another cancel ended or
+   * the purge removed is not touched and BLOB_UPLOAD_UNKNOWN is thrown.
    */
   async cancel(state: UploadState): Promise<void> {
-    if (!state.ephemeral || state.located) await this.save({ ...state, cancelled: true });
+    if (state.ephemeral && !state.located) return this.discard(state);
+    for (let attempt = 1; ; attempt++) {
+      const r = await this.swap(state, { ...state, cancelled: true });
+      if (r.won) break;
+      if (r.now === undefined || this.ended(r.now) || attempt === CANCEL_ATTEMPTS)
+        throw this.lostTo(state.id, r.now);
+      state = r.now;
+    }
     await this.discard(state);
   }
 
@@ -456,16 +618,22 @@ export class Uploads {
     for (;;) {
       const page = await this.driver.list(Paths.uploadsRoot(), { startAfter, limit: 1000 });
       for (const id of page.names) {
-        const state = await this.driver
-          .get(Paths.upload(id))
-          .then((b) => JSON.parse(b.toString('utf8')) as UploadState)
-          .catch(() => undefined);
+        const state = await this.read(id).catch(() => undefined);
         if (!state || !this.expired(state)) continue;
-        const claimed = state.cancelled ? [] : await this.claimedSegments(state);
-        if (!state.cancelled && !(await this.inUse(state, claimed))) {
-          // No claim is in use: the session's bytes go, with those of a closing request
-          // that never recorded them (claimed in their names).
-          await this.discard({ ...state, segments: [...state.segments, ...claimed] });
+        if (!state.cancelled) {
+          // A commit claimed moments ago may still be linking (it passed `get` just
+          // before the session expired): the next round looks again.
+          const claimedAt = state.committedAt;
+          if (claimedAt !== undefined && this.clock() - claimedAt < COMMIT_GRACE_MS) continue;
+          // The tombstone (which keeps the claim) goes first: a request that read the
+          // record before it can no longer save, claim or cancel it. Lost: the next round.
+          if (!(await this.swap(state, { ...state, cancelled: true })).won) continue;
+          const claimed = await this.claimedSegments(state);
+          if (!(await this.inUse(state, claimed))) {
+            // No claim is in use: the session's bytes go, with those of a closing request
+            // that never recorded them (claimed in their names).
+            await this.discard({ ...state, segments: [...state.segments, ...claimed] });
+          }
         }
         await this.driver.delete(Paths.upload(id));
         purged++;

@@ -194,11 +194,15 @@ export const completeUpload: Handler = async (ctx, s) => {
       await s.uploads.abandon(state).catch(() => undefined);
       throw err;
     }
-    // A session saved by an older version at its POST is removed once committed.
-    if (!saved.ephemeral) delete state.ephemeral;
+    // A session saved by an older version at its POST is claimed like any stored one.
+    if (!saved.ephemeral) {
+      delete state.ephemeral;
+      state.version = saved.version;
+    }
   }
   try {
-    await s.uploads.commit(state, digest, s.registry.repository(state.repo).blobs);
+    const linker = s.registry.repository(state.repo).blobs;
+    await withSessionOnError(ctx, s, state, () => s.uploads.commit(state, digest, linker));
   } catch (err) {
     // A digest mismatch cancels the session (Uploads.commit).
     if (isRegistryError(err) && err.code === 'DIGEST_INVALID') ctx.state.uploadEnded = true;

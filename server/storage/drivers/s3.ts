@@ -117,7 +117,7 @@ export class S3Driver implements StorageDriver {
     if (this.signer) {
       const own = await this.ownGet(this.signer, obj);
       if (own === 'missing') throw new PathNotFoundError(key);
-      if (own) return own;
+      if (own) return own.data;
     }
     return retrying(async () => {
       const res = await notFound(key, this.client.getObject(this.bucket, obj));
@@ -141,11 +141,15 @@ export class S3Driver implements StorageDriver {
   /**
    * ownGet reads a whole object with one signed GET on the driver's agent (http, path
    * style): a small read's cost is mostly minio-js's per-request work, its signing key
-   * derivation above all, and `get` serves tags and manifests on every pull. 'missing' for
-   * NoSuchKey; undefined for anything else, which `get` retries through minio-js (with its
-   * error mapping and retries). A refused signature turns this path off for good.
+   * derivation above all, and `get` serves tags and manifests on every pull (`getVersioned`
+   * every upload request). 'missing' for NoSuchKey; undefined for anything else, which the
+   * caller retries through minio-js (with its error mapping and retries). A refused
+   * signature turns this path off for good.
    */
-  private ownGet(signer: SigV4, obj: string): Promise<Buffer | 'missing' | undefined> {
+  private ownGet(
+    signer: SigV4,
+    obj: string,
+  ): Promise<{ data: Buffer; etag?: string } | 'missing' | undefined> {
     const path = `/${this.bucket}/${obj.split('/').map(encodeURIComponent).join('/')}`;
     return new Promise((resolve) => {
       const req = http.request(
@@ -167,7 +171,8 @@ export class S3Driver implements StorageDriver {
               const declared = Number(res.headers['content-length']);
               if (Number.isNaN(declared) || declared === body.length) {
                 this.ownGets++;
-                resolve(body);
+                const etag = res.headers.etag;
+                resolve({ data: body, etag: typeof etag === 'string' ? etag : undefined });
                 return;
               }
             } else if (res.statusCode === 404 && body.includes('<Code>NoSuchKey</Code>')) {
@@ -220,6 +225,11 @@ export class S3Driver implements StorageDriver {
   async getVersioned(key: string): Promise<Versioned> {
     validateKey(key);
     const obj = this.k(key);
+    if (this.signer) {
+      const own = await this.ownGet(this.signer, obj);
+      if (own === 'missing') throw new PathNotFoundError(key);
+      if (own?.etag !== undefined) return { data: own.data, version: own.etag };
+    }
     return retrying(async () => {
       const res = await notFound(
         key,

@@ -112,7 +112,7 @@ describe('upload sessions', () => {
     expect(Object.keys(driver.snapshot()).some((k) => k.startsWith('uploads/'))).toBe(false);
   });
 
-  it('GIVEN a closing request whose claim is only in its segment name WHEN the process dies before the session is removed and it is purged THEN the blob keeps its bytes', async () => {
+  it('GIVEN a closing request that carried the last bytes WHEN the process dies before the session is removed and it is purged THEN the claim waits out the commit grace and the blob keeps its bytes', async () => {
     const { uploads, registry, driver, advance } = setup(60);
     const first = Buffer.from('first chunk, saved; ');
     const last = Buffer.from('last chunk, claimed by name');
@@ -139,13 +139,40 @@ describe('upload sessions', () => {
     // (Outside a request the removal is awaited; its failure is logged, not thrown.)
     await uploads.commit(closing, digest, registry.repository('repo').blobs);
     driver.delete = del;
-    // What storage holds: the session as saved before the closing request, not committed.
+    // What storage holds: the session claimed before anything was linked.
     const stored = JSON.parse((await driver.get(`uploads/${saved.id}`)).toString()) as {
       committed?: string;
+      committedAt?: number;
       offset: number;
     };
-    expect(stored.committed).toBeUndefined();
-    expect(stored.offset).toBe(first.length);
+    expect(stored).toMatchObject({ committed: digest.value, offset: data.length });
+    advance(61);
+    expect(await uploads.purgeExpired()).toBe(0);
+    advance(300);
+    expect(await uploads.purgeExpired()).toBe(1);
+    const repo = registry.repository('repo');
+    const chunks: Buffer[] = [];
+    for await (const c of await repo.blobs.open(await repo.blobs.stat(digest)))
+      chunks.push(c as Buffer);
+    expect(Buffer.concat(chunks).equals(data)).toBe(true);
+    expect(Object.keys(driver.snapshot()).some((k) => k.startsWith('uploads/'))).toBe(false);
+  });
+
+  it('GIVEN a session an older version left with its claim only in a segment name WHEN purged THEN the blob keeps its bytes', async () => {
+    const { uploads, registry, driver, advance } = setup(60);
+    const first = Buffer.from('first chunk, saved; ');
+    const last = Buffer.from('last chunk, claimed by name');
+    const data = Buffer.concat([first, last]);
+    const digest = parseDigest(sha256(data));
+    const saved = await uploads.append(await uploads.start('repo'), Readable.from([first]));
+    const before = await driver.get(`uploads/${saved.id}`);
+    const closing = await uploads.append(saved, Readable.from([last]), {
+      persist: false,
+      claim: digest,
+    });
+    await uploads.commit(closing, digest, registry.repository('repo').blobs);
+    // An older version claimed only by name and died before removing the record.
+    await driver.put(`uploads/${saved.id}`, before);
     advance(61);
     expect(await uploads.purgeExpired()).toBe(1);
     const repo = registry.repository('repo');

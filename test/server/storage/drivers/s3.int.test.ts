@@ -304,6 +304,13 @@ describe('S3Driver on MinIO', () => {
     expect((await d.list('UP/', { limit: 1 })).names).toEqual(['Case.Tag+1']);
     await expect(d.get('a/none')).rejects.toBeInstanceOf(PathNotFoundError);
     expect(d.ownGets).toBe(keys.length);
+    // A versioned read too, with a version its compare-and-set accepts.
+    const v = await d.getVersioned(keys[0]!);
+    expect(v.data.toString()).toBe(`v ${keys[0]}`);
+    expect(d.ownGets).toBe(keys.length + 1);
+    expect(await d.putIfVersion(keys[0]!, 'moved', v.version)).toBe(true);
+    expect(await d.putIfVersion(keys[0]!, 'again', v.version)).toBe(false);
+    await expect(d.getVersioned('a/none')).rejects.toBeInstanceOf(PathNotFoundError);
     for (const k of keys) await d.delete(k);
     await d.close();
   });
