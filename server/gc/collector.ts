@@ -114,14 +114,13 @@ export interface RetentionTarget {
 }
 
 export interface CollectorOptions {
+  /** driver is the store; its `abortStaleMultipartUploads`, if any, runs after each sweep. */
   driver: StorageDriver;
   registry: RetentionTarget;
   log: Logger;
   gc: Pick<GcConfig, 'graceSeconds' | 'leaseSeconds' | 'settleMillis' | 'policies'>;
   /** uploadTtlSeconds is `uploads.ttlSeconds`: sessions older than it plus grace are purged. */
   uploadTtlSeconds: number;
-  /** abortStale aborts backend multipart uploads older than a date (S3). */
-  abortStale?: (olderThan: Date) => Promise<number>;
   clock?: () => number;
   sleep?: (ms: number) => Promise<void>;
   /** holder names this process in the lease. */
@@ -830,9 +829,10 @@ export class GarbageCollector extends EventEmitter<GcEvents> {
       await this.opts.driver.delete(item.key);
       return true;
     });
-    if (this.opts.abortStale) {
+    const { driver } = this.opts;
+    if (driver.abortStaleMultipartUploads) {
       await this.guard();
-      report.multipartAborted = await this.opts.abortStale(new Date(cutoff - ttlMs));
+      report.multipartAborted = await driver.abortStaleMultipartUploads(new Date(cutoff - ttlMs));
     }
 
     // 5. Done: forget the run, keep deferrals that are still due.
