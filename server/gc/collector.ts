@@ -7,10 +7,10 @@ import { Paths } from '../storage/paths.js';
 import type { Logger } from '../util/log.js';
 import { StorageLease } from '../storage/lease.js';
 import { plan, planItems } from './plan.js';
-import { emptyCounts, type GcEvents, type GcReport, type GcStats } from './report.js';
+import { emptyStats, type GcEvents, type GcReport, type GcStats } from './report.js';
 import { restoreNeeded } from './restore.js';
 import { compilePolicies, type CompiledPolicy, type RetentionTarget } from './retention.js';
-import { GcRun } from './run.js';
+import { GcRun, type RunContext } from './run.js';
 import { readAges, readRepository, readSnapshot, RefCache } from './snapshot.js';
 import { sweep, type SweepDeps } from './sweep.js';
 
@@ -75,17 +75,7 @@ export class GarbageCollector extends EventEmitter<GcEvents> {
   private readonly lease: StorageLease;
   private readonly cache = new RefCache();
   private readonly concurrency: number;
-  private readonly counters: GcStats = {
-    runs: 0,
-    dryRuns: 0,
-    failures: 0,
-    busy: 0,
-    deleted: emptyCounts(),
-    skipped: 0,
-    restored: 0,
-    bytesFreed: 0,
-    running: false,
-  };
+  private readonly counters = emptyStats();
   private active: Promise<GcReport | undefined> | undefined;
   private readonly holder: string;
   private aborting = false;
@@ -209,21 +199,8 @@ export class GarbageCollector extends EventEmitter<GcEvents> {
 
   /** collect is one run's phases: mark, plan, then report (dry run) or sweep. */
   private async collect(runId: string, dryRun: boolean): Promise<GcReport> {
-    const { driver, log, gc } = this.opts;
-    const run = await GcRun.begin(
-      {
-        driver,
-        log,
-        clock: this.clock,
-        events: this,
-        counters: this.counters,
-        guard: () => this.guard(),
-        holder: this.holder,
-        graceSeconds: gc.graceSeconds,
-      },
-      runId,
-      dryRun,
-    );
+    const { driver, log } = this.opts;
+    const run = await GcRun.begin(this.runContext(), runId, dryRun);
     run.phase('mark');
     let snap = await readSnapshot(driver, this.cache, this.concurrency);
     if (!dryRun && run.undo.length > 0) {
@@ -250,6 +227,19 @@ export class GarbageCollector extends EventEmitter<GcEvents> {
     if (dryRun) for (const item of planItems(planned)) run.planned(item);
     else await sweep(run, planned, this.sweepDeps());
     return run.finish();
+  }
+
+  private runContext(): RunContext {
+    return {
+      driver: this.opts.driver,
+      log: this.opts.log,
+      clock: this.clock,
+      events: this,
+      counters: this.counters,
+      guard: () => this.guard(),
+      holder: this.holder,
+      graceSeconds: this.opts.gc.graceSeconds,
+    };
   }
 
   private sweepDeps(): SweepDeps {

@@ -131,6 +131,19 @@ export interface GcEvents {
 export const emptyCounts = (): Record<GcKind, number> =>
   Object.fromEntries(GC_KINDS.map((k) => [k, 0])) as Record<GcKind, number>;
 
+/** emptyStats are the counters of a collector that has not run yet. */
+export const emptyStats = (): GcStats => ({
+  runs: 0,
+  dryRuns: 0,
+  failures: 0,
+  busy: 0,
+  deleted: emptyCounts(),
+  skipped: 0,
+  restored: 0,
+  bytesFreed: 0,
+  running: false,
+});
+
 /** byKey orders items by storage key. */
 export const byKey = (a: { key: string }, b: { key: string }): number =>
   a.key < b.key ? -1 : a.key > b.key ? 1 : 0;

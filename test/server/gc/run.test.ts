@@ -1,11 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import {
-  emptyCounts,
-  type GcEvents,
-  type GcStats,
-  type SegmentItem,
-} from '../../../server/gc/report.js';
+import { emptyStats, type GcEvents, type SegmentItem } from '../../../server/gc/report.js';
 import { GcRun, type RunContext } from '../../../server/gc/run.js';
 import { defer, deferredAt, loadState, type GcState } from '../../../server/gc/state.js';
 import { Paths } from '../../../server/storage/paths.js';
@@ -17,17 +12,7 @@ const GRACE = 600;
 /** context is a run's context over `driver`, with its events and counters kept for the test. */
 function context(driver: ClockedDriver, guard: () => Promise<void> = async () => undefined) {
   const events = new EventEmitter<GcEvents>();
-  const counters: GcStats = {
-    runs: 0,
-    dryRuns: 0,
-    failures: 0,
-    busy: 0,
-    deleted: emptyCounts(),
-    skipped: 0,
-    restored: 0,
-    bytesFreed: 0,
-    running: true,
-  };
+  const counters = emptyStats();
   const ctx: RunContext = {
     driver,
     log: silentLogger,

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { plan, type Plan } from '../../../server/gc/plan.js';
-import { emptyCounts, type GcEvents } from '../../../server/gc/report.js';
+import { emptyStats, type GcEvents } from '../../../server/gc/report.js';
 import { GcRun } from '../../../server/gc/run.js';
 import { readAges, readRepository, readSnapshot, RefCache } from '../../../server/gc/snapshot.js';
 import { loadState } from '../../../server/gc/state.js';
@@ -38,17 +38,7 @@ function begin(store: TestStore): Promise<GcRun> {
       log: silentLogger,
       clock: store.driver.clock,
       events: new EventEmitter<GcEvents>(),
-      counters: {
-        runs: 0,
-        dryRuns: 0,
-        failures: 0,
-        busy: 0,
-        deleted: emptyCounts(),
-        skipped: 0,
-        restored: 0,
-        bytesFreed: 0,
-        running: true,
-      },
+      counters: emptyStats(),
       guard: async () => undefined,
       holder: 'test',
       graceSeconds: GRACE,
