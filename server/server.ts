@@ -284,7 +284,7 @@ export async function startServer(
   // Joined before returning: tag writes wait for it, and alone, tags are kept from the start.
   await services.peers.start();
   services.events?.start();
-  const gc = createGarbageCollector(config, services, driver);
+  const gc = createGarbageCollector(config, services);
   const gcSchedule = config.gc.enabled
     ? new GcScheduler(gc, {
         intervalSeconds: config.gc.intervalSeconds,

@@ -19,7 +19,7 @@ export async function gcCommand(args: string[], configFile: string | undefined):
   );
   const driver = createDriver(config);
   const services = createServices(config, driver, log);
-  const gc = createGarbageCollector(config, services, driver);
+  const gc = createGarbageCollector(config, services);
   const stop = () => gc.abort();
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

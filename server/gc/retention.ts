@@ -1,5 +1,20 @@
 import { GlobSet } from '../util/glob.js';
 import type { RetentionPolicy } from '../config/types.js';
+import type { Digest } from '../registry/reference.js';
+import type { DeleteOptions, StoredManifest } from '../registry/repository.js';
+
+/**
+ * RetentionTarget is the narrow part of the registry retention deletes through (so events
+ * and policies wrap its deletions) and puts back manifests that a concurrent push needs.
+ */
+export interface RetentionTarget {
+  repository(name: string): {
+    untag(tag: string, expected?: Digest): Promise<void>;
+    delete(digest: Digest, opts?: DeleteOptions): Promise<void>;
+    get(digest: Digest): Promise<StoredManifest>;
+    put(body: Buffer, contentType: string | undefined): Promise<unknown>;
+  };
+}
 
 /** TagFact is one tag as retention sees it. */
 export interface TagFact {

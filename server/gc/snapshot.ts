@@ -35,20 +35,31 @@ export interface RepoSnapshot {
   links: Map<string, PointerFact>;
 }
 
+/** SessionFact is what gc reads of an upload session. */
+export type SessionFact = Pick<UploadState, 'startedAt' | 'segments'>;
+
 /**
  * Snapshot is the store as the mark phase read it. The order of reading is part of the
  * safety argument (see docs/adr/0007-online-gc.md): upload sessions first, then blob
  * descriptors, then repositories, then segments last.
  */
 export interface Snapshot {
-  uploads: Map<string, UploadState | undefined>;
+  /** uploads maps each upload session's id to the session (undefined: unreadable). */
+  uploads: Map<string, SessionFact | undefined>;
   descriptors: Map<string, PointerFact>;
   repos: RepoSnapshot[];
   /** segments lists every segment key, by upload id. */
   segments: Map<string, string[]>;
 }
 
-export { listAll } from '../storage/driver.js';
+/** Age is when an object was last written (ms) and its size, as `stat` told. */
+export interface Age {
+  modified: number;
+  size: number;
+}
+
+/** Ages are the ages of objects by storage key; a key that is absent was gone. */
+export type Ages = ReadonlyMap<string, Age>;
 
 /** mapLimit maps with at most `limit` calls in flight, keeping order. */
 export async function mapLimit<T, R>(
@@ -76,6 +87,31 @@ async function getOrUndefined(driver: StorageDriver, key: string): Promise<Buffe
     if (isNotFound(err)) return undefined;
     throw err;
   }
+}
+
+/** ageOf stats an object: its age, or undefined when it is gone. */
+export async function ageOf(driver: StorageDriver, key: string): Promise<Age | undefined> {
+  try {
+    const s = await driver.stat(key);
+    return { modified: s.modified.getTime(), size: s.size };
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+/** readAges stats every key, at most `concurrency` at a time (gone ones are left out). */
+export async function readAges(
+  driver: StorageDriver,
+  keys: readonly string[],
+  concurrency: number,
+): Promise<Map<string, Age>> {
+  const out = new Map<string, Age>();
+  await mapLimit(keys, concurrency, async (key) => {
+    const age = await ageOf(driver, key);
+    if (age) out.set(key, age);
+  });
+  return out;
 }
 
 /**
@@ -136,6 +172,21 @@ export class RefCache {
   }
 }
 
+/** readSnapshot is the mark: it reads the store in the order `Snapshot` states. */
+export async function readSnapshot(
+  driver: StorageDriver,
+  cache: RefCache,
+  concurrency: number,
+): Promise<Snapshot> {
+  const uploads = await readUploads(driver, concurrency);
+  const descriptors = await readDescriptors(driver, concurrency);
+  const repos = await mapLimit(await walkRepositories(driver), 4, (name) =>
+    readRepository(driver, name, cache, concurrency),
+  );
+  const segments = await readSegments(driver, concurrency);
+  return { uploads, descriptors, repos, segments };
+}
+
 /** walkRepositories finds every repository by walking `repositories/` (not the catalog). */
 export async function walkRepositories(driver: StorageDriver): Promise<string[]> {
   const out: string[] = [];
@@ -194,14 +245,14 @@ export async function readRepository(
 export async function readUploads(
   driver: StorageDriver,
   concurrency: number,
-): Promise<Map<string, UploadState | undefined>> {
+): Promise<Map<string, SessionFact | undefined>> {
   const ids = await listAll(driver, Paths.uploadsRoot());
-  const out = new Map<string, UploadState | undefined>();
+  const out = new Map<string, SessionFact | undefined>();
   await mapLimit(ids, concurrency, async (id) => {
     const b = await getOrUndefined(driver, Paths.upload(id));
     if (b === undefined) return;
     try {
-      out.set(id, JSON.parse(b.toString('utf8')) as UploadState);
+      out.set(id, JSON.parse(b.toString('utf8')) as SessionFact);
     } catch {
       out.set(id, undefined);
     }

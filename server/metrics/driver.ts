@@ -38,11 +38,16 @@ export class MeteredDriver implements StorageDriver {
           (src) => src !== undefined,
         );
     }
+    if (inner.abortStaleMultipartUploads) {
+      // Not timed, like `ping`: a background sweep, not a storage action of a request.
+      this.abortStaleMultipartUploads = (d) => inner.abortStaleMultipartUploads!(d);
+    }
     if (inner.close) this.close = () => inner.close!();
   }
 
   presignGet?(key: string, expirySeconds: number): Promise<string>;
   openSource?(key: string, offset: number, length: number): Promise<ByteSource | undefined>;
+  abortStaleMultipartUploads?(olderThan: Date): Promise<number>;
   close?(): Promise<void>;
 
   /**

@@ -87,11 +87,14 @@ export class CachingDriver implements StorageDriver {
     this.clock = opts.clock ?? Date.now;
     if (fresh.presignGet) this.presignGet = (key, s) => fresh.presignGet!(key, s);
     if (fresh.openSource) this.openSource = (key, o, n) => fresh.openSource!(key, o, n);
+    if (fresh.abortStaleMultipartUploads)
+      this.abortStaleMultipartUploads = (d) => fresh.abortStaleMultipartUploads!(d);
     if (fresh.close) this.close = () => fresh.close!();
   }
 
   presignGet?(key: string, expirySeconds: number): Promise<string>;
   openSource?(key: string, offset: number, length: number): Promise<ByteSource | undefined>;
+  abortStaleMultipartUploads?(olderThan: Date): Promise<number>;
   close?(): Promise<void>;
 
   get(key: string): Promise<Buffer> {

@@ -85,6 +85,8 @@ export class DiskCachingDriver implements StorageDriver {
   ) {
     this.name = inner.name;
     if (inner.presignGet) this.presignGet = (key, s) => inner.presignGet!(key, s);
+    if (inner.abortStaleMultipartUploads)
+      this.abortStaleMultipartUploads = (d) => inner.abortStaleMultipartUploads!(d);
     this.ready = this.load().catch((err: unknown) => {
       this.opts.log?.warn({ dir: opts.dir, err: String(err) }, 'blob cache unusable');
       this.closed = true;
@@ -92,6 +94,7 @@ export class DiskCachingDriver implements StorageDriver {
   }
 
   presignGet?: (key: string, expirySeconds: number) => Promise<string>;
+  abortStaleMultipartUploads?: (olderThan: Date) => Promise<number>;
 
   /** cachedBytes is the total size of the files kept. */
   get cachedBytes(): number {

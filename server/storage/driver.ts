@@ -119,6 +119,15 @@ export interface StorageDriver {
   /** presignGet returns a URL a client may GET the object from directly, if supported. */
   presignGet?(key: string, expirySeconds: number): Promise<string>;
 
+  /**
+   * abortStaleMultipartUploads aborts the backend's unfinished multipart uploads in this
+   * driver's namespace that started before `olderThan`, and resolves with how many it
+   * aborted. Only a driver whose interrupted writes leave such uploads behind (S3) has it;
+   * decorators pass it through. Safe to call from several processes at once: an upload
+   * already aborted or completed is not counted.
+   */
+  abortStaleMultipartUploads?(olderThan: Date): Promise<number>;
+
   /** ping checks that the backend is reachable and usable (readiness). */
   ping(): Promise<void>;
 

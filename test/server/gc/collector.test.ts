@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { RetentionPolicy } from '../../../server/config/types.js';
 import { GarbageCollector, type GcReport } from '../../../server/gc/collector.js';
+import type { GcState } from '../../../server/gc/state.js';
 import { StorageLease } from '../../../server/storage/lease.js';
 import { parseDigest } from '../../../server/registry/reference.js';
 import { Paths } from '../../../server/storage/paths.js';
@@ -180,7 +181,9 @@ describe('garbage collection: races with pushes', () => {
 
     const report = await gc.run({ dryRun: false });
 
-    expect(report!.skipped.map((i) => i.digest)).toContain(m.blobs[0]!.digest);
+    expect(report!.skipped.map((i) => ('digest' in i ? i.digest : undefined))).toContain(
+      m.blobs[0]!.digest,
+    );
     await store.registry.repository('app').blobs.stat(parseDigest(m.blobs[0]!.digest));
   });
 
@@ -306,6 +309,48 @@ describe('garbage collection: one run at a time, and crashes', () => {
     expect(left.filter((k) => k.startsWith('segments/'))).toHaveLength(2);
     expect(left.filter((k) => k.startsWith('blobs/'))).toHaveLength(2);
     await store.pull('app', 'keep');
+  });
+
+  it('GIVEN gc/state as the collector before its split into phases left it, killed while deleting links, and the image pushed again since WHEN the next run starts THEN it resumes that run and restores the link the image needs', async () => {
+    const store = new TestStore();
+    const m = await deletedImage(store, 'app');
+    store.driver.advance(GRACE + 1);
+    const links = await Promise.all(
+      m.blobs.map(async (b) => {
+        const key = Paths.layer('app', parseDigest(b.digest));
+        const data = (await store.driver.get(key)).toString();
+        const segments = (JSON.parse(data) as { segments: { key: string }[] }).segments;
+        return { key, digest: b.digest, data, upload: Paths.segmentUpload(segments[0]!.key) };
+      }),
+    );
+    // Exactly the shape that version wrote: the run, its phase and undo log, the deferrals.
+    const written = {
+      deferred: Object.fromEntries(links.map((l) => [l.upload, store.driver.now + GRACE * 1000])),
+      run: {
+        id: '2023-11-14T222321000Z-fac2a9',
+        holder: 'crashed',
+        startedAt: store.driver.now,
+        phase: 'links',
+        deleted: 0,
+        bytesFreed: 0,
+        undo: links.map((l) => ({ key: l.key, repo: 'app', digest: l.digest, data: l.data })),
+      },
+    };
+    await store.driver.put(Paths.gcState(), JSON.stringify(written));
+    await store.driver.delete(links[0]!.key);
+    await store.driver.put(
+      Paths.manifest('app', parseDigest(m.digest)),
+      Buffer.concat([Buffer.from(m.mediaType + '\n'), m.body]),
+    );
+
+    const report = await collector(store).run({ dryRun: false });
+
+    expect(report!.resumedFrom).toBe('2023-11-14T222321000Z-fac2a9');
+    expect(report!.restored.map((i) => i.digest)).toEqual([links[0]!.digest]);
+    await store.pull('app', m.digest);
+    const state = JSON.parse((await store.driver.get(Paths.gcState())).toString()) as GcState;
+    expect(state.run).toBeUndefined();
+    expect(Object.keys(state.deferred).sort()).toEqual(links.map((l) => l.upload).sort());
   });
 
   it('GIVEN gc events WHEN a run deletes THEN listeners see each deletion and the counters add up', async () => {

@@ -34,6 +34,7 @@ describeStorageDriver('disk cache over s3', {
       cacheable: () => true,
     }),
   bigBytes: 64 * MiB + 7,
+  abortsMultipart: true,
 });
 
 /** setup is the cache over S3 with every storage call counted by action. */

@@ -15,6 +15,11 @@ export interface DriverFactory {
   make(): Promise<StorageDriver>;
   /** bigBytes is the size of the largest streamed object this run checks. */
   bigBytes?: number;
+  /**
+   * abortsMultipart says the driver (or the one it decorates) leaves unfinished multipart
+   * uploads behind and so must offer `abortStaleMultipartUploads`.
+   */
+  abortsMultipart?: boolean;
 }
 
 /**
@@ -313,6 +318,14 @@ export function describeStorageDriver(name: string, factory: DriverFactory): voi
       }
       await expect(d.deletePrefix('a/..')).rejects.toBeInstanceOf(InvalidPathError);
       await expect(d.list('../')).rejects.toBeInstanceOf(InvalidPathError);
+    });
+
+    it('GIVEN the driver WHEN its capabilities are read THEN it aborts stale multipart uploads exactly when its backend leaves them, and with none started aborts none', async () => {
+      expect(typeof d.abortStaleMultipartUploads).toBe(
+        factory.abortsMultipart === true ? 'function' : 'undefined',
+      );
+      if (!d.abortStaleMultipartUploads) return;
+      expect(await d.abortStaleMultipartUploads(new Date(Date.now() + 60_000))).toBe(0);
     });
 
     it('GIVEN the backend WHEN pinged THEN it answers', async () => {

@@ -42,6 +42,7 @@ function fresh(over: Partial<S3Config> = {}): S3Config {
 describeStorageDriver('s3', {
   make: async () => new S3Driver(fresh()),
   bigBytes: 1536 * MiB + 7,
+  abortsMultipart: true,
 });
 
 async function incompleteUploads(
