@@ -113,7 +113,7 @@ export function createServices(
   const uploads = new Uploads(driver, {
     ttlSeconds: config.uploads.ttlSeconds,
     log,
-    abortStale: raw instanceof S3Driver ? (d) => raw.abortStaleMultipartUploads(d) : undefined,
+    abortStale: raw.abortStaleMultipartUploads && ((d) => raw.abortStaleMultipartUploads!(d)),
     mintId: (repo, startedAt, alg) => tokens.mintId(repo, startedAt, alg),
   });
   const auth = new AuthService(config.auth, { clock, log });
