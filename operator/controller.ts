@@ -8,6 +8,8 @@ import {
   ApisApi,
   CoreV1Api,
   CustomObjectsApi,
+  NetworkingV1Api,
+  PolicyV1Api,
   type KubeConfig,
   type KubernetesListObject,
   type KubernetesObject,
@@ -16,7 +18,9 @@ import {
 import { realClock, type Clock } from './clock.js';
 import { LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY, selectorLabels } from './desired/meta.js';
 import type { EventSink } from './events.js';
-import { watchResource, type Watched } from './informer.js';
+import { referencedObjects, type ObjectRef } from './desired/files.js';
+import { operatorImage } from './image.js';
+import { watchResource, type WatchEvent, type Watched } from './informer.js';
 import type { Logger } from './log.js';
 import type { OperatorMetrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
@@ -38,6 +42,8 @@ export interface ControllerOptions {
   resyncMs?: number;
   /** storageRetryMs is how soon storage problems are retried. Default 15 s. */
   storageRetryMs?: number;
+  /** operatorImage is what Registries without spec.image run. Default: operatorImage(). */
+  operatorImage?: string;
   /** maxBackoffMs caps the per-key retry delay after errors. Default 5 minutes. */
   maxBackoffMs?: number;
 }
@@ -78,6 +84,7 @@ export class Controller {
       clock: this.clock,
       log: opts.log,
       storageRetryMs: opts.storageRetryMs,
+      operatorImage: opts.operatorImage ?? operatorImage(),
       registryPods: (r) => this.registryPods(r),
       serviceMonitorApi: async () => {
         const now = this.clock.now();
@@ -147,18 +154,64 @@ export class Controller {
     child('deployments', '/apis/apps/v1/deployments', () =>
       apps.listDeploymentForAllNamespaces({ labelSelector: managed }),
     );
-    child('configmaps', '/api/v1/configmaps', () =>
-      core.listConfigMapForAllNamespaces({ labelSelector: managed }),
-    );
     child('services', '/api/v1/services', () =>
       core.listServiceForAllNamespaces({ labelSelector: managed }),
     );
-    child('secrets', '/api/v1/secrets', () =>
-      core.listSecretForAllNamespaces({ labelSelector: managed }),
+    // Secrets and ConfigMaps: the children it owns, and the ones a Registry references (S3
+    // credentials, TLS, htpasswd, keys), which are the user's and carry no label of ours. A
+    // rotated credential reaches the pod-template checksum at once, not at the next resync.
+    const referenced = (source: ObjectRef['source']) => (_t: WatchEvent, o: KubernetesObject) => {
+      const k = ownerKey(o);
+      if (k) this.enqueue(k);
+      for (const key of this.referencing(source, o.metadata?.namespace, o.metadata?.name))
+        this.enqueue(key);
+    };
+    add(
+      'configmaps',
+      watchResource<KubernetesObject>({
+        ...common,
+        path: '/api/v1/configmaps',
+        list: () => core.listConfigMapForAllNamespaces(),
+        onEvent: referenced('ConfigMap'),
+        onError: onError('configmaps'),
+      }),
+    );
+    add(
+      'secrets',
+      watchResource<KubernetesObject>({
+        ...common,
+        path: '/api/v1/secrets',
+        list: () => core.listSecretForAllNamespaces(),
+        onEvent: referenced('Secret'),
+        onError: onError('secrets'),
+      }),
     );
     child('daemonsets', '/apis/apps/v1/daemonsets', () =>
       apps.listDaemonSetForAllNamespaces({ labelSelector: managed }),
     );
+    // Every kind the operator applies is watched, so a deleted or edited child is repaired at
+    // once, not at the resync.
+    const policy = kc.makeApiClient(PolicyV1Api);
+    const networking = kc.makeApiClient(NetworkingV1Api);
+    child('poddisruptionbudgets', '/apis/policy/v1/poddisruptionbudgets', () =>
+      policy.listPodDisruptionBudgetForAllNamespaces({ labelSelector: managed }),
+    );
+    child('ingresses', '/apis/networking.k8s.io/v1/ingresses', () =>
+      networking.listIngressForAllNamespaces({ labelSelector: managed }),
+    );
+    // ServiceMonitors only when their API is served when the controller starts.
+    if (await this.deps.serviceMonitorApi())
+      child(
+        'servicemonitors',
+        '/apis/monitoring.coreos.com/v1/servicemonitors',
+        () =>
+          custom.listClusterCustomObject({
+            group: 'monitoring.coreos.com',
+            version: 'v1',
+            plural: 'servicemonitors',
+            labelSelector: managed,
+          }) as Promise<KubernetesListObject<KubernetesObject>>,
+      );
     // Pods belong to ReplicaSets, not to the Registry: their instance label names it. A
     // container stuck pulling its image or crash-looping shows in the status within seconds.
     add(
@@ -191,6 +244,26 @@ export class Controller {
     for (const w of this.watches.splice(0)) w.w.stop();
     this.queue.shutDown();
     await Promise.all(this.workersDone.splice(0));
+  }
+
+  /**
+   * referencing lists the keys of the Registries in `namespace` that reference the Secret or
+   * ConfigMap `name` (see referencedObjects), from the Registry cache.
+   */
+  private referencing(
+    source: ObjectRef['source'],
+    namespace: string | undefined,
+    name: string | undefined,
+  ): string[] {
+    if (namespace === undefined || name === undefined) return [];
+    const regs = this.watches.find((w) => w.name === 'registries')?.w.list(namespace) ?? [];
+    return regs
+      .filter((r) => {
+        const spec = (r as Partial<Registry>).spec;
+        if (!spec?.storage?.s3?.credentialsSecretRef) return false;
+        return referencedObjects(r as Registry).some((o) => o.source === source && o.name === name);
+      })
+      .map((r) => keyOf(namespace, r.metadata?.name));
   }
 
   /** registryPods are the Registry's server pods as the pod informer last saw them. */

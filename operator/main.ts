@@ -30,6 +30,8 @@ export interface OperatorOptions {
   events?: EventSink;
   resyncMs?: number;
   storageRetryMs?: number;
+  /** operatorImage is what Registries without spec.image run; default $BERTH_IMAGE, else the release image. */
+  operatorImage?: string;
   leaseDurationSeconds?: number;
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
@@ -95,6 +97,7 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
         clock,
         resyncMs: opts.resyncMs,
         storageRetryMs: opts.storageRetryMs,
+        operatorImage: opts.operatorImage,
       });
       controller = c;
       transition = transition.then(() =>

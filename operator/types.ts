@@ -121,7 +121,12 @@ export interface NodeAccessSpec {
 }
 
 export interface RegistrySpec {
-  image: string;
+  /**
+   * image pins the Berth image; absent or empty, the Registry runs the operator's own image
+   * (operatorImage) and follows it across operator upgrades. The reconciler resolves it
+   * (withImage) before rendering, so desired/* and status see it set.
+   */
+  image?: string;
   imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
   imagePullSecrets?: { name: string }[];
   replicas: number;
@@ -174,6 +179,11 @@ export interface RegistrySpec {
   auth?: AuthSpec;
   garbageCollection?: GarbageCollectionSpec;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /**
+   * managementState Unmanaged pauses reconciling: nothing is applied or pruned and the status
+   * keeps its conditions but for `Managed`. The CRD defaults it to Managed.
+   */
+  managementState?: 'Managed' | 'Unmanaged';
   metrics: {
     enabled: boolean;
     serviceMonitor: { enabled: boolean; interval: string; labels?: Record<string, string> };
@@ -191,7 +201,8 @@ export type ConditionType =
   | 'Degraded'
   | 'StorageReady'
   | 'ConfigValid'
-  | 'NodeAccessReady';
+  | 'NodeAccessReady'
+  | 'Managed';
 
 export interface RegistryStatus {
   observedGeneration?: number;

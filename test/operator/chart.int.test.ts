@@ -4,7 +4,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { KubernetesObjectApi, loadAllYaml, type KubernetesObject } from '@kubernetes/client-node';
+import {
+  KubernetesObjectApi,
+  loadAllYaml,
+  type KubernetesObject,
+  type V1Deployment,
+} from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startControlPlane, type ControlPlane } from '../support/kube.js';
 import { tool } from '../support/tools.js';
@@ -92,5 +97,26 @@ describe('helm chart on a real API server', () => {
     const r = helm('template', 'berth', CHART, ...KUBE, '--set', 'replicaCount=two');
     expect(r.status).not.toBe(0);
     expect(r.err).toMatch(/replicaCount/);
+  });
+
+  it('GIVEN an image override WHEN rendered THEN the operator runs it and tells it, as BERTH_IMAGE, to run it for Registries without spec.image', () => {
+    const r = helm(
+      'template',
+      'berth',
+      CHART,
+      ...KUBE,
+      '--set',
+      'image.repository=registry.example/berth',
+      '--set',
+      'image.tag=9.9.9',
+    );
+    expect(r.status, r.err).toBe(0);
+    const objs = loadAllYaml(r.out) as KubernetesObject[];
+    const d = objs.find((o): o is V1Deployment => o.kind === 'Deployment');
+    const c = d?.spec?.template.spec?.containers[0];
+    expect(c?.image).toBe('registry.example/berth:9.9.9');
+    expect(c?.env?.find((e) => e.name === 'BERTH_IMAGE')?.value).toBe(
+      'registry.example/berth:9.9.9',
+    );
   });
 });

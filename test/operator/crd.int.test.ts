@@ -62,9 +62,10 @@ describe('Registry CRD on a real API server', () => {
   it('GIVEN a minimal Registry WHEN applied THEN the schema defaults are filled in', async () => {
     await kubectlApply(kc, aRegistry().named('minimal', NS).raw() as never);
     const r = await getRegistry(kc, NS, 'minimal');
+    // No image default: an unpinned Registry runs the operator's image (operator/image.ts).
+    expect(r.spec.image).toBeUndefined();
     expect(r.spec).toMatchObject({
       replicas: 1,
-      image: 'ghcr.io/berth-dev/berth:0.1.0',
       logLevel: 'info',
       deleteEnabled: true,
       readOnly: false,
@@ -326,6 +327,16 @@ describe('Registry CRD on a real API server', () => {
           .raw(),
       ),
     ).toContain('at most 58 characters');
+    expect(await rejected(aRegistry().named('m'.repeat(56), NS).raw())).toContain(
+      'at most 55 characters',
+    );
+    await kubectlApply(
+      kc,
+      aRegistry()
+        .named('m'.repeat(56), NS)
+        .with({ metrics: { enabled: false, serviceMonitor: { enabled: false, interval: '30s' } } })
+        .raw() as never,
+    );
     await kubectlApply(
       kc,
       aRegistry()
