@@ -15,7 +15,7 @@ import {
   type KubernetesObject,
   type V1Pod,
 } from '@kubernetes/client-node';
-import { realClock, type Clock } from './clock.js';
+import { backoffDelay, realClock, type Clock } from './clock.js';
 import { LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY, selectorLabels } from './desired/meta.js';
 import type { EventSink } from './events.js';
 import { referencedObjects, type ObjectRef } from './desired/files.js';
@@ -48,6 +48,26 @@ export interface ControllerOptions {
   maxBackoffMs?: number;
 }
 
+/** DISCOVERY_TIMEOUT_MS bounds an API discovery request, which would otherwise wait minutes. */
+const DISCOVERY_TIMEOUT_MS = 10_000;
+
+/** withTimeout settles as `p` does, or rejects once `ms` pass on `clock` first. */
+function withTimeout<T>(clock: Clock, p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const cancel = clock.setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        cancel();
+        resolve(v);
+      },
+      (err: unknown) => {
+        cancel();
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}
+
 const keyOf = (ns: string | undefined, name: string | undefined): string =>
   `${ns ?? ''}/${name ?? ''}`;
 
@@ -62,10 +82,13 @@ function ownerKey(obj: KubernetesObject): string | undefined {
 export class Controller {
   readonly queue: WorkQueue;
   private readonly clock: Clock;
-  private readonly watches: { name: string; w: Watched<KubernetesObject> }[] = [];
+  /** watches are the informers; an optional one (ServiceMonitors) does not gate synced(). */
+  private readonly watches: { name: string; w: Watched<KubernetesObject>; optional?: boolean }[] =
+    [];
   private readonly deps: ReconcileDeps;
   private running = false;
   private cancelResync: (() => void) | undefined;
+  private cancelDiscovery: (() => void) | undefined;
   private workersDone: Promise<void>[] = [];
   private smCache: { at: number; value: boolean } | undefined;
 
@@ -89,7 +112,7 @@ export class Controller {
       serviceMonitorApi: async () => {
         const now = this.clock.now();
         if (this.smCache && now - this.smCache.at < 60_000) return this.smCache.value;
-        const groups = await apis.getAPIVersions();
+        const groups = await withTimeout(this.clock, apis.getAPIVersions(), DISCOVERY_TIMEOUT_MS);
         const value = groups.groups.some(
           (g) => g.name === 'monitoring.coreos.com' && g.versions.some((v) => v.version === 'v1'),
         );
@@ -101,7 +124,7 @@ export class Controller {
 
   /** synced is true when every informer has listed once. */
   synced(): boolean {
-    return this.running && this.watches.every((w) => w.w.synced());
+    return this.running && this.watches.every((w) => w.optional === true || w.w.synced());
   }
 
   /** start begins watching and reconciling; it resolves once the caches are synced. */
@@ -132,25 +155,24 @@ export class Controller {
         onError: onError('registries'),
       }),
     );
-    const child = (
+    /** childWatch watches one kind of child: an event enqueues the Registry that owns it. */
+    const childWatch = (
       name: string,
       path: string,
       list: () => Promise<KubernetesListObject<KubernetesObject>>,
     ) =>
-      add(
-        name,
-        watchResource<KubernetesObject>({
-          ...common,
-          path,
-          list,
-          labelSelector: managed,
-          onEvent: (_t, o) => {
-            const k = ownerKey(o);
-            if (k) this.enqueue(k);
-          },
-          onError: onError(name),
-        }),
-      );
+      watchResource<KubernetesObject>({
+        ...common,
+        path,
+        list,
+        labelSelector: managed,
+        onEvent: (_t, o) => {
+          const k = ownerKey(o);
+          if (k) this.enqueue(k);
+        },
+        onError: onError(name),
+      });
+    const child = (...a: Parameters<typeof childWatch>) => add(a[0], childWatch(...a));
     child('deployments', '/apis/apps/v1/deployments', () =>
       apps.listDeploymentForAllNamespaces({ labelSelector: managed }),
     );
@@ -199,19 +221,6 @@ export class Controller {
     child('ingresses', '/apis/networking.k8s.io/v1/ingresses', () =>
       networking.listIngressForAllNamespaces({ labelSelector: managed }),
     );
-    // ServiceMonitors only when their API is served when the controller starts.
-    if (await this.deps.serviceMonitorApi())
-      child(
-        'servicemonitors',
-        '/apis/monitoring.coreos.com/v1/servicemonitors',
-        () =>
-          custom.listClusterCustomObject({
-            group: 'monitoring.coreos.com',
-            version: 'v1',
-            plural: 'servicemonitors',
-            labelSelector: managed,
-          }) as Promise<KubernetesListObject<KubernetesObject>>,
-      );
     // Pods belong to ReplicaSets, not to the Registry: their instance label names it. A
     // container stuck pulling its image or crash-looping shows in the status within seconds.
     add(
@@ -229,11 +238,55 @@ export class Controller {
       }),
     );
 
+    // Nothing is awaited before the informers start: each retries its own failures, so a
+    // transient API error here delays readiness, it never leaves the leader unready for good.
     await Promise.all(this.watches.map((w) => w.w.start()));
     log.info({ informers: this.watches.map((w) => w.name) }, 'caches synced');
     const n = this.opts.workers ?? 2;
     for (let i = 0; i < n; i++) this.workersDone.push(this.worker());
     this.scheduleResync();
+    // ServiceMonitors are watched once discovery says their API is served; a failed discovery
+    // request is retried. It is optional: readiness never waits for it.
+    this.watchServiceMonitors(1, () =>
+      childWatch(
+        'servicemonitors',
+        '/apis/monitoring.coreos.com/v1/servicemonitors',
+        () =>
+          custom.listClusterCustomObject({
+            group: 'monitoring.coreos.com',
+            version: 'v1',
+            plural: 'servicemonitors',
+            labelSelector: managed,
+          }) as Promise<KubernetesListObject<KubernetesObject>>,
+      ),
+    );
+  }
+
+  /**
+   * watchServiceMonitors asks discovery whether monitoring.coreos.com/v1 is served and, if it
+   * is, starts the ServiceMonitor watch `make` returns. A failed request is asked again
+   * after a capped backoff while the controller runs; an API that is not served is not watched.
+   */
+  private watchServiceMonitors(attempt: number, make: () => Watched<KubernetesObject>): void {
+    this.deps.serviceMonitorApi().then(
+      (served) => {
+        if (!served || !this.running) return;
+        const w = make();
+        this.watches.push({ name: 'servicemonitors', w, optional: true });
+        void w.start();
+      },
+      (err: unknown) => {
+        if (!this.running) return;
+        const delay = backoffDelay(attempt, 1000, 60_000);
+        this.opts.log.warn(
+          { err: errText(err).split('\n')[0], retryInMs: delay },
+          'api discovery failed, servicemonitors not watched yet',
+        );
+        this.cancelDiscovery = this.clock.setTimeout(() => {
+          if (this.running) this.watchServiceMonitors(attempt + 1, make);
+        }, delay);
+      },
+    );
   }
 
   /** stop ends watching, lets in-flight reconciles finish, and shuts the queue down. */
@@ -241,6 +294,7 @@ export class Controller {
     if (!this.running) return;
     this.running = false;
     this.cancelResync?.();
+    this.cancelDiscovery?.();
     for (const w of this.watches.splice(0)) w.w.stop();
     this.queue.shutDown();
     await Promise.all(this.workersDone.splice(0));
