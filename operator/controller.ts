@@ -221,6 +221,9 @@ export class Controller {
     child('ingresses', '/apis/networking.k8s.io/v1/ingresses', () =>
       networking.listIngressForAllNamespaces({ labelSelector: managed }),
     );
+    child('networkpolicies', '/apis/networking.k8s.io/v1/networkpolicies', () =>
+      networking.listNetworkPolicyForAllNamespaces({ labelSelector: managed }),
+    );
     // Pods belong to ReplicaSets, not to the Registry: their instance label names it. A
     // container stuck pulling its image or crash-looping shows in the status within seconds.
     add(

@@ -120,6 +120,35 @@ export interface NodeAccessSpec {
   crio: { configPath: string };
 }
 
+/** LabelSelectorSpec is a Kubernetes label selector (matchLabels and matchExpressions). */
+export interface LabelSelectorSpec {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: {
+    key: string;
+    operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+    values?: string[];
+  }[];
+}
+
+/** NetworkPeersSpec says who may reach one port: namespaces by name or label, and addresses. */
+export interface NetworkPeersSpec {
+  namespaces?: string[];
+  namespaceSelector?: LabelSelectorSpec;
+  /** ipBlocks are CIDRs (the API server validates them as NetworkPolicy ipBlock.cidr). */
+  ipBlocks?: string[];
+}
+
+/**
+ * NetworkPolicySpec is `spec.networkPolicy`: an opt-in Ingress NetworkPolicy for the Registry's
+ * pods. `registry` adds to the Registry's own namespace on the registry port; `metrics` is all
+ * that may reach the debug port (the CRD defaults it to the namespace `monitoring`).
+ */
+export interface NetworkPolicySpec {
+  enabled: boolean;
+  registry?: NetworkPeersSpec;
+  metrics?: NetworkPeersSpec;
+}
+
 export interface RegistrySpec {
   /**
    * image pins the Berth image; absent or empty, the Registry runs the operator's own image
@@ -174,6 +203,8 @@ export interface RegistrySpec {
    * tls names a kubernetes.io/tls Secret the server terminates HTTPS with, and optionally a
    * CA bundle that client certificates must chain to (mutual TLS).
    */
+  /** networkPolicy: the CRD defaults it to `{enabled: false, ...}`; absent on objects built by hand. */
+  networkPolicy?: NetworkPolicySpec;
   tls?: { secretName: string; clientCASecretRef?: SecretKeyRef };
   limits?: LimitsSpec;
   auth?: AuthSpec;

@@ -9,6 +9,7 @@ import { desiredDeployment } from './deployment.js';
 import {
   desiredIngress,
   desiredMetricsService,
+  desiredNetworkPolicy,
   desiredPodDisruptionBudget,
   desiredService,
   desiredServiceMonitor,
@@ -75,6 +76,7 @@ export const PRUNABLE = [
   { apiVersion: 'apps/v1', kind: 'DaemonSet', plural: 'daemonsets' },
   { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets' },
   { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', plural: 'ingresses' },
+  { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', plural: 'networkpolicies' },
   { apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitor', plural: 'servicemonitors' },
 ] as const;
 
@@ -102,6 +104,8 @@ export function desiredState(r: Registry, inputs: DesiredInputs): DesiredState {
   if (pdb) children.push(pdb);
   const ingress = desiredIngress(r);
   if (ingress) children.push(ingress);
+  const networkPolicy = desiredNetworkPolicy(r);
+  if (networkPolicy) children.push(networkPolicy);
   const skipped: string[] = [];
   const sm = desiredServiceMonitor(r);
   if (sm && inputs.serviceMonitorApi) children.push(sm);

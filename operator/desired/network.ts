@@ -1,12 +1,22 @@
-/** Service, PodDisruptionBudget, Ingress and ServiceMonitor for a Registry. */
+/** Service, PodDisruptionBudget, Ingress, NetworkPolicy and ServiceMonitor for a Registry. */
 import type {
   KubernetesObject,
   V1Ingress,
+  V1NetworkPolicy,
+  V1NetworkPolicyIngressRule,
+  V1NetworkPolicyPeer,
   V1PodDisruptionBudget,
   V1Service,
 } from '@kubernetes/client-node';
-import type { Registry } from '../types.js';
-import { DEBUG_PORT, LABEL_COMPONENT, childMeta, childNames, selectorLabels } from './meta.js';
+import type { NetworkPeersSpec, Registry } from '../types.js';
+import {
+  DEBUG_PORT,
+  HTTP_PORT,
+  LABEL_COMPONENT,
+  childMeta,
+  childNames,
+  selectorLabels,
+} from './meta.js';
 
 /**
  * desiredService exposes the registry port as `http` on spec.service.port: what clients use,
@@ -141,4 +151,60 @@ export function desiredServiceMonitor(r: Registry): KubernetesObject | undefined
       endpoints: [{ port: 'metrics', path: '/metrics', interval: m.serviceMonitor.interval }],
     },
   } as KubernetesObject;
+}
+
+/** NAMESPACE_NAME_LABEL is the label the API server puts on every namespace, with its name. */
+export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
+
+/**
+ * networkPeers are the NetworkPolicy peers for `spec`, plus the namespaces `always` (each name
+ * once, sorted): one peer for the named namespaces, one for the selector, one per CIDR.
+ */
+function networkPeers(
+  spec: NetworkPeersSpec | undefined,
+  always: string[] = [],
+): V1NetworkPolicyPeer[] {
+  const names = [...new Set([...always, ...(spec?.namespaces ?? [])])].sort();
+  const peers: V1NetworkPolicyPeer[] = [];
+  if (names.length > 0)
+    peers.push({
+      namespaceSelector: {
+        matchExpressions: [{ key: NAMESPACE_NAME_LABEL, operator: 'In', values: names }],
+      },
+    });
+  if (spec?.namespaceSelector) peers.push({ namespaceSelector: spec.namespaceSelector });
+  for (const cidr of spec?.ipBlocks ?? []) peers.push({ ipBlock: { cidr } });
+  return peers;
+}
+
+/**
+ * desiredNetworkPolicy is `<name>`, an Ingress-only NetworkPolicy for the Registry's server
+ * pods; undefined unless spec.networkPolicy.enabled. The registry port admits the Registry's
+ * own namespace and `registry`'s peers; the debug port admits `metrics`' peers only. A port
+ * without peers gets no rule at all (a rule without `from` would admit everyone), so nothing
+ * reaches it but what the network plugin always lets through (the node's own kubelet probes).
+ * Egress is not restricted.
+ */
+export function desiredNetworkPolicy(r: Registry): V1NetworkPolicy | undefined {
+  const np = r.spec.networkPolicy;
+  if (!np?.enabled) return undefined;
+  const rules = [
+    { port: HTTP_PORT, from: networkPeers(np.registry, [r.metadata.namespace]) },
+    { port: DEBUG_PORT, from: networkPeers(np.metrics) },
+  ].filter((rule) => rule.from.length > 0);
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: childMeta(r, childNames(r).workload),
+    spec: {
+      podSelector: { matchLabels: selectorLabels(r) },
+      policyTypes: ['Ingress'],
+      // `_from`: client-node's name for `from`; its serializer drops a key named `from`, and a
+      // rule without peers would admit everyone.
+      ingress: rules.map((rule): V1NetworkPolicyIngressRule => ({
+        ports: [{ protocol: 'TCP', port: rule.port }],
+        _from: rule.from,
+      })),
+    },
+  };
 }

@@ -146,6 +146,31 @@ describe('Registry CRD on a real API server', () => {
     expect(msg).toContain('ingress.host is required when the ingress is enabled');
   });
 
+  it('GIVEN no networkPolicy WHEN applied THEN it is off with the debug port for the monitoring namespace; GIVEN a bad namespace name or CIDR THEN each is rejected', async () => {
+    await kubectlApply(kc, aRegistry().named('np-default', NS).raw() as never);
+    expect((await getRegistry(kc, NS, 'np-default')).spec.networkPolicy).toEqual({
+      enabled: false,
+      registry: {},
+      metrics: {
+        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } },
+      },
+    });
+    const bad = (registry: Record<string, unknown>) =>
+      rejected(
+        aRegistry()
+          .named('np-bad', NS)
+          .with({ networkPolicy: { enabled: true, registry } })
+          .raw(),
+      );
+    expect(await bad({ namespaces: ['Not_A_Namespace'] })).toMatch(
+      /networkPolicy\.registry\.namespaces/,
+    );
+    expect(await bad({ ipBlocks: ['10.0.0.0'] })).toMatch(/networkPolicy\.registry\.ipBlocks/);
+    expect(
+      await bad({ namespaceSelector: { matchExpressions: [{ key: 'a', operator: 'Near' }] } }),
+    ).toMatch(/operator/);
+  });
+
   it('GIVEN full auth, limits and garbageCollection sections WHEN applied THEN they are accepted and defaulted', async () => {
     await kubectlApply(
       kc,

@@ -1,7 +1,8 @@
 /**
  * The operator's day 2 on a real control plane (etcd, kube-apiserver, kube-controller-manager),
  * the fake node running real `berth server` processes, and real MinIO: scaling as an HPA does it,
- * rotating referenced Secrets, pausing a Registry and repairing drift. The operator runs with
+ * rotating referenced Secrets, pausing a Registry, repairing drift and the opt-in NetworkPolicy
+ * (stored and validated by the API server; no network plugin enforces it here). The operator runs with
  * the chart's RBAC by impersonating its ServiceAccount.
  */
 import { spawnSync } from 'node:child_process';
@@ -12,6 +13,7 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   EventsV1Api,
+  NetworkingV1Api,
   PatchStrategy,
   PolicyV1Api,
   setHeaderOptions,
@@ -262,5 +264,88 @@ describe('the operator on day 2, against a real control plane, fake node and Min
       expect(await pdb()).toBeDefined();
       expect(await checksumNow()).not.toBe(sum);
     }, 15_000);
+  });
+
+  const networkPolicy = async () => {
+    try {
+      return await admin
+        .makeApiClient(NetworkingV1Api)
+        .readNamespacedNetworkPolicy({ name: 'images', namespace: NS });
+    } catch (err) {
+      if (err instanceof ApiException && err.code === 404) return undefined;
+      throw err;
+    }
+  };
+
+  it('GIVEN a Ready Registry WHEN spec.networkPolicy is enabled THEN the API server holds a NetworkPolicy admitting the own and listed namespaces and a CIDR on the registry port and monitoring on the debug port, and the Registry stays Ready; deleted by hand THEN it is back within seconds; disabled THEN it is pruned', async () => {
+    await ready();
+    expect(await networkPolicy()).toBeUndefined();
+    const withPolicy = (enabled: boolean) =>
+      registry()
+        .with({
+          logLevel: 'debug',
+          networkPolicy: {
+            enabled,
+            registry: { namespaces: ['ci', 'apps'], ipBlocks: ['10.0.0.0/16'] },
+          },
+        })
+        .raw() as never;
+    await kubectlApply(admin, withPolicy(true));
+    const np = await eventually(async () => {
+      const now = await networkPolicy();
+      if (!now) throw new Error('no NetworkPolicy');
+      return now;
+    }, 15_000);
+    expect(np.metadata?.ownerReferences?.[0]?.kind).toBe('Registry');
+    expect(np.spec?.podSelector?.matchLabels).toEqual({
+      'app.kubernetes.io/name': 'berth',
+      'app.kubernetes.io/instance': 'images',
+    });
+    expect(np.spec?.policyTypes).toEqual(['Ingress']);
+    const rules = (np.spec?.ingress ?? []).map((rule) => ({
+      port: rule.ports?.[0]?.port,
+      from: rule._from,
+    }));
+    expect(rules).toEqual([
+      {
+        port: 5000,
+        from: [
+          {
+            namespaceSelector: {
+              matchExpressions: [
+                {
+                  key: 'kubernetes.io/metadata.name',
+                  operator: 'In',
+                  values: ['apps', 'ci', NS],
+                },
+              ],
+            },
+          },
+          { ipBlock: { cidr: '10.0.0.0/16' } },
+        ],
+      },
+      {
+        port: 5001,
+        from: [
+          { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
+        ],
+      },
+    ]);
+    await ready();
+
+    const uid = np.metadata?.uid;
+    await admin
+      .makeApiClient(NetworkingV1Api)
+      .deleteNamespacedNetworkPolicy({ name: 'images', namespace: NS });
+    await eventually(async () => {
+      const now = await networkPolicy();
+      if (!now || now.metadata?.uid === uid) throw new Error('NetworkPolicy not recreated');
+    }, 15_000);
+
+    await kubectlApply(admin, withPolicy(false));
+    await eventually(async () => {
+      if (await networkPolicy()) throw new Error('NetworkPolicy not pruned');
+    }, 15_000);
+    await ready();
   });
 });

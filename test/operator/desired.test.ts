@@ -8,7 +8,7 @@ import {
   renderConfig,
 } from '../../operator/desired/config.js';
 import { desiredDeployment } from '../../operator/desired/deployment.js';
-import { desiredState, referencesDigest, refKey } from '../../operator/desired/index.js';
+import { desiredState, PRUNABLE, referencesDigest, refKey } from '../../operator/desired/index.js';
 import { referencedObjects, rollingReferences } from '../../operator/desired/files.js';
 import {
   CONFIG_CHECKSUM,
@@ -19,13 +19,20 @@ import {
 import {
   desiredIngress,
   desiredMetricsService,
+  desiredNetworkPolicy,
   desiredPodDisruptionBudget,
   desiredService,
   desiredServiceMonitor,
 } from '../../operator/desired/network.js';
 import { desiredSecret, httpSecretOf, signingKeyOf } from '../../operator/desired/secret.js';
 import type { Registry } from '../../operator/types.js';
-import type { V1Deployment, V1Secret, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import {
+  dumpYaml,
+  type V1Deployment,
+  type V1Secret,
+  type V1Volume,
+  type V1VolumeMount,
+} from '@kubernetes/client-node';
 import { aRegistry } from './builders.js';
 
 const secretEnv = {
@@ -470,6 +477,120 @@ describe('network renderers', () => {
       endpoints: [{ port: 'metrics', path: '/metrics', interval: '15s' }],
     });
     expect(desiredServiceMonitor(aRegistry().build())).toBeUndefined();
+  });
+});
+
+describe('network policy renderer', () => {
+  /** containerPort is the Deployment's port called `name` (what a policy must open). */
+  const containerPort = (r: Registry, name: string): number | undefined =>
+    desiredDeployment(r, 'sum').spec?.template.spec?.containers[0]?.ports?.find(
+      (p) => p.name === name,
+    )?.containerPort;
+
+  it('GIVEN the CRD defaults WHEN rendered THEN there is no NetworkPolicy (it is opt-in)', () => {
+    const r = aRegistry().build();
+    expect(r.spec.networkPolicy?.enabled).toBe(false);
+    expect(desiredNetworkPolicy(r)).toBeUndefined();
+  });
+
+  it('GIVEN networkPolicy enabled with namespaces, a selector and addresses WHEN rendered THEN only the server pods are selected, Ingress only, the registry port admits its own namespace and those peers, and the debug port only the monitoring namespace', () => {
+    const r = aRegistry()
+      .named('images', 'registry')
+      .with({
+        networkPolicy: {
+          enabled: true,
+          registry: {
+            namespaces: ['ci', 'apps', 'registry'],
+            namespaceSelector: { matchLabels: { 'berth.dev/pull': 'true' } },
+            ipBlocks: ['10.0.0.0/16'],
+          },
+        },
+      })
+      .build();
+    const np = desiredNetworkPolicy(r);
+    expect(np?.metadata?.name).toBe('images');
+    expect(np?.metadata?.ownerReferences?.[0]?.uid).toBe('uid-images');
+    const podLabels = desiredDeployment(r, 'sum').spec?.template.metadata?.labels ?? {};
+    const selector = Object.entries(np?.spec?.podSelector?.matchLabels ?? {});
+    expect(selector.length).toBeGreaterThan(0);
+    expect(selector.every(([k, v]) => podLabels[k] === v)).toBe(true);
+    expect(np?.spec?.podSelector?.matchLabels).toEqual(desiredService(r).spec?.selector);
+    expect(np?.spec?.policyTypes).toEqual(['Ingress']);
+    expect(np?.spec?.egress).toBeUndefined();
+    expect(np?.spec?.ingress).toEqual([
+      {
+        ports: [{ protocol: 'TCP', port: containerPort(r, 'http') }],
+        _from: [
+          {
+            namespaceSelector: {
+              matchExpressions: [
+                {
+                  key: 'kubernetes.io/metadata.name',
+                  operator: 'In',
+                  values: ['apps', 'ci', 'registry'],
+                },
+              ],
+            },
+          },
+          { namespaceSelector: { matchLabels: { 'berth.dev/pull': 'true' } } },
+          { ipBlock: { cidr: '10.0.0.0/16' } },
+        ],
+      },
+      {
+        ports: [{ protocol: 'TCP', port: containerPort(r, 'debug') }],
+        _from: [
+          { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
+        ],
+      },
+    ]);
+  });
+
+  it('GIVEN no peers for the debug port WHEN rendered THEN it gets no rule at all (a rule without from would admit everyone), and the registry port still admits the own namespace', () => {
+    const r = aRegistry()
+      .named('images', 'registry')
+      .with({ networkPolicy: { enabled: true, metrics: {} } })
+      .build();
+    const ingress = desiredNetworkPolicy(r)?.spec?.ingress ?? [];
+    expect(ingress.map((rule) => rule.ports?.[0]?.port)).toEqual([containerPort(r, 'http')]);
+    for (const rule of ingress) expect(rule._from?.length).toBeGreaterThan(0);
+    expect(ingress[0]?._from).toEqual([
+      {
+        namespaceSelector: {
+          matchExpressions: [
+            { key: 'kubernetes.io/metadata.name', operator: 'In', values: ['registry'] },
+          ],
+        },
+      },
+    ]);
+  });
+
+  it('GIVEN the rendered NetworkPolicy WHEN serialized as the Applier sends it THEN every rule keeps its from peers on the wire', () => {
+    const np = desiredNetworkPolicy(
+      aRegistry()
+        .with({ networkPolicy: { enabled: true, registry: { ipBlocks: ['10.0.0.0/16'] } } })
+        .build(),
+    );
+    // dumpYaml serializes as KubernetesObjectApi.patch does (ObjectSerializer by kind).
+    const wire = parse(dumpYaml(np)) as { spec: { ingress: { from?: unknown[] }[] } };
+    expect(wire.spec.ingress).toHaveLength(2);
+    for (const rule of wire.spec.ingress) expect(rule.from?.length).toBeGreaterThan(0);
+    expect(wire.spec.ingress[0]?.from).toContainEqual({ ipBlock: { cidr: '10.0.0.0/16' } });
+  });
+
+  it('GIVEN networkPolicy enabled WHEN the desired state is computed THEN the NetworkPolicy is a child, and NetworkPolicy is a prunable kind so turning it off removes it', () => {
+    const st = desiredState(
+      aRegistry()
+        .with({ networkPolicy: { enabled: true } })
+        .build(),
+      {
+        httpSecret: 's',
+        serviceMonitorApi: false,
+      },
+    );
+    expect(st.ok && st.children.map((c) => c.kind)).toContain('NetworkPolicy');
+    expect(PRUNABLE.map((k) => `${k.apiVersion} ${k.kind}`)).toContain(
+      'networking.k8s.io/v1 NetworkPolicy',
+    );
   });
 });
 

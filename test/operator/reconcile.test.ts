@@ -92,6 +92,23 @@ describe('reconcileRegistry on a fake cluster', () => {
     ]);
   });
 
+  it('GIVEN a NetworkPolicy asked for WHEN reconciled THEN it is applied after the Services; WHEN the spec turns it off THEN it alone is pruned', async () => {
+    const c = cluster(images().with({ networkPolicy: { enabled: true } }));
+    await reconcileRegistry(c.deps(), NS, 'images');
+    expect(c.calls).toContain('apply NetworkPolicy/images');
+    expect(c.calls.indexOf('apply NetworkPolicy/images')).toBeGreaterThan(
+      c.calls.indexOf('apply Service/images'),
+    );
+    c.registry = images()
+      .with({ networkPolicy: { enabled: false } })
+      .atGeneration(2)
+      .build();
+    c.calls.length = 0;
+    await reconcileRegistry(c.deps(), NS, 'images');
+    expect(c.calls.filter((x) => x.startsWith('delete'))).toEqual(['delete NetworkPolicy/images']);
+    expect(c.names('NetworkPolicy')).toEqual([]);
+  });
+
   it('GIVEN an object with our labels but another owner WHEN pruning THEN it is left alone', async () => {
     const c = cluster(images());
     c.put({
