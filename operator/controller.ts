@@ -20,7 +20,7 @@ import { LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY, selectorLabels } from './
 import type { EventSink } from './events.js';
 import { referencedObjects, type ObjectRef } from './desired/files.js';
 import { operatorImage } from './image.js';
-import { watchResource, type WatchEvent, type Watched } from './informer.js';
+import { metadataList, watchResource, type WatchEvent, type Watched } from './informer.js';
 import type { Logger } from './log.js';
 import type { OperatorMetrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
@@ -182,6 +182,9 @@ export class Controller {
     // Secrets and ConfigMaps: the children it owns, and the ones a Registry references (S3
     // credentials, TLS, htpasswd, keys), which are the user's and carry no label of ours. A
     // rotated credential reaches the pod-template checksum at once, not at the next resync.
+    // Every one in the cluster is watched, so only metadata is cached (a change is all that is
+    // needed; the reconcile reads the few it uses): no values in memory, and the cache stays
+    // small beside large Secrets such as Helm's release records.
     const referenced = (source: ObjectRef['source']) => (_t: WatchEvent, o: KubernetesObject) => {
       const k = ownerKey(o);
       if (k) this.enqueue(k);
@@ -193,7 +196,8 @@ export class Controller {
       watchResource<KubernetesObject>({
         ...common,
         path: '/api/v1/configmaps',
-        list: () => core.listConfigMapForAllNamespaces(),
+        list: () => core.listConfigMapForAllNamespaces({}, metadataList()),
+        metadataOnly: true,
         onEvent: referenced('ConfigMap'),
         onError: onError('configmaps'),
       }),
@@ -203,7 +207,8 @@ export class Controller {
       watchResource<KubernetesObject>({
         ...common,
         path: '/api/v1/secrets',
-        list: () => core.listSecretForAllNamespaces(),
+        list: () => core.listSecretForAllNamespaces({}, metadataList()),
+        metadataOnly: true,
         onEvent: referenced('Secret'),
         onError: onError('secrets'),
       }),
