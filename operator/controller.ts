@@ -8,15 +8,19 @@ import {
   ApisApi,
   CoreV1Api,
   CustomObjectsApi,
+  NetworkingV1Api,
+  PolicyV1Api,
   type KubeConfig,
   type KubernetesListObject,
   type KubernetesObject,
   type V1Pod,
 } from '@kubernetes/client-node';
-import { realClock, type Clock } from './clock.js';
+import { backoffDelay, realClock, type Clock } from './clock.js';
 import { LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY, selectorLabels } from './desired/meta.js';
 import type { EventSink } from './events.js';
-import { watchResource, type Watched } from './informer.js';
+import { referencedObjects, type ObjectRef } from './desired/files.js';
+import { operatorImage } from './image.js';
+import { metadataList, watchResource, type WatchEvent, type Watched } from './informer.js';
 import type { Logger } from './log.js';
 import type { OperatorMetrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
@@ -38,8 +42,30 @@ export interface ControllerOptions {
   resyncMs?: number;
   /** storageRetryMs is how soon storage problems are retried. Default 15 s. */
   storageRetryMs?: number;
+  /** operatorImage is what Registries without spec.image run. Default: operatorImage(). */
+  operatorImage?: string;
   /** maxBackoffMs caps the per-key retry delay after errors. Default 5 minutes. */
   maxBackoffMs?: number;
+}
+
+/** DISCOVERY_TIMEOUT_MS bounds an API discovery request, which would otherwise wait minutes. */
+const DISCOVERY_TIMEOUT_MS = 10_000;
+
+/** withTimeout settles as `p` does, or rejects once `ms` pass on `clock` first. */
+function withTimeout<T>(clock: Clock, p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const cancel = clock.setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        cancel();
+        resolve(v);
+      },
+      (err: unknown) => {
+        cancel();
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
 }
 
 const keyOf = (ns: string | undefined, name: string | undefined): string =>
@@ -56,10 +82,13 @@ function ownerKey(obj: KubernetesObject): string | undefined {
 export class Controller {
   readonly queue: WorkQueue;
   private readonly clock: Clock;
-  private readonly watches: { name: string; w: Watched<KubernetesObject> }[] = [];
+  /** watches are the informers; an optional one (ServiceMonitors) does not gate synced(). */
+  private readonly watches: { name: string; w: Watched<KubernetesObject>; optional?: boolean }[] =
+    [];
   private readonly deps: ReconcileDeps;
   private running = false;
   private cancelResync: (() => void) | undefined;
+  private cancelDiscovery: (() => void) | undefined;
   private workersDone: Promise<void>[] = [];
   private smCache: { at: number; value: boolean } | undefined;
 
@@ -78,11 +107,12 @@ export class Controller {
       clock: this.clock,
       log: opts.log,
       storageRetryMs: opts.storageRetryMs,
+      operatorImage: opts.operatorImage ?? operatorImage(),
       registryPods: (r) => this.registryPods(r),
       serviceMonitorApi: async () => {
         const now = this.clock.now();
         if (this.smCache && now - this.smCache.at < 60_000) return this.smCache.value;
-        const groups = await apis.getAPIVersions();
+        const groups = await withTimeout(this.clock, apis.getAPIVersions(), DISCOVERY_TIMEOUT_MS);
         const value = groups.groups.some(
           (g) => g.name === 'monitoring.coreos.com' && g.versions.some((v) => v.version === 'v1'),
         );
@@ -94,7 +124,7 @@ export class Controller {
 
   /** synced is true when every informer has listed once. */
   synced(): boolean {
-    return this.running && this.watches.every((w) => w.w.synced());
+    return this.running && this.watches.every((w) => w.optional === true || w.w.synced());
   }
 
   /** start begins watching and reconciling; it resolves once the caches are synced. */
@@ -125,39 +155,79 @@ export class Controller {
         onError: onError('registries'),
       }),
     );
-    const child = (
+    /** childWatch watches one kind of child: an event enqueues the Registry that owns it. */
+    const childWatch = (
       name: string,
       path: string,
       list: () => Promise<KubernetesListObject<KubernetesObject>>,
     ) =>
-      add(
-        name,
-        watchResource<KubernetesObject>({
-          ...common,
-          path,
-          list,
-          labelSelector: managed,
-          onEvent: (_t, o) => {
-            const k = ownerKey(o);
-            if (k) this.enqueue(k);
-          },
-          onError: onError(name),
-        }),
-      );
+      watchResource<KubernetesObject>({
+        ...common,
+        path,
+        list,
+        labelSelector: managed,
+        onEvent: (_t, o) => {
+          const k = ownerKey(o);
+          if (k) this.enqueue(k);
+        },
+        onError: onError(name),
+      });
+    const child = (...a: Parameters<typeof childWatch>) => add(a[0], childWatch(...a));
     child('deployments', '/apis/apps/v1/deployments', () =>
       apps.listDeploymentForAllNamespaces({ labelSelector: managed }),
-    );
-    child('configmaps', '/api/v1/configmaps', () =>
-      core.listConfigMapForAllNamespaces({ labelSelector: managed }),
     );
     child('services', '/api/v1/services', () =>
       core.listServiceForAllNamespaces({ labelSelector: managed }),
     );
-    child('secrets', '/api/v1/secrets', () =>
-      core.listSecretForAllNamespaces({ labelSelector: managed }),
+    // Secrets and ConfigMaps: the children it owns, and the ones a Registry references (S3
+    // credentials, TLS, htpasswd, keys), which are the user's and carry no label of ours. A
+    // rotated credential reaches the pod-template checksum at once, not at the next resync.
+    // Every one in the cluster is watched, so only metadata is cached (a change is all that is
+    // needed; the reconcile reads the few it uses): no values in memory, and the cache stays
+    // small beside large Secrets such as Helm's release records.
+    const referenced = (source: ObjectRef['source']) => (_t: WatchEvent, o: KubernetesObject) => {
+      const k = ownerKey(o);
+      if (k) this.enqueue(k);
+      for (const key of this.referencing(source, o.metadata?.namespace, o.metadata?.name))
+        this.enqueue(key);
+    };
+    add(
+      'configmaps',
+      watchResource<KubernetesObject>({
+        ...common,
+        path: '/api/v1/configmaps',
+        list: () => core.listConfigMapForAllNamespaces({}, metadataList()),
+        metadataOnly: true,
+        onEvent: referenced('ConfigMap'),
+        onError: onError('configmaps'),
+      }),
+    );
+    add(
+      'secrets',
+      watchResource<KubernetesObject>({
+        ...common,
+        path: '/api/v1/secrets',
+        list: () => core.listSecretForAllNamespaces({}, metadataList()),
+        metadataOnly: true,
+        onEvent: referenced('Secret'),
+        onError: onError('secrets'),
+      }),
     );
     child('daemonsets', '/apis/apps/v1/daemonsets', () =>
       apps.listDaemonSetForAllNamespaces({ labelSelector: managed }),
+    );
+    // Every kind the operator applies is watched, so a deleted or edited child is repaired at
+    // once, not at the resync.
+    const policy = kc.makeApiClient(PolicyV1Api);
+    const networking = kc.makeApiClient(NetworkingV1Api);
+    child('poddisruptionbudgets', '/apis/policy/v1/poddisruptionbudgets', () =>
+      policy.listPodDisruptionBudgetForAllNamespaces({ labelSelector: managed }),
+    );
+    child('ingresses', '/apis/networking.k8s.io/v1/ingresses', () =>
+      networking.listIngressForAllNamespaces({ labelSelector: managed }),
+    );
+    child('networkpolicies', '/apis/networking.k8s.io/v1/networkpolicies', () =>
+      networking.listNetworkPolicyForAllNamespaces({ labelSelector: managed }),
     );
     // Pods belong to ReplicaSets, not to the Registry: their instance label names it. A
     // container stuck pulling its image or crash-looping shows in the status within seconds.
@@ -176,11 +246,55 @@ export class Controller {
       }),
     );
 
+    // Nothing is awaited before the informers start: each retries its own failures, so a
+    // transient API error here delays readiness, it never leaves the leader unready for good.
     await Promise.all(this.watches.map((w) => w.w.start()));
     log.info({ informers: this.watches.map((w) => w.name) }, 'caches synced');
     const n = this.opts.workers ?? 2;
     for (let i = 0; i < n; i++) this.workersDone.push(this.worker());
     this.scheduleResync();
+    // ServiceMonitors are watched once discovery says their API is served; a failed discovery
+    // request is retried. It is optional: readiness never waits for it.
+    this.watchServiceMonitors(1, () =>
+      childWatch(
+        'servicemonitors',
+        '/apis/monitoring.coreos.com/v1/servicemonitors',
+        () =>
+          custom.listClusterCustomObject({
+            group: 'monitoring.coreos.com',
+            version: 'v1',
+            plural: 'servicemonitors',
+            labelSelector: managed,
+          }) as Promise<KubernetesListObject<KubernetesObject>>,
+      ),
+    );
+  }
+
+  /**
+   * watchServiceMonitors asks discovery whether monitoring.coreos.com/v1 is served and, if it
+   * is, starts the ServiceMonitor watch `make` returns. A failed request is asked again
+   * after a capped backoff while the controller runs; an API that is not served is not watched.
+   */
+  private watchServiceMonitors(attempt: number, make: () => Watched<KubernetesObject>): void {
+    this.deps.serviceMonitorApi().then(
+      (served) => {
+        if (!served || !this.running) return;
+        const w = make();
+        this.watches.push({ name: 'servicemonitors', w, optional: true });
+        void w.start();
+      },
+      (err: unknown) => {
+        if (!this.running) return;
+        const delay = backoffDelay(attempt, 1000, 60_000);
+        this.opts.log.warn(
+          { err: errText(err).split('\n')[0], retryInMs: delay },
+          'api discovery failed, servicemonitors not watched yet',
+        );
+        this.cancelDiscovery = this.clock.setTimeout(() => {
+          if (this.running) this.watchServiceMonitors(attempt + 1, make);
+        }, delay);
+      },
+    );
   }
 
   /** stop ends watching, lets in-flight reconciles finish, and shuts the queue down. */
@@ -188,9 +302,30 @@ export class Controller {
     if (!this.running) return;
     this.running = false;
     this.cancelResync?.();
+    this.cancelDiscovery?.();
     for (const w of this.watches.splice(0)) w.w.stop();
     this.queue.shutDown();
     await Promise.all(this.workersDone.splice(0));
+  }
+
+  /**
+   * referencing lists the keys of the Registries in `namespace` that reference the Secret or
+   * ConfigMap `name` (see referencedObjects), from the Registry cache.
+   */
+  private referencing(
+    source: ObjectRef['source'],
+    namespace: string | undefined,
+    name: string | undefined,
+  ): string[] {
+    if (namespace === undefined || name === undefined) return [];
+    const regs = this.watches.find((w) => w.name === 'registries')?.w.list(namespace) ?? [];
+    return regs
+      .filter((r) => {
+        const spec = (r as Partial<Registry>).spec;
+        if (!spec?.storage?.s3?.credentialsSecretRef) return false;
+        return referencedObjects(r as Registry).some((o) => o.source === source && o.name === name);
+      })
+      .map((r) => keyOf(namespace, r.metadata?.name));
   }
 
   /** registryPods are the Registry's server pods as the pod informer last saw them. */

@@ -6,6 +6,7 @@
  */
 import {
   makeInformer,
+  setHeaderOptions,
   type Informer,
   type KubeConfig,
   type KubernetesListObject,
@@ -16,6 +17,27 @@ import { backoffDelay, realClock, type Clock } from './clock.js';
 import type { Logger } from './log.js';
 
 export type WatchEvent = 'add' | 'update' | 'delete';
+
+const metadataAccept = (as: 'PartialObjectMetadata' | 'PartialObjectMetadataList'): string =>
+  `application/json;as=${as};g=meta.k8s.io;v=v1`;
+
+/**
+ * metadataList asks a generated client's list call for metadata only (a
+ * PartialObjectMetadataList: every item's `metadata`, no `data`, `spec` or `status`), as the
+ * `list` of a watchResource with `metadataOnly` must.
+ */
+export const metadataList = (): ReturnType<typeof setHeaderOptions> =>
+  setHeaderOptions('Accept', metadataAccept('PartialObjectMetadataList'));
+
+/** withAccept is `kc` with every request it authenticates asking for the media type `accept`. */
+function withAccept(kc: KubeConfig, accept: string): KubeConfig {
+  const out = Object.create(kc) as KubeConfig;
+  out.applySecurityAuthentication = async (ctx) => {
+    await kc.applySecurityAuthentication(ctx);
+    ctx.setHeaderParam('Accept', accept);
+  };
+  return out;
+}
 
 /**
  * MAX_RESTART_DELAY_MS caps the delay between restarts of a failed watch: long enough not to
@@ -47,12 +69,18 @@ export interface WatchOptions<T extends KubernetesObject> {
   clock?: Clock;
   /** onError is told about every error (before the restart). */
   onError?: (err: unknown) => void;
+  /**
+   * metadataOnly watches PartialObjectMetadata: the cache and the events hold each object's
+   * metadata only (for Secrets, no values in the operator's memory). `list` must ask for
+   * metadata too (metadataList).
+   */
+  metadataOnly?: boolean;
 }
 
 export function watchResource<T extends KubernetesObject>(opts: WatchOptions<T>): Watched<T> {
   const clock = opts.clock ?? realClock;
   const informer: Informer<T> & ObjectCache<T> = makeInformer(
-    opts.kc,
+    opts.metadataOnly ? withAccept(opts.kc, metadataAccept('PartialObjectMetadata')) : opts.kc,
     opts.path,
     opts.list,
     opts.labelSelector,

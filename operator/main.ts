@@ -30,6 +30,8 @@ export interface OperatorOptions {
   events?: EventSink;
   resyncMs?: number;
   storageRetryMs?: number;
+  /** operatorImage is what Registries without spec.image run; default $BERTH_IMAGE, else the release image. */
+  operatorImage?: string;
   leaseDurationSeconds?: number;
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
@@ -75,12 +77,16 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
     retryPeriodMs: opts.retryPeriodMs,
   });
 
+  // startFailed is set when a leader's controller could not start: it cannot recover in
+  // place, so /healthz fails and the kubelet restarts the process (and a standby may lead).
+  let startFailed = false;
   const probes = await serveProbes(
     metrics,
     // A standby is ready (it is doing its job: waiting); a leader once its caches are synced.
     () => !elector.isLeader() || (controller?.synced() ?? false),
     opts.probeHost ?? '0.0.0.0',
     opts.probePort ?? Number(process.env.BERTH_OPERATOR_PROBE_PORT ?? 8080),
+    () => !startFailed,
   );
 
   const campaign = elector.run(
@@ -95,12 +101,14 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
         clock,
         resyncMs: opts.resyncMs,
         storageRetryMs: opts.storageRetryMs,
+        operatorImage: opts.operatorImage,
       });
       controller = c;
       transition = transition.then(() =>
-        c
-          .start()
-          .catch((err: unknown) => log.error({ err: String(err) }, 'controller failed to start')),
+        c.start().catch((err: unknown) => {
+          startFailed = true;
+          log.error({ err: String(err) }, 'controller failed to start');
+        }),
       );
     },
     () => {

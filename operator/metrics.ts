@@ -53,17 +53,22 @@ export class OperatorMetrics {
   }
 }
 
-/** serveProbes answers /metrics, /healthz and /readyz on `port` (0: any) at `host`. */
+/**
+ * serveProbes answers /metrics, /healthz and /readyz on `port` (0: any) at `host`: /readyz is
+ * 200 while `ready()`, /healthz while `healthy()` (default always), else 503.
+ */
 export async function serveProbes(
   metrics: OperatorMetrics,
   ready: () => boolean,
   host: string,
   port: number,
+  healthy: () => boolean = () => true,
 ): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') {
-      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+      const ok = healthy();
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok' : 'unhealthy');
     } else if (path === '/readyz') {
       const ok = ready();
       res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok' : 'not ready');

@@ -5,7 +5,7 @@
 import type { V1Condition, V1DaemonSet, V1Deployment, V1Pod } from '@kubernetes/client-node';
 import { endpoint, selectorString } from './desired/meta.js';
 import { nodeAccessNames, nodeAccessOf, nodeAddress } from './desired/nodeaccess.js';
-import type { ConditionType, Registry, RegistryStatus } from './types.js';
+import type { ConditionType, IntOrString, Registry, RegistryStatus } from './types.js';
 
 /** StorageState is the outcome of checking (or creating) the bucket. */
 export interface StorageState {
@@ -35,6 +35,8 @@ export interface Observed {
   podProblems?: readonly PodProblem[];
   /** nodeAccess is what was seen of node access; ignored when spec.nodeAccess is off. */
   nodeAccess?: NodeAccessObserved;
+  /** image is what the registry pods run (see runningImage); undefined when none is ready. */
+  image?: string;
 }
 
 /** NodeAccessObserved is the node-access DaemonSet, or why its Service was refused. */
@@ -159,6 +161,68 @@ function cond(type: ConditionType, ok: boolean, reason: string, message: string)
   return { type, status: ok ? 'True' : 'False', reason, message };
 }
 
+/**
+ * maxUnavailable resolves the rolling update's maxUnavailable for `want` replicas as the
+ * Deployment controller does (percentages round down; with maxSurge also 0 it is 1). The
+ * Recreate strategy may take every replica down.
+ */
+export function maxUnavailable(r: Registry, want: number): number {
+  const s = r.spec.updateStrategy;
+  if (s.type === 'Recreate') return want;
+  const resolve = (v: IntOrString | undefined, dflt: number, up: boolean): number => {
+    if (v === undefined) return dflt;
+    if (typeof v === 'number') return v;
+    const pct = Number(v.replace(/%$/, ''));
+    if (!Number.isFinite(pct)) return dflt;
+    const n = (pct * want) / 100;
+    return up ? Math.ceil(n) : Math.floor(n);
+  };
+  const unavailable = resolve(s.maxUnavailable, 0, false);
+  const surge = resolve(s.maxSurge, 1, true);
+  return Math.min(want, unavailable === 0 && surge === 0 ? 1 : unavailable);
+}
+
+/**
+ * servingNeed is how many ready replicas keep a Registry Available: at least one, and no
+ * fewer than the update strategy lets a rollout take down. A Registry that was Ready needs
+ * no more than it had then, so scaling up (an HPA adding pods that still start) is not a
+ * loss; one that lost replicas below that stays short until it is back to the strategy's
+ * minimum, so it does not flap.
+ */
+export function servingNeed(r: Registry): number {
+  const want = r.spec.replicas;
+  if (want === 0) return 0;
+  const floor = Math.max(1, want - maxUnavailable(r, want));
+  const wasReady = r.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+  if (!wasReady) return floor;
+  return Math.max(1, Math.min(floor, r.status?.readyReplicas ?? 0));
+}
+
+/**
+ * runningImage is the image the ready registry pods run (container `berth`, as the pod spec
+ * names it); while pods of a rollout run different images, the one most of them run, a tie
+ * going to the older pods. Undefined when no pod is ready.
+ */
+export function runningImage(pods: readonly V1Pod[]): string | undefined {
+  const count = new Map<string, { n: number; oldest: string }>();
+  for (const p of pods) {
+    if (p.metadata?.deletionTimestamp) continue;
+    if (!p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) continue;
+    const image = p.spec?.containers.find((c) => c.name === 'berth')?.image;
+    if (image === undefined) continue;
+    const created = new Date(p.metadata?.creationTimestamp ?? 0).toISOString();
+    const seen = count.get(image);
+    count.set(image, {
+      n: (seen?.n ?? 0) + 1,
+      oldest: seen && seen.oldest < created ? seen.oldest : created,
+    });
+  }
+  const best = [...count.entries()].sort(
+    ([, a], [, b]) => b.n - a.n || a.oldest.localeCompare(b.oldest),
+  )[0];
+  return best?.[0];
+}
+
 /** rollout summarises a Deployment for the conditions. */
 export function rollout(
   r: Registry,
@@ -177,8 +241,8 @@ export function rollout(
   const updated = st?.updatedReplicas ?? 0;
   const replicas = st?.replicas ?? 0;
   const current = (d?.metadata?.generation ?? 0) <= (st?.observedGeneration ?? -1);
-  const availableCond = st?.conditions?.find((c) => c.type === 'Available');
-  const available = d !== undefined && (want === 0 || availableCond?.status === 'True');
+  // Not the Deployment's own Available: with maxUnavailable 0 it turns False on a scale-up.
+  const available = d !== undefined && ready >= servingNeed(r);
   const specReplicas = d?.spec?.replicas ?? want;
   const progressing =
     d === undefined ||
@@ -265,13 +329,14 @@ export function conditionsFor(r: Registry, o: Observed): Cond[] {
       ? cond('Degraded', true, degradedWhy[0]!, degradedWhy[1]!)
       : cond('Degraded', false, 'AsExpected', ''),
   );
+  // A rollout or a scale-up in flight is not a reason to stop being Ready: enough replicas
+  // serve (Available), and Progressing says what is under way.
   const ready =
     configOk &&
     o.applyError === undefined &&
     o.storage.ready &&
     podWhy === undefined &&
-    ro.available &&
-    !ro.progressing;
+    ro.available;
   const notReadyReason = !configOk
     ? configReason
     : o.applyError !== undefined
@@ -280,12 +345,15 @@ export function conditionsFor(r: Registry, o: Observed): Cond[] {
         ? o.storage.reason
         : podWhy !== undefined
           ? podWhy[0]!
-          : !ro.available
-            ? 'Unavailable'
-            : 'RollingOut';
+          : 'Unavailable';
   out.push(
     ready
-      ? cond('Ready', true, 'Ready', `serving at ${endpoint(r)}`)
+      ? cond(
+          'Ready',
+          true,
+          'Ready',
+          `serving at ${endpoint(r)}${ro.progressing ? ` (${ro.ready}/${want} ready, rolling out)` : ''}`,
+        )
       : cond(
           'Ready',
           false,
@@ -294,7 +362,34 @@ export function conditionsFor(r: Registry, o: Observed): Cond[] {
         ),
   );
   if (nodeCond) out.push(nodeCond);
+  out.push(cond('Managed', true, 'Managed', 'the operator reconciles this Registry'));
   return out;
+}
+
+/**
+ * unmanagedStatus is the status of a Registry with spec.managementState Unmanaged: the last
+ * observations stay as they were (the operator no longer looks after it, so it does not claim
+ * anything new), `Managed` turns False and observedGeneration says the spec was seen.
+ */
+export function unmanagedStatus(r: Registry, now: Date): RegistryStatus {
+  const gen = r.metadata.generation ?? 0;
+  const prev = r.status?.conditions ?? [];
+  const old = prev.find((c) => c.type === 'Managed');
+  const managed: V1Condition = {
+    type: 'Managed',
+    status: 'False',
+    reason: 'Unmanaged',
+    message:
+      'spec.managementState is Unmanaged: the operator applies, prunes and repairs nothing; the other conditions are as last observed',
+    observedGeneration: gen,
+    lastTransitionTime:
+      old?.status === 'False' ? old.lastTransitionTime : (now.toISOString() as unknown as Date),
+  };
+  return {
+    ...r.status,
+    observedGeneration: gen,
+    conditions: [...prev.filter((c) => c.type !== 'Managed'), managed],
+  };
 }
 
 /**
@@ -321,7 +416,7 @@ export function computeStatus(r: Registry, o: Observed): RegistryStatus {
     selector: selectorString(r),
     endpoint: endpoint(r),
     ...(addr !== undefined ? { nodeAddress: addr } : {}),
-    image: r.spec.image,
+    ...(o.image !== undefined ? { image: o.image } : {}),
     storage: {
       bucket: r.spec.storage.s3.bucket,
       managed: r.spec.storage.s3.bucketManagement === 'Managed',
@@ -387,7 +482,9 @@ export function transitions(prev: RegistryStatus | undefined, next: RegistryStat
       reason: c.reason,
       message: c.message,
       // Nodes still starting the node-access pods is progress, not a problem.
-      warning: bad && c.type !== 'Progressing' && c.reason !== 'NodesPending',
+      // Pausing a Registry is a decision, not a problem.
+      warning:
+        bad && c.type !== 'Progressing' && c.type !== 'Managed' && c.reason !== 'NodesPending',
     });
   }
   return out;

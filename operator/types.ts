@@ -120,8 +120,42 @@ export interface NodeAccessSpec {
   crio: { configPath: string };
 }
 
+/** LabelSelectorSpec is a Kubernetes label selector (matchLabels and matchExpressions). */
+export interface LabelSelectorSpec {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: {
+    key: string;
+    operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+    values?: string[];
+  }[];
+}
+
+/** NetworkPeersSpec says who may reach one port: namespaces by name or label, and addresses. */
+export interface NetworkPeersSpec {
+  namespaces?: string[];
+  namespaceSelector?: LabelSelectorSpec;
+  /** ipBlocks are CIDRs (the API server validates them as NetworkPolicy ipBlock.cidr). */
+  ipBlocks?: string[];
+}
+
+/**
+ * NetworkPolicySpec is `spec.networkPolicy`: an opt-in Ingress NetworkPolicy for the Registry's
+ * pods. `registry` adds to the Registry's own namespace on the registry port; `metrics` is all
+ * that may reach the debug port (the CRD defaults it to the namespace `monitoring`).
+ */
+export interface NetworkPolicySpec {
+  enabled: boolean;
+  registry?: NetworkPeersSpec;
+  metrics?: NetworkPeersSpec;
+}
+
 export interface RegistrySpec {
-  image: string;
+  /**
+   * image pins the Berth image; absent or empty, the Registry runs the operator's own image
+   * (operatorImage) and follows it across operator upgrades. The reconciler resolves it
+   * (withImage) before rendering, so desired/* and status see it set.
+   */
+  image?: string;
   imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
   imagePullSecrets?: { name: string }[];
   replicas: number;
@@ -169,11 +203,18 @@ export interface RegistrySpec {
    * tls names a kubernetes.io/tls Secret the server terminates HTTPS with, and optionally a
    * CA bundle that client certificates must chain to (mutual TLS).
    */
+  /** networkPolicy: the CRD defaults it to `{enabled: false, ...}`; absent on objects built by hand. */
+  networkPolicy?: NetworkPolicySpec;
   tls?: { secretName: string; clientCASecretRef?: SecretKeyRef };
   limits?: LimitsSpec;
   auth?: AuthSpec;
   garbageCollection?: GarbageCollectionSpec;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /**
+   * managementState Unmanaged pauses reconciling: nothing is applied or pruned and the status
+   * keeps its conditions but for `Managed`. The CRD defaults it to Managed.
+   */
+  managementState?: 'Managed' | 'Unmanaged';
   metrics: {
     enabled: boolean;
     serviceMonitor: { enabled: boolean; interval: string; labels?: Record<string, string> };
@@ -191,7 +232,8 @@ export type ConditionType =
   | 'Degraded'
   | 'StorageReady'
   | 'ConfigValid'
-  | 'NodeAccessReady';
+  | 'NodeAccessReady'
+  | 'Managed';
 
 export interface RegistryStatus {
   observedGeneration?: number;

@@ -2,6 +2,7 @@ import type {
   V1Container,
   V1Deployment,
   V1EnvVar,
+  V1TopologySpreadConstraint,
   V1Volume,
   V1VolumeMount,
 } from '@kubernetes/client-node';
@@ -35,6 +36,55 @@ export const RUN_AS = 65532;
 export const PRESTOP_SLEEP_SECONDS = 5;
 /** GRACE_SECONDS is the pod's termination grace: the preStop sleep, the drain, and a margin. */
 export const GRACE_SECONDS = PRESTOP_SLEEP_SECONDS + SHUTDOWN_SECONDS + 5;
+
+/** DEFAULT_CPU_REQUEST and DEFAULT_MEMORY_REQUEST are asked for unless spec.resources says
+ * otherwise (an HPA on CPU utilisation needs a CPU request). */
+export const DEFAULT_CPU_REQUEST = '100m';
+export const DEFAULT_MEMORY_REQUEST = '256Mi';
+
+/**
+ * defaultResources are the container's requests and limits: spec.resources over defaults, key
+ * by key. Ephemeral storage is requested for the blob cache (its size, or 256Mi without one)
+ * and limited to the cache's emptyDir limit plus 1 GiB for /tmp, logs and the writable layer,
+ * so the scheduler places pods where the cache fits and the kubelet evicts only a runaway pod.
+ * A default request is left out where the spec sets only a limit for that resource
+ * (Kubernetes then requests the limit, and a default request above the limit is invalid).
+ */
+export function defaultResources(r: Registry): {
+  requests: Record<string, string>;
+  limits: Record<string, string>;
+} {
+  const cacheGiB = blobCacheGiB(r);
+  const requests: Record<string, string> = {
+    cpu: DEFAULT_CPU_REQUEST,
+    memory: DEFAULT_MEMORY_REQUEST,
+    'ephemeral-storage': cacheGiB > 0 ? `${cacheGiB}Gi` : '256Mi',
+  };
+  const limits: Record<string, string> = { 'ephemeral-storage': `${cacheGiB + 2}Gi` };
+  const spec = r.spec.resources;
+  for (const k of Object.keys(spec?.limits ?? {}))
+    if (spec?.requests?.[k] === undefined) delete requests[k];
+  return {
+    requests: { ...requests, ...spec?.requests },
+    limits: { ...limits, ...spec?.limits },
+  };
+}
+
+/**
+ * defaultTopologySpread spreads a Registry's pods across nodes and zones as far as the
+ * scheduler can (ScheduleAnyway: never leaves a pod pending for it), counting only the pods
+ * of the same revision (matchLabelKeys pod-template-hash), so a rollout is not skewed by the
+ * pods it replaces. spec.topologySpreadConstraints replaces it.
+ */
+export function defaultTopologySpread(r: Registry): V1TopologySpreadConstraint[] {
+  return ['kubernetes.io/hostname', 'topology.kubernetes.io/zone'].map((topologyKey) => ({
+    maxSkew: 1,
+    topologyKey,
+    whenUnsatisfiable: 'ScheduleAnyway',
+    labelSelector: { matchLabels: selectorLabels(r) },
+    matchLabelKeys: ['pod-template-hash'],
+  }));
+}
 
 /**
  * desiredDeployment runs `berth server` for `r`. `configChecksum` (of the rendered config and
@@ -147,7 +197,7 @@ export function desiredDeployment(r: Registry, configChecksum: string): V1Deploy
       capabilities: { drop: ['ALL'] },
       seccompProfile: { type: 'RuntimeDefault' },
     },
-    ...(r.spec.resources ? { resources: r.spec.resources } : {}),
+    resources: defaultResources(r),
   };
   const strategy =
     r.spec.updateStrategy.type === 'Recreate'
@@ -187,9 +237,7 @@ export function desiredDeployment(r: Registry, configChecksum: string): V1Deploy
           ...(r.spec.nodeSelector ? { nodeSelector: r.spec.nodeSelector } : {}),
           ...(r.spec.affinity ? { affinity: r.spec.affinity } : {}),
           ...(r.spec.tolerations ? { tolerations: r.spec.tolerations } : {}),
-          ...(r.spec.topologySpreadConstraints
-            ? { topologySpreadConstraints: r.spec.topologySpreadConstraints }
-            : {}),
+          topologySpreadConstraints: r.spec.topologySpreadConstraints ?? defaultTopologySpread(r),
           ...(r.spec.priorityClassName ? { priorityClassName: r.spec.priorityClassName } : {}),
         },
       },

@@ -106,3 +106,50 @@ export function mountedFiles(r: Registry): {
 export function referencedFiles(r: Registry): MountedFile[] {
   return Object.values(mountedFiles(r)).filter((f): f is MountedFile => f !== undefined);
 }
+
+/** ObjectRef names a Secret or ConfigMap in the Registry's namespace. */
+export interface ObjectRef {
+  source: 'Secret' | 'ConfigMap';
+  name: string;
+}
+
+/** KeyRef is one key of a referenced Secret or ConfigMap. */
+export interface KeyRef extends ObjectRef {
+  key: string;
+}
+
+/**
+ * referencedObjects lists every Secret and ConfigMap a Registry reads from (not its own
+ * generated Secret), each once, sorted: a change to one of them is a reason to reconcile it.
+ */
+export function referencedObjects(r: Registry): ObjectRef[] {
+  const s3 = r.spec.storage.s3;
+  const refs: ObjectRef[] = [{ source: 'Secret', name: s3.credentialsSecretRef.name }];
+  if (s3.caBundleSecretRef) refs.push({ source: 'Secret', name: s3.caBundleSecretRef.name });
+  if (r.spec.tls) refs.push({ source: 'Secret', name: r.spec.tls.secretName });
+  for (const f of referencedFiles(r))
+    if (!f.generated) refs.push({ source: f.source, name: f.name });
+  const seen = new Map(refs.map((o) => [`${o.source}/${o.name}`, o]));
+  return [...seen.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([, o]) => o);
+}
+
+/**
+ * rollingReferences lists the referenced keys the server reads only when it starts, so a
+ * change must roll the pods: the S3 credentials (environment variables), the S3 CA bundle, a
+ * given token signing key and an external issuer's JWKS or certificates. The TLS certificate
+ * and key, the client CA and htpasswd are left out: the server re-reads those files when the
+ * kubelet updates them (server/http/tls.ts, server/auth/htpasswd.ts), with no restart.
+ */
+export function rollingReferences(r: Registry): KeyRef[] {
+  const s3 = r.spec.storage.s3;
+  const c = s3.credentialsSecretRef;
+  const out: KeyRef[] = [
+    { source: 'Secret', name: c.name, key: c.accessKeyIdKey },
+    { source: 'Secret', name: c.name, key: c.secretAccessKeyKey },
+  ];
+  if (s3.caBundleSecretRef) out.push({ source: 'Secret', ...s3.caBundleSecretRef });
+  const files = mountedFiles(r);
+  for (const f of [files.signingKey, files.jwks, files.rootCertBundle])
+    if (f && !f.generated) out.push({ source: f.source, name: f.name, key: f.key });
+  return out;
+}

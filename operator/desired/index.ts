@@ -8,11 +8,14 @@ import { checksum, configYaml, desiredConfigMap } from './config.js';
 import { desiredDeployment } from './deployment.js';
 import {
   desiredIngress,
+  desiredMetricsService,
+  desiredNetworkPolicy,
   desiredPodDisruptionBudget,
   desiredService,
   desiredServiceMonitor,
 } from './network.js';
 import { desiredNodeAccessDaemonSet, desiredNodeService } from './nodeaccess.js';
+import { rollingReferences, type KeyRef } from './files.js';
 import { desiredSecret } from './secret.js';
 
 export interface DesiredInputs {
@@ -26,6 +29,28 @@ export interface DesiredInputs {
   signingKey?: string;
   /** missing lists referenced Secrets and ConfigMaps (or keys) that do not exist. */
   missing?: readonly string[];
+  /**
+   * referenced is what the referenced keys the server reads only at start hold now (see
+   * rollingReferences), by `Source/name/key`; a missing key is absent. Their digest is in the
+   * pod-template checksum, so rotating them rolls the pods.
+   */
+  referenced?: ReadonlyMap<string, string>;
+}
+
+/** refKey is the key of a referenced key in DesiredInputs.referenced. */
+export const refKey = (ref: KeyRef): string => `${ref.source}/${ref.name}/${ref.key}`;
+
+/**
+ * referencesDigest is a digest of the values of `r`'s rolling references (see
+ * rollingReferences), in their fixed order; a missing one counts as missing, not as empty.
+ */
+export function referencesDigest(r: Registry, values: ReadonlyMap<string, string>): string {
+  return checksum(
+    ...rollingReferences(r).map((ref) => {
+      const v = values.get(refKey(ref));
+      return `${refKey(ref)}${v === undefined ? '\u0001missing' : `=${v}`}`;
+    }),
+  );
 }
 
 export type DesiredState =
@@ -51,6 +76,7 @@ export const PRUNABLE = [
   { apiVersion: 'apps/v1', kind: 'DaemonSet', plural: 'daemonsets' },
   { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets' },
   { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', plural: 'ingresses' },
+  { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', plural: 'networkpolicies' },
   { apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitor', plural: 'servicemonitors' },
 ] as const;
 
@@ -68,13 +94,18 @@ export function desiredState(r: Registry, inputs: DesiredInputs): DesiredState {
   const secret = desiredSecret(r, inputs.httpSecret, inputs.generate, inputs.signingKey);
   // The stored values are in the checksum, so a regenerated secret or key rolls the pods.
   const stored = Object.values(secret.data ?? {}).join('\0');
-  const deployment = desiredDeployment(r, checksum(config.yaml, stored));
+  const refs = referencesDigest(r, inputs.referenced ?? new Map());
+  const deployment = desiredDeployment(r, checksum(config.yaml, stored, refs));
   const children: KubernetesObject[] = [desiredConfigMap(r, config.yaml), secret, deployment];
   children.push(desiredService(r));
+  const metricsService = desiredMetricsService(r);
+  if (metricsService) children.push(metricsService);
   const pdb = desiredPodDisruptionBudget(r);
   if (pdb) children.push(pdb);
   const ingress = desiredIngress(r);
   if (ingress) children.push(ingress);
+  const networkPolicy = desiredNetworkPolicy(r);
+  if (networkPolicy) children.push(networkPolicy);
   const skipped: string[] = [];
   const sm = desiredServiceMonitor(r);
   if (sm && inputs.serviceMonitorApi) children.push(sm);

@@ -39,9 +39,10 @@ export function childNames(r: Registry): {
   workload: string;
   config: string;
   secret: string;
+  metrics: string;
 } {
   const n = r.metadata.name;
-  return { workload: n, config: `${n}-config`, secret: `${n}-secret` };
+  return { workload: n, config: `${n}-config`, secret: `${n}-secret`, metrics: `${n}-metrics` };
 }
 
 /** selectorLabels select a Registry's pods; they never change for the life of the Registry. */

@@ -18,11 +18,29 @@ export interface PrunableKind {
   kind: string;
 }
 
-export class Applier {
-  private readonly objects: KubernetesObjectApi;
+/**
+ * ObjectClient is the part of client-node's generic object API the Applier uses: server-side
+ * apply, list by label, delete. Tests give it a small in-memory fake.
+ */
+export type ObjectClient = Pick<KubernetesObjectApi, 'patch' | 'list' | 'delete'>;
 
-  constructor(kc: KubeConfig) {
-    this.objects = KubernetesObjectApi.makeApiClient(kc);
+/** ChildApplier applies one child and prunes what is no longer wanted (see Applier). */
+export interface ChildApplier {
+  apply<T extends KubernetesObject>(obj: T): Promise<T>;
+  prune(
+    r: Registry,
+    keep: readonly KubernetesObject[],
+    kinds: readonly PrunableKind[],
+  ): Promise<string[]>;
+}
+
+export class Applier implements ChildApplier {
+  private readonly objects: ObjectClient;
+
+  /** Applier talks to the cluster of `kc`, or through `objects` (a fake in tests). */
+  constructor(kcOrObjects: KubeConfig | ObjectClient) {
+    this.objects =
+      'makeApiClient' in kcOrObjects ? KubernetesObjectApi.makeApiClient(kcOrObjects) : kcOrObjects;
   }
 
   /** apply server-side-applies `obj` and returns the object as the API server now has it. */

@@ -21,30 +21,60 @@ import {
   type V1Service,
 } from '@kubernetes/client-node';
 import type { Clock } from '../clock.js';
-import { desiredState, PRUNABLE } from '../desired/index.js';
+import { desiredState, PRUNABLE, refKey } from '../desired/index.js';
 import { LABEL_INSTANCE, LABEL_NAME, childNames, selectorString } from '../desired/meta.js';
 import { NODE_ACCESS_NAME, nodeAccessNames, nodeAccessOf } from '../desired/nodeaccess.js';
-import { referencedFiles } from '../desired/files.js';
+import { referencedFiles, rollingReferences } from '../desired/files.js';
 import { httpSecretOf, signingKeyOf } from '../desired/secret.js';
 import type { EventSink } from '../events.js';
+import { operatorImage, withImage } from '../image.js';
 import type { Logger } from '../log.js';
 import {
   computeStatus,
   podProblems,
+  runningImage,
   statusChanged,
   transitions,
+  unmanagedStatus,
   type NodeAccessObserved,
   type StorageState,
 } from '../status.js';
 import type { BucketStore, BucketTarget, Credentials } from '../storage.js';
 import { FINALIZER, GROUP, PLURAL, VERSION, type Registry } from '../types.js';
-import type { Applier } from './apply.js';
+import type { ChildApplier } from './apply.js';
 
+/** CoreApi is what the reconciler reads and deletes in the core group. */
+export type CoreApi = Pick<
+  CoreV1Api,
+  | 'readNamespacedSecret'
+  | 'readNamespacedConfigMap'
+  | 'readNamespacedService'
+  | 'deleteNamespacedService'
+  | 'listNamespacedPod'
+>;
+/** AppsApi is what the reconciler reads and deletes in apps/v1. */
+export type AppsApi = Pick<
+  AppsV1Api,
+  | 'readNamespacedDeployment'
+  | 'readNamespacedDaemonSet'
+  | 'deleteNamespacedDeployment'
+  | 'deleteNamespacedDaemonSet'
+>;
+/** RegistryApi reads a Registry and patches its finalizers and status. */
+export type RegistryApi = Pick<
+  CustomObjectsApi,
+  'getNamespacedCustomObject' | 'patchNamespacedCustomObject' | 'patchNamespacedCustomObjectStatus'
+>;
+
+/**
+ * ReconcileDeps are the reconciler's narrow roles: the real clients in the controller, a
+ * recording fake in unit tests (test/operator/fake-cluster.ts).
+ */
 export interface ReconcileDeps {
-  core: CoreV1Api;
-  apps: AppsV1Api;
-  custom: CustomObjectsApi;
-  applier: Applier;
+  core: CoreApi;
+  apps: AppsApi;
+  custom: RegistryApi;
+  applier: ChildApplier;
   buckets: BucketStore;
   events: EventSink;
   clock: Clock;
@@ -58,6 +88,11 @@ export interface ReconcileDeps {
    * informer); without it each pass lists them from the API server.
    */
   registryPods?: (r: Registry) => readonly V1Pod[];
+  /**
+   * operatorImage is the image Registries without spec.image run (see operator/image.ts).
+   * Default: the release image of this version.
+   */
+  operatorImage?: string;
   /** nodeAccessRetryMs is how soon a refused node-access Service is tried again. Default 60 s. */
   nodeAccessRetryMs?: number;
 }
@@ -93,11 +128,7 @@ async function orAbsent<T>(read: Promise<T>): Promise<T | undefined> {
   }
 }
 
-function readSecret(
-  core: CoreV1Api,
-  namespace: string,
-  name: string,
-): Promise<V1Secret | undefined> {
+function readSecret(core: CoreApi, namespace: string, name: string): Promise<V1Secret | undefined> {
   return orAbsent(core.readNamespacedSecret({ name, namespace }));
 }
 
@@ -107,7 +138,7 @@ function secretValue(s: V1Secret, key: string): string | undefined {
 }
 
 function readConfigMap(
-  core: CoreV1Api,
+  core: CoreApi,
   namespace: string,
   name: string,
 ): Promise<V1ConfigMap | undefined> {
@@ -133,6 +164,31 @@ async function missingFiles(deps: ReconcileDeps, r: Registry): Promise<string[]>
       (obj as V1ConfigMap).binaryData?.[f.key] === undefined
     )
       out.push(`${f.source} ${ns}/${f.name} has no key ${f.key}`);
+  }
+  return out;
+}
+
+/**
+ * referencedValues reads the keys the server reads only at start (rollingReferences), for the
+ * pod-template checksum; each object is read once. Values stay in memory, never in a message.
+ */
+async function referencedValues(deps: ReconcileDeps, r: Registry): Promise<Map<string, string>> {
+  const ns = r.metadata.namespace;
+  const objects = new Map<string, Promise<V1Secret | V1ConfigMap | undefined>>();
+  const out = new Map<string, string>();
+  for (const ref of rollingReferences(r)) {
+    const id = `${ref.source}/${ref.name}`;
+    let obj = objects.get(id);
+    if (!obj) {
+      obj =
+        ref.source === 'Secret'
+          ? readSecret(deps.core, ns, ref.name)
+          : readConfigMap(deps.core, ns, ref.name);
+      objects.set(id, obj);
+    }
+    const o = await obj;
+    const v = o?.data?.[ref.key] ?? (o && 'binaryData' in o ? o.binaryData?.[ref.key] : undefined);
+    if (v !== undefined) out.set(refKey(ref), v);
   }
   return out;
 }
@@ -346,14 +402,46 @@ function readDeployment(deps: ReconcileDeps, r: Registry): Promise<V1Deployment 
   return orAbsent(deps.apps.readNamespacedDeployment({ name, namespace: r.metadata.namespace }));
 }
 
+/**
+ * pause is a pass over an Unmanaged Registry: nothing is applied, pruned or checked; only the
+ * `Managed` condition (and observedGeneration) is written, once.
+ */
+async function pause(deps: ReconcileDeps, r: Registry): Promise<ReconcileResult> {
+  const status = unmanagedStatus(r, new Date(deps.clock.now()));
+  if (!statusChanged(r.status, status)) return {};
+  const { namespace, name } = r.metadata;
+  await deps.custom.patchNamespacedCustomObjectStatus(
+    {
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: PLURAL,
+      name,
+      body: {
+        status: { observedGeneration: status.observedGeneration, conditions: status.conditions },
+      },
+    },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
+  for (const t of transitions(r.status, status))
+    await deps.events.record(r, {
+      type: 'Normal',
+      reason: t.reason,
+      action: t.type,
+      note: `${t.type} is ${t.to}: ${t.message}`,
+    });
+  deps.log.info({ registry: name, namespace }, 'registry unmanaged, not reconciled');
+  return {};
+}
+
 export async function reconcileRegistry(
   deps: ReconcileDeps,
   namespace: string,
   name: string,
 ): Promise<ReconcileResult> {
-  let r: Registry;
+  let stored: Registry;
   try {
-    r = (await deps.custom.getNamespacedCustomObject({
+    stored = (await deps.custom.getNamespacedCustomObject({
       group: GROUP,
       version: VERSION,
       namespace,
@@ -364,7 +452,10 @@ export async function reconcileRegistry(
     if (is404(err)) return {}; // deleted: the garbage collector removes the children
     throw err;
   }
+  // An unpinned Registry runs the operator's image, so an operator upgrade upgrades it.
+  const r = withImage(stored, deps.operatorImage ?? operatorImage());
   if (r.metadata.deletionTimestamp) return finalize(deps, r);
+  if (r.spec.managementState === 'Unmanaged') return pause(deps, r);
 
   const s3 = r.spec.storage.s3;
   const wantFinalizer = s3.deletionPolicy === 'Delete' && s3.bucketManagement === 'Managed';
@@ -386,6 +477,7 @@ export async function reconcileRegistry(
     signingKey: signingKeyOf(existingSecret),
     serviceMonitorApi: await deps.serviceMonitorApi(),
     missing: await missingFiles(deps, r),
+    referenced: await referencedValues(deps, r),
   });
 
   // Storage first: it decides StorageReady, but a bad bucket does not stop the children.
@@ -423,6 +515,8 @@ export async function reconcileRegistry(
   if (nodeAccess === undefined && nodeAccessOf(r))
     nodeAccess = { daemonSet: await readDaemonSet(deps, r) };
 
+  const pods = await listRegistryPods(deps, r);
+  const image = runningImage(pods);
   const status = computeStatus(r, {
     configProblems: desired.ok ? [] : desired.problems,
     ...(!desired.ok && desired.reason ? { configReason: desired.reason } : {}),
@@ -430,12 +524,15 @@ export async function reconcileRegistry(
     deployment,
     now: new Date(deps.clock.now()),
     ...(applyError !== undefined ? { applyError: apiMessage(applyError) } : {}),
-    podProblems: podProblems(await listRegistryPods(deps, r)),
+    podProblems: podProblems(pods),
+    ...(image !== undefined ? { image } : {}),
     ...(nodeAccess ? { nodeAccess } : {}),
   });
   if (statusChanged(r.status, status)) {
     // A merge patch keeps keys it does not mention: null removes a node address no longer set.
-    const body = { status: { ...status, nodeAddress: status.nodeAddress ?? null } };
+    const body = {
+      status: { ...status, nodeAddress: status.nodeAddress ?? null, image: status.image ?? null },
+    };
     await deps.custom.patchNamespacedCustomObjectStatus(
       { group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
@@ -452,7 +549,7 @@ export async function reconcileRegistry(
     }
   }
   if (applyError !== undefined) throw applyError;
-  // Referenced Secrets are not watched (they are not ours): look again until they appear.
+  // Referenced Secrets and ConfigMaps are watched; looking again is a fallback for a watch gap.
   const missingRef = !desired.ok && desired.reason === 'SecretMissing';
   if (!storage.ready || missingRef) return { requeueAfterMs: deps.storageRetryMs ?? 15_000 };
   // A taken node port may be freed by someone else: look again now and then.

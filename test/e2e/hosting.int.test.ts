@@ -7,7 +7,7 @@
  * image is reported within a minute, and scaling and deletion leave nothing behind.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -175,6 +175,45 @@ describe('in-cluster image hosting on a real node', () => {
     ].join('\n');
   };
 
+  /**
+   * keepDiagnostics writes what explains a namespace's pods not becoming Ready (their status,
+   * the namespace's Events, the containers' logs, the kubelet's and API server's recent output)
+   * to a file that outlives the node's temp dir, and returns its path with the pods' status.
+   */
+  const keepDiagnostics = async (namespace: string): Promise<string> => {
+    const pods = await core
+      .listNamespacedPod({ namespace })
+      .catch(() => ({ items: [] as V1Pod[] }));
+    const status = pods.items.map(
+      (p) =>
+        `${p.metadata?.name} ${p.status?.phase} conditions=${JSON.stringify(p.status?.conditions)} containers=${JSON.stringify(p.status?.containerStatuses)}`,
+    );
+    const events = await core
+      .listNamespacedEvent({ namespace })
+      .then((l) => l.items)
+      .catch(() => []);
+    const file = join(tmpdir(), `berth-hosting-diagnostics-${Date.now()}.txt`);
+    writeFileSync(
+      file,
+      [
+        '=== pods',
+        ...status,
+        '=== events',
+        ...events.map(
+          (e) =>
+            `${e.lastTimestamp?.toISOString() ?? ''} ${e.type} ${e.reason} ${e.involvedObject.kind}/${e.involvedObject.name}: ${e.message}`,
+        ),
+        '=== container logs',
+        cluster.node.podLogs(namespace),
+        '=== kubelet',
+        cluster.node.logs('kubelet').slice(-20_000),
+        '=== kube-apiserver',
+        cluster.cp.logs('kube-apiserver').slice(-10_000),
+      ].join('\n'),
+    );
+    return `diagnostics kept in ${file}\n${status.join('\n')}`;
+  };
+
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'berth-hosting-'));
     cluster = await startRealCluster();
@@ -197,19 +236,25 @@ describe('in-cluster image hosting on a real node', () => {
     expect(built.reference).toBe(DEFAULT_IMAGE);
     cluster.node.importImage(built.archive);
 
-    run(tool('helm'), [
-      'install',
-      'berth',
-      CHART,
-      '--namespace',
-      'berth-system',
-      '--create-namespace',
-      '--kubeconfig',
-      cluster.cp.kubeconfig,
-      '--wait',
-      '--timeout',
-      '5m',
-    ]);
+    try {
+      run(tool('helm'), [
+        'install',
+        'berth',
+        CHART,
+        '--namespace',
+        'berth-system',
+        '--create-namespace',
+        '--kubeconfig',
+        cluster.cp.kubeconfig,
+        '--wait',
+        '--timeout',
+        '5m',
+      ]);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n${await keepDiagnostics('berth-system')}`, {
+        cause: err,
+      });
+    }
     await core.createNamespace({ body: { metadata: { name: NS } } });
     await core.createNamespacedSecret({
       namespace: NS,

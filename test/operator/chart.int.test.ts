@@ -4,7 +4,14 @@
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { KubernetesObjectApi, loadAllYaml, type KubernetesObject } from '@kubernetes/client-node';
+import {
+  KubernetesObjectApi,
+  loadAllYaml,
+  type KubernetesObject,
+  type V1ClusterRole,
+  type V1Deployment,
+  type V1NetworkPolicy,
+} from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startControlPlane, type ControlPlane } from '../support/kube.js';
 import { tool } from '../support/tools.js';
@@ -92,5 +99,76 @@ describe('helm chart on a real API server', () => {
     const r = helm('template', 'berth', CHART, ...KUBE, '--set', 'replicaCount=two');
     expect(r.status).not.toBe(0);
     expect(r.err).toMatch(/replicaCount/);
+  });
+
+  it('GIVEN an image override WHEN rendered THEN the operator runs it and tells it, as BERTH_IMAGE, to run it for Registries without spec.image', () => {
+    const r = helm(
+      'template',
+      'berth',
+      CHART,
+      ...KUBE,
+      '--set',
+      'image.repository=registry.example/berth',
+      '--set',
+      'image.tag=9.9.9',
+    );
+    expect(r.status, r.err).toBe(0);
+    const objs = loadAllYaml(r.out) as KubernetesObject[];
+    const d = objs.find((o): o is V1Deployment => o.kind === 'Deployment');
+    const c = d?.spec?.template.spec?.containers[0];
+    expect(c?.image).toBe('registry.example/berth:9.9.9');
+    expect(c?.env?.find((e) => e.name === 'BERTH_IMAGE')?.value).toBe(
+      'registry.example/berth:9.9.9',
+    );
+  });
+
+  it('GIVEN networkPolicy.enabled WHEN rendered THEN a NetworkPolicy selects only the operator pod and admits only its metrics port from the monitoring namespaces, and the API server accepts it', async () => {
+    const r = helm(
+      'template',
+      'berth',
+      CHART,
+      ...KUBE,
+      '--namespace',
+      'berth-system',
+      '--set',
+      'networkPolicy.enabled=true',
+    );
+    expect(r.status, r.err).toBe(0);
+    const objs = loadAllYaml(r.out) as KubernetesObject[];
+    const np = objs.find((o): o is V1NetworkPolicy => o.kind === 'NetworkPolicy');
+    const d = objs.find((o): o is V1Deployment => o.kind === 'Deployment');
+    const podLabels = d?.spec?.template.metadata?.labels ?? {};
+    const selector = Object.entries(np?.spec?.podSelector?.matchLabels ?? {});
+    expect(selector.length).toBeGreaterThan(0);
+    expect(selector.every(([k, v]) => podLabels[k] === v)).toBe(true);
+    expect(np?.spec?.policyTypes).toEqual(['Ingress']);
+    const metricsPort = d?.spec?.template.spec?.containers[0]?.ports?.find(
+      (p) => p.name === 'metrics',
+    )?.containerPort;
+    expect(np?.spec?.ingress).toEqual([
+      {
+        ports: [{ protocol: 'TCP', port: metricsPort }],
+        _from: [
+          { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
+        ],
+      },
+    ]);
+    await dryRun(objs);
+    expect(helm('template', 'berth', CHART, ...KUBE).out.includes('kind: NetworkPolicy')).toBe(
+      false,
+    );
+  });
+
+  it('GIVEN the default values WHEN rendered THEN the operator may manage the NetworkPolicies Registries ask for', () => {
+    const r = helm('template', 'berth', CHART, ...KUBE);
+    expect(r.status, r.err).toBe(0);
+    const role = (loadAllYaml(r.out) as KubernetesObject[]).find(
+      (o): o is V1ClusterRole => o.kind === 'ClusterRole',
+    );
+    const rule = role?.rules?.find((x) => x.resources?.includes('networkpolicies'));
+    expect(rule?.apiGroups).toEqual(['networking.k8s.io']);
+    expect(rule?.verbs).toEqual(
+      expect.arrayContaining(['get', 'list', 'watch', 'create', 'patch', 'delete']),
+    );
   });
 });

@@ -28,5 +28,9 @@ describe('charts/berth', () => {
     expect(validate({ replicaCount: 'two' })).toBe(false);
     expect(validate({ sampleRegistry: { bucket: 'Bad_Bucket' } })).toBe(false);
     expect(validate({ typo: true })).toBe(false);
+    expect(validate({ networkPolicy: { enabled: 'yes' } })).toBe(false);
+    expect(validate({ networkPolicy: { metricsNamespaceSelector: { matchLabel: {} } } })).toBe(
+      false,
+    );
   });
 });

@@ -62,9 +62,10 @@ describe('Registry CRD on a real API server', () => {
   it('GIVEN a minimal Registry WHEN applied THEN the schema defaults are filled in', async () => {
     await kubectlApply(kc, aRegistry().named('minimal', NS).raw() as never);
     const r = await getRegistry(kc, NS, 'minimal');
+    // No image default: an unpinned Registry runs the operator's image (operator/image.ts).
+    expect(r.spec.image).toBeUndefined();
     expect(r.spec).toMatchObject({
       replicas: 1,
-      image: 'ghcr.io/berth-dev/berth:0.1.0',
       logLevel: 'info',
       deleteEnabled: true,
       readOnly: false,
@@ -143,6 +144,31 @@ describe('Registry CRD on a real API server', () => {
         .raw(),
     );
     expect(msg).toContain('ingress.host is required when the ingress is enabled');
+  });
+
+  it('GIVEN no networkPolicy WHEN applied THEN it is off with the debug port for the monitoring namespace; GIVEN a bad namespace name or CIDR THEN each is rejected', async () => {
+    await kubectlApply(kc, aRegistry().named('np-default', NS).raw() as never);
+    expect((await getRegistry(kc, NS, 'np-default')).spec.networkPolicy).toEqual({
+      enabled: false,
+      registry: {},
+      metrics: {
+        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } },
+      },
+    });
+    const bad = (registry: Record<string, unknown>) =>
+      rejected(
+        aRegistry()
+          .named('np-bad', NS)
+          .with({ networkPolicy: { enabled: true, registry } })
+          .raw(),
+      );
+    expect(await bad({ namespaces: ['Not_A_Namespace'] })).toMatch(
+      /networkPolicy\.registry\.namespaces/,
+    );
+    expect(await bad({ ipBlocks: ['10.0.0.0'] })).toMatch(/networkPolicy\.registry\.ipBlocks/);
+    expect(
+      await bad({ namespaceSelector: { matchExpressions: [{ key: 'a', operator: 'Near' }] } }),
+    ).toMatch(/operator/);
   });
 
   it('GIVEN full auth, limits and garbageCollection sections WHEN applied THEN they are accepted and defaulted', async () => {
@@ -326,6 +352,16 @@ describe('Registry CRD on a real API server', () => {
           .raw(),
       ),
     ).toContain('at most 58 characters');
+    expect(await rejected(aRegistry().named('m'.repeat(56), NS).raw())).toContain(
+      'at most 55 characters',
+    );
+    await kubectlApply(
+      kc,
+      aRegistry()
+        .named('m'.repeat(56), NS)
+        .with({ metrics: { enabled: false, serviceMonitor: { enabled: false, interval: '30s' } } })
+        .raw() as never,
+    );
     await kubectlApply(
       kc,
       aRegistry()

@@ -8,7 +8,8 @@ import {
   renderConfig,
 } from '../../operator/desired/config.js';
 import { desiredDeployment } from '../../operator/desired/deployment.js';
-import { desiredState } from '../../operator/desired/index.js';
+import { desiredState, PRUNABLE, referencesDigest, refKey } from '../../operator/desired/index.js';
+import { referencedObjects, rollingReferences } from '../../operator/desired/files.js';
 import {
   CONFIG_CHECKSUM,
   childNames,
@@ -17,13 +18,21 @@ import {
 } from '../../operator/desired/meta.js';
 import {
   desiredIngress,
+  desiredMetricsService,
+  desiredNetworkPolicy,
   desiredPodDisruptionBudget,
   desiredService,
   desiredServiceMonitor,
 } from '../../operator/desired/network.js';
 import { desiredSecret, httpSecretOf, signingKeyOf } from '../../operator/desired/secret.js';
 import type { Registry } from '../../operator/types.js';
-import type { V1Deployment, V1Secret, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import {
+  dumpYaml,
+  type V1Deployment,
+  type V1Secret,
+  type V1Volume,
+  type V1VolumeMount,
+} from '@kubernetes/client-node';
 import { aRegistry } from './builders.js';
 
 const secretEnv = {
@@ -177,7 +186,12 @@ describe('deployment renderer', () => {
     .withS3({
       credentialsSecretRef: { name: 'creds', accessKeyIdKey: 'ak', secretAccessKeyKey: 'sk' },
     })
-    .with({ replicas: 3, resources: { requests: { cpu: '100m' } }, nodeSelector: { zone: 'a' } })
+    .with({
+      image: 'ghcr.io/berth-dev/berth:0.1.0',
+      replicas: 3,
+      resources: { requests: { cpu: '100m' } },
+      nodeSelector: { zone: 'a' },
+    })
     .build();
   const d: V1Deployment = desiredDeployment(r, 'abc123');
   const pod = d.spec!.template.spec!;
@@ -193,7 +207,55 @@ describe('deployment renderer', () => {
       configMap: { name: 'reg-config', items: [{ key: 'berth.yaml', path: 'berth.yaml' }] },
     });
     expect(pod.nodeSelector).toEqual({ zone: 'a' });
-    expect(c.resources).toEqual({ requests: { cpu: '100m' } });
+    expect(c.resources?.requests?.cpu).toBe('100m');
+  });
+
+  it('GIVEN no resources in the spec WHEN rendered THEN CPU, memory and the blob cache are requested and ephemeral storage is limited', () => {
+    const bare = desiredDeployment(aRegistry().build(), 'x').spec!.template.spec!.containers[0]!;
+    expect(bare.resources).toEqual({
+      requests: { cpu: '100m', memory: '256Mi', 'ephemeral-storage': '10Gi' },
+      limits: { 'ephemeral-storage': '12Gi' },
+    });
+    const noCache = desiredDeployment(
+      aRegistry()
+        .with({ blobCache: { sizeGiB: 0 } })
+        .build(),
+      'x',
+    ).spec!.template.spec!.containers[0]!;
+    expect(noCache.resources).toEqual({
+      requests: { cpu: '100m', memory: '256Mi', 'ephemeral-storage': '256Mi' },
+      limits: { 'ephemeral-storage': '2Gi' },
+    });
+  });
+
+  it('GIVEN spec.resources with a memory limit only and a cpu request WHEN rendered THEN they win key by key and no default request exceeds the limit', () => {
+    const own = desiredDeployment(
+      aRegistry()
+        .with({ resources: { requests: { cpu: '2' }, limits: { memory: '128Mi' } } })
+        .build(),
+      'x',
+    ).spec!.template.spec!.containers[0]!;
+    expect(own.resources).toEqual({
+      requests: { cpu: '2', 'ephemeral-storage': '10Gi' },
+      limits: { memory: '128Mi', 'ephemeral-storage': '12Gi' },
+    });
+  });
+
+  it('GIVEN no spread constraints WHEN rendered THEN pods spread over nodes and zones without ever staying pending for it; given ones THEN they replace it', () => {
+    expect(pod.topologySpreadConstraints).toEqual(
+      ['kubernetes.io/hostname', 'topology.kubernetes.io/zone'].map((topologyKey) => ({
+        maxSkew: 1,
+        topologyKey,
+        whenUnsatisfiable: 'ScheduleAnyway',
+        labelSelector: {
+          matchLabels: { 'app.kubernetes.io/name': 'berth', 'app.kubernetes.io/instance': 'reg' },
+        },
+        matchLabelKeys: ['pod-template-hash'],
+      })),
+    );
+    const own = [{ maxSkew: 2, topologyKey: 'rack', whenUnsatisfiable: 'DoNotSchedule' }];
+    const d2 = desiredDeployment(aRegistry().with({ topologySpreadConstraints: own }).build(), 'x');
+    expect(d2.spec?.template.spec?.topologySpreadConstraints).toEqual(own);
   });
 
   it('GIVEN the blob cache default WHEN rendered THEN each pod gets an emptyDir for it and the server is pointed at it; sizeGiB 0 THEN neither', () => {
@@ -300,7 +362,7 @@ describe('deployment renderer', () => {
 });
 
 describe('network renderers', () => {
-  it('GIVEN service settings WHEN rendered THEN the Service exposes http (and metrics) on the pods', () => {
+  it('GIVEN service settings WHEN rendered THEN the Service exposes only http on the pods', () => {
     const r = aRegistry()
       .with({ service: { type: 'NodePort', port: 80, annotations: { a: 'b' } } })
       .build();
@@ -308,20 +370,54 @@ describe('network renderers', () => {
     expect(s.spec?.type).toBe('NodePort');
     expect(s.spec?.ports).toEqual([
       { name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' },
-      { name: 'metrics', port: 5001, targetPort: 'debug', protocol: 'TCP' },
     ]);
     expect(s.metadata?.annotations).toEqual({ a: 'b' });
     expect(endpoint(r)).toBe('http://reg.default.svc:80');
   });
 
+  it('GIVEN metrics enabled and a NodePort registry Service WHEN rendered THEN the debug port is on its own ClusterIP Service <name>-metrics, and the ServiceMonitor selects only it keeping the job name', () => {
+    const r = aRegistry()
+      .with({
+        service: { type: 'NodePort', port: 5000 },
+        metrics: { enabled: true, serviceMonitor: { enabled: true, interval: '30s' } },
+      })
+      .build();
+    const m = desiredMetricsService(r);
+    expect(m?.metadata?.name).toBe('reg-metrics');
+    expect(m?.spec?.type).toBe('ClusterIP');
+    expect(m?.spec?.ports).toEqual([
+      { name: 'metrics', port: 5001, targetPort: 'debug', protocol: 'TCP' },
+    ]);
+    expect(m?.spec?.selector).toEqual(desiredService(r).spec?.selector);
+    const sm = desiredServiceMonitor(r) as unknown as {
+      spec: { jobLabel: string; selector: { matchLabels: Record<string, string> } };
+    };
+    const smSelector = Object.entries(sm.spec.selector.matchLabels);
+    const picks = (labels: Record<string, string> | undefined) =>
+      smSelector.every(([k, v]) => labels?.[k] === v);
+    expect(picks(m?.metadata?.labels)).toBe(true);
+    expect(picks(desiredService(r).metadata?.labels)).toBe(false);
+    expect(m?.metadata?.labels?.[sm.spec.jobLabel]).toBe('reg');
+    expect(
+      desiredMetricsService(
+        aRegistry()
+          .with({
+            metrics: { enabled: false, serviceMonitor: { enabled: false, interval: '30s' } },
+          })
+          .build(),
+      ),
+    ).toBeUndefined();
+  });
+
   it('GIVEN the PDB defaults WHEN rendered THEN one pod may be down; disabled THEN none is rendered', () => {
     expect(desiredPodDisruptionBudget(aRegistry().build())?.spec).toMatchObject({
       maxUnavailable: 1,
+      unhealthyPodEvictionPolicy: 'AlwaysAllow',
     });
     expect(
       desiredPodDisruptionBudget(
         aRegistry()
-          .with({ podDisruptionBudget: { enabled: true, minAvailable: '50%' } })
+          .with({ replicas: 3, podDisruptionBudget: { enabled: true, minAvailable: '50%' } })
           .build(),
       )?.spec,
     ).toMatchObject({ minAvailable: '50%' });
@@ -332,6 +428,16 @@ describe('network renderers', () => {
           .build(),
       ),
     ).toBeUndefined();
+  });
+
+  it('GIVEN one replica and a minAvailable that would block every drain WHEN rendered THEN the PDB still lets the pod be evicted', () => {
+    const spec = desiredPodDisruptionBudget(
+      aRegistry()
+        .with({ replicas: 1, podDisruptionBudget: { enabled: true, minAvailable: 1 } })
+        .build(),
+    )?.spec;
+    expect(spec?.maxUnavailable).toBe(1);
+    expect(spec?.minAvailable).toBeUndefined();
   });
 
   it('GIVEN an enabled ingress WHEN rendered THEN it routes the host to the Service with TLS', () => {
@@ -374,6 +480,120 @@ describe('network renderers', () => {
   });
 });
 
+describe('network policy renderer', () => {
+  /** containerPort is the Deployment's port called `name` (what a policy must open). */
+  const containerPort = (r: Registry, name: string): number | undefined =>
+    desiredDeployment(r, 'sum').spec?.template.spec?.containers[0]?.ports?.find(
+      (p) => p.name === name,
+    )?.containerPort;
+
+  it('GIVEN the CRD defaults WHEN rendered THEN there is no NetworkPolicy (it is opt-in)', () => {
+    const r = aRegistry().build();
+    expect(r.spec.networkPolicy?.enabled).toBe(false);
+    expect(desiredNetworkPolicy(r)).toBeUndefined();
+  });
+
+  it('GIVEN networkPolicy enabled with namespaces, a selector and addresses WHEN rendered THEN only the server pods are selected, Ingress only, the registry port admits its own namespace and those peers, and the debug port only the monitoring namespace', () => {
+    const r = aRegistry()
+      .named('images', 'registry')
+      .with({
+        networkPolicy: {
+          enabled: true,
+          registry: {
+            namespaces: ['ci', 'apps', 'registry'],
+            namespaceSelector: { matchLabels: { 'berth.dev/pull': 'true' } },
+            ipBlocks: ['10.0.0.0/16'],
+          },
+        },
+      })
+      .build();
+    const np = desiredNetworkPolicy(r);
+    expect(np?.metadata?.name).toBe('images');
+    expect(np?.metadata?.ownerReferences?.[0]?.uid).toBe('uid-images');
+    const podLabels = desiredDeployment(r, 'sum').spec?.template.metadata?.labels ?? {};
+    const selector = Object.entries(np?.spec?.podSelector?.matchLabels ?? {});
+    expect(selector.length).toBeGreaterThan(0);
+    expect(selector.every(([k, v]) => podLabels[k] === v)).toBe(true);
+    expect(np?.spec?.podSelector?.matchLabels).toEqual(desiredService(r).spec?.selector);
+    expect(np?.spec?.policyTypes).toEqual(['Ingress']);
+    expect(np?.spec?.egress).toBeUndefined();
+    expect(np?.spec?.ingress).toEqual([
+      {
+        ports: [{ protocol: 'TCP', port: containerPort(r, 'http') }],
+        _from: [
+          {
+            namespaceSelector: {
+              matchExpressions: [
+                {
+                  key: 'kubernetes.io/metadata.name',
+                  operator: 'In',
+                  values: ['apps', 'ci', 'registry'],
+                },
+              ],
+            },
+          },
+          { namespaceSelector: { matchLabels: { 'berth.dev/pull': 'true' } } },
+          { ipBlock: { cidr: '10.0.0.0/16' } },
+        ],
+      },
+      {
+        ports: [{ protocol: 'TCP', port: containerPort(r, 'debug') }],
+        _from: [
+          { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
+        ],
+      },
+    ]);
+  });
+
+  it('GIVEN no peers for the debug port WHEN rendered THEN it gets no rule at all (a rule without from would admit everyone), and the registry port still admits the own namespace', () => {
+    const r = aRegistry()
+      .named('images', 'registry')
+      .with({ networkPolicy: { enabled: true, metrics: {} } })
+      .build();
+    const ingress = desiredNetworkPolicy(r)?.spec?.ingress ?? [];
+    expect(ingress.map((rule) => rule.ports?.[0]?.port)).toEqual([containerPort(r, 'http')]);
+    for (const rule of ingress) expect(rule._from?.length).toBeGreaterThan(0);
+    expect(ingress[0]?._from).toEqual([
+      {
+        namespaceSelector: {
+          matchExpressions: [
+            { key: 'kubernetes.io/metadata.name', operator: 'In', values: ['registry'] },
+          ],
+        },
+      },
+    ]);
+  });
+
+  it('GIVEN the rendered NetworkPolicy WHEN serialized as the Applier sends it THEN every rule keeps its from peers on the wire', () => {
+    const np = desiredNetworkPolicy(
+      aRegistry()
+        .with({ networkPolicy: { enabled: true, registry: { ipBlocks: ['10.0.0.0/16'] } } })
+        .build(),
+    );
+    // dumpYaml serializes as KubernetesObjectApi.patch does (ObjectSerializer by kind).
+    const wire = parse(dumpYaml(np)) as { spec: { ingress: { from?: unknown[] }[] } };
+    expect(wire.spec.ingress).toHaveLength(2);
+    for (const rule of wire.spec.ingress) expect(rule.from?.length).toBeGreaterThan(0);
+    expect(wire.spec.ingress[0]?.from).toContainEqual({ ipBlock: { cidr: '10.0.0.0/16' } });
+  });
+
+  it('GIVEN networkPolicy enabled WHEN the desired state is computed THEN the NetworkPolicy is a child, and NetworkPolicy is a prunable kind so turning it off removes it', () => {
+    const st = desiredState(
+      aRegistry()
+        .with({ networkPolicy: { enabled: true } })
+        .build(),
+      {
+        httpSecret: 's',
+        serviceMonitorApi: false,
+      },
+    );
+    expect(st.ok && st.children.map((c) => c.kind)).toContain('NetworkPolicy');
+    expect(PRUNABLE.map((k) => `${k.apiVersion} ${k.kind}`)).toContain(
+      'networking.k8s.io/v1 NetworkPolicy',
+    );
+  });
+});
+
 describe('desired state', () => {
   it('GIVEN a valid Registry WHEN the desired state is computed THEN config comes before the workload and every child is owned', () => {
     const st = desiredState(aRegistry().build(), { httpSecret: 'kept', serviceMonitorApi: false });
@@ -382,6 +602,7 @@ describe('desired state', () => {
       'ConfigMap',
       'Secret',
       'Deployment',
+      'Service',
       'Service',
       'PodDisruptionBudget',
     ]);
@@ -429,6 +650,7 @@ describe('desired state', () => {
       workload: 'x',
       config: 'x-config',
       secret: 'x-secret',
+      metrics: 'x-metrics',
     });
     expect(parse(ok(configYaml(aRegistry().build())))).toHaveProperty('storage.driver', 's3');
   });
@@ -657,5 +879,73 @@ describe('auth, limits and garbage collection', () => {
       reason: 'SecretMissing',
       problems: ['Secret default/reg-users not found'],
     });
+  });
+});
+
+describe('referenced Secrets and ConfigMaps', () => {
+  const r = aRegistry()
+    .withS3({
+      credentialsSecretRef: { name: 'creds', accessKeyIdKey: 'ak', secretAccessKeyKey: 'sk' },
+      caBundleSecretRef: { name: 's3-ca', key: 'ca.crt' },
+    })
+    .with({
+      tls: { secretName: 'tls', clientCASecretRef: { name: 'client-ca', key: 'ca.crt' } },
+      auth: {
+        mode: 'token',
+        htpasswdSecretRef: { name: 'users', key: 'htpasswd' },
+        token: { signingKeySecretRef: { name: 'signing', key: 'tls.key' } },
+      },
+    })
+    .build();
+
+  const checksumWith = (reg: Registry, values: Record<string, string>): string | undefined => {
+    const st = desiredState(reg, {
+      httpSecret: 's',
+      serviceMonitorApi: false,
+      referenced: new Map(Object.entries(values)),
+    });
+    if (!st.ok) throw new Error(st.problems.join('; '));
+    const d = st.children.find((c) => c.kind === 'Deployment') as V1Deployment;
+    return d.spec?.template.metadata?.annotations?.[CONFIG_CHECKSUM];
+  };
+
+  it('GIVEN a Registry referencing credentials, TLS, client CA, htpasswd, S3 CA and a signing key WHEN listed THEN every object is named once, in order', () => {
+    expect(referencedObjects(r).map((o) => `${o.source}/${o.name}`)).toEqual([
+      'Secret/client-ca',
+      'Secret/creds',
+      'Secret/s3-ca',
+      'Secret/signing',
+      'Secret/tls',
+      'Secret/users',
+    ]);
+  });
+
+  it('GIVEN those references WHEN the keys that need a restart are listed THEN the credentials, S3 CA and signing key are; TLS, client CA and htpasswd (re-read in place) are not', () => {
+    expect(rollingReferences(r).map(refKey)).toEqual([
+      'Secret/creds/ak',
+      'Secret/creds/sk',
+      'Secret/s3-ca/ca.crt',
+      'Secret/signing/tls.key',
+    ]);
+  });
+
+  it('GIVEN rotated S3 credentials WHEN the desired state is computed THEN the pod-template checksum changes; a rotated htpasswd or an unrelated key THEN it does not', () => {
+    const before = { 'Secret/creds/ak': 'AK1', 'Secret/creds/sk': 'SK1' };
+    const base = checksumWith(r, before);
+    expect(checksumWith(r, { ...before, 'Secret/creds/sk': 'SK2' })).not.toBe(base);
+    expect(checksumWith(r, { ...before, 'Secret/users/htpasswd': 'alice:$2y$...' })).toBe(base);
+    expect(checksumWith(r, { ...before, 'Secret/creds/other': 'x' })).toBe(base);
+  });
+
+  it('GIVEN a referenced key that is missing WHEN digested THEN it differs from the same key present and empty', () => {
+    const a = referencesDigest(r, new Map([['Secret/creds/ak', 'AK1']]));
+    const b = referencesDigest(
+      r,
+      new Map([
+        ['Secret/creds/ak', 'AK1'],
+        ['Secret/creds/sk', ''],
+      ]),
+    );
+    expect(a).not.toBe(b);
   });
 });

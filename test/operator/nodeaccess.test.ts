@@ -10,7 +10,11 @@ import {
 import { aRegistry } from './builders.js';
 
 const nodePort = () =>
-  aRegistry().named('reg', 'ns').withNodeAccess({ enabled: true, nodePort: 30500 }).build();
+  aRegistry()
+    .named('reg', 'ns')
+    .with({ image: 'ghcr.io/berth-dev/berth:0.1.0' })
+    .withNodeAccess({ enabled: true, nodePort: 30500 })
+    .build();
 
 function daemonSet(r = nodePort()): V1DaemonSet {
   const ds = desiredNodeAccessDaemonSet(r);

@@ -153,6 +153,8 @@ describe('berth operator against a real control plane, fake node and MinIO', () 
       const r = await getRegistry(admin, namespace, name);
       if (
         condition(r, 'Ready') !== 'True/Ready' ||
+        // Ready holds through a rollout or scale (enough replicas serve): wait for it to end.
+        condition(r, 'Progressing') !== 'False/RolloutComplete' ||
         r.status?.observedGeneration !== r.metadata.generation
       )
         throw new Error(
@@ -295,10 +297,12 @@ describe('berth operator against a real control plane, fake node and MinIO', () 
     httpSecret = secret.data?.httpSecret;
     expect(Buffer.from(httpSecret ?? '', 'base64').toString()).toMatch(/^[0-9a-f]{64}$/);
     const svc = await core.readNamespacedService({ name: 'images', namespace: 'team-a' });
-    expect(svc.spec?.ports?.map((p) => `${p.name}:${p.port}`)).toEqual([
-      'http:5000',
-      'metrics:5001',
-    ]);
+    expect(svc.spec?.ports?.map((p) => `${p.name}:${p.port}`)).toEqual(['http:5000']);
+    const metricsSvc = await core.readNamespacedService({
+      name: 'images-metrics',
+      namespace: 'team-a',
+    });
+    expect(metricsSvc.spec?.ports?.map((p) => `${p.name}:${p.port}`)).toEqual(['metrics:5001']);
     const d = await apps.readNamespacedDeployment({ name: 'images', namespace: 'team-a' });
     expect(
       d.metadata?.managedFields?.some(

@@ -1,9 +1,14 @@
 import { describe, expect, it } from 'vitest';
+import type { V1Pod } from '@kubernetes/client-node';
 import {
   computeStatus,
+  maxUnavailable,
   podProblems,
+  runningImage,
+  servingNeed,
   statusChanged,
   transitions,
+  unmanagedStatus,
   type Observed,
 } from '../../operator/status.js';
 import type { Registry } from '../../operator/types.js';
@@ -53,13 +58,105 @@ describe('status computation', () => {
     expect(s.conditions?.every((c) => c.observedGeneration === 4)).toBe(true);
   });
 
-  it('GIVEN a rollout in flight WHEN status is computed THEN Progressing is True and Ready False', () => {
+  it('GIVEN a rollout in flight with the old pod serving WHEN status is computed THEN Progressing is True and Ready stays True', () => {
     const s = computeStatus(
       reg,
       observed({ deployment: aDeployment({ replicas: 1, ready: 1, updated: 0 }) }),
     );
     expect(cond(s, 'Progressing')).toBe('True/RollingOut');
-    expect(cond(s, 'Ready')).toBe('False/RollingOut');
+    expect(cond(s, 'Ready')).toBe('True/Ready');
+    expect(s.conditions?.find((c) => c.type === 'Ready')?.message).toContain('rolling out');
+  });
+
+  it('GIVEN a Ready Registry with 2 ready WHEN an HPA scales it to 5 and the new pods start THEN Ready and Available stay True with no warning transition, Progressing says so', () => {
+    const prev = computeStatus(
+      aRegistry().named('reg', 'ns').with({ replicas: 2 }).build(),
+      observed({ deployment: aDeployment({ replicas: 2, ready: 2 }) }),
+    );
+    const scaled = aRegistry().named('reg', 'ns').with({ replicas: 5 }).atGeneration(2).build();
+    scaled.status = prev;
+    // The Deployment's own Available is False: maxUnavailable 0 wants all 5.
+    const s = computeStatus(
+      scaled,
+      observed({ deployment: aDeployment({ replicas: 5, ready: 2, available: false }), now: T1 }),
+    );
+    expect(cond(s, 'Ready')).toBe('True/Ready');
+    expect(cond(s, 'Available')).toBe('True/MinimumReplicasAvailable');
+    expect(cond(s, 'Progressing')).toBe('True/RollingOut');
+    expect(transitions(prev, s).filter((t) => t.warning)).toEqual([]);
+  });
+
+  it('GIVEN a Ready Registry with 3 ready WHEN one pod is lost THEN Ready is False (Unavailable) and stays False until all 3 are back', () => {
+    const three = aRegistry().named('reg', 'ns').with({ replicas: 3 }).build();
+    three.status = computeStatus(
+      three,
+      observed({ deployment: aDeployment({ replicas: 3, ready: 3 }) }),
+    );
+    const lost = computeStatus(
+      three,
+      observed({ deployment: aDeployment({ replicas: 3, ready: 2 }), now: T1 }),
+    );
+    expect(cond(lost, 'Ready')).toBe('False/Unavailable');
+    expect(transitions(three.status, lost).find((t) => t.type === 'Ready')?.warning).toBe(true);
+    three.status = lost;
+    expect(
+      cond(
+        computeStatus(three, observed({ deployment: aDeployment({ replicas: 3, ready: 2 }) })),
+        'Ready',
+      ),
+    ).toBe('False/Unavailable');
+    expect(
+      cond(
+        computeStatus(three, observed({ deployment: aDeployment({ replicas: 3, ready: 3 }) })),
+        'Ready',
+      ),
+    ).toBe('True/Ready');
+  });
+
+  it('GIVEN maxUnavailable 25% of 4 or the Recreate strategy WHEN resolved THEN a rollout may take down 1 or all; both 0 THEN 1', () => {
+    const rolling = (maxUnavailable?: string | number, maxSurge?: string | number) =>
+      aRegistry()
+        .with({ replicas: 4, updateStrategy: { type: 'RollingUpdate', maxUnavailable, maxSurge } })
+        .build();
+    expect(maxUnavailable(rolling('25%'), 4)).toBe(1);
+    expect(maxUnavailable(rolling(), 4)).toBe(0);
+    expect(maxUnavailable(rolling(0, 0), 4)).toBe(1);
+    expect(
+      maxUnavailable(
+        aRegistry()
+          .with({ updateStrategy: { type: 'Recreate' } })
+          .build(),
+        4,
+      ),
+    ).toBe(4);
+    expect(servingNeed(rolling('25%'))).toBe(3);
+    expect(servingNeed(aRegistry().with({ replicas: 0 }).build())).toBe(0);
+  });
+
+  it('GIVEN pods of a rollout WHEN the running image is computed THEN it is what most ready pods run, ties to the older pods, none ready THEN undefined', () => {
+    const pod = (name: string, image: string, created: string, ready = true): V1Pod => ({
+      metadata: { name, creationTimestamp: new Date(created) },
+      spec: { containers: [{ name: 'berth', image }] },
+      status: { conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] },
+    });
+    expect(
+      runningImage([
+        pod('a', 'berth:1', '2026-01-01T00:00:00Z'),
+        pod('b', 'berth:2', '2026-01-02T00:00:00Z'),
+      ]),
+    ).toBe('berth:1');
+    expect(
+      runningImage([
+        pod('a', 'berth:1', '2026-01-01T00:00:00Z'),
+        pod('b', 'berth:2', '2026-01-02T00:00:00Z'),
+        pod('c', 'berth:2', '2026-01-02T00:00:00Z'),
+        pod('d', 'berth:1', '2026-01-01T00:00:00Z', false),
+      ]),
+    ).toBe('berth:2');
+    expect(runningImage([pod('a', 'berth:1', '2026-01-01T00:00:00Z', false)])).toBeUndefined();
+    const s = computeStatus(reg, observed({ image: 'berth:2' }));
+    expect(s.image).toBe('berth:2');
+    expect(computeStatus(reg, observed()).image).toBeUndefined();
   });
 
   it('GIVEN the Deployment controller has not seen the new generation WHEN computed THEN it is Progressing', () => {
@@ -183,12 +280,45 @@ describe('status computation', () => {
       'StorageReady:False:true',
     ]);
     expect(transitions(bad, bad)).toEqual([]);
-    expect(transitions(undefined, good).length).toBe(6);
+    expect(transitions(undefined, good).length).toBe(7);
+  });
+});
+
+describe('an Unmanaged Registry', () => {
+  it('GIVEN a Ready Registry WHEN it is set Unmanaged THEN Managed turns False/Unmanaged with a Normal transition, the other conditions and fields stay, observedGeneration moves', () => {
+    const r = aRegistry().named('reg', 'ns').atGeneration(3).build();
+    r.status = computeStatus(r, observed());
+    expect(cond(r.status, 'Managed')).toBe('True/Managed');
+    r.metadata.generation = 4;
+    const s = unmanagedStatus(r, T1);
+    expect(cond(s, 'Managed')).toBe('False/Unmanaged');
+    expect(s.conditions?.find((c) => c.type === 'Managed')?.message).toContain(
+      'spec.managementState',
+    );
+    expect(s.observedGeneration).toBe(4);
+    expect(s.conditions?.filter((c) => c.type !== 'Managed')).toEqual(
+      r.status.conditions?.filter((c) => c.type !== 'Managed'),
+    );
+    expect(s.endpoint).toBe(r.status.endpoint);
+    expect(transitions(r.status, s)).toEqual([
+      expect.objectContaining({ type: 'Managed', to: 'False', warning: false }),
+    ]);
+  });
+
+  it('GIVEN an Unmanaged status WHEN computed again later THEN nothing changed (no patch, no event)', () => {
+    const r = aRegistry().named('reg', 'ns').build();
+    r.status = unmanagedStatus(r, T0);
+    const again = unmanagedStatus(r, T1);
+    expect(statusChanged(r.status, again)).toBe(false);
+    expect(transitions(r.status, again)).toEqual([]);
   });
 });
 
 describe('status from pods and node access', () => {
-  const reg = aRegistry().named('reg', 'ns').build();
+  const reg = aRegistry()
+    .named('reg', 'ns')
+    .with({ image: 'ghcr.io/berth-dev/berth:0.1.0' })
+    .build();
   const na = aRegistry()
     .named('reg', 'ns')
     .withNodeAccess({ enabled: true, nodePort: 30500 })

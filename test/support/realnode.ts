@@ -87,6 +87,11 @@ export interface RealNode {
   /** processOf finds the host pid of a running container's first process, by container name. */
   processOf(podName: string, container: string): number | undefined;
   logs(component: Component): string;
+  /**
+   * podLogs is the kubelet's log files of the pods in `namespace` (all, or those whose name
+   * starts with `podPrefix`), each headed by its path; '' when there are none.
+   */
+  podLogs(namespace: string, podPrefix?: string): string;
 }
 
 export interface RealCluster {
@@ -729,6 +734,19 @@ export async function startRealCluster(): Promise<RealCluster> {
         return undefined;
       },
       logs: (c) => byName.get(c)?.out.join('') ?? '',
+      podLogs: (namespace, podPrefix = '') => {
+        const root = join(dir, 'pod-logs');
+        if (!existsSync(root)) return '';
+        const out: string[] = [];
+        // <ns>_<pod>_<uid>/<container>/<restart>.log
+        for (const pod of readdirSync(root).filter((d) =>
+          d.startsWith(`${namespace}_${podPrefix}`),
+        ))
+          for (const c of readdirSync(join(root, pod)))
+            for (const f of readdirSync(join(root, pod, c)))
+              out.push(`--- ${pod}/${c}/${f}\n${readFileSync(join(root, pod, c, f), 'utf8')}`);
+        return out.join('\n');
+      },
     };
     return { cp, node, stop };
   } catch (err) {
