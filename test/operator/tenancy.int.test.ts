@@ -11,7 +11,10 @@ import {
   ApiException,
   AppsV1Api,
   EventsV1Api,
+  NetworkingV1Api,
+  PatchStrategy,
   RbacAuthorizationV1Api,
+  setHeaderOptions,
   type KubeConfig,
 } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -176,5 +179,50 @@ describe('tenancy: a namespace-scoped install and the allow-list, on a real API 
       expect(condition(got, 'ConfigValid')).toBe('True/ConfigRendered');
       expect(await deployment('team-a', 'elsewhere')).toBeDefined();
     });
+  });
+  it('GIVEN a Registry with an Ingress WHEN its host is edited by hand and then the Ingress is deleted THEN each time it is repaired within seconds (a watch: the resync is 10 minutes away)', async () => {
+    const net = admin.makeApiClient(NetworkingV1Api);
+    const ingress = async () => {
+      try {
+        return await net.readNamespacedIngress({ name: 'drift', namespace: 'team-a' });
+      } catch (err) {
+        if (err instanceof ApiException && err.code === 404) return undefined;
+        throw err;
+      }
+    };
+    await kubectlApply(
+      admin,
+      aRegistry()
+        .named('drift', 'team-a')
+        .with({ ingress: { enabled: true, host: 'drift.example', path: '/' } })
+        .raw() as never,
+    );
+    const first = await eventually(async () => {
+      const i = await ingress();
+      expect(i?.spec?.rules?.[0]?.host).toBe('drift.example');
+      return i!;
+    });
+
+    await net.patchNamespacedIngress(
+      {
+        name: 'drift',
+        namespace: 'team-a',
+        body: {
+          spec: { rules: [{ host: 'hijacked.example', http: first.spec?.rules?.[0]?.http }] },
+        },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    await eventually(async () => {
+      const i = await ingress();
+      expect(i?.spec?.rules?.map((r) => r.host)).toEqual(['drift.example']);
+    }, 10_000);
+
+    await net.deleteNamespacedIngress({ name: 'drift', namespace: 'team-a' });
+    await eventually(async () => {
+      const i = await ingress();
+      expect(i?.metadata?.uid).toBeDefined();
+      expect(i?.metadata?.uid).not.toBe(first.metadata?.uid);
+    }, 10_000);
   });
 });
