@@ -23,6 +23,7 @@ import { operatorImage } from './image.js';
 import { metadataList, watchResource, type WatchEvent, type Watched } from './informer.js';
 import type { Logger } from './log.js';
 import type { OperatorMetrics } from './metrics.js';
+import type { AdmissionPolicy } from './policy.js';
 import { WorkQueue } from './queue.js';
 import { Applier } from './reconcile/apply.js';
 import { reconcileRegistry, type ReconcileDeps } from './reconcile/registry.js';
@@ -46,6 +47,13 @@ export interface ControllerOptions {
   operatorImage?: string;
   /** maxBackoffMs caps the per-key retry delay after errors. Default 5 minutes. */
   maxBackoffMs?: number;
+  /**
+   * namespaces, when non-empty, are the only namespaces watched and reconciled (one informer
+   * per namespace and kind, so namespaced Roles suffice). Empty or absent: the whole cluster.
+   */
+  namespaces?: readonly string[];
+  /** policy is what Registries may ask for (see AdmissionPolicy). Default: everything. */
+  policy?: AdmissionPolicy;
 }
 
 /** DISCOVERY_TIMEOUT_MS bounds an API discovery request, which would otherwise wait minutes. */
@@ -108,6 +116,7 @@ export class Controller {
       log: opts.log,
       storageRetryMs: opts.storageRetryMs,
       operatorImage: opts.operatorImage ?? operatorImage(),
+      ...(opts.policy ? { policy: opts.policy } : {}),
       registryPods: (r) => this.registryPods(r),
       serviceMonitorApi: async () => {
         const now = this.clock.now();
@@ -135,54 +144,88 @@ export class Controller {
     const custom = kc.makeApiClient(CustomObjectsApi);
     const apps = kc.makeApiClient(AppsV1Api);
     const core = kc.makeApiClient(CoreV1Api);
+    const policy = kc.makeApiClient(PolicyV1Api);
+    const networking = kc.makeApiClient(NetworkingV1Api);
     const managed = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
-    const add = (name: string, w: Watched<KubernetesObject>) => this.watches.push({ name, w });
     const common = { kc, log, clock: this.clock };
     const onError = (name: string) => () => metrics.watchRestarts.inc({ resource: name });
+    type List = Promise<KubernetesListObject<KubernetesObject>>;
+    /** Source is one watched kind: its API prefix and plural, and its list in a scope. */
+    interface Source {
+      name: string;
+      prefix: string;
+      list: (namespace: string | undefined) => List;
+      labelSelector?: string;
+      metadataOnly?: boolean;
+      onEvent: (t: WatchEvent, o: KubernetesObject) => void;
+    }
+    // Cluster-wide: one informer per kind. Namespace-scoped: one per kind and namespace, on
+    // the namespaced paths, so Roles in those namespaces are all the operator needs.
+    const scopes: (string | undefined)[] =
+      this.opts.namespaces && this.opts.namespaces.length > 0
+        ? [...this.opts.namespaces]
+        : [undefined];
+    const watchesOf = (src: Source): Watched<KubernetesObject>[] =>
+      scopes.map((ns) =>
+        watchResource<KubernetesObject>({
+          ...common,
+          path: `${src.prefix}${ns === undefined ? '' : `/namespaces/${ns}`}/${src.name}`,
+          list: () => src.list(ns),
+          ...(src.labelSelector !== undefined ? { labelSelector: src.labelSelector } : {}),
+          ...(src.metadataOnly ? { metadataOnly: true } : {}),
+          onEvent: src.onEvent,
+          onError: onError(src.name),
+        }),
+      );
+    const add = (src: Source) => {
+      for (const w of watchesOf(src)) this.watches.push({ name: src.name, w });
+    };
+    const ownerEvent = (_t: WatchEvent, o: KubernetesObject) => {
+      const k = ownerKey(o);
+      if (k) this.enqueue(k);
+    };
+    /** child is one kind of child: an event enqueues the Registry that owns it. */
+    const child = (name: string, prefix: string, list: Source['list']): Source => ({
+      name,
+      prefix,
+      list,
+      labelSelector: managed,
+      onEvent: ownerEvent,
+    });
+    const sel = { labelSelector: managed };
 
+    add({
+      name: PLURAL,
+      prefix: `/apis/${GROUP}/${VERSION}`,
+      list: (namespace) =>
+        (namespace === undefined
+          ? custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })
+          : custom.listNamespacedCustomObject({
+              group: GROUP,
+              version: VERSION,
+              plural: PLURAL,
+              namespace,
+            })) as List,
+      onEvent: (_t, o) => this.enqueue(keyOf(o.metadata?.namespace, o.metadata?.name)),
+    });
     add(
-      'registries',
-      watchResource<KubernetesObject>({
-        ...common,
-        path: `/apis/${GROUP}/${VERSION}/${PLURAL}`,
-        list: () =>
-          custom.listClusterCustomObject({
-            group: GROUP,
-            version: VERSION,
-            plural: PLURAL,
-          }) as Promise<KubernetesListObject<KubernetesObject>>,
-        onEvent: (_t, o) => this.enqueue(keyOf(o.metadata?.namespace, o.metadata?.name)),
-        onError: onError('registries'),
-      }),
+      child('deployments', '/apis/apps/v1', (namespace) =>
+        namespace === undefined
+          ? apps.listDeploymentForAllNamespaces(sel)
+          : apps.listNamespacedDeployment({ namespace, ...sel }),
+      ),
     );
-    /** childWatch watches one kind of child: an event enqueues the Registry that owns it. */
-    const childWatch = (
-      name: string,
-      path: string,
-      list: () => Promise<KubernetesListObject<KubernetesObject>>,
-    ) =>
-      watchResource<KubernetesObject>({
-        ...common,
-        path,
-        list,
-        labelSelector: managed,
-        onEvent: (_t, o) => {
-          const k = ownerKey(o);
-          if (k) this.enqueue(k);
-        },
-        onError: onError(name),
-      });
-    const child = (...a: Parameters<typeof childWatch>) => add(a[0], childWatch(...a));
-    child('deployments', '/apis/apps/v1/deployments', () =>
-      apps.listDeploymentForAllNamespaces({ labelSelector: managed }),
-    );
-    child('services', '/api/v1/services', () =>
-      core.listServiceForAllNamespaces({ labelSelector: managed }),
+    add(
+      child('services', '/api/v1', (namespace) =>
+        namespace === undefined
+          ? core.listServiceForAllNamespaces(sel)
+          : core.listNamespacedService({ namespace, ...sel }),
+      ),
     );
     // Secrets and ConfigMaps: the children it owns, and the ones a Registry references (S3
     // credentials, TLS, htpasswd, keys), which are the user's and carry no label of ours. A
     // rotated credential reaches the pod-template checksum at once, not at the next resync.
-    // Every one in the cluster is watched, so only metadata is cached (a change is all that is
+    // Every one in scope is watched, so only metadata is cached (a change is all that is
     // needed; the reconcile reads the few it uses): no values in memory, and the cache stays
     // small beside large Secrets such as Helm's release records.
     const referenced = (source: ObjectRef['source']) => (_t: WatchEvent, o: KubernetesObject) => {
@@ -191,63 +234,72 @@ export class Controller {
       for (const key of this.referencing(source, o.metadata?.namespace, o.metadata?.name))
         this.enqueue(key);
     };
-    add(
-      'configmaps',
-      watchResource<KubernetesObject>({
-        ...common,
-        path: '/api/v1/configmaps',
-        list: () => core.listConfigMapForAllNamespaces({}, metadataList()),
-        metadataOnly: true,
-        onEvent: referenced('ConfigMap'),
-        onError: onError('configmaps'),
-      }),
-    );
-    add(
-      'secrets',
-      watchResource<KubernetesObject>({
-        ...common,
-        path: '/api/v1/secrets',
-        list: () => core.listSecretForAllNamespaces({}, metadataList()),
-        metadataOnly: true,
-        onEvent: referenced('Secret'),
-        onError: onError('secrets'),
-      }),
-    );
-    child('daemonsets', '/apis/apps/v1/daemonsets', () =>
-      apps.listDaemonSetForAllNamespaces({ labelSelector: managed }),
-    );
+    add({
+      name: 'configmaps',
+      prefix: '/api/v1',
+      list: (namespace) =>
+        namespace === undefined
+          ? core.listConfigMapForAllNamespaces({}, metadataList())
+          : core.listNamespacedConfigMap({ namespace }, metadataList()),
+      metadataOnly: true,
+      onEvent: referenced('ConfigMap'),
+    });
+    add({
+      name: 'secrets',
+      prefix: '/api/v1',
+      list: (namespace) =>
+        namespace === undefined
+          ? core.listSecretForAllNamespaces({}, metadataList())
+          : core.listNamespacedSecret({ namespace }, metadataList()),
+      metadataOnly: true,
+      onEvent: referenced('Secret'),
+    });
     // Every kind the operator applies is watched, so a deleted or edited child is repaired at
     // once, not at the resync.
-    const policy = kc.makeApiClient(PolicyV1Api);
-    const networking = kc.makeApiClient(NetworkingV1Api);
-    child('poddisruptionbudgets', '/apis/policy/v1/poddisruptionbudgets', () =>
-      policy.listPodDisruptionBudgetForAllNamespaces({ labelSelector: managed }),
+    add(
+      child('daemonsets', '/apis/apps/v1', (namespace) =>
+        namespace === undefined
+          ? apps.listDaemonSetForAllNamespaces(sel)
+          : apps.listNamespacedDaemonSet({ namespace, ...sel }),
+      ),
     );
-    child('ingresses', '/apis/networking.k8s.io/v1/ingresses', () =>
-      networking.listIngressForAllNamespaces({ labelSelector: managed }),
+    add(
+      child('poddisruptionbudgets', '/apis/policy/v1', (namespace) =>
+        namespace === undefined
+          ? policy.listPodDisruptionBudgetForAllNamespaces(sel)
+          : policy.listNamespacedPodDisruptionBudget({ namespace, ...sel }),
+      ),
     );
-    child('networkpolicies', '/apis/networking.k8s.io/v1/networkpolicies', () =>
-      networking.listNetworkPolicyForAllNamespaces({ labelSelector: managed }),
+    add(
+      child('ingresses', '/apis/networking.k8s.io/v1', (namespace) =>
+        namespace === undefined
+          ? networking.listIngressForAllNamespaces(sel)
+          : networking.listNamespacedIngress({ namespace, ...sel }),
+      ),
+    );
+    add(
+      child('networkpolicies', '/apis/networking.k8s.io/v1', (namespace) =>
+        namespace === undefined
+          ? networking.listNetworkPolicyForAllNamespaces(sel)
+          : networking.listNamespacedNetworkPolicy({ namespace, ...sel }),
+      ),
     );
     // Pods belong to ReplicaSets, not to the Registry: their instance label names it. A
     // container stuck pulling its image or crash-looping shows in the status within seconds.
-    add(
-      'pods',
-      watchResource<KubernetesObject>({
-        ...common,
-        path: '/api/v1/pods',
-        list: () => core.listPodForAllNamespaces({ labelSelector: managed }),
-        labelSelector: managed,
-        onEvent: (_t, o) => {
-          const instance = o.metadata?.labels?.[LABEL_INSTANCE];
-          if (instance) this.enqueue(keyOf(o.metadata?.namespace, instance));
-        },
-        onError: onError('pods'),
-      }),
-    );
+    add({
+      name: 'pods',
+      prefix: '/api/v1',
+      list: (namespace) =>
+        namespace === undefined
+          ? core.listPodForAllNamespaces(sel)
+          : core.listNamespacedPod({ namespace, ...sel }),
+      labelSelector: managed,
+      onEvent: (_t, o) => {
+        const instance = o.metadata?.labels?.[LABEL_INSTANCE];
+        if (instance) this.enqueue(keyOf(o.metadata?.namespace, instance));
+      },
+    });
 
-    // Nothing is awaited before the informers start: each retries its own failures, so a
-    // transient API error here delays readiness, it never leaves the leader unready for good.
     await Promise.all(this.watches.map((w) => w.w.start()));
     log.info({ informers: this.watches.map((w) => w.name) }, 'caches synced');
     const n = this.opts.workers ?? 2;
@@ -256,16 +308,15 @@ export class Controller {
     // ServiceMonitors are watched once discovery says their API is served; a failed discovery
     // request is retried. It is optional: readiness never waits for it.
     this.watchServiceMonitors(1, () =>
-      childWatch(
-        'servicemonitors',
-        '/apis/monitoring.coreos.com/v1/servicemonitors',
-        () =>
-          custom.listClusterCustomObject({
-            group: 'monitoring.coreos.com',
-            version: 'v1',
-            plural: 'servicemonitors',
-            labelSelector: managed,
-          }) as Promise<KubernetesListObject<KubernetesObject>>,
+      watchesOf(
+        child('servicemonitors', '/apis/monitoring.coreos.com/v1', (namespace) => {
+          const q = { group: 'monitoring.coreos.com', version: 'v1', plural: 'servicemonitors' };
+          return (
+            namespace === undefined
+              ? custom.listClusterCustomObject({ ...q, ...sel })
+              : custom.listNamespacedCustomObject({ ...q, namespace, ...sel })
+          ) as List;
+        }),
       ),
     );
   }
@@ -275,13 +326,14 @@ export class Controller {
    * is, starts the ServiceMonitor watch `make` returns. A failed request is asked again
    * after a capped backoff while the controller runs; an API that is not served is not watched.
    */
-  private watchServiceMonitors(attempt: number, make: () => Watched<KubernetesObject>): void {
+  private watchServiceMonitors(attempt: number, make: () => Watched<KubernetesObject>[]): void {
     this.deps.serviceMonitorApi().then(
       (served) => {
         if (!served || !this.running) return;
-        const w = make();
-        this.watches.push({ name: 'servicemonitors', w, optional: true });
-        void w.start();
+        for (const w of make()) {
+          this.watches.push({ name: 'servicemonitors', w, optional: true });
+          void w.start();
+        }
       },
       (err: unknown) => {
         if (!this.running) return;
@@ -318,7 +370,7 @@ export class Controller {
     name: string | undefined,
   ): string[] {
     if (namespace === undefined || name === undefined) return [];
-    const regs = this.watches.find((w) => w.name === 'registries')?.w.list(namespace) ?? [];
+    const regs = this.cached(PLURAL, namespace);
     return regs
       .filter((r) => {
         const spec = (r as Partial<Registry>).spec;
@@ -330,9 +382,14 @@ export class Controller {
 
   /** registryPods are the Registry's server pods as the pod informer last saw them. */
   private registryPods(r: Registry): readonly V1Pod[] {
-    const pods = this.watches.find((w) => w.name === 'pods')?.w.list(r.metadata.namespace) ?? [];
+    const pods = this.cached('pods', r.metadata.namespace);
     const want = Object.entries(selectorLabels(r));
     return pods.filter((p) => want.every(([k, v]) => p.metadata?.labels?.[k] === v));
+  }
+
+  /** cached lists what the informers of `name` hold (in `namespace`, else in every scope). */
+  private cached(name: string, namespace?: string): KubernetesObject[] {
+    return this.watches.filter((w) => w.name === name).flatMap((w) => [...w.w.list(namespace)]);
   }
 
   private enqueue(key: string): void {
@@ -344,7 +401,7 @@ export class Controller {
     const every = this.opts.resyncMs ?? 300_000;
     this.cancelResync = this.clock.setTimeout(() => {
       if (!this.running) return;
-      const regs = this.watches.find((w) => w.name === 'registries')?.w.list() ?? [];
+      const regs = this.cached(PLURAL);
       for (const r of regs) this.enqueue(keyOf(r.metadata?.namespace, r.metadata?.name));
       this.scheduleResync();
     }, every);

@@ -11,6 +11,7 @@ import { EventRecorder, type EventSink } from './events.js';
 import { LeaderElector } from './leader.js';
 import { jsonLogger, type Level, type Logger } from './log.js';
 import { OperatorMetrics, serveProbes } from './metrics.js';
+import { listFromEnv, type AdmissionPolicy } from './policy.js';
 import { MinioBucketStore, type BucketStore } from './storage.js';
 
 export interface OperatorOptions {
@@ -32,6 +33,16 @@ export interface OperatorOptions {
   storageRetryMs?: number;
   /** operatorImage is what Registries without spec.image run; default $BERTH_IMAGE, else the release image. */
   operatorImage?: string;
+  /**
+   * namespaces limits the operator to these namespaces; default $BERTH_WATCH_NAMESPACES
+   * (comma-separated), else the whole cluster.
+   */
+  namespaces?: readonly string[];
+  /**
+   * policy is what Registries may ask for; default $BERTH_ALLOWED_IMAGES and
+   * $BERTH_ALLOWED_S3_ENDPOINTS (comma-separated globs), each unset allowing everything.
+   */
+  policy?: AdmissionPolicy;
   leaseDurationSeconds?: number;
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
@@ -62,6 +73,11 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
   const metrics = new OperatorMetrics();
   const events = opts.events ?? new EventRecorder(kc, identity, log, clock);
   const buckets = opts.buckets ?? new MinioBucketStore();
+  const namespaces = opts.namespaces ?? listFromEnv(process.env.BERTH_WATCH_NAMESPACES);
+  const policy = opts.policy ?? {
+    images: listFromEnv(process.env.BERTH_ALLOWED_IMAGES),
+    s3Endpoints: listFromEnv(process.env.BERTH_ALLOWED_S3_ENDPOINTS),
+  };
 
   let controller: Controller | undefined;
   let transition: Promise<void> = Promise.resolve();
@@ -102,6 +118,8 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
         resyncMs: opts.resyncMs,
         storageRetryMs: opts.storageRetryMs,
         operatorImage: opts.operatorImage,
+        namespaces,
+        policy,
       });
       controller = c;
       transition = transition.then(() =>
@@ -118,7 +136,16 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
       transition = transition.then(() => c?.stop());
     },
   );
-  log.info({ identity, port: probes.port }, 'operator started');
+  log.info(
+    {
+      identity,
+      port: probes.port,
+      namespaces: namespaces.length > 0 ? namespaces : 'all',
+      allowedImages: policy.images?.length ?? 0,
+      allowedS3Endpoints: policy.s3Endpoints?.length ?? 0,
+    },
+    'operator started',
+  );
 
   return {
     port: probes.port,

@@ -393,6 +393,41 @@ export function unmanagedStatus(r: Registry, now: Date): RegistryStatus {
 }
 
 /**
+ * refusedStatus is the status of a Registry the operator's AdmissionPolicy refuses: ConfigValid
+ * and Ready turn False and Degraded True, each with reason NotAllowed and the refusals' messages
+ * (which name the spec field); the other conditions stay as last observed, since nothing was
+ * applied or checked.
+ */
+export function refusedStatus(
+  r: Registry,
+  refusals: readonly { message: string }[],
+  now: Date,
+): RegistryStatus {
+  const gen = r.metadata.generation ?? 0;
+  const message = refusals.map((x) => x.message).join('; ');
+  const prev = r.status?.conditions ?? [];
+  const set: Cond[] = [
+    cond('ConfigValid', false, 'NotAllowed', message),
+    cond('Degraded', true, 'NotAllowed', `${message}; nothing is applied`),
+    cond('Ready', false, 'NotAllowed', message),
+    cond('Managed', true, 'Managed', 'the operator reconciles this Registry'),
+  ];
+  const fresh = set.map((c): V1Condition => {
+    const old = prev.find((p) => p.type === c.type);
+    const lastTransitionTime =
+      old && old.status === c.status
+        ? old.lastTransitionTime
+        : (now.toISOString() as unknown as Date);
+    return { ...c, observedGeneration: gen, lastTransitionTime };
+  });
+  return {
+    ...r.status,
+    observedGeneration: gen,
+    conditions: [...prev.filter((p) => !set.some((c) => c.type === p.type)), ...fresh],
+  };
+}
+
+/**
  * computeStatus is the Registry's new status. Conditions keep their previous
  * lastTransitionTime unless their status changed; every condition carries the generation.
  */

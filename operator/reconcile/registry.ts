@@ -29,9 +29,11 @@ import { httpSecretOf, signingKeyOf } from '../desired/secret.js';
 import type { EventSink } from '../events.js';
 import { operatorImage, withImage } from '../image.js';
 import type { Logger } from '../log.js';
+import { endpointAllowed, refusals, type AdmissionPolicy, type Refusal } from '../policy.js';
 import {
   computeStatus,
   podProblems,
+  refusedStatus,
   runningImage,
   statusChanged,
   transitions,
@@ -95,6 +97,11 @@ export interface ReconcileDeps {
   operatorImage?: string;
   /** nodeAccessRetryMs is how soon a refused node-access Service is tried again. Default 60 s. */
   nodeAccessRetryMs?: number;
+  /**
+   * policy is what the operator accepts (images, S3 endpoints); a Registry asking for more is
+   * refused before anything is applied or any endpoint contacted. Default: everything.
+   */
+  policy?: AdmissionPolicy;
 }
 
 export interface ReconcileResult {
@@ -293,7 +300,17 @@ async function finalize(deps: ReconcileDeps, r: Registry): Promise<ReconcileResu
   const finalizers = r.metadata.finalizers ?? [];
   if (!finalizers.includes(FINALIZER)) return {};
   const s3 = r.spec.storage.s3;
-  if (s3.deletionPolicy === 'Delete' && s3.bucketManagement === 'Managed') {
+  const mayContact = endpointAllowed(deps.policy ?? {}, s3.endpoint);
+  if (!mayContact)
+    // The credentials are not sent to an endpoint the policy does not allow, not even to
+    // delete a bucket: the bucket is left where it is and the Registry goes.
+    await deps.events.record(r, {
+      type: 'Warning',
+      reason: 'NotAllowed',
+      action: 'DeleteBucket',
+      note: `bucket ${s3.bucket} not deleted: spec.storage.s3.endpoint ${JSON.stringify(s3.endpoint)} is not allowed by the operator`,
+    });
+  if (mayContact && s3.deletionPolicy === 'Delete' && s3.bucketManagement === 'Managed') {
     const creds = await credentials(deps, r);
     if ('ready' in creds) {
       await deps.events.record(r, {
@@ -403,6 +420,48 @@ function readDeployment(deps: ReconcileDeps, r: Registry): Promise<V1Deployment 
 }
 
 /**
+ * refuse is a pass over a Registry the policy refuses: nothing is applied, pruned or checked
+ * (the endpoint is not contacted); the status names the fields, and a Warning Event says so
+ * once per transition.
+ */
+async function refuse(
+  deps: ReconcileDeps,
+  r: Registry,
+  why: readonly Refusal[],
+): Promise<ReconcileResult> {
+  const status = refusedStatus(r, why, new Date(deps.clock.now()));
+  const { namespace, name } = r.metadata;
+  if (!statusChanged(r.status, status)) return {};
+  await deps.custom.patchNamespacedCustomObjectStatus(
+    {
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: PLURAL,
+      name,
+      body: {
+        status: { observedGeneration: status.observedGeneration, conditions: status.conditions },
+      },
+    },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
+  // One Warning per refusal (Degraded turning NotAllowed), not one per condition.
+  for (const t of transitions(r.status, status))
+    if (t.type === 'Degraded')
+      await deps.events.record(r, {
+        type: 'Warning',
+        reason: t.reason,
+        action: t.type,
+        note: `${t.type} is ${t.to}: ${t.message}`,
+      });
+  deps.log.warn(
+    { registry: name, namespace, fields: why.map((x) => x.field) },
+    'registry refused by policy',
+  );
+  return {};
+}
+
+/**
  * pause is a pass over an Unmanaged Registry: nothing is applied, pruned or checked; only the
  * `Managed` condition (and observedGeneration) is written, once.
  */
@@ -456,6 +515,8 @@ export async function reconcileRegistry(
   const r = withImage(stored, deps.operatorImage ?? operatorImage());
   if (r.metadata.deletionTimestamp) return finalize(deps, r);
   if (r.spec.managementState === 'Unmanaged') return pause(deps, r);
+  const refused = refusals(r, deps.policy ?? {}, deps.operatorImage ?? operatorImage());
+  if (refused.length > 0) return refuse(deps, r, refused);
 
   const s3 = r.spec.storage.s3;
   const wantFinalizer = s3.deletionPolicy === 'Delete' && s3.bucketManagement === 'Managed';

@@ -9,6 +9,7 @@ import {
   loadAllYaml,
   type KubernetesObject,
   type V1ClusterRole,
+  type V1Role,
   type V1Deployment,
   type V1NetworkPolicy,
 } from '@kubernetes/client-node';
@@ -170,5 +171,56 @@ describe('helm chart on a real API server', () => {
     expect(rule?.verbs).toEqual(
       expect.arrayContaining(['get', 'list', 'watch', 'create', 'patch', 'delete']),
     );
+  });
+  it("GIVEN watchNamespaces and allow-lists WHEN rendered THEN each listed namespace gets the ClusterRole's rules as a Role, no ClusterRole is rendered, the operator is told all three lists, and the API server accepts it", async () => {
+    const plain = loadAllYaml(helm('template', 'berth', CHART, ...KUBE).out) as KubernetesObject[];
+    const clusterRules = plain.find((o): o is V1ClusterRole => o.kind === 'ClusterRole')?.rules;
+    expect(clusterRules?.length).toBeGreaterThan(0);
+
+    const r = helm(
+      'template',
+      'berth',
+      CHART,
+      ...KUBE,
+      '--namespace',
+      'berth-system',
+      '--set',
+      'watchNamespaces={team-x,team-y}',
+      '--set',
+      'allowedImages={ghcr.io/berth-dev/berth:*}',
+      '--set',
+      'allowedS3Endpoints={https://a:9000,https://*.example}',
+    );
+    expect(r.status, r.err).toBe(0);
+    const objs = loadAllYaml(r.out) as KubernetesObject[];
+    expect(objs.filter((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding')).toEqual(
+      [],
+    );
+    const roles = objs.filter(
+      (o): o is V1Role => o.kind === 'Role' && o.metadata?.name === 'berth',
+    );
+    expect(roles.map((x) => x.metadata?.namespace).sort()).toEqual(['team-x', 'team-y']);
+    for (const role of roles) expect(role.rules).toEqual(clusterRules);
+    expect(
+      objs
+        .filter((o) => o.kind === 'RoleBinding' && o.metadata?.name === 'berth')
+        .map((o) => o.metadata?.namespace)
+        .sort(),
+    ).toEqual(['team-x', 'team-y']);
+    const env = objs.find((o): o is V1Deployment => o.kind === 'Deployment')?.spec?.template.spec
+      ?.containers[0]?.env;
+    const value = (name: string) => env?.find((e) => e.name === name)?.value;
+    expect(value('BERTH_WATCH_NAMESPACES')).toBe('team-x,team-y');
+    expect(value('BERTH_ALLOWED_IMAGES')).toBe('ghcr.io/berth-dev/berth:*');
+    expect(value('BERTH_ALLOWED_S3_ENDPOINTS')).toBe('https://a:9000,https://*.example');
+
+    for (const ns of ['team-x', 'team-y']) await createNamespace(cp.kc(), ns);
+    await dryRun(objs);
+  });
+
+  it('GIVEN a watchNamespaces entry that is no namespace name WHEN rendered THEN helm refuses it', () => {
+    const r = helm('template', 'berth', CHART, ...KUBE, '--set', 'watchNamespaces={Team_A}');
+    expect(r.status).not.toBe(0);
+    expect(r.err).toMatch(/watchNamespaces/);
   });
 });
