@@ -26,7 +26,7 @@ describe('upload requests racing on MinIO', () => {
     );
     const driver = new S3Driver(cfg);
     try {
-      const races = await raceSessions(regs, mulberry32(15), 120, 12);
+      const races = await raceSessions(regs, mulberry32(15), 120, 12, { cancelLagMs: 200 });
 
       expect(await raceViolations(regs, races)).toEqual([]);
       expect(await uploadViolations(driver)).toEqual([]);

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { decodeDescriptor } from '../../server/registry/blobs.js';
 import { isNotFound, listAll, type StorageDriver } from '../../server/storage/driver.js';
 import { Paths } from '../../server/storage/paths.js';
@@ -129,6 +130,17 @@ async function after(turns: number): Promise<void> {
   for (let i = 0; i < turns; i++) await new Promise<void>((r) => setImmediate(r));
 }
 
+/**
+ * RaceOptions tunes raceSessions. A DELETE nearly always overtakes a PUT that carries
+ * bytes, so half the sessions send theirs late, and the race sees both winners: up to
+ * cancelLagMs milliseconds (over a network store), or up to cancelLagTurns more event-loop
+ * turns (in-process, with no timer).
+ */
+export interface RaceOptions {
+  cancelLagMs?: number;
+  cancelLagTurns?: number;
+}
+
 /** SessionRace is what was sent to one upload session, and what each request answered. */
 export interface SessionRace {
   repo: string;
@@ -154,6 +166,7 @@ export async function raceSessions(
   rand: () => number,
   sessions: number,
   concurrency: number,
+  opts: RaceOptions = {},
 ): Promise<SessionRace[]> {
   const pick = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)]!;
   const plans = Array.from({ length: sessions }, (_, i) => {
@@ -170,6 +183,13 @@ export async function raceSessions(
       regs: Array.from({ length: 5 }, () => pick(registries)),
       /** turns each request lets the event loop take before it is sent (PUT, PUT, DELETE, PATCH). */
       turns: Array.from({ length: 4 }, () => Math.floor(rand() * 4)),
+      /** ms the DELETE waits before it is sent (0 unless `opts.cancelLagMs`, then half the sessions). */
+      lag: opts.cancelLagMs !== undefined && rand() < 0.5 ? rand() * opts.cancelLagMs : 0,
+      /** more turns the DELETE lets pass (0 unless `opts.cancelLagTurns`, then half the sessions). */
+      lagTurns:
+        opts.cancelLagTurns !== undefined && rand() < 0.5
+          ? Math.floor(rand() * opts.cancelLagTurns)
+          : 0,
     };
   });
   const out: SessionRace[] = [];
@@ -227,7 +247,8 @@ export async function raceSessions(
         if (p.second) requests.push(put(r4, t1));
         if (p.del)
           requests.push(
-            after(t2)
+            after(t2 + p.lagTurns)
+              .then(() => (p.lag > 0 ? delay(p.lag) : undefined))
               .then(() => r2.fetch(loc, { method: 'DELETE' }))
               .then(async (r) => {
                 await r.arrayBuffer();

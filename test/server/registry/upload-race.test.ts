@@ -331,7 +331,7 @@ describe('upload requests racing over HTTP', () => {
     for (let i = 0; i < 2; i++)
       regs.push(await startTestRegistry({ driver: new FilesystemDriver(root) }));
 
-    const races = await raceSessions(regs, mulberry32(15), 120, 12);
+    const races = await raceSessions(regs, mulberry32(15), 120, 12, { cancelLagTurns: 200 });
 
     expect(await raceViolations(regs, races)).toEqual([]);
     expect(await uploadViolations(new FilesystemDriver(root))).toEqual([]);
