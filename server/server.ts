@@ -15,8 +15,9 @@ import { ConnectionDrain } from './http/drain.js';
 import { createApp, toRegistryError } from './http/app.js';
 import { checkReady } from './http/readiness.js';
 import { MeteredDriver } from './metrics/driver.js';
-import { Metrics, meteredUploads } from './metrics/metrics.js';
+import { Metrics } from './metrics/metrics.js';
 import type { Services } from './http/context.js';
+import { observedUploads } from './registry/observed-uploads.js';
 import { Registry } from './registry/repository.js';
 import { Tokens } from './registry/token.js';
 import { Uploads } from './registry/uploads.js';
@@ -128,7 +129,9 @@ export function createServices(
       decorate: (repo) => events.decorate(immutableTagsRepository(repo, auth.policy)),
       cacheObserver: metrics && ((hit) => metrics.observeCache(hit)),
     }),
-    uploads: metrics ? meteredUploads(uploads, metrics, clock) : uploads,
+    uploads: metrics
+      ? observedUploads(uploads, (seconds) => metrics.observeUpload(seconds), clock)
+      : uploads,
     events,
     metrics,
     peers,

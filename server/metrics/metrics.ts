@@ -13,7 +13,6 @@ import { kind } from '../events/event.js';
 import type { DeliveryObserver } from '../events/sinks.js';
 import { GlobSet } from '../util/glob.js';
 import type { Ctx } from '../http/context.js';
-import type { Uploads } from '../registry/uploads.js';
 import { currentScope } from '../util/scope.js';
 
 /** OTHER is the repository label of every repository past the cardinality bound. */
@@ -417,6 +416,7 @@ export class Metrics {
     this.tagsKept.set(tagsKept ? 1 : 0);
   }
 
+  /** observeUpload records a committed upload session's duration, start to commit. */
   observeUpload(seconds: number): void {
     this.uploadDuration.observe(seconds);
   }
@@ -425,22 +425,4 @@ export class Metrics {
   async exposition(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
-}
-
-/**
- * meteredUploads decorates the upload service: a commit also records the session's
- * duration (start to commit). Everything else is delegated unchanged.
- */
-export function meteredUploads(
-  uploads: Uploads,
-  metrics: Metrics,
-  clock: { now(): number },
-): Uploads {
-  const decorated = Object.create(uploads) as Uploads;
-  decorated.commit = async (state, digest, linker) => {
-    const desc = await uploads.commit(state, digest, linker);
-    metrics.observeUpload(Math.max(0, clock.now() - state.startedAt) / 1000);
-    return desc;
-  };
-  return decorated;
 }
