@@ -14,6 +14,7 @@ import { createGarbageCollector, GcScheduler, type GarbageCollector } from './gc
 import { ConnectionDrain } from './http/drain.js';
 import { createApp, toRegistryError } from './http/app.js';
 import { checkReady } from './http/readiness.js';
+import { observeRequests } from './http/middleware/observe.js';
 import { MeteredDriver } from './metrics/driver.js';
 import { Metrics } from './metrics/metrics.js';
 import type { Services } from './http/context.js';
@@ -231,7 +232,7 @@ export async function startServer(
   const driver = opts.driver ?? createDriver(config);
   const services = createServices(config, driver, log, opts.clock);
   const app = createApp(services, {
-    outer: services.metrics ? [services.metrics.middleware()] : [],
+    outer: services.metrics ? [observeRequests(services.metrics)] : [],
   });
   const callback = app.callback();
   const tls = config.http.tls;

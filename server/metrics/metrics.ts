@@ -1,4 +1,3 @@
-import type { Middleware } from 'koa';
 import {
   collectDefaultMetrics,
   Counter,
@@ -12,8 +11,6 @@ import type { Event } from '../events/event.js';
 import { kind } from '../events/event.js';
 import type { DeliveryObserver } from '../events/sinks.js';
 import { GlobSet } from '../util/glob.js';
-import type { Ctx } from '../http/context.js';
-import { currentScope } from '../util/scope.js';
 
 /** OTHER is the repository label of every repository past the cardinality bound. */
 export const OTHER_REPOSITORY = '_other';
@@ -35,6 +32,18 @@ const STATUS_TEXT: Record<number, string> = {
   502: 'Bad Gateway',
   503: 'Service Unavailable',
 };
+
+/** FinishedRequest is how one HTTP request ended, as the registry_http_* metrics count it. */
+export interface FinishedRequest {
+  /** route is the matched route's name; its dashes become underscores in the handler label. */
+  route: string;
+  method: string;
+  status: number;
+  requestBytes: number;
+  responseBytes: number;
+  /** storageCalls counts the driver calls made for the request (undefined: not observed). */
+  storageCalls: number | undefined;
+}
 
 /**
  * Metrics owns every Prometheus metric of one server (its own registry, so servers in one
@@ -317,25 +326,22 @@ export class Metrics {
       this.httpRequests.inc({ handler: 'protocol_error', code: String(status), method: 'unknown' });
   }
 
-  /** middleware records the registry_http_* metrics; it must wrap the error exit. */
-  middleware(): Middleware {
-    return async (ctx, next) => {
-      const c = ctx as Ctx;
-      const started = process.hrtime.bigint();
-      this.httpInFlight.inc({ handler: 'all' });
-      try {
-        await next();
-      } finally {
-        const handler = c.state.route.replaceAll('-', '_');
-        this.httpInFlight.dec({ handler: 'all' });
-        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-        this.httpRequests.inc({ handler, code: String(c.status), method: c.method });
-        this.httpDuration.observe({ handler, method: c.method }, seconds);
-        this.httpRequestSize.observe({ handler }, Number(c.get('content-length')) || 0);
-        this.httpResponseSize.observe({ handler }, c.response.length ?? 0);
-        const scope = currentScope();
-        if (scope) this.storageCalls.observe({ handler }, scope.storageCalls);
-      }
+  /**
+   * requestStarted starts observing one HTTP request (in flight from now); the function it
+   * returns records the registry_http_* metrics once the request has ended.
+   */
+  requestStarted(): (r: FinishedRequest) => void {
+    const started = process.hrtime.bigint();
+    this.httpInFlight.inc({ handler: 'all' });
+    return (r) => {
+      const handler = r.route.replaceAll('-', '_');
+      this.httpInFlight.dec({ handler: 'all' });
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      this.httpRequests.inc({ handler, code: String(r.status), method: r.method });
+      this.httpDuration.observe({ handler, method: r.method }, seconds);
+      this.httpRequestSize.observe({ handler }, r.requestBytes);
+      this.httpResponseSize.observe({ handler }, r.responseBytes);
+      if (r.storageCalls !== undefined) this.storageCalls.observe({ handler }, r.storageCalls);
     };
   }
 
