@@ -8,6 +8,7 @@ import { serverOptions, watchTls } from './http/tls.js';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { BerthConfig } from './config/types.js';
+import { kind, type Event } from './events/event.js';
 import { EventsRuntime } from './events/runtime.js';
 import { errorBody, isRegistryError } from './errors.js';
 import { createGarbageCollector, GcScheduler, type GarbageCollector } from './gc/index.js';
@@ -16,7 +17,7 @@ import { createApp, toRegistryError } from './http/app.js';
 import { checkReady } from './http/readiness.js';
 import { observeRequests } from './http/middleware/observe.js';
 import { MeteredDriver } from './metrics/driver.js';
-import { Metrics } from './metrics/metrics.js';
+import { Metrics, type CountedEvent } from './metrics/metrics.js';
 import type { Services } from './http/context.js';
 import { observedUploads } from './registry/observed-uploads.js';
 import { Registry } from './registry/repository.js';
@@ -105,7 +106,7 @@ export function createServices(
     observerFor: metrics && ((endpoint) => metrics.observer(endpoint)),
   });
   if (metrics) {
-    events.emitter.onEvent((e) => metrics.onEvent(e));
+    events.emitter.onEvent((e) => metrics.onEvent(counted(e)));
     metrics.watch({
       deliveries: events.notifier.endpoints,
       countUploads: () => countKeys(raw, 'uploads/', 10_000),
@@ -139,6 +140,17 @@ export function createServices(
     tokens,
     auth,
     clock,
+  };
+}
+
+/** counted is an event as the metrics count it. */
+function counted(e: Event): CountedEvent {
+  return {
+    action: e.action,
+    repository: e.target.repository,
+    type: kind(e),
+    bytes: e.target.size ?? 0,
+    tagged: e.target.tag !== undefined,
   };
 }
 

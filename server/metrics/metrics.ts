@@ -6,10 +6,6 @@ import {
   Registry as PromRegistry,
 } from 'prom-client';
 import type { MetricsConfig } from '../config/types.js';
-import type { EndpointDelivery } from '../events/delivery.js';
-import type { Event } from '../events/event.js';
-import { kind } from '../events/event.js';
-import type { DeliveryObserver } from '../events/sinks.js';
 import { GlobSet } from '../util/glob.js';
 
 /** OTHER is the repository label of every repository past the cardinality bound. */
@@ -45,11 +41,42 @@ export interface FinishedRequest {
   storageCalls: number | undefined;
 }
 
+/** CountedEvent is one emitted registry event, as the per-repository counters count it. */
+export interface CountedEvent {
+  action: 'push' | 'pull' | 'mount' | 'delete';
+  repository: string;
+  /** type is what the event is about: `manifest`, `blob`, `tag` or `repository`. */
+  type: string;
+  /** bytes is the size of the manifest or blob (0 when the event names none). */
+  bytes: number;
+  /** tagged is true when the event names a tag. */
+  tagged: boolean;
+}
+
+/** NotificationCounter hears one endpoint's deliveries (the notification counters). */
+export interface NotificationCounter {
+  /** attempt: one HTTP attempt finished (status undefined: no answer). */
+  attempt(status: number | undefined, ok: boolean): void;
+  /** delivered: an event reached the receiver. */
+  delivered(): void;
+  /** dead: an event was given up on. */
+  dead(): void;
+}
+
+/** EndpointBacklog is one notification endpoint, as the scrape-time gauges read it. */
+export interface EndpointBacklog {
+  readonly name: string;
+  /** backlog counts undelivered entries (capped) and the oldest one's age in ms. */
+  backlog(): Promise<{ entries: number; oldestMs: number | undefined }>;
+  readonly retry: { readonly breakerOpen: boolean };
+}
+
 /**
  * Metrics owns every Prometheus metric of one server (its own registry, so servers in one
- * process do not share counters) and adapts the observers of the layers it watches: HTTP
- * middleware, the storage decorator, delivery observers, event listener. Nothing below the
- * server wiring imports prom-client. Names are documented in docs/metrics.md.
+ * process do not share counters). It knows none of the layers it watches: each method takes
+ * plain values or a small input type declared here, and the server wiring adapts each layer's
+ * observer to it. Nothing below the server wiring imports prom-client. Names are documented
+ * in docs/metrics.md.
  */
 export class Metrics {
   readonly registry = new PromRegistry();
@@ -85,7 +112,7 @@ export class Metrics {
   readonly uploadsInProgress: Gauge;
   readonly uploadDuration: Histogram;
 
-  private deliveries: EndpointDelivery[] = [];
+  private deliveries: EndpointBacklog[] = [];
   private countUploads: (() => Promise<number>) | undefined;
 
   constructor(
@@ -345,21 +372,20 @@ export class Metrics {
     };
   }
 
-  /** onEvent counts pushes, pulls and deletes per repository (an Emitter listener). */
-  onEvent(e: Event): void {
+  /** onEvent counts pushes, pulls and deletes per repository. */
+  onEvent(e: CountedEvent): void {
     this.eventsEmitted.inc({ action: e.action });
-    const repository = this.repository(e.target.repository);
-    const type = kind(e);
-    const size = e.target.size ?? 0;
+    const repository = this.repository(e.repository);
+    const { type, bytes } = e;
     switch (e.action) {
       case 'push':
-        if (e.target.tag !== undefined) return; // a tag on an already pushed manifest
+        if (e.tagged) return; // a tag on an already pushed manifest
         this.pushes.inc({ repository, type });
-        this.pushedBytes.inc({ repository }, size);
+        this.pushedBytes.inc({ repository }, bytes);
         return;
       case 'pull':
         this.pulls.inc({ repository, type });
-        this.pulledBytes.inc({ repository }, size);
+        this.pulledBytes.inc({ repository }, bytes);
         return;
       case 'delete':
         this.deletes.inc({ repository, type });
@@ -369,8 +395,8 @@ export class Metrics {
     }
   }
 
-  /** observer adapts one endpoint's delivery to the notification metrics. */
-  observer(endpoint: string): DeliveryObserver {
+  /** observer is the notification counter of one endpoint. */
+  observer(endpoint: string): NotificationCounter {
     return {
       attempt: (status, ok) => {
         if (status !== undefined)
@@ -390,7 +416,7 @@ export class Metrics {
   }
 
   /** watch registers what the scrape-time gauges read. */
-  watch(o: { deliveries?: EndpointDelivery[]; countUploads?: () => Promise<number> }): void {
+  watch(o: { deliveries?: EndpointBacklog[]; countUploads?: () => Promise<number> }): void {
     if (o.deliveries) {
       this.deliveries = o.deliveries;
       for (const d of o.deliveries) {
