@@ -69,7 +69,7 @@ export function createServices(
   const metrics = config.metrics.enabled ? new Metrics(config.metrics) : undefined;
   if (metrics) {
     driver = new MeteredDriver(driver, (d, action, seconds) =>
-      metrics.storageSeconds.observe({ driver: d, action }, seconds),
+      metrics.observeStorage(d, action, seconds),
     );
   }
   const cache = config.cache;
@@ -80,7 +80,7 @@ export function createServices(
       cacheable: (key) => Paths.isSegment(key) && key.length <= MAX_CACHED_KEY,
       log,
       observe: metrics && ((hit) => metrics.observeCache(hit, 'blob')),
-      onBytes: metrics && ((bytes) => metrics.blobCacheBytes.set(bytes)),
+      onBytes: metrics && ((bytes) => metrics.observeBlobCacheBytes(bytes)),
     });
   }
   // Every process on the storage takes part in the membership (it gates tag writes); only

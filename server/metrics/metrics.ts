@@ -83,34 +83,34 @@ export class Metrics {
   private readonly repoLabels = new Set<string>();
   private readonly allow: GlobSet;
 
-  readonly httpRequests: Counter<'handler' | 'code' | 'method'>;
-  readonly protocolErrors: Counter<'reason'>;
-  readonly httpDuration: Histogram<'handler' | 'method'>;
-  readonly httpRequestSize: Histogram<'handler'>;
-  readonly httpResponseSize: Histogram<'handler'>;
-  readonly httpInFlight: Gauge<'handler'>;
-  readonly storageSeconds: Histogram<'driver' | 'action'>;
-  readonly storageCalls: Histogram<'handler'>;
-  readonly notifEvents: Counter<'type' | 'endpoint'>;
-  readonly notifPending: Gauge<'endpoint'>;
-  readonly notifStatus: Counter<'code' | 'endpoint'>;
-  readonly outboxDepth: Gauge<'endpoint'>;
-  readonly oldestUndelivered: Gauge<'endpoint'>;
-  readonly deadLetters: Counter<'endpoint'>;
-  readonly breakerOpen: Gauge<'endpoint'>;
-  readonly eventsEmitted: Counter<'action'>;
-  readonly pushes: Counter<'repository' | 'type'>;
-  readonly pushedBytes: Counter<'repository'>;
-  readonly pulls: Counter<'repository' | 'type'>;
-  readonly pulledBytes: Counter<'repository'>;
-  readonly deletes: Counter<'repository' | 'type'>;
-  readonly cacheRequests: Counter;
-  readonly cacheHits: Counter;
-  readonly blobCacheBytes: Gauge;
+  private readonly httpRequests: Counter<'handler' | 'code' | 'method'>;
+  private readonly protocolErrors: Counter<'reason'>;
+  private readonly httpDuration: Histogram<'handler' | 'method'>;
+  private readonly httpRequestSize: Histogram<'handler'>;
+  private readonly httpResponseSize: Histogram<'handler'>;
+  private readonly httpInFlight: Gauge<'handler'>;
+  private readonly storageSeconds: Histogram<'driver' | 'action'>;
+  private readonly storageCalls: Histogram<'handler'>;
+  private readonly notifEvents: Counter<'type' | 'endpoint'>;
+  private readonly notifPending: Gauge<'endpoint'>;
+  private readonly notifStatus: Counter<'code' | 'endpoint'>;
+  private readonly outboxDepth: Gauge<'endpoint'>;
+  private readonly oldestUndelivered: Gauge<'endpoint'>;
+  private readonly deadLetters: Counter<'endpoint'>;
+  private readonly breakerOpen: Gauge<'endpoint'>;
+  private readonly eventsEmitted: Counter<'action'>;
+  private readonly pushes: Counter<'repository' | 'type'>;
+  private readonly pushedBytes: Counter<'repository'>;
+  private readonly pulls: Counter<'repository' | 'type'>;
+  private readonly pulledBytes: Counter<'repository'>;
+  private readonly deletes: Counter<'repository' | 'type'>;
+  private readonly cacheRequests: Counter;
+  private readonly cacheHits: Counter;
+  private readonly blobCacheBytes: Gauge;
   private readonly peers: Gauge;
   private readonly tagsKept: Gauge;
-  readonly uploadsInProgress: Gauge;
-  readonly uploadDuration: Histogram;
+  private readonly uploadsInProgress: Gauge;
+  private readonly uploadDuration: Histogram;
 
   private deliveries: EndpointBacklog[] = [];
   private countUploads: (() => Promise<number>) | undefined;
@@ -440,6 +440,16 @@ export class Metrics {
   ): void {
     this.cacheRequests.inc({ cache });
     if (hit) this.cacheHits.inc({ cache });
+  }
+
+  /** observeStorage records one storage call's duration (the metered driver's observer). */
+  observeStorage(driver: string, action: string, seconds: number): void {
+    this.storageSeconds.observe({ driver, action }, seconds);
+  }
+
+  /** observeBlobCacheBytes records the bytes kept in this process's blob cache folder. */
+  observeBlobCacheBytes(bytes: number): void {
+    this.blobCacheBytes.set(bytes);
   }
 
   /** observePeers records a membership round: live processes, and whether tags are kept. */
