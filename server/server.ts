@@ -8,15 +8,18 @@ import { serverOptions, watchTls } from './http/tls.js';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { BerthConfig } from './config/types.js';
+import { kind, type Event } from './events/event.js';
 import { EventsRuntime } from './events/runtime.js';
 import { errorBody, isRegistryError } from './errors.js';
 import { createGarbageCollector, GcScheduler, type GarbageCollector } from './gc/index.js';
 import { ConnectionDrain } from './http/drain.js';
 import { createApp, toRegistryError } from './http/app.js';
 import { checkReady } from './http/readiness.js';
+import { observeRequests } from './http/middleware/observe.js';
 import { MeteredDriver } from './metrics/driver.js';
-import { Metrics, meteredUploads } from './metrics/metrics.js';
+import { Metrics, type CountedEvent } from './metrics/metrics.js';
 import type { Services } from './http/context.js';
+import { observedUploads } from './registry/observed-uploads.js';
 import { Registry } from './registry/repository.js';
 import { Tokens } from './registry/token.js';
 import { Uploads } from './registry/uploads.js';
@@ -66,7 +69,7 @@ export function createServices(
   const metrics = config.metrics.enabled ? new Metrics(config.metrics) : undefined;
   if (metrics) {
     driver = new MeteredDriver(driver, (d, action, seconds) =>
-      metrics.storageSeconds.observe({ driver: d, action }, seconds),
+      metrics.observeStorage(d, action, seconds),
     );
   }
   const cache = config.cache;
@@ -77,7 +80,7 @@ export function createServices(
       cacheable: (key) => Paths.isSegment(key) && key.length <= MAX_CACHED_KEY,
       log,
       observe: metrics && ((hit) => metrics.observeCache(hit, 'blob')),
-      onBytes: metrics && ((bytes) => metrics.blobCacheBytes.set(bytes)),
+      onBytes: metrics && ((bytes) => metrics.observeBlobCacheBytes(bytes)),
     });
   }
   // Every process on the storage takes part in the membership (it gates tag writes); only
@@ -103,7 +106,7 @@ export function createServices(
     observerFor: metrics && ((endpoint) => metrics.observer(endpoint)),
   });
   if (metrics) {
-    events.emitter.onEvent((e) => metrics.onEvent(e));
+    events.emitter.onEvent((e) => metrics.onEvent(counted(e)));
     metrics.watch({
       deliveries: events.notifier.endpoints,
       countUploads: () => countKeys(raw, 'uploads/', 10_000),
@@ -128,13 +131,26 @@ export function createServices(
       decorate: (repo) => events.decorate(immutableTagsRepository(repo, auth.policy)),
       cacheObserver: metrics && ((hit) => metrics.observeCache(hit)),
     }),
-    uploads: metrics ? meteredUploads(uploads, metrics, clock) : uploads,
+    uploads: metrics
+      ? observedUploads(uploads, (seconds) => metrics.observeUpload(seconds), clock)
+      : uploads,
     events,
     metrics,
     peers,
     tokens,
     auth,
     clock,
+  };
+}
+
+/** counted is an event as the metrics count it. */
+function counted(e: Event): CountedEvent {
+  return {
+    action: e.action,
+    repository: e.target.repository,
+    type: kind(e),
+    bytes: e.target.size ?? 0,
+    tagged: e.target.tag !== undefined,
   };
 }
 
@@ -228,7 +244,7 @@ export async function startServer(
   const driver = opts.driver ?? createDriver(config);
   const services = createServices(config, driver, log, opts.clock);
   const app = createApp(services, {
-    outer: services.metrics ? [services.metrics.middleware()] : [],
+    outer: services.metrics ? [observeRequests(services.metrics)] : [],
   });
   const callback = app.callback();
   const tls = config.http.tls;

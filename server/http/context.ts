@@ -3,13 +3,24 @@ import type { Clock } from '../auth/clock.js';
 import type { AuthService, Identity } from '../auth/service.js';
 import type { BerthConfig } from '../config/types.js';
 import type { EventsRuntime } from '../events/runtime.js';
-import type { Metrics } from '../metrics/metrics.js';
 import type { Registry } from '../registry/repository.js';
 import type { Tokens } from '../registry/token.js';
 import type { Uploads } from '../registry/uploads.js';
 import type { StorageDriver } from '../storage/driver.js';
 import type { Peers } from '../storage/peers.js';
 import type { Logger } from '../util/log.js';
+import type { ProtocolObserver } from './client-error.js';
+import type { RequestObserver } from './middleware/observe.js';
+
+/**
+ * MetricsService is what the listeners report to and the debug listener serves: each
+ * request's outcome, each request the parser rejected, and the exposition of everything
+ * counted (`contentType` and `body` of the scrape response).
+ */
+export interface MetricsService extends RequestObserver {
+  observeProtocolError: ProtocolObserver;
+  exposition(): Promise<{ contentType: string; body: string }>;
+}
 
 /** Services is what handlers may call: the domain, never storage keys. */
 export interface Services {
@@ -25,7 +36,7 @@ export interface Services {
   /** events is the durable events outbox and its delivery (the events API reads it). */
   events?: EventsRuntime;
   /** metrics is served on the debug listener; handlers never touch it. */
-  metrics?: Metrics;
+  metrics?: MetricsService;
   /** peers is this process's membership of the storage (gates tag writes, ADR 0012). */
   peers: Peers;
 }

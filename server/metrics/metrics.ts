@@ -1,4 +1,3 @@
-import type { Middleware } from 'koa';
 import {
   collectDefaultMetrics,
   Counter,
@@ -7,14 +6,7 @@ import {
   Registry as PromRegistry,
 } from 'prom-client';
 import type { MetricsConfig } from '../config/types.js';
-import type { EndpointDelivery } from '../events/delivery.js';
-import type { Event } from '../events/event.js';
-import { kind } from '../events/event.js';
-import type { DeliveryObserver } from '../events/sinks.js';
 import { GlobSet } from '../util/glob.js';
-import type { Ctx } from '../http/context.js';
-import type { Uploads } from '../registry/uploads.js';
-import { currentScope } from '../util/scope.js';
 
 /** OTHER is the repository label of every repository past the cardinality bound. */
 export const OTHER_REPOSITORY = '_other';
@@ -37,47 +29,90 @@ const STATUS_TEXT: Record<number, string> = {
   503: 'Service Unavailable',
 };
 
+/** FinishedRequest is how one HTTP request ended, as the registry_http_* metrics count it. */
+export interface FinishedRequest {
+  /** route is the matched route's name; its dashes become underscores in the handler label. */
+  route: string;
+  method: string;
+  status: number;
+  requestBytes: number;
+  responseBytes: number;
+  /** storageCalls counts the driver calls made for the request (undefined: not observed). */
+  storageCalls: number | undefined;
+}
+
+/** CountedEvent is one emitted registry event, as the per-repository counters count it. */
+export interface CountedEvent {
+  action: 'push' | 'pull' | 'mount' | 'delete';
+  repository: string;
+  /** type is what the event is about: `manifest`, `blob`, `tag` or `repository`. */
+  type: string;
+  /** bytes is the size of the manifest or blob (0 when the event names none). */
+  bytes: number;
+  /** tagged is true when the event names a tag. */
+  tagged: boolean;
+}
+
+/** NotificationCounter hears one endpoint's deliveries (the notification counters). */
+export interface NotificationCounter {
+  /** attempt: one HTTP attempt finished (status undefined: no answer). */
+  attempt(status: number | undefined, ok: boolean): void;
+  /** delivered: an event reached the receiver. */
+  delivered(): void;
+  /** dead: an event was given up on. */
+  dead(): void;
+}
+
+/** EndpointBacklog is one notification endpoint, as the scrape-time gauges read it. */
+export interface EndpointBacklog {
+  readonly name: string;
+  /** backlog counts undelivered entries (capped) and the oldest one's age in ms. */
+  backlog(): Promise<{ entries: number; oldestMs: number | undefined }>;
+  readonly retry: { readonly breakerOpen: boolean };
+}
+
 /**
  * Metrics owns every Prometheus metric of one server (its own registry, so servers in one
- * process do not share counters) and adapts the observers of the layers it watches: HTTP
- * middleware, the storage decorator, delivery observers, event listener. Nothing below the
- * server wiring imports prom-client. Names are documented in docs/metrics.md.
+ * process do not share counters). It knows none of the layers it watches: each method takes
+ * plain values or a small input type declared here, and the server wiring adapts each layer's
+ * observer to it. Nothing below the server wiring imports prom-client. Names are documented
+ * in docs/metrics.md.
  */
 export class Metrics {
   readonly registry = new PromRegistry();
   private readonly repoLabels = new Set<string>();
   private readonly allow: GlobSet;
 
-  readonly httpRequests: Counter<'handler' | 'code' | 'method'>;
-  readonly protocolErrors: Counter<'reason'>;
-  readonly httpDuration: Histogram<'handler' | 'method'>;
-  readonly httpRequestSize: Histogram<'handler'>;
-  readonly httpResponseSize: Histogram<'handler'>;
-  readonly httpInFlight: Gauge<'handler'>;
-  readonly storageSeconds: Histogram<'driver' | 'action'>;
-  readonly storageCalls: Histogram<'handler'>;
-  readonly notifEvents: Counter<'type' | 'endpoint'>;
-  readonly notifPending: Gauge<'endpoint'>;
-  readonly notifStatus: Counter<'code' | 'endpoint'>;
-  readonly outboxDepth: Gauge<'endpoint'>;
-  readonly oldestUndelivered: Gauge<'endpoint'>;
-  readonly deadLetters: Counter<'endpoint'>;
-  readonly breakerOpen: Gauge<'endpoint'>;
-  readonly eventsEmitted: Counter<'action'>;
-  readonly pushes: Counter<'repository' | 'type'>;
-  readonly pushedBytes: Counter<'repository'>;
-  readonly pulls: Counter<'repository' | 'type'>;
-  readonly pulledBytes: Counter<'repository'>;
-  readonly deletes: Counter<'repository' | 'type'>;
-  readonly cacheRequests: Counter;
-  readonly cacheHits: Counter;
-  readonly blobCacheBytes: Gauge;
+  private readonly httpRequests: Counter<'handler' | 'code' | 'method'>;
+  private readonly protocolErrors: Counter<'reason'>;
+  private readonly httpDuration: Histogram<'handler' | 'method'>;
+  private readonly httpRequestSize: Histogram<'handler'>;
+  private readonly httpResponseSize: Histogram<'handler'>;
+  private readonly httpInFlight: Gauge<'handler'>;
+  private readonly storageSeconds: Histogram<'driver' | 'action'>;
+  private readonly storageCalls: Histogram<'handler'>;
+  private readonly notifEvents: Counter<'type' | 'endpoint'>;
+  private readonly notifPending: Gauge<'endpoint'>;
+  private readonly notifStatus: Counter<'code' | 'endpoint'>;
+  private readonly outboxDepth: Gauge<'endpoint'>;
+  private readonly oldestUndelivered: Gauge<'endpoint'>;
+  private readonly deadLetters: Counter<'endpoint'>;
+  private readonly breakerOpen: Gauge<'endpoint'>;
+  private readonly eventsEmitted: Counter<'action'>;
+  private readonly pushes: Counter<'repository' | 'type'>;
+  private readonly pushedBytes: Counter<'repository'>;
+  private readonly pulls: Counter<'repository' | 'type'>;
+  private readonly pulledBytes: Counter<'repository'>;
+  private readonly deletes: Counter<'repository' | 'type'>;
+  private readonly cacheRequests: Counter;
+  private readonly cacheHits: Counter;
+  private readonly blobCacheBytes: Gauge;
   private readonly peers: Gauge;
   private readonly tagsKept: Gauge;
-  readonly uploadsInProgress: Gauge;
-  readonly uploadDuration: Histogram;
+  private readonly uploadsInProgress: Gauge;
+  private readonly uploadDuration: Histogram;
 
-  private deliveries: EndpointDelivery[] = [];
+  private deliveries: EndpointBacklog[] = [];
   private countUploads: (() => Promise<number>) | undefined;
 
   constructor(
@@ -318,43 +353,39 @@ export class Metrics {
       this.httpRequests.inc({ handler: 'protocol_error', code: String(status), method: 'unknown' });
   }
 
-  /** middleware records the registry_http_* metrics; it must wrap the error exit. */
-  middleware(): Middleware {
-    return async (ctx, next) => {
-      const c = ctx as Ctx;
-      const started = process.hrtime.bigint();
-      this.httpInFlight.inc({ handler: 'all' });
-      try {
-        await next();
-      } finally {
-        const handler = c.state.route.replaceAll('-', '_');
-        this.httpInFlight.dec({ handler: 'all' });
-        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-        this.httpRequests.inc({ handler, code: String(c.status), method: c.method });
-        this.httpDuration.observe({ handler, method: c.method }, seconds);
-        this.httpRequestSize.observe({ handler }, Number(c.get('content-length')) || 0);
-        this.httpResponseSize.observe({ handler }, c.response.length ?? 0);
-        const scope = currentScope();
-        if (scope) this.storageCalls.observe({ handler }, scope.storageCalls);
-      }
+  /**
+   * requestStarted starts observing one HTTP request (in flight from now); the function it
+   * returns records the registry_http_* metrics once the request has ended.
+   */
+  requestStarted(): (r: FinishedRequest) => void {
+    const started = process.hrtime.bigint();
+    this.httpInFlight.inc({ handler: 'all' });
+    return (r) => {
+      const handler = r.route.replaceAll('-', '_');
+      this.httpInFlight.dec({ handler: 'all' });
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      this.httpRequests.inc({ handler, code: String(r.status), method: r.method });
+      this.httpDuration.observe({ handler, method: r.method }, seconds);
+      this.httpRequestSize.observe({ handler }, r.requestBytes);
+      this.httpResponseSize.observe({ handler }, r.responseBytes);
+      if (r.storageCalls !== undefined) this.storageCalls.observe({ handler }, r.storageCalls);
     };
   }
 
-  /** onEvent counts pushes, pulls and deletes per repository (an Emitter listener). */
-  onEvent(e: Event): void {
+  /** onEvent counts pushes, pulls and deletes per repository. */
+  onEvent(e: CountedEvent): void {
     this.eventsEmitted.inc({ action: e.action });
-    const repository = this.repository(e.target.repository);
-    const type = kind(e);
-    const size = e.target.size ?? 0;
+    const repository = this.repository(e.repository);
+    const { type, bytes } = e;
     switch (e.action) {
       case 'push':
-        if (e.target.tag !== undefined) return; // a tag on an already pushed manifest
+        if (e.tagged) return; // a tag on an already pushed manifest
         this.pushes.inc({ repository, type });
-        this.pushedBytes.inc({ repository }, size);
+        this.pushedBytes.inc({ repository }, bytes);
         return;
       case 'pull':
         this.pulls.inc({ repository, type });
-        this.pulledBytes.inc({ repository }, size);
+        this.pulledBytes.inc({ repository }, bytes);
         return;
       case 'delete':
         this.deletes.inc({ repository, type });
@@ -364,8 +395,8 @@ export class Metrics {
     }
   }
 
-  /** observer adapts one endpoint's delivery to the notification metrics. */
-  observer(endpoint: string): DeliveryObserver {
+  /** observer is the notification counter of one endpoint. */
+  observer(endpoint: string): NotificationCounter {
     return {
       attempt: (status, ok) => {
         if (status !== undefined)
@@ -385,7 +416,7 @@ export class Metrics {
   }
 
   /** watch registers what the scrape-time gauges read. */
-  watch(o: { deliveries?: EndpointDelivery[]; countUploads?: () => Promise<number> }): void {
+  watch(o: { deliveries?: EndpointBacklog[]; countUploads?: () => Promise<number> }): void {
     if (o.deliveries) {
       this.deliveries = o.deliveries;
       for (const d of o.deliveries) {
@@ -411,12 +442,23 @@ export class Metrics {
     if (hit) this.cacheHits.inc({ cache });
   }
 
+  /** observeStorage records one storage call's duration (the metered driver's observer). */
+  observeStorage(driver: string, action: string, seconds: number): void {
+    this.storageSeconds.observe({ driver, action }, seconds);
+  }
+
+  /** observeBlobCacheBytes records the bytes kept in this process's blob cache folder. */
+  observeBlobCacheBytes(bytes: number): void {
+    this.blobCacheBytes.set(bytes);
+  }
+
   /** observePeers records a membership round: live processes, and whether tags are kept. */
   observePeers(peers: number, tagsKept: boolean): void {
     this.peers.set(peers);
     this.tagsKept.set(tagsKept ? 1 : 0);
   }
 
+  /** observeUpload records a committed upload session's duration, start to commit. */
   observeUpload(seconds: number): void {
     this.uploadDuration.observe(seconds);
   }
@@ -425,22 +467,4 @@ export class Metrics {
   async exposition(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
-}
-
-/**
- * meteredUploads decorates the upload service: a commit also records the session's
- * duration (start to commit). Everything else is delegated unchanged.
- */
-export function meteredUploads(
-  uploads: Uploads,
-  metrics: Metrics,
-  clock: { now(): number },
-): Uploads {
-  const decorated = Object.create(uploads) as Uploads;
-  decorated.commit = async (state, digest, linker) => {
-    const desc = await uploads.commit(state, digest, linker);
-    metrics.observeUpload(Math.max(0, clock.now() - state.startedAt) / 1000);
-    return desc;
-  };
-  return decorated;
 }
