@@ -175,7 +175,7 @@ describe('DiskCachingDriver', () => {
       await relay(d, seg(n), 0, 2 * MiB);
       await until(`copy ${n}`, async () => (await d.cached(seg(n))) > 0);
     }
-    const src = await d.openSource(seg(3), 0, 2 * MiB);
+    const src = await d.openSource!(seg(3), 0, 2 * MiB);
     expect(d.cachedBytes).toBe(2 * MiB); // 1 went before a byte of 3 was written
     expect(await d.cached(seg(1))).toBe(0);
     await src!.copyTo(new CollectingSink());
@@ -197,7 +197,7 @@ describe('DiskCachingDriver', () => {
     await d.deletePrefix('segments/u-2/');
     expect(readdirSync(dir)).toEqual(['.incoming']);
     expect(d.cachedBytes).toBe(0);
-    await expect(d.openSource(seg(1), 0, MiB)).rejects.toThrow('path not found');
+    await expect(d.openSource!(seg(1), 0, MiB)).rejects.toThrow('path not found');
   });
 
   it('GIVEN an object deleted while its read is copied WHEN the copy completes THEN it is not kept', async () => {
@@ -205,7 +205,7 @@ describe('DiskCachingDriver', () => {
     const dir = tempDir();
     const d = cache(inner, dir);
     await stored(inner, seg(1), randomBytes(2 * MiB));
-    const src = await d.openSource(seg(1), 0, 2 * MiB);
+    const src = await d.openSource!(seg(1), 0, 2 * MiB);
     const copying = src!.copyTo(new CollectingSink());
     await d.delete(seg(1));
     await copying.catch(() => undefined);
@@ -240,7 +240,7 @@ describe('DiskCachingDriver', () => {
     const dir = tempDir();
     const d = cache(inner, dir);
     await stored(inner, seg(1), randomBytes(4 * MiB));
-    const src = await d.openSource(seg(1), 0, 4 * MiB);
+    const src = await d.openSource!(seg(1), 0, 4 * MiB);
     await expect(src!.copyTo(new FailingSink(2))).rejects.toThrow();
     await new Promise((r) => setTimeout(r, 50));
     expect(await d.cached(seg(1))).toBe(0);
