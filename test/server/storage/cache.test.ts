@@ -4,7 +4,6 @@ import type { ListOptions, ListPage } from '../../../server/storage/driver.js';
 import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
 import { Paths } from '../../../server/storage/paths.js';
 import { cachedViews, directViews } from '../../../server/storage/views.js';
-import { describeStorageDriver } from './driver-contract.js';
 
 /** CountingDriver is an in-memory driver that counts gets and lists and can hold them. */
 class CountingDriver extends InMemoryDriver {
@@ -355,17 +354,4 @@ describe('CachingDriver: list pages', () => {
     (await cache.list(TAGS)).names.push('bogus');
     expect((await cache.list(TAGS)).names).toEqual(['latest']);
   });
-});
-
-// The decorator keeps the driver contract (every call it does not serve goes through).
-describeStorageDriver('caching(inmemory)', {
-  make: async () =>
-    new CachingDriver(new InMemoryDriver(), {
-      immutable: () => true,
-      ttlMs: 60_000,
-      listable: () => true,
-      listTtlMs: 60_000,
-      maxBytes: 1 << 20,
-    }),
-  bigBytes: 1024 * 1024 + 3,
 });

@@ -10,22 +10,10 @@ import type { ByteSink, ByteSource, StorageDriver } from '../../../server/storag
 import { DiskCachingDriver } from '../../../server/storage/diskcache.js';
 import { FilesystemDriver } from '../../../server/storage/drivers/filesystem.js';
 import { Paths } from '../../../server/storage/paths.js';
-import { CollectingSink, describeStorageDriver } from './driver-contract.js';
+import { CollectingSink } from './driver-contract.js';
 
-const everything = () => true;
 const tempDir = () => mkdtempSync(join(tmpdir(), 'berth-blobcache-'));
 
-// The decorator keeps every driver's promises (over a driver that relays: copies are made
-// only of relayed reads, so over one that does not it adds nothing).
-describeStorageDriver('disk cache over filesystem', {
-  make: async () =>
-    new DiskCachingDriver(new FilesystemDriver(tempDir()), {
-      dir: tempDir(),
-      maxBytes: 1 << 30,
-      cacheable: everything,
-    }),
-  bigBytes: 16 * 1024 * 1024 + 5,
-});
 /** Counted is a filesystem driver that counts the reads reaching it. */
 class Counted extends FilesystemDriver {
   reads = 0;
