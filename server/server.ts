@@ -28,6 +28,7 @@ import { DiskCachingDriver } from './storage/diskcache.js';
 import type { StorageDriver } from './storage/driver.js';
 import { Paths } from './storage/paths.js';
 import { Peers } from './storage/peers.js';
+import { cachedViews } from './storage/views.js';
 import { FilesystemDriver } from './storage/drivers/filesystem.js';
 import { InMemoryDriver } from './storage/drivers/inmemory.js';
 import { S3Driver } from './storage/drivers/s3.js';
@@ -89,18 +90,21 @@ export function createServices(
     log,
     onRound: metrics && ((r) => metrics.observePeers(r.peers, r.alone && cache.tagsWhenAlone)),
   });
-  driver = new CachingDriver(driver, {
-    immutable: Paths.immutable,
-    ttlMs: cache.ttlSeconds * 1000,
-    mutable: Paths.isTag,
-    mutableTtlMs: cache.tagTtlSeconds * 1000,
-    alone: cache.tagsWhenAlone ? () => peers.aloneEpoch() : undefined,
-    beforeMutableWrite: () => peers.whenWritable(),
-    listable: Paths.listCached,
-    listTtlMs: cache.listTtlSeconds * 1000,
-    maxBytes: cache.maxMiB * 1024 * 1024,
-    observe: metrics && ((kind, hit) => metrics.observeCache(hit, kind)),
-  });
+  const storage = cachedViews(
+    new CachingDriver(driver, {
+      immutable: Paths.immutable,
+      ttlMs: cache.ttlSeconds * 1000,
+      mutable: Paths.isTag,
+      mutableTtlMs: cache.tagTtlSeconds * 1000,
+      alone: cache.tagsWhenAlone ? () => peers.aloneEpoch() : undefined,
+      beforeMutableWrite: () => peers.whenWritable(),
+      listable: Paths.listCached,
+      listTtlMs: cache.listTtlSeconds * 1000,
+      maxBytes: cache.maxMiB * 1024 * 1024,
+      observe: metrics && ((kind, hit) => metrics.observeCache(hit, kind)),
+    }),
+  );
+  driver = storage.cached;
   const events = new EventsRuntime(config.notifications, driver, log, {
     listenAddr: config.http.addr,
     observerFor: metrics && ((endpoint) => metrics.observer(endpoint)),
@@ -113,7 +117,7 @@ export function createServices(
     });
   }
   const tokens = new Tokens(secret);
-  const uploads = new Uploads(driver, {
+  const uploads = new Uploads(storage, {
     ttlSeconds: config.uploads.ttlSeconds,
     log,
     abortStale: raw.abortStaleMultipartUploads && ((d) => raw.abortStaleMultipartUploads!(d)),
@@ -124,7 +128,7 @@ export function createServices(
     config,
     driver,
     log,
-    registry: new Registry(driver, {
+    registry: new Registry(storage, {
       allowSparse: config.validation.allowSparse,
       redirectSeconds: s3?.redirect ? 1200 : undefined,
       // Policy inside events: a refused write records no event.

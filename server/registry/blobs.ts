@@ -1,7 +1,6 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Errors } from '../errors.js';
-import { forget, freshOf } from '../storage/cache.js';
 import {
   isNotFound,
   type ByteSink,
@@ -9,6 +8,7 @@ import {
   type StorageDriver,
 } from '../storage/driver.js';
 import { Paths } from '../storage/paths.js';
+import type { StorageReader, StorageViews } from '../storage/views.js';
 import { parseDigest, type Digest } from './reference.js';
 
 /** Segment is one run of a blob's bytes, stored once as its own object. */
@@ -82,12 +82,16 @@ export function decodeDescriptor(buf: Buffer): BlobDescriptor {
 }
 
 export class RepositoryBlobStore implements BlobStore {
+  private readonly driver: StorageDriver;
+
   constructor(
-    private readonly driver: StorageDriver,
+    private readonly storage: StorageViews,
     private readonly name: string,
     private readonly markRepository: () => Promise<void>,
     private readonly redirectSeconds?: number,
-  ) {}
+  ) {
+    this.driver = storage.cached;
+  }
 
   /** stat answers from the in-process cache when it can (HEAD and GET). */
   stat(digest: Digest): Promise<BlobDescriptor> {
@@ -96,16 +100,16 @@ export class RepositoryBlobStore implements BlobStore {
 
   /** statFresh asks storage itself: for checks that guard a write. */
   statFresh(digest: Digest): Promise<BlobDescriptor> {
-    return this.statWith(freshOf(this.driver), digest);
+    return this.statWith(this.storage.fresh, digest);
   }
 
-  private async statWith(driver: StorageDriver, digest: Digest): Promise<BlobDescriptor> {
+  private async statWith(driver: StorageReader, digest: Digest): Promise<BlobDescriptor> {
     const key = Paths.layer(this.name, digest);
     try {
       return decodeDescriptor(await driver.get(key));
     } catch (err) {
       if (isNotFound(err)) {
-        forget(this.driver, key);
+        this.storage.invalidate(key);
         throw Errors.blobUnknown({ digest: digest.value });
       }
       throw err;
@@ -137,7 +141,7 @@ export class RepositoryBlobStore implements BlobStore {
     } catch (err) {
       if (!isNotFound(err) || typeof desc.digest !== 'string') throw err;
       const digest = parseDigest(desc.digest);
-      forget(this.driver, Paths.layer(this.name, digest));
+      this.storage.invalidate(Paths.layer(this.name, digest));
       const now = await this.statFresh(digest);
       if (JSON.stringify(now.segments) === JSON.stringify(desc.segments)) {
         throw Errors.blobUnknown({ digest: desc.digest });
@@ -166,7 +170,7 @@ export class RepositoryBlobStore implements BlobStore {
     const key = from === undefined ? Paths.blob(digest) : Paths.layer(from, digest);
     let desc: BlobDescriptor;
     try {
-      desc = decodeDescriptor(await freshOf(this.driver).get(key));
+      desc = decodeDescriptor(await this.storage.fresh.get(key));
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;

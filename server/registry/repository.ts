@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Errors } from '../errors.js';
 import { isNotFound, listAll, type StorageDriver } from '../storage/driver.js';
 import { Paths } from '../storage/paths.js';
-import { forget, freshOf } from '../storage/cache.js';
+import type { StorageViews } from '../storage/views.js';
 import { RepositoryBlobStore } from './blobs.js';
 import { parseManifest, type Descriptor } from './manifest-parse.js';
 import { parseDigest, type Digest } from './reference.js';
@@ -130,15 +130,17 @@ export interface TagService {
 /** Repository is one named repository's view of the registry. */
 export class Repository implements ManifestService, TagService {
   readonly blobs: RepositoryBlobStore;
+  private readonly driver: StorageDriver;
 
   constructor(
-    private readonly driver: StorageDriver,
+    private readonly storage: StorageViews,
     readonly name: string,
     private readonly registry: Registry,
     private readonly opts: RegistryOptions,
   ) {
+    this.driver = storage.cached;
     this.blobs = new RepositoryBlobStore(
-      driver,
+      storage,
       name,
       () => registry.markRepository(name),
       opts.redirectSeconds,
@@ -156,7 +158,7 @@ export class Repository implements ManifestService, TagService {
       return decodeEnvelope(digest, await this.driver.get(key));
     } catch (err) {
       if (isNotFound(err)) {
-        forget(this.driver, key);
+        this.storage.invalidate(key);
         throw Errors.manifestUnknown({ digest: digest.value });
       }
       throw err;
@@ -254,7 +256,7 @@ export class Repository implements ManifestService, TagService {
     try {
       const m = await this.get(digest);
       if (opts.unchangedSince !== undefined) {
-        const s = await freshOf(this.driver)
+        const s = await this.storage.fresh
           .stat(Paths.manifest(this.name, digest))
           .catch((err: unknown) => {
             if (isNotFound(err)) throw Errors.manifestUnknown({ digest: digest.value });
@@ -352,7 +354,7 @@ export class Repository implements ManifestService, TagService {
     for (let i = 0; ; i++) {
       let at: number;
       try {
-        const raw = await freshOf(this.driver).get(key);
+        const raw = await this.storage.fresh.get(key);
         at = Number((JSON.parse(raw.toString('utf8')) as { at?: unknown }).at);
       } catch (err) {
         if (isNotFound(err) || err instanceof SyntaxError) return seen;
@@ -577,14 +579,17 @@ async function listPage<T>(
  */
 export class Registry {
   private readonly known = new Set<string>();
+  private readonly driver: StorageDriver;
 
   constructor(
-    readonly driver: StorageDriver,
+    private readonly storage: StorageViews,
     private readonly opts: RegistryOptions,
-  ) {}
+  ) {
+    this.driver = storage.cached;
+  }
 
   repository(name: string): Repository {
-    const repo = new Repository(this.driver, name, this, this.opts);
+    const repo = new Repository(this.storage, name, this, this.opts);
     return this.opts.decorate ? this.opts.decorate(repo) : repo;
   }
 

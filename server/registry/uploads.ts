@@ -2,9 +2,9 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Errors, type RegistryError } from '../errors.js';
-import { freshOf } from '../storage/cache.js';
 import { isNotFound, listAll, type StorageDriver, type Versioned } from '../storage/driver.js';
 import { Paths } from '../storage/paths.js';
+import type { StorageViews } from '../storage/views.js';
 import type { Logger } from '../util/log.js';
 import { currentScope } from '../util/scope.js';
 import {
@@ -103,11 +103,13 @@ export interface UploadsOptions {
  */
 export class Uploads {
   private readonly clock: () => number;
+  private readonly driver: StorageDriver;
 
   constructor(
-    private readonly driver: StorageDriver,
+    private readonly storage: StorageViews,
     private readonly opts: UploadsOptions,
   ) {
+    this.driver = storage.cached;
     this.clock = opts.clock ?? Date.now;
   }
 
@@ -490,7 +492,7 @@ export class Uploads {
     ]);
     if (!indexed) {
       try {
-        desc = decodeDescriptor(await freshOf(this.driver).get(Paths.blob(digest)));
+        desc = decodeDescriptor(await this.storage.fresh.get(Paths.blob(digest)));
         // An index whose bytes are gone (lost to a race, a bug or an operator) is replaced
         // by ours instead of taking this repository down with it.
         if (!(await this.whole(desc))) {
@@ -553,7 +555,7 @@ export class Uploads {
 
   /** whole reports whether every segment a descriptor names is in storage (asked of storage). */
   private async whole(desc: BlobDescriptor): Promise<boolean> {
-    const fresh = freshOf(this.driver);
+    const fresh = this.storage.fresh;
     for (let i = 0; i < desc.segments.length; i += 16) {
       const found = await Promise.all(
         desc.segments.slice(i, i + 16).map((s) =>
@@ -661,9 +663,7 @@ export class Uploads {
       const [alg, hex] = claim.split(':') as [Algorithm, string];
       const digest = { algorithm: alg, hex, value: claim };
       for (const key of [Paths.blob(digest), Paths.layer(state.repo, digest)]) {
-        const desc = await freshOf(this.driver)
-          .get(key)
-          .then(decodeDescriptor, () => undefined);
+        const desc = await this.storage.fresh.get(key).then(decodeDescriptor, () => undefined);
         if (desc?.segments.some((s) => s.key.startsWith(Paths.segmentsOf(state.id)))) return true;
       }
     }

@@ -67,8 +67,9 @@ interface ListEntry {
  * Tags (`mutable`) are not kept by default, only read once for all concurrent readers;
  * with `alone`, they are kept while this process is the only one on the storage (ADR 0012).
  *
- * Callers whose result is written back or guards a write (a manifest's blob check, a
- * blob mount, an upload's dedupe) read through {@link CachingDriver.fresh} instead.
+ * It is a plain decorator: it keeps the driver contract, and nothing needs to know it is
+ * there. Readers choose between it and the driver it decorates through `StorageViews`
+ * (`server/storage/views.ts`).
  */
 export class CachingDriver implements StorageDriver {
   readonly name: string;
@@ -80,16 +81,16 @@ export class CachingDriver implements StorageDriver {
   private readonly clock: () => number;
 
   constructor(
-    readonly fresh: StorageDriver,
+    readonly inner: StorageDriver,
     private readonly opts: CacheOptions,
   ) {
-    this.name = fresh.name;
+    this.name = inner.name;
     this.clock = opts.clock ?? Date.now;
-    if (fresh.presignGet) this.presignGet = (key, s) => fresh.presignGet!(key, s);
-    if (fresh.openSource) this.openSource = (key, o, n) => fresh.openSource!(key, o, n);
-    if (fresh.abortStaleMultipartUploads)
-      this.abortStaleMultipartUploads = (d) => fresh.abortStaleMultipartUploads!(d);
-    if (fresh.close) this.close = () => fresh.close!();
+    if (inner.presignGet) this.presignGet = (key, s) => inner.presignGet!(key, s);
+    if (inner.openSource) this.openSource = (key, o, n) => inner.openSource!(key, o, n);
+    if (inner.abortStaleMultipartUploads)
+      this.abortStaleMultipartUploads = (d) => inner.abortStaleMultipartUploads!(d);
+    if (inner.close) this.close = () => inner.close!();
   }
 
   presignGet?(key: string, expirySeconds: number): Promise<string>;
@@ -109,7 +110,7 @@ export class CachingDriver implements StorageDriver {
       ttl = this.opts.mutableTtlMs ?? 0;
       alone = this.opts.alone?.();
     } else {
-      return this.fresh.get(key);
+      return this.inner.get(key);
     }
     const hit = this.objects.get(key);
     if (hit && ((alone !== undefined && hit.alone === alone) || this.clock() - hit.at < ttl)) {
@@ -122,7 +123,7 @@ export class CachingDriver implements StorageDriver {
     const shared = this.pending.get(key);
     this.opts.observe?.(kind, shared !== undefined);
     if (shared) return shared.promise;
-    const load: PendingGet = { promise: this.fresh.get(key), valid: true };
+    const load: PendingGet = { promise: this.inner.get(key), valid: true };
     this.pending.set(key, load);
     const at = this.clock();
     load.promise.then(
@@ -213,36 +214,36 @@ export class CachingDriver implements StorageDriver {
   }
 
   put(key: string, data: Buffer | string): Promise<void> {
-    return this.writing(key, () => this.fresh.put(key, data));
+    return this.writing(key, () => this.inner.put(key, data));
   }
 
   putIfAbsent(key: string, data: Buffer | string): Promise<boolean> {
-    return this.writing(key, () => this.fresh.putIfAbsent(key, data));
+    return this.writing(key, () => this.inner.putIfAbsent(key, data));
   }
 
   getVersioned(key: string): Promise<Versioned> {
-    return this.fresh.getVersioned(key);
+    return this.inner.getVersioned(key);
   }
 
   putIfVersion(key: string, data: Buffer | string, expected: string | null): Promise<boolean> {
-    return this.writing(key, () => this.fresh.putIfVersion(key, data, expected));
+    return this.writing(key, () => this.inner.putIfVersion(key, data, expected));
   }
 
   writeStream(key: string, source: Readable, sizeHint?: number): Promise<number> {
-    return this.writing(key, () => this.fresh.writeStream(key, source, sizeHint));
+    return this.writing(key, () => this.inner.writeStream(key, source, sizeHint));
   }
 
   read(key: string, offset?: number, length?: number): Promise<Readable> {
-    return this.fresh.read(key, offset, length);
+    return this.inner.read(key, offset, length);
   }
 
   stat(key: string): Promise<{ size: number; modified: Date }> {
-    return this.fresh.stat(key);
+    return this.inner.stat(key);
   }
 
   async list(prefix: string, opts: ListOptions = {}): Promise<ListPage> {
     if (!this.opts.listable(prefix) || this.opts.listTtlMs <= 0) {
-      return this.fresh.list(prefix, opts);
+      return this.inner.list(prefix, opts);
     }
     const id = `${opts.startAfter ?? ''}\n${opts.limit ?? ''}`;
     const hit = this.lists.get(prefix)?.get(id);
@@ -270,7 +271,7 @@ export class CachingDriver implements StorageDriver {
     loads.add(load);
     const at = this.clock();
     try {
-      const page = await this.fresh.list(prefix, opts);
+      const page = await this.inner.list(prefix, opts);
       // A write below `prefix` while listing may be missing from the page: not stored.
       if (load.valid) {
         let pages = this.lists.get(prefix);
@@ -291,28 +292,18 @@ export class CachingDriver implements StorageDriver {
   }
 
   delete(key: string): Promise<void> {
-    return this.writing(key, () => this.fresh.delete(key));
+    return this.writing(key, () => this.inner.delete(key));
   }
 
   deletePrefix(prefix: string): Promise<void> {
-    return this.writing(prefix, () => this.fresh.deletePrefix(prefix));
+    return this.writing(prefix, () => this.inner.deletePrefix(prefix));
   }
 
   ping(): Promise<void> {
-    return this.fresh.ping();
+    return this.inner.ping();
   }
 }
 
 function copyPage(p: ListPage): ListPage {
   return { names: [...p.names], truncated: p.truncated };
-}
-
-/** freshOf returns the driver below any cache: reads that guard or feed a write use it. */
-export function freshOf(driver: StorageDriver): StorageDriver {
-  return driver instanceof CachingDriver ? driver.fresh : driver;
-}
-
-/** forget drops `key` from the cache of `driver`, if it has one (storage said it is gone). */
-export function forget(driver: StorageDriver, key: string): void {
-  if (driver instanceof CachingDriver) driver.invalidate(key);
 }

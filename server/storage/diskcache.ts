@@ -85,6 +85,7 @@ export class DiskCachingDriver implements StorageDriver {
   ) {
     this.name = inner.name;
     if (inner.presignGet) this.presignGet = (key, s) => inner.presignGet!(key, s);
+    if (inner.openSource) this.openSource = (key, o, n) => this.relay(key, o, n);
     if (inner.abortStaleMultipartUploads)
       this.abortStaleMultipartUploads = (d) => inner.abortStaleMultipartUploads!(d);
     this.ready = this.load().catch((err: unknown) => {
@@ -94,6 +95,12 @@ export class DiskCachingDriver implements StorageDriver {
   }
 
   presignGet?: (key: string, expirySeconds: number) => Promise<string>;
+  /**
+   * openSource relays a read from a kept file; a miss is relayed from storage, and when it
+   * starts at the object's first byte, copied to a file on the way. Offered only when the
+   * decorated driver relays.
+   */
+  openSource?: (key: string, offset: number, length: number) => Promise<ByteSource | undefined>;
   abortStaleMultipartUploads?: (olderThan: Date) => Promise<number>;
 
   /** cachedBytes is the total size of the files kept. */
@@ -372,13 +379,13 @@ export class DiskCachingDriver implements StorageDriver {
     });
   }
 
-  /**
-   * openSource relays a read from a kept file; a miss is relayed from storage, and when it
-   * starts at the object's first byte, copied to a file on the way.
-   */
-  async openSource(key: string, offset: number, length: number): Promise<ByteSource | undefined> {
+  private async relay(
+    key: string,
+    offset: number,
+    length: number,
+  ): Promise<ByteSource | undefined> {
     if (!relayable(offset, length) || !this.opts.cacheable(key)) {
-      return this.inner.openSource?.(key, offset, length);
+      return this.inner.openSource!(key, offset, length);
     }
     let asked = false;
     const local = await fileSource(
@@ -391,11 +398,7 @@ export class DiskCachingDriver implements StorageDriver {
     );
     // No slabs came within the wait: `read` serves the bytes as a stream.
     if (local || !asked) return local;
-    if (!this.inner.openSource) {
-      await this.inner.stat(key); // a missing object throws, as a relaying driver's would
-      return undefined;
-    }
-    const src = await this.inner.openSource(key, offset, length);
+    const src = await this.inner.openSource!(key, offset, length);
     return src && offset === 0 && !this.closed ? this.copied(key, src) : src;
   }
 

@@ -7,6 +7,7 @@ import type { ListOptions, ListPage } from '../../server/storage/driver.js';
 import { InMemoryDriver } from '../../server/storage/drivers/inmemory.js';
 import { silentLogger } from '../../server/util/log.js';
 import type { Built } from './image.js';
+import { directViews } from '../../server/storage/views.js';
 
 /**
  * ClockedDriver is the in-memory driver with modification times taken from a test clock, so
@@ -83,12 +84,15 @@ export class ClockedDriver extends InMemoryDriver {
 /** TestStore is a registry and upload service over a ClockedDriver, with push helpers. */
 export class TestStore {
   readonly driver = new ClockedDriver();
-  readonly uploads = new Uploads(this.driver, {
+  readonly uploads = new Uploads(directViews(this.driver), {
     ttlSeconds: 12 * 3600,
     clock: this.driver.clock,
     log: silentLogger,
   });
-  readonly registry = new Registry(this.driver, { allowSparse: false, clock: this.driver.clock });
+  readonly registry = new Registry(directViews(this.driver), {
+    allowSparse: false,
+    clock: this.driver.clock,
+  });
 
   /** pushBlob uploads bytes in one request and commits them into `repo`. */
   async pushBlob(repo: string, bytes: Buffer): Promise<string> {

@@ -5,6 +5,7 @@ import { parseDigest, type Digest } from '../../../server/registry/reference.js'
 import { Registry } from '../../../server/registry/repository.js';
 import { Uploads } from '../../../server/registry/uploads.js';
 import { CachingDriver } from '../../../server/storage/cache.js';
+import { cachedViews } from '../../../server/storage/views.js';
 import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
 import { Paths } from '../../../server/storage/paths.js';
 import { silentLogger } from '../../../server/util/log.js';
@@ -19,8 +20,8 @@ function replica(shared: InMemoryDriver) {
     listTtlMs: 3_600_000,
     maxBytes: 1 << 20,
   });
-  const registry = new Registry(driver, { allowSparse: false });
-  const uploads = new Uploads(driver, { ttlSeconds: 3600, log: silentLogger });
+  const registry = new Registry(cachedViews(driver), { allowSparse: false });
+  const uploads = new Uploads(cachedViews(driver), { ttlSeconds: 3600, log: silentLogger });
   const push = async (repo: string, bytes: Buffer): Promise<Digest> => {
     const digest = parseDigest(sha256(bytes));
     const s = await uploads.append(await uploads.start(repo), Readable.from([bytes]));

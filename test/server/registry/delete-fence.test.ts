@@ -15,6 +15,7 @@ import { image, type Built } from '../../support/image.js';
 import { ciHeaders, ciClient, immutableConfig } from '../../support/immutable-race.js';
 import { startTestRegistry, type TestRegistry } from '../../support/server.js';
 import { ClockedDriver, TestStore } from '../../support/store.js';
+import { directViews } from '../../../server/storage/views.js';
 
 const GRACE = 600;
 
@@ -125,7 +126,7 @@ describe('conditional manifest deletes are fenced against concurrent pushes', ()
       JSON.stringify({ at: store.driver.now - 31_000 }),
     );
     const waits: number[] = [];
-    const registry = new Registry(store.driver, {
+    const registry = new Registry(directViews(store.driver), {
       allowSparse: true,
       clock: store.driver.clock,
       pause: async (ms) => void waits.push(ms),
@@ -144,7 +145,7 @@ describe('conditional manifest deletes are fenced against concurrent pushes', ()
     const digest = parseDigest(m.digest);
     const fence = Paths.deleteFence('app', digest);
     const waits: number[] = [];
-    const registry = new Registry(store.driver, {
+    const registry = new Registry(directViews(store.driver), {
       allowSparse: true,
       clock: store.driver.clock,
       pause: async (ms) => {
@@ -204,7 +205,7 @@ describe('conditional manifest deletes are fenced against concurrent pushes', ()
   ] as const) {
     it(`GIVEN the ${name} driver WHEN 40 rounds of a conditional delete race a push and tag of the same manifest THEN a push that succeeded is never lost, and no fence is left`, async () => {
       const driver: StorageDriver = make();
-      const registry = new Registry(driver, { allowSparse: true });
+      const registry = new Registry(directViews(driver), { allowSparse: true });
       for (let round = 0; round < 40; round++) {
         const m: Built = image().layer(16).build();
         const digest = parseDigest(m.digest);

@@ -5,12 +5,13 @@ import { parseDigest } from '../../../server/registry/reference.js';
 import { Registry } from '../../../server/registry/repository.js';
 import { Uploads } from '../../../server/registry/uploads.js';
 import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
+import { directViews } from '../../../server/storage/views.js';
 import { silentLogger } from '../../../server/util/log.js';
 import { sha256 } from '../../support/image.js';
 
 function setup() {
   let now = 1_000_000;
-  const driver = new InMemoryDriver();
+  const driver = directViews(new InMemoryDriver());
   const inner = new Uploads(driver, { ttlSeconds: 3600, clock: () => now, log: silentLogger });
   const heard: number[] = [];
   const uploads = observedUploads(inner, (seconds) => heard.push(seconds), { now: () => now });

@@ -18,6 +18,7 @@ import {
   type Fixture,
   type TagOp,
 } from '../../support/tag-race.js';
+import { directViews } from '../../../server/storage/views.js';
 
 const immediate = () => Promise.resolve();
 
@@ -46,7 +47,11 @@ describe('tag races', () => {
   it('GIVEN two replicas on one filesystem folder WHEN hundreds of racing tag moves, untags, manifest deletes and pushes run THEN no request fails, every tag invariant holds and no temporary file is left', async () => {
     const root = mkdtempSync(join(tmpdir(), 'berth-tagrace-'));
     const replicas = [0, 1].map(
-      () => new Registry(new FilesystemDriver(root), { allowSparse: true, pause: immediate }),
+      () =>
+        new Registry(directViews(new FilesystemDriver(root)), {
+          allowSparse: true,
+          pause: immediate,
+        }),
     );
     const f = fixture('race/fs', 4, 3);
     await pushAll(replicas[0]!, f);
@@ -60,7 +65,7 @@ describe('tag races', () => {
 
   it('GIVEN one tag moved concurrently between manifests WHEN the manifest it ends on is deleted THEN the tag is gone and pushing that manifest again does not bring it back', async () => {
     const driver = new InMemoryDriver();
-    const registry = new Registry(driver, { allowSparse: true, pause: immediate });
+    const registry = new Registry(directViews(driver), { allowSparse: true, pause: immediate });
     const f = fixture('race/one', 3, 1);
     await pushAll(registry, f);
     const moves: TagOp[] = Array.from({ length: 60 }, (_, i) => ({
@@ -121,10 +126,10 @@ describe('tag races', () => {
         fc.array(op(f), { minLength: 2, maxLength: 8 }),
         async (s, ops) => {
           const inner = new InMemoryDriver();
-          await pushAll(new Registry(inner, { allowSparse: true }), f);
+          await pushAll(new Registry(directViews(inner), { allowSparse: true }), f);
           const driver = scheduled(inner, s);
           const replicas = [0, 1].map(
-            () => new Registry(driver, { allowSparse: true, pause: immediate }),
+            () => new Registry(directViews(driver), { allowSparse: true, pause: immediate }),
           );
           let done = false;
           const all = Promise.all(ops.map((o, i) => runOp(replicas[i % 2]!, f, o))).finally(() => {

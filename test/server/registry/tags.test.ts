@@ -4,13 +4,14 @@ import { parseDigest } from '../../../server/registry/reference.js';
 import { Registry } from '../../../server/registry/repository.js';
 import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
 import { image } from '../../support/image.js';
+import { directViews } from '../../../server/storage/views.js';
 
 /** setup is a sparse registry (no blobs needed) whose storage calls are recorded. */
 function setup() {
   const inner = new InMemoryDriver();
   const actions: string[] = [];
   const driver = new MeteredDriver(inner, (_d, action) => actions.push(action));
-  const registry = new Registry(driver, { allowSparse: true });
+  const registry = new Registry(directViews(driver), { allowSparse: true });
   return { inner, registry, actions };
 }
 

@@ -22,6 +22,7 @@ import {
   raceViolations,
   uploadViolations,
 } from '../../support/upload-race.js';
+import { directViews } from '../../../server/storage/views.js';
 
 const TTL_SECONDS = 60;
 
@@ -55,12 +56,12 @@ describe.each(drivers)('upload sessions racing on the %s driver', (_, make) => {
     let now = 1_000_000;
     const driver = make();
     const gate = new Gate(driver);
-    const uploads = new Uploads(gate.driver, {
+    const uploads = new Uploads(directViews(gate.driver), {
       ttlSeconds: TTL_SECONDS,
       clock: () => now,
       log: silentLogger,
     });
-    const registry = new Registry(gate.driver, { allowSparse: false });
+    const registry = new Registry(directViews(gate.driver), { allowSparse: false });
     const linker = registry.repository('repo').blobs;
     /** opened is a session holding `first` (saved by a chunk), as a request reads it. */
     const opened = async (first: Buffer, streamed = false): Promise<UploadState> => {

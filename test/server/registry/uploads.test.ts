@@ -7,12 +7,13 @@ import { Uploads } from '../../../server/registry/uploads.js';
 import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
 import { silentLogger } from '../../../server/util/log.js';
 import { sha256 } from '../../support/image.js';
+import { directViews } from '../../../server/storage/views.js';
 
 function setup(ttlSeconds = 3600) {
   let now = 1_000_000;
   const driver = new InMemoryDriver();
   const aborted: Date[] = [];
-  const uploads = new Uploads(driver, {
+  const uploads = new Uploads(directViews(driver), {
     ttlSeconds,
     clock: () => now,
     log: silentLogger,
@@ -21,7 +22,7 @@ function setup(ttlSeconds = 3600) {
       return 0;
     },
   });
-  const registry = new Registry(driver, { allowSparse: false });
+  const registry = new Registry(directViews(driver), { allowSparse: false });
   return { driver, uploads, registry, aborted, advance: (s: number) => (now += s * 1000) };
 }
 

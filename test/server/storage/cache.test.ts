@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { CachingDriver, forget, freshOf } from '../../../server/storage/cache.js';
+import { CachingDriver } from '../../../server/storage/cache.js';
 import type { ListOptions, ListPage } from '../../../server/storage/driver.js';
 import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
 import { Paths } from '../../../server/storage/paths.js';
-import { describeStorageDriver } from './driver-contract.js';
+import { cachedViews, directViews } from '../../../server/storage/views.js';
 
 /** CountingDriver is an in-memory driver that counts gets and lists and can hold them. */
 class CountingDriver extends InMemoryDriver {
@@ -102,15 +102,15 @@ describe('CachingDriver: immutable objects', () => {
     expect(inner.gets).toBe(5);
   });
 
-  it('GIVEN a cached descriptor WHEN forgotten (storage said it is gone) THEN the next read asks storage', async () => {
+  it('GIVEN a cached descriptor WHEN invalidated through the views (storage said it is gone) THEN the next read asks storage', async () => {
     const { inner, cache } = setup();
     await inner.put(LAYER, 'desc');
     await cache.get(LAYER);
-    forget(cache, LAYER);
+    cachedViews(cache).invalidate(LAYER);
     await cache.get(LAYER);
     expect(inner.gets).toBe(2);
-    expect(freshOf(cache)).toBe(inner);
-    expect(freshOf(inner)).toBe(inner);
+    expect(cachedViews(cache).fresh).toBe(inner);
+    expect(directViews(inner).fresh).toBe(inner);
   });
 
   it('GIVEN a tag (mutable) and no tag TTL WHEN read twice in a row THEN storage answers both times, so another replica’s move is seen at once', async () => {
@@ -354,17 +354,4 @@ describe('CachingDriver: list pages', () => {
     (await cache.list(TAGS)).names.push('bogus');
     expect((await cache.list(TAGS)).names).toEqual(['latest']);
   });
-});
-
-// The decorator keeps the driver contract (every call it does not serve goes through).
-describeStorageDriver('caching(inmemory)', {
-  make: async () =>
-    new CachingDriver(new InMemoryDriver(), {
-      immutable: () => true,
-      ttlMs: 60_000,
-      listable: () => true,
-      listTtlMs: 60_000,
-      maxBytes: 1 << 20,
-    }),
-  bigBytes: 1024 * 1024 + 3,
 });

@@ -61,4 +61,11 @@ describe('optional driver capabilities pass through decorators', () => {
       expect(typeof wrap(new InMemoryDriver()).abortStaleMultipartUploads).toBe('undefined');
     },
   );
+
+  it.each(decorators)(
+    'GIVEN a driver that relays no read WHEN wrapped %s THEN the wrapper does not claim to relay',
+    async (_name, wrap) => {
+      expect(typeof wrap(new InMemoryDriver()).openSource).toBe('undefined');
+    },
+  );
 });

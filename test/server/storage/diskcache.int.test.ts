@@ -55,7 +55,7 @@ function setup(writeBehindBytes?: number) {
 }
 
 async function pull(d: DiskCachingDriver, key: string, offset: number, length: number) {
-  const src = await d.openSource(key, offset, length);
+  const src = await d.openSource!(key, offset, length);
   expect(src).toBeDefined();
   const sink = new CollectingSink();
   await src!.copyTo(sink);
