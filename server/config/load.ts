@@ -365,7 +365,7 @@ function resolve(doc: JsonObject): BerthConfig {
   return { ...full, storage: selectDriver(full.storage) } as BerthConfig;
 }
 
-/** crossChecks finds problems that involve more than one field of a merged config. */
+/** crossChecks finds problems that involve more than one field of a resolved config. */
 function crossChecks(c: BerthConfig, origin: Map<string, string>): string[] {
   const from = (p: string): string => (origin.has(p) ? ` (from ${origin.get(p)})` : '');
   return [
