@@ -67,7 +67,7 @@ export interface AuthSpec {
     expiresSeconds?: number;
     signingKeySecretRef?: SecretKeyRef;
     external?: { jwksConfigMapRef?: ConfigMapKeyRef; rootCertBundleConfigMapRef?: ConfigMapKeyRef };
-    algorithms?: string[];
+    algorithms?: ('ES256' | 'ES384' | 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'EdDSA')[];
   };
   anonymousPull?: string[];
   groups?: { name: string; members: string[] }[];

@@ -34,7 +34,7 @@ type PartialDeep<T> = T extends readonly unknown[]
  * defaults for the rest). It has no S3 keys and no HTTP secret: those come from Secrets.
  */
 export type RenderedConfig = Omit<PartialDeep<BerthConfig>, 'storage'> & {
-  storage: { driver: 's3'; s3: Omit<S3Config, 'accessKey' | 'secretKey'> };
+  storage: { driver: 's3'; s3: Omit<S3Config, 'accessKey' | 'secretKey' | 'bufferMiB'> };
 };
 
 /** SHUTDOWN_SECONDS bounds in-flight requests on SIGTERM; the pod's grace period adds to it. */

@@ -1,38 +1,21 @@
 /**
  * Config loading for `berth server`: read `berth.yaml`, merge `BERTH_*` environment overrides,
- * validate against `configSchema`, fill in defaults, and return a complete `BerthConfig`.
+ * validate against `configSchema`, fill in its defaults, and return a complete `BerthConfig`.
  *
  * Order of precedence (highest first): environment variable, file, default.
  */
 import { readFile } from 'node:fs/promises';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { parseDocument } from 'yaml';
-import {
-  ADDR_PATTERN,
-  BUCKET_PATTERN,
-  ENDPOINT_NAME_PATTERN,
-  ENDPOINT_PATTERN,
-  PREFIX_PATTERN,
-  WEBHOOK_URL_PATTERN,
-  configSchema,
-  type JsonSchema,
-} from './schema.js';
-import { authChecks, authDefaults, mergeAuth, type RawAuthConfig } from '../auth/config.js';
-import type {
-  CacheConfig,
-  BerthConfig,
-  HttpConfig,
-  LimitsConfig,
-  LogLevel,
-  MetricsConfig,
-  NotificationsConfig,
-  S3Config,
-  StorageConfig,
-  UploadsConfig,
-  ValidationConfig,
-  GcConfig,
-} from './types.js';
-import { gcDefaults, gcProblems } from '../gc/config.js';
+import { authProblems } from './auth.js';
+import { gcProblems } from './gc.js';
+import { ADDR_PATTERN, httpProblems } from './http.js';
+import { withDefaults, type JsonSchema } from './json-schema.js';
+import { limitsProblems } from './limits.js';
+import { ENDPOINT_NAME_PATTERN, WEBHOOK_URL_PATTERN } from './notifications.js';
+import { configSchema } from './schema.js';
+import { BUCKET_PATTERN, ENDPOINT_PATTERN, PREFIX_PATTERN, selectDriver } from './storage.js';
+import type { BerthConfig } from './types.js';
 
 /** At most this many problems are spelled out in one ConfigError message. */
 const MAX_LISTED = 5;
@@ -56,53 +39,7 @@ export class ConfigError extends Error {
 
 /** defaults returns a fresh copy of the configuration used when nothing is configured. */
 export function defaults(): BerthConfig {
-  return {
-    http: { addr: '0.0.0.0:5000', workers: 1, shutdownTimeoutSeconds: 30 },
-    storage: { driver: 'filesystem', filesystem: { root: './data' } },
-    delete: { enabled: true },
-    readOnly: false,
-    cache: {
-      ttlSeconds: 60,
-      tagTtlSeconds: 0,
-      tagsWhenAlone: true,
-      listTtlSeconds: 5,
-      maxMiB: 32,
-      blobDir: '',
-      blobMaxGiB: 10,
-    },
-    uploads: { ttlSeconds: 43200, purgeIntervalSeconds: 600 },
-    limits: {
-      manifestBytes: 4194304,
-      maxListEntries: 1000,
-      defaultListEntries: 100,
-      maxTagsPerPush: 32,
-      headerBytes: 16384,
-      uploadSessionsPerClient: 1000,
-      rate: { requestsPerSecond: 0, burst: 200 },
-    },
-    validation: { allowSparse: false },
-    log: { level: 'info' },
-    notifications: {
-      includeReferences: false,
-      pullFlushMillis: 1000,
-      settleMillis: 1000,
-      pollMillis: 500,
-      leaseSeconds: 15,
-      retentionHours: 168,
-      endpoints: [],
-    },
-    metrics: { enabled: true, path: '/metrics', repositoryLimit: 100, repositories: [] },
-    auth: authDefaults(),
-    gc: gcDefaults(),
-  };
-}
-
-/** s3Defaults are the defaults of the optional s3 fields, applied when the driver is s3. */
-function s3Defaults(): Pick<
-  S3Config,
-  'region' | 'pathStyle' | 'partSizeMiB' | 'bufferMiB' | 'redirect'
-> {
-  return { region: 'us-east-1', pathStyle: true, partSizeMiB: 16, bufferMiB: 64, redirect: false };
+  return resolve({});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -417,89 +354,26 @@ function describe(err: ErrorObject, doc: unknown): [string[], string] | undefine
 }
 
 // ---------------------------------------------------------------------------------------------
-// Merge
+// Defaults
 
-/** RawConfig is what a valid file (plus env) holds: the BerthConfig shape, all optional. */
-interface RawConfig {
-  http?: Partial<HttpConfig>;
-  storage?: {
-    driver?: StorageConfig['driver'];
-    filesystem?: { root?: string };
-    s3?: Partial<S3Config>;
-  };
-  delete?: { enabled?: boolean };
-  readOnly?: boolean;
-  uploads?: Partial<UploadsConfig>;
-  limits?: Partial<LimitsConfig>;
-  validation?: Partial<ValidationConfig>;
-  log?: { level?: LogLevel };
-  notifications?: Partial<NotificationsConfig>;
-  metrics?: Partial<MetricsConfig>;
-  gc?: Partial<GcConfig>;
-  auth?: RawAuthConfig;
-  cache?: Partial<CacheConfig>;
+/**
+ * resolve fills a validated document from the schema's defaults and keeps only the selected
+ * storage driver's settings; every object in the result is fresh.
+ */
+function resolve(doc: JsonObject): BerthConfig {
+  const full = withDefaults(configSchema, doc);
+  return { ...full, storage: selectDriver(full.storage) } as BerthConfig;
 }
 
-/** merge fills a validated raw config from defaults(); every object in the result is fresh. */
-function merge(raw: RawConfig): BerthConfig {
-  const d = defaults();
-  const driver = raw.storage?.driver ?? d.storage.driver;
-  let storage: StorageConfig;
-  switch (driver) {
-    case 'filesystem':
-      storage = { driver, filesystem: { root: raw.storage?.filesystem?.root ?? './data' } };
-      break;
-    case 's3': {
-      // Validation guarantees endpoint, bucket, accessKey and secretKey.
-      const s3 = { ...s3Defaults(), ...raw.storage?.s3 } as S3Config;
-      if (s3.tls) s3.tls = { ...s3.tls };
-      storage = { driver, s3 };
-      break;
-    }
-    case 'inmemory':
-      storage = { driver };
-      break;
-  }
-  return {
-    http: { ...d.http, ...raw.http, ...(raw.http?.tls && { tls: { ...raw.http.tls } }) },
-    storage,
-    delete: { ...d.delete, ...raw.delete },
-    readOnly: raw.readOnly ?? d.readOnly,
-    cache: { ...d.cache, ...raw.cache },
-    uploads: { ...d.uploads, ...raw.uploads },
-    limits: { ...d.limits, ...raw.limits, rate: { ...d.limits.rate, ...raw.limits?.rate } },
-    validation: { ...d.validation, ...raw.validation },
-    log: { ...d.log, ...raw.log },
-    notifications: {
-      ...d.notifications,
-      ...raw.notifications,
-      endpoints: (raw.notifications?.endpoints ?? []).map((e) => structuredClone(e)),
-    },
-    metrics: {
-      ...d.metrics,
-      ...raw.metrics,
-      repositories: [...(raw.metrics?.repositories ?? [])],
-    },
-    auth: mergeAuth(raw.auth),
-    gc: {
-      ...d.gc,
-      ...raw.gc,
-      policies: (raw.gc?.policies ?? []).map((p) => structuredClone(p)),
-    },
-  };
-}
-
-/** crossChecks finds problems that involve more than one field of a merged config. */
+/** crossChecks finds problems that involve more than one field of a resolved config. */
 function crossChecks(c: BerthConfig, origin: Map<string, string>): string[] {
-  const out: string[] = [];
   const from = (p: string): string => (origin.has(p) ? ` (from ${origin.get(p)})` : '');
-  out.push(...authChecks(c, origin));
-  if (c.limits.defaultListEntries > c.limits.maxListEntries)
-    out.push(
-      `limits.defaultListEntries: must be <= limits.maxListEntries (got ${c.limits.defaultListEntries} > ${c.limits.maxListEntries})${from('limits.defaultListEntries')}`,
-    );
-  out.push(...gcProblems(c.gc));
-  return out;
+  return [
+    ...httpProblems(c.http),
+    ...authProblems(c.auth, from),
+    ...limitsProblems(c.limits, from),
+    ...gcProblems(c.gc),
+  ];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -549,8 +423,7 @@ export function parseConfig(
   }
   if (problems.length > 0) throw new ConfigError(problems);
 
-  // doc passed validation against configSchema, so it has RawConfig's shape.
-  const config = merge(doc);
+  const config = resolve(doc);
   const cross = crossChecks(config, origin);
   if (cross.length > 0) throw new ConfigError(cross);
   return config;

@@ -1,4 +1,8 @@
-import type { EndpointConfig, NotificationsConfig } from '../config/types.js';
+import {
+  resolveEndpoint,
+  type EndpointConfig,
+  type NotificationsConfig,
+} from '../config/notifications.js';
 import { isNotFound, type StorageDriver } from '../storage/driver.js';
 import { StorageLease } from '../storage/lease.js';
 import { Paths } from '../storage/paths.js';
@@ -46,27 +50,28 @@ export interface DeliveryDeps {
 
 /** composeSink builds filter → queue → retry → HTTP for one endpoint. */
 export function composeSink(
-  cfg: EndpointConfig,
+  endpoint: EndpointConfig,
   deps: Pick<DeliveryDeps, 'clock' | 'observer' | 'fetch'>,
   deadLetter: (e: Event, attempts: number, err: unknown) => Promise<void>,
 ): { sink: Sink; retry: RetryingSink; filter: FilterSink } {
+  const cfg = resolveEndpoint(endpoint);
   const http = new HttpSink({
     url: cfg.url,
-    format: cfg.format ?? 'distribution',
+    format: cfg.format,
     headers: cfg.headers,
     secret: cfg.secret,
-    timeoutMs: (cfg.timeoutSeconds ?? 1) * 1000,
+    timeoutMs: cfg.timeoutSeconds * 1000,
     clock: deps.clock,
     observer: deps.observer,
     fetch: deps.fetch,
   });
   const retry = new RetryingSink(http, {
     clock: deps.clock,
-    backoffMs: cfg.backoffMillis ?? 1000,
-    maxBackoffMs: cfg.maxBackoffMillis ?? 60_000,
-    threshold: cfg.threshold ?? 10,
-    maxAttempts: cfg.maxAttempts ?? 0,
-    maxAgeMs: (cfg.maxAgeSeconds ?? 86_400) * 1000,
+    backoffMs: cfg.backoffMillis,
+    maxBackoffMs: cfg.maxBackoffMillis,
+    threshold: cfg.threshold,
+    maxAttempts: cfg.maxAttempts,
+    maxAgeMs: cfg.maxAgeSeconds * 1000,
     deadLetter,
     observer: deps.observer,
   });

@@ -1,19 +1,9 @@
-import type { JsonSchema } from '../config/schema.js';
-
 /**
  * GLOB_PATTERN is what a repository or tag glob may contain: name characters plus `*` and `?`.
  * Every glob in the configuration (auth rules, immutable tags, retention policies, event
  * filters, metrics label allow-list) is one dialect, this one.
  */
 export const GLOB_PATTERN = '^[A-Za-z0-9._/*?-]{1,255}$';
-
-/** globs is the schema of a list of globs in this dialect. */
-export const globs = (description: string): JsonSchema => ({
-  description,
-  type: 'array',
-  maxItems: 1000,
-  items: { type: 'string', pattern: GLOB_PATTERN },
-});
 
 /**
  * compileGlob turns a repository or tag pattern into an anchored RegExp: `*` matches within one

@@ -1,4 +1,8 @@
-import type { LogLevel } from '../config/types.js';
+/** LOG_LEVELS are the log levels, least severe first. */
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+
+/** LogLevel is one of LOG_LEVELS. */
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 

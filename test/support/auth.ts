@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import type { AccessRule, AuthConfig, AuthMode } from '../../server/config/types.js';
-import { authDefaults } from '../../server/auth/config.js';
+import { authDefaults } from '../../server/config/auth.js';
 
 /** basic is the value of an Authorization header for Basic credentials. */
 export function basic(user: string, password: string): string {

@@ -220,6 +220,7 @@ export async function startMinio(
         pathStyle: true,
         prefix,
         partSizeMiB: 16,
+        bufferMiB: 64,
         redirect: false,
       };
     },

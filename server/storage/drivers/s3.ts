@@ -44,9 +44,6 @@ const BEFORE_SLASH = new Set(['+', ',', '-', '.']);
 /** RELAY_URL_SECONDS is how long the presigned URL of a relayed read is valid to start. */
 const RELAY_URL_SECONDS = 300;
 
-/** DEFAULT_BUFFER_MIB is the part-buffer memory of a process when bufferMiB is not set. */
-export const DEFAULT_BUFFER_MIB = 64;
-
 /**
  * S3Driver stores objects in an S3 bucket (MinIO in practice) below an optional key
  * prefix. Streams are uploaded with our own multipart writer: parts of up to
@@ -82,7 +79,7 @@ export class S3Driver implements StorageDriver {
     this.bucket = cfg.bucket;
     this.root = rootOf(cfg.prefix);
     this.partSize = partSizeOf(cfg.partSizeMiB);
-    this.parts = new PartBudget((cfg.bufferMiB ?? DEFAULT_BUFFER_MIB) * MiB, this.partSize);
+    this.parts = new PartBudget(cfg.bufferMiB * MiB, this.partSize);
     this.endpoint = cfg.endpoint;
     this.relay = new HttpRelay();
     this.https = cfg.endpoint.startsWith('https:');

@@ -12,9 +12,10 @@ import {
   loadConfig,
   parseConfig,
 } from '../../../server/config/load.js';
-import { authDefaults } from '../../../server/auth/config.js';
-import { gcDefaults } from '../../../server/gc/config.js';
-import { configSchema, type JsonSchema } from '../../../server/config/schema.js';
+import { authDefaults } from '../../../server/config/auth.js';
+import { gcDefaults } from '../../../server/config/gc.js';
+import type { JsonSchema } from '../../../server/config/json-schema.js';
+import { configSchema } from '../../../server/config/schema.js';
 import type { BerthConfig, S3Config } from '../../../server/config/types.js';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');

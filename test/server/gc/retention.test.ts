@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { RetentionPolicy } from '../../../server/config/types.js';
 import { GarbageCollector } from '../../../server/gc/collector.js';
-import { gcProblems, gcDefaults } from '../../../server/gc/config.js';
+import { gcProblems, gcDefaults } from '../../../server/config/gc.js';
 import {
   compilePolicies,
   planRetention,

@@ -1,8 +1,8 @@
-import type { JsonSchema } from '../config/schema.js';
-import { globs } from '../util/glob.js';
+import { globs } from './globs.js';
+import { defaultsOf, type Resolved } from './json-schema.js';
 
 /** retentionPolicySchema is one entry of `gc.policies` (file only, no env variables). */
-const retentionPolicySchema: JsonSchema = {
+const retentionPolicySchema = {
   type: 'object',
   additionalProperties: false,
   required: ['repositories'],
@@ -45,13 +45,14 @@ const retentionPolicySchema: JsonSchema = {
       type: 'boolean',
     },
   },
-};
+} as const;
 
 /** gcSchema is the `gc` section of berth.yaml: garbage collection and retention. */
-export const gcSchema: JsonSchema = {
+export const gcSchema = {
   description: 'Online garbage collection, retention policies and upload purging.',
   type: 'object',
   additionalProperties: false,
+  default: {},
   properties: {
     enabled: {
       description:
@@ -94,7 +95,50 @@ export const gcSchema: JsonSchema = {
       description: 'Retention policies by repository pattern (file only).',
       type: 'array',
       maxItems: 100,
+      default: [],
       items: retentionPolicySchema,
     },
   },
-};
+} as const;
+
+/**
+ * GcConfig drives online garbage collection: mark and sweep with a grace window while pushes
+ * continue, retention policies, and upload purging, one run at a time across replicas.
+ */
+export type GcConfig = Resolved<typeof gcSchema>;
+
+/**
+ * RetentionPolicy says what retention deletes in the repositories it matches. A repository no
+ * policy matches loses nothing to retention (unreferenced blobs are still collected).
+ */
+export type RetentionPolicy = GcConfig['policies'][number];
+
+/** KeepTagsRule keeps the tags matching `patterns` (all when absent), at most the N most recent. */
+export type KeepTagsRule = NonNullable<RetentionPolicy['keepTags']>[number];
+
+/** gcDefaults is a fresh `gc` section for when berth.yaml has none. */
+export function gcDefaults(): GcConfig {
+  return defaultsOf(gcSchema);
+}
+
+/**
+ * gcProblems finds what the schema cannot: tag patterns that are not valid regular
+ * expressions. Each problem names the field, as ConfigError messages do.
+ */
+export function gcProblems(gc: GcConfig): string[] {
+  const out: string[] = [];
+  gc.policies.forEach((p, i) =>
+    (p.keepTags ?? []).forEach((rule, j) =>
+      (rule.patterns ?? []).forEach((pattern, k) => {
+        try {
+          new RegExp(pattern);
+        } catch (err) {
+          out.push(
+            `gc.policies.${i}.keepTags.${j}.patterns.${k}: not a regular expression (${(err as Error).message})`,
+          );
+        }
+      }),
+    ),
+  );
+  return out;
+}

@@ -1,18 +1,20 @@
-import type { JsonSchema } from '../config/schema.js';
-import { globs } from '../util/glob.js';
+import { globs } from './globs.js';
+import { defaultsOf, type Resolved } from './json-schema.js';
 
-const names = (description: string): JsonSchema => ({
-  description,
-  type: 'array',
-  maxItems: 10000,
-  items: { type: 'string', minLength: 1, maxLength: 256 },
-});
+const names = <D extends string>(description: D) =>
+  ({
+    description,
+    type: 'array',
+    maxItems: 10000,
+    items: { type: 'string', minLength: 1, maxLength: 256 },
+  }) as const;
 
 /** authSchema is the `auth` section of `berth.yaml`. */
-export const authSchema: JsonSchema = {
+export const authSchema = {
   description: 'Authentication and access control. Lists are file-only (no environment variable).',
   type: 'object',
   additionalProperties: false,
+  default: {},
   properties: {
     mode: {
       description: 'none (no checks), htpasswd (Basic) or token (Bearer JWT).',
@@ -25,6 +27,7 @@ export const authSchema: JsonSchema = {
         'The htpasswd file (bcrypt entries), used by htpasswd mode and by the token endpoint.',
       type: 'object',
       additionalProperties: false,
+      default: {},
       properties: {
         path: {
           description: 'Path of the htpasswd file; re-read on change.',
@@ -43,6 +46,7 @@ export const authSchema: JsonSchema = {
       description: 'Bearer token settings (Docker token spec).',
       type: 'object',
       additionalProperties: false,
+      default: {},
       properties: {
         realm: {
           description: 'Token endpoint URL sent in challenges; unset: this server’s /auth/token.',
@@ -100,10 +104,14 @@ export const authSchema: JsonSchema = {
         },
       },
     },
-    anonymousPull: globs('Repository globs anyone may pull without credentials.'),
+    anonymousPull: {
+      ...globs('Repository globs anyone may pull without credentials.'),
+      default: [],
+    },
     groups: {
       description: 'Named sets of users.',
       type: 'array',
+      default: [],
       maxItems: 1000,
       items: {
         type: 'object',
@@ -118,6 +126,7 @@ export const authSchema: JsonSchema = {
     rules: {
       description: 'Grants of pull, push, delete on repository globs.',
       type: 'array',
+      default: [],
       maxItems: 10000,
       items: {
         type: 'object',
@@ -146,14 +155,16 @@ export const authSchema: JsonSchema = {
       description: 'Users and groups with the admin role.',
       type: 'object',
       additionalProperties: false,
+      default: {},
       properties: {
-        users: names('User names (robot accounts as robot$<name>).'),
-        groups: names('Group names.'),
+        users: { ...names('User names (robot accounts as robot$<name>).'), default: [] },
+        groups: { ...names('Group names.'), default: [] },
       },
     },
     immutableTags: {
       description: 'Tags that are never moved or deleted once they exist.',
       type: 'array',
+      default: [],
       maxItems: 1000,
       items: {
         type: 'object',
@@ -166,42 +177,52 @@ export const authSchema: JsonSchema = {
       },
     },
   },
-};
+} as const;
 
-/** httpTlsSchema is `http.tls`. */
-export const httpTlsSchema: JsonSchema = {
-  description:
-    'HTTPS for the listener (TLS 1.2 or later); certificate and key are re-read on change.',
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    certFile: { description: 'PEM certificate chain.', type: 'string', minLength: 1 },
-    keyFile: { description: 'PEM private key.', type: 'string', minLength: 1 },
-    clientCaFile: {
-      description: 'PEM CA bundle; when set, clients must present a certificate it signed.',
-      type: 'string',
-      minLength: 1,
-    },
-  },
-};
+/**
+ * AuthConfig is authentication and access control. With mode `none` everything is allowed and
+ * the other fields are ignored. Lists are file-only (no environment variable).
+ */
+export type AuthConfig = Resolved<typeof authSchema>;
 
-/** rateSchema is `limits.rate`. */
-export const rateSchema: JsonSchema = {
-  description: 'Per-client request rate (token bucket keyed by client address); 429 when exceeded.',
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    requestsPerSecond: {
-      description: 'Sustained requests per second per client (0 = no limit).',
-      type: 'integer',
-      minimum: 0,
-      default: 0,
-    },
-    burst: {
-      description: 'Requests a client may make at once above the sustained rate.',
-      type: 'integer',
-      minimum: 1,
-      default: 200,
-    },
-  },
-};
+/** AuthMode selects how callers authenticate. */
+export type AuthMode = AuthConfig['mode'];
+
+/** TokenAuthConfig is how Bearer tokens are issued or, with `external`, verified. */
+export type TokenAuthConfig = AuthConfig['token'];
+
+/** AccessRule grants `actions` on `repositories` to the listed principals (`users: ['*']`: any). */
+export type AccessRule = AuthConfig['rules'][number];
+
+/** AccessAction is what a rule may grant in a repository. */
+export type AccessAction = AccessRule['actions'][number];
+
+/** authDefaults is a fresh `auth` section for when nothing is configured: no authentication. */
+export function authDefaults(): AuthConfig {
+  return defaultsOf(authSchema);
+}
+
+/**
+ * authProblems finds what the schema cannot say about `auth`: files and settings a mode needs.
+ * `from` names the environment variable a field came from, if any.
+ */
+export function authProblems(a: AuthConfig, from: (field: string) => string): string[] {
+  const out: string[] = [];
+  const needsFile = a.mode === 'htpasswd' || (a.mode === 'token' && !a.token.external);
+  if (needsFile && a.htpasswd.path === undefined)
+    out.push(`auth.htpasswd.path: is required when auth.mode is ${a.mode}${from('auth.mode')}`);
+  if (
+    a.mode === 'token' &&
+    a.token.external &&
+    a.token.jwksFile === undefined &&
+    a.token.rootCertBundle === undefined
+  )
+    out.push(
+      'auth.token.jwksFile: jwksFile or rootCertBundle is required when auth.token.external is true',
+    );
+  if (a.mode === 'token' && a.token.external && a.token.realm === undefined)
+    out.push('auth.token.realm: is required when auth.token.external is true');
+  if (a.mode === 'token' && a.token.algorithms.length === 0)
+    out.push('auth.token.algorithms: must allow at least one algorithm');
+  return out;
+}
