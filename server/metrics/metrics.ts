@@ -428,7 +428,7 @@ export class Metrics {
 }
 
 /**
- * meteredUploads decorates the upload service: a commit also records the session's
+ * meteredUploads decorates the upload service: a completion also records the session's
  * duration (start to commit). Everything else is delegated unchanged.
  */
 export function meteredUploads(
@@ -437,8 +437,8 @@ export function meteredUploads(
   clock: { now(): number },
 ): Uploads {
   const decorated = Object.create(uploads) as Uploads;
-  decorated.commit = async (state, digest, linker) => {
-    const desc = await uploads.commit(state, digest, linker);
+  decorated.complete = async (state, digest, linker, last) => {
+    const desc = await uploads.complete(state, digest, linker, last);
     metrics.observeUpload(Math.max(0, clock.now() - state.startedAt) / 1000);
     return desc;
   };
