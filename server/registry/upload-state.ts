@@ -100,6 +100,11 @@ export function bytesOf(s: SessionBytes): SessionBytes {
   return b;
 }
 
+/** expired: the session started more than `ttlSeconds` before `now`. */
+export function expired(s: SessionBytes, now: number, ttlSeconds: number): boolean {
+  return now - s.startedAt > ttlSeconds * 1000;
+}
+
 /** saved is the record a session holding `bytes` is saved as. */
 export function saved(bytes: SessionBytes): Saved {
   return { ...bytesOf(bytes), phase: 'saved' };

@@ -1,9 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Errors, type RegistryError } from '../errors.js';
+import { Errors } from '../errors.js';
 import { freshOf } from '../storage/cache.js';
-import { isNotFound, listAll, type StorageDriver, type Versioned } from '../storage/driver.js';
+import { isNotFound, listAll, type StorageDriver } from '../storage/driver.js';
 import { Paths } from '../storage/paths.js';
 import type { Logger } from '../util/log.js';
 import { currentScope } from '../util/scope.js';
@@ -17,13 +17,13 @@ import {
 import { nativeHasher, resumableHasher, type Hasher } from './hash.js';
 import type { Algorithm, Digest } from './reference.js';
 import type { UploadToken } from './token.js';
+import { discard, UploadPurge } from './upload-purge.js';
+import { UploadRecords } from './upload-records.js';
 import {
   cancelled,
   claimed,
-  decodeRecord,
-  encodeRecord,
+  expired,
   saved,
-  type Committed,
   type LiveSession,
   type OneShot,
   type Open,
@@ -34,11 +34,6 @@ import {
   type UploadSession,
 } from './upload-state.js';
 
-/**
- * COMMIT_GRACE_MS is how long after its claim a commit may still be linking: the purge
- * leaves a `committed` record younger than this alone, whatever the session's age.
- */
-const COMMIT_GRACE_MS = 5 * 60 * 1000;
 /** CANCEL_ATTEMPTS bounds a cancel's retries against a session that keeps growing. */
 const CANCEL_ATTEMPTS = 8;
 
@@ -91,12 +86,16 @@ export interface UploadsOptions {
  */
 export class Uploads {
   private readonly clock: () => number;
+  private readonly records: UploadRecords;
+  private readonly purge: UploadPurge;
 
   constructor(
     private readonly driver: StorageDriver,
     private readonly opts: UploadsOptions,
   ) {
     this.clock = opts.clock ?? Date.now;
+    this.records = new UploadRecords(driver);
+    this.purge = new UploadPurge(driver, this.records, { ...opts, clock: this.clock });
   }
 
   /**
@@ -105,8 +104,7 @@ export class Uploads {
    */
   async start(repo: string, algorithm: Algorithm = 'sha256'): Promise<Saved> {
     const session = saved(this.fresh(repo, algorithm));
-    if (!(await this.driver.putIfVersion(Paths.upload(session.id), encodeRecord(session), null)))
-      throw new Error(`upload id ${session.id} is taken`);
+    if (!(await this.records.create(session))) throw new Error(`upload id ${session.id} is taken`);
     return session;
   }
 
@@ -136,7 +134,7 @@ export class Uploads {
    */
   async get(repo: string, id: string, token?: UploadToken): Promise<LiveSession> {
     if (!/^[0-9a-f-]{36}$/.test(id)) throw Errors.blobUploadUnknown({ id: id.slice(0, 100) });
-    const record = await this.read(id);
+    const record = await this.records.read(id);
     if (record !== undefined) return this.live(record, repo);
     if (token === undefined || token.offset !== 0) throw Errors.blobUploadUnknown({ id });
     return { ...this.presume(repo, id, token), phase: 'open' };
@@ -171,7 +169,7 @@ export class Uploads {
       startedAt,
       phase: 'presumed',
     };
-    if (this.expired(session))
+    if (expired(session, this.clock(), this.opts.ttlSeconds))
       throw Errors.blobUploadUnknown({ id }, undefined, 'blob upload expired');
     return session;
   }
@@ -184,12 +182,13 @@ export class Uploads {
   private async live(record: UploadRecord, repo: string): Promise<Saved> {
     if (record.repo !== repo || record.phase !== 'saved')
       throw Errors.blobUploadUnknown({ id: record.id });
-    if (this.expired(record)) {
-      await this.swap(record, cancelled(record))
+    if (expired(record, this.clock(), this.opts.ttlSeconds)) {
+      await this.records
+        .swap(record, cancelled(record))
         .then(async (r) => {
           if (!r.won) return;
-          await this.discard(record.segments);
-          await this.driver.delete(Paths.upload(record.id));
+          await discard(this.driver, record.segments);
+          await this.records.remove(record.id);
         })
         .catch(() => undefined);
       throw Errors.blobUploadUnknown({ id: record.id }, undefined, 'blob upload expired');
@@ -203,73 +202,6 @@ export class Uploads {
     return names.some((n) => Paths.segmentClaim(n) !== undefined);
   }
 
-  private expired(session: SessionBytes): boolean {
-    return this.clock() - session.startedAt > this.opts.ttlSeconds * 1000;
-  }
-
-  /** read is the session's record as storage holds it now, with its version; undefined when absent. */
-  private async read(id: string): Promise<UploadRecord | undefined> {
-    let v: Versioned;
-    try {
-      v = await this.driver.getVersioned(Paths.upload(id));
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
-    return decodeRecord(v.data, v.version);
-  }
-
-  /**
-   * expected is the version storage must still hold for `from` to be replaced: the one it
-   * was read at, none (null) for a session never saved. A record this process saved itself
-   * has no version: it is read back and compared by value; undefined when it changed.
-   */
-  private async expected(from: LiveSession | Committed): Promise<string | null | undefined> {
-    if (from.phase === 'open') return null;
-    if (from.version !== undefined) return from.version;
-    const now = await this.read(from.id);
-    return now !== undefined && encodeRecord(now) === encodeRecord(from) ? now.version : undefined;
-  }
-
-  /**
-   * swap stores `next` as the session's record if storage still holds what `from` was
-   * read as: one compare-and-set. `won` false comes with the record storage holds instead
-   * (`now`, undefined when there is none). With `sameIsMine`, storage holding exactly
-   * `next` counts as won: a write whose answer was lost and retried finds its own record
-   * (or an identical one, for writes where that changes nothing: tombstones, and chunks,
-   * whose segment names are unique).
-   */
-  private async swap(
-    from: LiveSession | Committed,
-    next: UploadRecord,
-    sameIsMine = true,
-  ): Promise<{ won: boolean; now?: UploadRecord }> {
-    const data = encodeRecord(next);
-    const expected = await this.expected(from);
-    if (
-      expected !== undefined &&
-      (await this.driver.putIfVersion(Paths.upload(from.id), data, expected))
-    )
-      return { won: true };
-    const now = await this.read(from.id);
-    if (sameIsMine && now !== undefined && encodeRecord(now) === data) return { won: true };
-    return { won: false, now };
-  }
-
-  /**
-   * lostTo is the error of a request whose compare-and-set lost to `now`: the session ended
-   * (committed, cancelled, gone): BLOB_UPLOAD_UNKNOWN; it grew through another request:
-   * 416, so the client asks where it is.
-   */
-  private lostTo(id: string, now: UploadRecord | undefined): RegistryError {
-    if (now?.phase !== 'saved') return Errors.blobUploadUnknown({ id });
-    return Errors.chunkInvalid(
-      { offset: now.offset },
-      undefined,
-      `the upload moved on to offset ${now.offset} through another request`,
-    );
-  }
-
   /**
    * append streams `body` into a new segment at the session's offset and saves the grown
    * session. Of two requests at one offset only one is recorded; the other's bytes go, and
@@ -281,10 +213,10 @@ export class Uploads {
     if (next === session) return session;
     const record = saved(next);
     // (A storage error leaves the segment: the record naming it may have been written.)
-    const r = await this.swap(session, record);
+    const r = await this.records.swap(session, record);
     if (!r.won) {
-      await this.discard(added(session, next)).catch(() => undefined);
-      throw this.lostTo(session.id, r.now);
+      await discard(this.driver, added(session, next)).catch(() => undefined);
+      throw this.records.lostTo(session.id, r.now);
     }
     return record;
   }
@@ -418,7 +350,7 @@ export class Uploads {
         if (last) bytes = await this.grow(session, last.body, last);
         return await this.commit(session, bytes, digest, linker);
       } catch (err) {
-        await this.discard(bytes.segments).catch(() => undefined);
+        await discard(this.driver, bytes.segments).catch(() => undefined);
         throw err;
       }
     }
@@ -427,7 +359,7 @@ export class Uploads {
     stored.catch(() => undefined);
     const bytes = last ? await this.grow(session, last.body, last, digest) : session;
     const base = await stored.catch(async (err: unknown) => {
-      await this.discard(added(session, bytes)).catch(() => undefined);
+      await discard(this.driver, added(session, bytes)).catch(() => undefined);
       throw err;
     });
     return this.commit(base, bytes, digest, linker);
@@ -438,7 +370,7 @@ export class Uploads {
    * offset 0; 416 when chunks were added through another Location since.
    */
   private async storedAt0(session: Presumed): Promise<LiveSession> {
-    const record = await this.read(session.id);
+    const record = await this.records.read(session.id);
     if (record === undefined) return { ...session, phase: 'open' };
     const live = await this.live(record, session.repo);
     if (live.offset !== 0)
@@ -470,10 +402,14 @@ export class Uploads {
       // Two commits of one record as one digest in the same millisecond save the same
       // claim: only the one whose write landed has won. (One whose answer was lost answers
       // 404 and leaves its claim to the purger: the client pushes again.)
-      const claim = await this.swap(base, claimed(bytes, digest.value, this.clock()), false);
+      const claim = await this.records.swap(
+        base,
+        claimed(bytes, digest.value, this.clock()),
+        false,
+      );
       if (!claim.won) {
         await this.discardOwn(bytes, digest, claim.now);
-        throw this.lostTo(base.id, claim.now);
+        throw this.records.lostTo(base.id, claim.now);
       }
     }
     const desc = await this.link(bytes, digest, linker);
@@ -483,7 +419,10 @@ export class Uploads {
     if (desc.segments !== bytes.segments) {
       // Never the bytes the index was just found naming (an upload racing itself).
       const indexed = new Set(desc.segments.map((s) => s.key));
-      await this.discard(bytes.segments.filter((s) => !indexed.has(s.key)));
+      await discard(
+        this.driver,
+        bytes.segments.filter((s) => !indexed.has(s.key)),
+      );
     }
     this.opts.log.debug(
       { repo: bytes.repo, digest: digest.value, size: bytes.offset },
@@ -508,14 +447,15 @@ export class Uploads {
       hex = await this.digestHex(bytes, digest.algorithm);
     } catch (err) {
       if (!isNotFound(err)) throw err;
-      const now = base.phase === 'saved' ? await this.read(base.id) : undefined;
+      const now = base.phase === 'saved' ? await this.records.read(base.id) : undefined;
       await this.discardOwn(bytes, digest, now);
       throw Errors.blobUploadUnknown({ id: base.id });
     }
     if (hex === digest.hex) return;
     // A session a Location names leaves a tombstone; a one-shot upload has nothing stored.
-    const ended = base.phase === 'oneshot' ? undefined : await this.swap(base, cancelled(bytes));
-    if (ended?.won) await this.discard(bytes.segments);
+    const ended =
+      base.phase === 'oneshot' ? undefined : await this.records.swap(base, cancelled(bytes));
+    if (ended?.won) await discard(this.driver, bytes.segments);
     else await this.discardOwn(bytes, digest, ended?.now);
     throw Errors.digestInvalid({
       expected: digest.value,
@@ -570,8 +510,8 @@ export class Uploads {
    */
   private async end(id: string): Promise<void> {
     const ending = () =>
-      this.driver
-        .delete(Paths.upload(id))
+      this.records
+        .remove(id)
         .catch((err: unknown) => this.opts.log.warn({ err, id }, 'upload end not recorded'));
     const scope = currentScope();
     if (scope) scope.deferred.push(ending);
@@ -589,7 +529,8 @@ export class Uploads {
     now: UploadRecord | undefined,
   ): Promise<void> {
     const listed = new Set((now?.segments ?? []).map((s) => s.key));
-    await this.discard(
+    await discard(
+      this.driver,
       bytes.segments.filter(
         (s) => Paths.segmentClaim(s.key) === digest.value && !listed.has(s.key),
       ),
@@ -626,99 +567,22 @@ export class Uploads {
   async cancel(session: LiveSession): Promise<void> {
     let from = session;
     for (let attempt = 1; ; attempt++) {
-      const r = await this.swap(from, cancelled(from));
+      const r = await this.records.swap(from, cancelled(from));
       if (r.won) break;
       if (r.now?.phase !== 'saved' || attempt === CANCEL_ATTEMPTS)
-        throw this.lostTo(session.id, r.now);
+        throw this.records.lostTo(session.id, r.now);
       from = r.now;
     }
-    await this.discard(from.segments);
+    await discard(this.driver, from.segments);
   }
 
   /**
-   * discard deletes the segments given, and nothing else: any other bytes under a session's
-   * id are either a blob's (an earlier completion through the same Location) or garbage
-   * collection's to judge.
-   */
-  private async discard(segments: Segment[]): Promise<void> {
-    const keys = segments.map((seg) => seg.key);
-    for (let i = 0; i < keys.length; i += 16) {
-      await Promise.all(keys.slice(i, i + 16).map((key) => this.driver.delete(key)));
-    }
-  }
-
-  /**
-   * purgeExpired removes sessions older than the TTL with their bytes (a session that
-   * was mid-commit keeps bytes a blob descriptor already points to), and aborts the
-   * backend's unfinished multipart uploads of the same age. Safe on every replica.
+   * purgeExpired removes sessions older than the TTL with their bytes, and aborts the
+   * backend's unfinished multipart uploads of the same age (see UploadPurge). Safe on every
+   * replica.
    */
   async purgeExpired(): Promise<number> {
-    let purged = 0;
-    let startAfter: string | undefined;
-    for (;;) {
-      const page = await this.driver.list(Paths.uploadsRoot(), { startAfter, limit: 1000 });
-      for (const id of page.names) {
-        const record = await this.read(id).catch(() => undefined);
-        if (!record || !this.expired(record)) continue;
-        if (record.phase !== 'cancelled' && !(await this.retire(record))) continue;
-        await this.driver.delete(Paths.upload(id));
-        purged++;
-      }
-      if (!page.truncated) break;
-      startAfter = page.names[page.names.length - 1];
-    }
-    if (this.opts.abortStale) {
-      await this.opts.abortStale(new Date(this.clock() - this.opts.ttlSeconds * 1000));
-    }
-    if (purged > 0) this.opts.log.info({ purged }, 'expired uploads purged');
-    return purged;
-  }
-
-  /**
-   * retire ends an expired session for the purge; false leaves it to the next round. A
-   * claim younger than COMMIT_GRACE_MS may still be linking (its commit passed `get` just
-   * before the session expired). The tombstone, which keeps the claim, goes first: a
-   * request that read the record before it can no longer save, claim or cancel it. Then,
-   * unless a descriptor names them, the session's bytes go, with those of a closing
-   * request that never recorded them (claimed in their names).
-   */
-  private async retire(record: Saved | Committed): Promise<boolean> {
-    const claimedAt = record.phase === 'committed' ? record.claim.at : undefined;
-    if (claimedAt !== undefined && this.clock() - claimedAt < COMMIT_GRACE_MS) return false;
-    if (!(await this.swap(record, cancelled(record))).won) return false;
-    const claimed = await this.claimedSegments(record.id);
-    if (!(await this.inUse(record, claimed))) await this.discard([...record.segments, ...claimed]);
-    return true;
-  }
-
-  /**
-   * inUse reports whether a descriptor names the session's bytes: one of the digests it
-   * was claimed as (saved, or in a segment's name) whose global or repository descriptor
-   * points into the session's segments. Those bytes then belong to the blob.
-   */
-  private async inUse(record: Saved | Committed, claimed: Segment[]): Promise<boolean> {
-    const claims = new Set<string>();
-    if (record.phase === 'committed') claims.add(record.claim.digest);
-    for (const seg of claimed) claims.add(Paths.segmentClaim(seg.key)!);
-    for (const claim of claims) {
-      const [alg, hex] = claim.split(':') as [Algorithm, string];
-      const digest = { algorithm: alg, hex, value: claim };
-      for (const key of [Paths.blob(digest), Paths.layer(record.repo, digest)]) {
-        const desc = await freshOf(this.driver)
-          .get(key)
-          .then(decodeDescriptor, () => undefined);
-        if (desc?.segments.some((s) => s.key.startsWith(Paths.segmentsOf(record.id)))) return true;
-      }
-    }
-    return false;
-  }
-
-  /** claimedSegments lists the session's segments that carry a claim in their names. */
-  private async claimedSegments(id: string): Promise<Segment[]> {
-    const names = await listAll(this.driver, Paths.segmentsOf(id));
-    return names
-      .filter((n) => Paths.segmentClaim(n) !== undefined)
-      .map((n) => ({ key: Paths.segmentEntry(id, n), size: 0 }));
+    return this.purge.run();
   }
 }
 
