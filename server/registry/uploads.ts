@@ -34,6 +34,8 @@ import {
   type UploadSession,
 } from './upload-state.js';
 
+/** UPLOAD_ID is the form of every session id (a UUID). */
+const UPLOAD_ID = /^[0-9a-f-]{36}$/;
 /** CANCEL_ATTEMPTS bounds a cancel's retries against a session that keeps growing. */
 const CANCEL_ATTEMPTS = 8;
 
@@ -133,7 +135,7 @@ export class Uploads {
    * never saved is known from `token` (its signed Location, at offset 0).
    */
   async get(repo: string, id: string, token?: UploadToken): Promise<LiveSession> {
-    if (!/^[0-9a-f-]{36}$/.test(id)) throw Errors.blobUploadUnknown({ id: id.slice(0, 100) });
+    if (!UPLOAD_ID.test(id)) throw Errors.blobUploadUnknown({ id: id.slice(0, 100) });
     const record = await this.records.read(id);
     if (record !== undefined) return this.live(record, repo);
     if (token === undefined || token.offset !== 0) throw Errors.blobUploadUnknown({ id });
@@ -156,7 +158,7 @@ export class Uploads {
    * asks while the closing request's bytes stream in.
    */
   presume(repo: string, id: string, token: UploadToken): Presumed {
-    if (!/^[0-9a-f-]{36}$/.test(id) || token.name !== repo || token.id !== id || token.offset !== 0)
+    if (!UPLOAD_ID.test(id) || token.name !== repo || token.id !== id || token.offset !== 0)
       throw Errors.blobUploadUnknown({ id: id.slice(0, 100) });
     const algorithm = token.algorithm ?? 'sha256';
     const { startedAt } = token;
@@ -169,7 +171,7 @@ export class Uploads {
       startedAt,
       phase: 'presumed',
     };
-    if (expired(session, this.clock(), this.opts.ttlSeconds))
+    if (this.expired(session))
       throw Errors.blobUploadUnknown({ id }, undefined, 'blob upload expired');
     return session;
   }
@@ -182,7 +184,7 @@ export class Uploads {
   private async live(record: UploadRecord, repo: string): Promise<Saved> {
     if (record.repo !== repo || record.phase !== 'saved')
       throw Errors.blobUploadUnknown({ id: record.id });
-    if (expired(record, this.clock(), this.opts.ttlSeconds)) {
+    if (this.expired(record)) {
       await this.records
         .swap(record, cancelled(record))
         .then(async (r) => {
@@ -194,6 +196,10 @@ export class Uploads {
       throw Errors.blobUploadUnknown({ id: record.id }, undefined, 'blob upload expired');
     }
     return record;
+  }
+
+  private expired(session: SessionBytes): boolean {
+    return expired(session, this.clock(), this.opts.ttlSeconds);
   }
 
   /** completed: a request already committed this never-saved session (its claimed bytes). */
@@ -238,25 +244,8 @@ export class Uploads {
       return session;
     }
     const key = Paths.segment(session.id, session.offset, randomBytes(4).toString('hex'), claim);
-    let seen = 0;
-    // The hasher is made on the first byte: a body that turns out empty (a chunked
-    // request with nothing in it) must not cost a re-hash of what is stored.
-    let hasher: Hasher | undefined;
     const streamed = range.rangeStart === undefined;
-    const tap = new Transform({
-      transform: (chunk: Buffer, _enc, cb) => {
-        const feed = (h: Hasher) => {
-          seen += chunk.length;
-          h.update(chunk);
-          cb(null, chunk);
-        };
-        if (hasher) return feed(hasher);
-        this.hasherFor(session, streamed).then((h) => {
-          hasher = h;
-          feed(h);
-        }, cb);
-      },
-    });
+    const { tap, seen, hasher } = hashingTap(() => this.hasherFor(session, streamed));
     const writing = this.driver.writeStream(key, tap, range.contentLength);
     try {
       await Promise.all([pipeline(body, tap), writing]);
@@ -267,20 +256,22 @@ export class Uploads {
       if (isNotFound(err)) throw Errors.blobUploadUnknown({ id: session.id });
       throw err;
     }
-    if (range.contentLength !== undefined && seen !== range.contentLength) {
+    const size = seen();
+    if (range.contentLength !== undefined && size !== range.contentLength) {
       await this.driver.delete(key);
-      throw Errors.sizeInvalid({ expected: range.contentLength, received: seen });
+      throw Errors.sizeInvalid({ expected: range.contentLength, received: size });
     }
-    if (seen === 0 || hasher === undefined) {
+    const h = hasher();
+    if (size === 0 || h === undefined) {
       await this.driver.delete(key);
       return session;
     }
-    const offset = session.offset + seen;
-    const next: S = { ...session, offset, segments: [...session.segments, { key, size: seen }] };
+    const offset = session.offset + size;
+    const next: S = { ...session, offset, segments: [...session.segments, { key, size }] };
     delete next.hash;
     delete next.native;
-    if (hasher.resumable) next.hash = { offset, state: hasher.save()! };
-    else next.native = { offset, hex: hasher.digestHex() };
+    if (h.resumable) next.hash = { offset, state: h.save()! };
+    else next.native = { offset, hex: h.digestHex() };
     return next;
   }
 
@@ -608,6 +599,35 @@ function checkRange(session: SessionBytes, range: ChunkRange): void {
       'Content-Range does not match Content-Length',
     );
   }
+}
+
+/**
+ * hashingTap passes a body through, counting its bytes and feeding them to a hasher made
+ * on the first byte: a body that turns out empty (a chunked request with nothing in it)
+ * must not cost a re-hash of what is stored.
+ */
+function hashingTap(make: () => Promise<Hasher>): {
+  tap: Transform;
+  seen: () => number;
+  hasher: () => Hasher | undefined;
+} {
+  let seen = 0;
+  let hasher: Hasher | undefined;
+  const tap = new Transform({
+    transform: (chunk: Buffer, _enc, cb) => {
+      const feed = (h: Hasher) => {
+        seen += chunk.length;
+        h.update(chunk);
+        cb(null, chunk);
+      };
+      if (hasher) return feed(hasher);
+      make().then((h) => {
+        hasher = h;
+        feed(h);
+      }, cb);
+    },
+  });
+  return { tap, seen: () => seen, hasher: () => hasher };
 }
 
 /** added is the segments `grown` holds beyond `session`'s: the bytes one request brought. */
