@@ -1,6 +1,6 @@
 import { decodeDescriptor } from '../registry/blobs.js';
 import { digestOf, type Algorithm } from '../registry/reference.js';
-import type { UploadState } from '../registry/uploads.js';
+import type { SessionBytes } from '../registry/upload-state.js';
 import { isNotFound, listAll, type StorageDriver } from '../storage/driver.js';
 import { Paths } from '../storage/paths.js';
 
@@ -36,7 +36,7 @@ export interface RepoSnapshot {
 }
 
 /** SessionFact is what gc reads of an upload session. */
-export type SessionFact = Pick<UploadState, 'startedAt' | 'segments'>;
+export type SessionFact = Pick<SessionBytes, 'startedAt' | 'segments'>;
 
 /**
  * Snapshot is the store as the mark phase read it. The order of reading is part of the

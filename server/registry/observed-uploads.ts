@@ -4,9 +4,9 @@ import type { Uploads } from './uploads.js';
 export type CommitObserver = (seconds: number) => void;
 
 /**
- * observedUploads decorates the upload service: a commit that succeeded is also reported to
- * `observe` with the session's duration (start to commit, never negative). A commit that
- * throws is not reported. Everything else is delegated unchanged.
+ * observedUploads decorates the upload service: a completion that succeeded is also reported to
+ * `observe` with the session's duration (start to commit, never negative). A completion
+ * that throws is not reported. Everything else is delegated unchanged.
  */
 export function observedUploads(
   uploads: Uploads,
@@ -14,8 +14,8 @@ export function observedUploads(
   clock: { now(): number },
 ): Uploads {
   const decorated = Object.create(uploads) as Uploads;
-  decorated.commit = async (state, digest, linker) => {
-    const desc = await uploads.commit(state, digest, linker);
+  decorated.complete = async (state, digest, linker, last) => {
+    const desc = await uploads.complete(state, digest, linker, last);
     observe(Math.max(0, clock.now() - state.startedAt) / 1000);
     return desc;
   };

@@ -1,8 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Errors, type RegistryError } from '../errors.js';
-import { isNotFound, listAll, type StorageDriver, type Versioned } from '../storage/driver.js';
+import { Errors } from '../errors.js';
+import { isNotFound, listAll, type StorageDriver } from '../storage/driver.js';
 import { Paths } from '../storage/paths.js';
 import type { StorageViews } from '../storage/views.js';
 import type { Logger } from '../util/log.js';
@@ -17,73 +17,55 @@ import {
 import { nativeHasher, resumableHasher, type Hasher } from './hash.js';
 import type { Algorithm, Digest } from './reference.js';
 import type { UploadToken } from './token.js';
+import { discard, UploadPurge } from './upload-purge.js';
+import { UploadRecords } from './upload-records.js';
+import {
+  cancelled,
+  claimed,
+  expired,
+  saved,
+  type LiveSession,
+  type OneShot,
+  type Open,
+  type Presumed,
+  type Saved,
+  type SessionBytes,
+  type UploadRecord,
+  type UploadSession,
+} from './upload-state.js';
 
-/**
- * COMMIT_GRACE_MS is how long after its claim a commit may still be linking: the purge
- * leaves a `committed` record younger than this alone, whatever the session's age.
- */
-const COMMIT_GRACE_MS = 5 * 60 * 1000;
+/** UPLOAD_ID is the form of every session id (a UUID). */
+const UPLOAD_ID = /^[0-9a-f-]{36}$/;
 /** CANCEL_ATTEMPTS bounds a cancel's retries against a session that keeps growing. */
 const CANCEL_ATTEMPTS = 8;
 
-/**
- * UploadState is everything about an upload session, kept in storage (never only in a
- * process) so any replica can continue it. It is rewritten whole after each request
- * that adds bytes, always by a compare-and-set against the record the request read, so of
- * two requests that read the same record only one may change it; the segments it lists
- * are complete objects.
- */
-export interface UploadState {
-  id: string;
-  repo: string;
-  algorithm: Algorithm;
-  offset: number;
-  segments: Segment[];
-  /** hash is a resumable hash state covering the first `offset` bytes. */
-  hash?: { offset: number; state: string };
-  /** native is the final native digest of the first `offset` bytes (single stream). */
-  native?: { offset: number; hex: string };
-  startedAt: number;
-  /**
-   * committed is the digest a commit claimed the session as, saved before any descriptor
-   * may name its bytes: the purger checks descriptors before discarding them.
-   */
-  committed?: string;
-  /** committedAt is when the claim was saved (absent in records of older versions). */
-  committedAt?: number;
-  /** cancelled marks the record a cancelled session leaves (a tombstone). */
-  cancelled?: true;
-  /**
-   * ephemeral: a session not written to storage: a one-request upload, or one whose POST
-   * wrote nothing and which its signed Location names until its first bytes are saved.
-   */
-  ephemeral?: true;
-  /** located: a Location names the session, so ending it must leave a record. */
-  located?: true;
-  /**
-   * version is the storage version of the record this state was read from (never saved):
-   * the `expected` of the compare-and-set that replaces it.
-   */
-  version?: string;
-}
+export type {
+  Cancelled,
+  Committed,
+  LiveSession,
+  OneShot,
+  Open,
+  Presumed,
+  Saved,
+  SessionBytes,
+  UploadRecord,
+  UploadSession,
+  UploadState,
+} from './upload-state.js';
 
-export interface AppendOptions {
+/** ChunkRange is what a request says of the bytes it brings. */
+export interface ChunkRange {
   /** rangeStart is the start of the request's Content-Range, if it sent one. */
   rangeStart?: number;
   /** rangeEnd is the inclusive end of the request's Content-Range, if it sent one. */
   rangeEnd?: number;
   /** contentLength is the request's Content-Length, if known. */
   contentLength?: number;
-  /**
-   * persist: false skips saving the grown session, for a request that commits it next
-   * (a failed commit then leaves the session at its old offset, ready for a retry).
-   */
-  persist?: boolean;
-  /**
-   * claim is the digest the same request commits the upload as: written into the new
-   * segment's name, it stands for the claim {@link Uploads.commit} would otherwise save.
-   */
-  claim?: Digest;
+}
+
+/** LastBytes is the body a closing request brings, with what it says of it. */
+export interface LastBytes extends ChunkRange {
+  body: Readable;
 }
 
 export interface UploadsOptions {
@@ -97,293 +79,202 @@ export interface UploadsOptions {
 }
 
 /**
- * Uploads manages blob upload sessions: start, append chunks, commit with digest
- * verification, cancel, and the purge of expired sessions. Appends must arrive in
- * order (Content-Range start equal to the current offset), else RANGE_INVALID (416).
+ * Uploads moves blob upload sessions through their phases (`upload-state.ts`): open, append
+ * chunks, complete with digest verification, cancel, and the purge of expired sessions.
+ * Every write of a session's record is a compare-and-set against the record the request
+ * read (ADR 0017), so of two requests that read the same record only one may change it.
+ * Appends must arrive in order (Content-Range start equal to the current offset), else
+ * BLOB_UPLOAD_INVALID (416).
  */
 export class Uploads {
   private readonly clock: () => number;
+  private readonly records: UploadRecords;
+  private readonly purge: UploadPurge;
+
   private readonly driver: StorageDriver;
 
   constructor(
     private readonly storage: StorageViews,
     private readonly opts: UploadsOptions,
   ) {
-    this.driver = storage.cached;
     this.clock = opts.clock ?? Date.now;
+    this.driver = storage.cached;
+    this.records = new UploadRecords(this.driver);
+    this.purge = new UploadPurge(storage, this.records, { ...opts, clock: this.clock });
   }
 
   /**
-   * start opens a session. With `persist: false` (a monolithic upload that starts and
-   * finishes in one request) nothing is written until its bytes are: a crash leaves only
-   * segments no session names, which garbage collection reclaims.
+   * start opens a session and saves its record at once (what versions before the signed
+   * Location did at every POST); `open` and `oneShot` write nothing.
    */
-  async start(
-    repo: string,
-    algorithm: Algorithm = 'sha256',
-    opts: { persist?: boolean; located?: boolean } = {},
-  ): Promise<UploadState> {
+  async start(repo: string, algorithm: Algorithm = 'sha256'): Promise<Saved> {
+    const session = saved(this.fresh(repo, algorithm));
+    if (!(await this.records.create(session))) throw new Error(`upload id ${session.id} is taken`);
+    return session;
+  }
+
+  /** open starts a session its Location names: nothing is written until its first bytes are. */
+  open(repo: string, algorithm: Algorithm = 'sha256'): Open {
+    return { ...this.fresh(repo, algorithm), phase: 'open' };
+  }
+
+  /**
+   * oneShot starts an upload that starts and completes in one request: nothing is written
+   * until its bytes are, so a crash leaves only segments no session names, which garbage
+   * collection reclaims.
+   */
+  oneShot(repo: string, algorithm: Algorithm = 'sha256'): OneShot {
+    return { ...this.fresh(repo, algorithm), phase: 'oneshot' };
+  }
+
+  private fresh(repo: string, algorithm: Algorithm): SessionBytes {
     const startedAt = this.clock();
-    const state: UploadState = {
-      id: this.opts.mintId?.(repo, startedAt, algorithm) ?? randomUUID(),
+    const id = this.opts.mintId?.(repo, startedAt, algorithm) ?? randomUUID();
+    return { id, repo, algorithm, offset: 0, segments: [], startedAt };
+  }
+
+  /**
+   * get loads a live session of `repo`; throws BLOB_UPLOAD_UNKNOWN otherwise. A session
+   * never saved is known from `token` (its signed Location, at offset 0).
+   */
+  async get(repo: string, id: string, token?: UploadToken): Promise<LiveSession> {
+    if (!UPLOAD_ID.test(id)) throw Errors.blobUploadUnknown({ id: id.slice(0, 100) });
+    const record = await this.records.read(id);
+    if (record !== undefined) return this.live(record, repo);
+    if (token === undefined || token.offset !== 0) throw Errors.blobUploadUnknown({ id });
+    return { ...this.presume(repo, id, token), phase: 'open' };
+  }
+
+  /**
+   * getConfirmed is `get`, and for a session never saved one listing makes sure no request
+   * completed it already.
+   */
+  async getConfirmed(repo: string, id: string, token?: UploadToken): Promise<LiveSession> {
+    const session = await this.get(repo, id, token);
+    if (session.phase === 'open' && (await this.completed(session)))
+      throw Errors.blobUploadUnknown({ id });
+    return session;
+  }
+
+  /**
+   * presume is the session a token at offset 0 names, storage not asked yet: `complete`
+   * asks while the closing request's bytes stream in.
+   */
+  presume(repo: string, id: string, token: UploadToken): Presumed {
+    if (!UPLOAD_ID.test(id) || token.name !== repo || token.id !== id || token.offset !== 0)
+      throw Errors.blobUploadUnknown({ id: id.slice(0, 100) });
+    const algorithm = token.algorithm ?? 'sha256';
+    const { startedAt } = token;
+    const session: Presumed = {
+      id,
       repo,
       algorithm,
       offset: 0,
       segments: [],
       startedAt,
+      phase: 'presumed',
     };
-    if (opts.persist === false) {
-      state.ephemeral = true;
-      if (opts.located) state.located = true;
-    } else if (
-      !(await this.driver.putIfVersion(Paths.upload(state.id), this.record(state), null))
-    ) {
-      throw new Error(`upload id ${state.id} is taken`);
-    }
-    return state;
+    if (this.expired(session))
+      throw Errors.blobUploadUnknown({ id }, undefined, 'blob upload expired');
+    return session;
   }
 
   /**
-   * get loads a live session of `repo`; throws BLOB_UPLOAD_UNKNOWN otherwise. A session
-   * never saved is known from `token` (its signed Location, at offset 0): with `confirm`,
-   * one listing makes sure no request completed it already.
+   * live is a stored record as a request of `repo` may use it: a live session, not expired.
+   * A session found expired is ended here, but only by a tombstone that won against the
+   * record read: a commit that read it just before it expired may be claiming it right now.
    */
-  async get(
-    repo: string,
-    id: string,
-    token?: UploadToken,
-    opts: { confirm?: boolean } = {},
-  ): Promise<UploadState> {
-    if (!/^[0-9a-f-]{36}$/.test(id)) throw Errors.blobUploadUnknown({ id: id.slice(0, 100) });
-    const state = await this.read(id);
-    if (state === undefined) {
-      if (token === undefined || token.offset !== 0) throw Errors.blobUploadUnknown({ id });
-      const fresh = this.unsaved(repo, id, token);
-      if (opts.confirm && (await this.completed(fresh))) throw Errors.blobUploadUnknown({ id });
-      return fresh;
-    }
-    if (state.repo !== repo || this.ended(state)) throw Errors.blobUploadUnknown({ id });
-    if (this.expired(state)) {
-      // Only a tombstone that won against the record read here discards: a commit that
-      // read it just before the session expired may be claiming it right now.
-      await this.swap(state, { ...state, cancelled: true })
+  private async live(record: UploadRecord, repo: string): Promise<Saved> {
+    if (record.repo !== repo || record.phase !== 'saved')
+      throw Errors.blobUploadUnknown({ id: record.id });
+    if (this.expired(record)) {
+      await this.records
+        .swap(record, cancelled(record))
         .then(async (r) => {
           if (!r.won) return;
-          await this.discard(state);
-          await this.driver.delete(Paths.upload(id));
+          await discard(this.driver, record.segments);
+          await this.records.remove(record.id);
         })
         .catch(() => undefined);
-      throw Errors.blobUploadUnknown({ id }, undefined, 'blob upload expired');
+      throw Errors.blobUploadUnknown({ id: record.id }, undefined, 'blob upload expired');
     }
-    return state;
+    return record;
   }
 
-  /**
-   * unsaved is the session a token at offset 0 names when storage holds no record of it
-   * (its POST wrote nothing): not yet checked against storage (see `get`).
-   */
-  unsaved(repo: string, id: string, token: UploadToken): UploadState {
-    const state: UploadState = {
-      id,
-      repo,
-      algorithm: token.algorithm ?? 'sha256',
-      offset: 0,
-      segments: [],
-      startedAt: token.startedAt,
-      ephemeral: true,
-      located: true,
-    };
-    if (token.name !== repo || token.id !== id || token.offset !== 0)
-      throw Errors.blobUploadUnknown({ id });
-    if (this.expired(state))
-      throw Errors.blobUploadUnknown({ id }, undefined, 'blob upload expired');
-    return state;
+  private expired(session: SessionBytes): boolean {
+    return expired(session, this.clock(), this.opts.ttlSeconds);
   }
 
   /** completed: a request already committed this never-saved session (its claimed bytes). */
-  private async completed(state: UploadState): Promise<boolean> {
-    const names = await listAll(this.driver, Paths.segmentsOf(state.id));
+  private async completed(session: Open): Promise<boolean> {
+    const names = await listAll(this.driver, Paths.segmentsOf(session.id));
     return names.some((n) => Paths.segmentClaim(n) !== undefined);
   }
 
-  private expired(state: UploadState): boolean {
-    return this.clock() - state.startedAt > this.opts.ttlSeconds * 1000;
-  }
-
-  /** ended: the record is a commit's claim or a tombstone; the session answers no more. */
-  private ended(state: UploadState): boolean {
-    return state.committed !== undefined || state.cancelled === true;
-  }
-
-  /** read is the session's record as storage holds it now, with its version; undefined when absent. */
-  private async read(id: string): Promise<UploadState | undefined> {
-    let v: Versioned;
-    try {
-      v = await this.driver.getVersioned(Paths.upload(id));
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
+  /**
+   * append streams `body` into a new segment at the session's offset and saves the grown
+   * session. Of two requests at one offset only one is recorded; the other's bytes go, and
+   * it throws 416 (BLOB_UPLOAD_UNKNOWN when the session ended). A body that fails midway,
+   * or turns out empty, adds nothing: the session stays as it was.
+   */
+  async append(session: LiveSession, body: Readable, range: ChunkRange = {}): Promise<LiveSession> {
+    const next = await this.grow(session, body, range);
+    if (next === session) return session;
+    const record = saved(next);
+    // (A storage error leaves the segment: the record naming it may have been written.)
+    const r = await this.records.swap(session, record);
+    if (!r.won) {
+      await discard(this.driver, added(session, next)).catch(() => undefined);
+      throw this.records.lostTo(session.id, r.now);
     }
-    return { ...(JSON.parse(v.data.toString('utf8')) as UploadState), version: v.version };
-  }
-
-  /** record is the JSON storage keeps of a state: without what only a process knows. */
-  private record(state: UploadState): string {
-    const record: UploadState = { ...state };
-    delete record.ephemeral;
-    delete record.located;
-    delete record.version;
-    return JSON.stringify(record);
+    return record;
   }
 
   /**
-   * expected is the version storage must still hold for `state` to be replaced: the one it
-   * was read at, none (null) for a session never saved. A state this process saved itself
-   * has no version (`putIfVersion` does not return one): its record is read back and
-   * compared by value; undefined when it changed.
+   * grow streams `body` into a new segment at the session's offset, named with `claim` if
+   * given, and returns the grown session, not saved (the same session for an empty body).
+   * A body that fails midway adds nothing.
    */
-  private async expected(state: UploadState): Promise<string | null | undefined> {
-    if (state.version !== undefined) return state.version;
-    if (state.ephemeral) return null;
-    const now = await this.read(state.id);
-    return now !== undefined && this.record(now) === this.record(state) ? now.version : undefined;
-  }
-
-  /**
-   * swap stores `next` as the session's record if storage still holds what `state` was
-   * read as: one compare-and-set. `won` false comes with the record storage holds instead
-   * (`now`, undefined when there is none). With `sameIsMine`, storage holding exactly
-   * `next` counts as won: a write whose answer was lost and retried finds its own record
-   * (or an identical one, for writes where that changes nothing: tombstones, and chunks,
-   * whose segment names are unique).
-   */
-  private async swap(
-    state: UploadState,
-    next: UploadState,
-    sameIsMine = true,
-  ): Promise<{ won: boolean; now?: UploadState }> {
-    const data = this.record(next);
-    const expected = await this.expected(state);
-    if (
-      expected !== undefined &&
-      (await this.driver.putIfVersion(Paths.upload(state.id), data, expected))
-    )
-      return { won: true };
-    const now = await this.read(state.id);
-    if (sameIsMine && now !== undefined && this.record(now) === data) return { won: true };
-    return { won: false, now };
-  }
-
-  /**
-   * lostTo is the error of a request whose compare-and-set lost to `now`: the session ended
-   * (committed, cancelled, gone): BLOB_UPLOAD_UNKNOWN; it grew through another request:
-   * 416, so the client asks where it is.
-   */
-  private lostTo(id: string, now: UploadState | undefined): RegistryError {
-    if (now === undefined || this.ended(now)) return Errors.blobUploadUnknown({ id });
-    return Errors.chunkInvalid(
-      { offset: now.offset },
-      undefined,
-      `the upload moved on to offset ${now.offset} through another request`,
-    );
-  }
-
-  /**
-   * append streams `body` into a new segment at the session's offset and records it.
-   * A body that fails midway adds nothing: the session stays at its old offset.
-   */
-  async append(state: UploadState, body: Readable, opts: AppendOptions = {}): Promise<UploadState> {
-    if (opts.rangeStart !== undefined && opts.rangeStart !== state.offset) {
-      throw Errors.chunkInvalid(
-        { offset: state.offset, start: opts.rangeStart },
-        undefined,
-        `chunk starts at ${opts.rangeStart} but the upload is at offset ${state.offset}`,
-      );
-    }
-    if (
-      opts.rangeStart !== undefined &&
-      opts.rangeEnd !== undefined &&
-      opts.contentLength !== undefined
-    ) {
-      if (opts.rangeEnd - opts.rangeStart + 1 !== opts.contentLength) {
-        throw Errors.chunkInvalid(
-          {
-            contentRange: `${opts.rangeStart}-${opts.rangeEnd}`,
-            contentLength: opts.contentLength,
-          },
-          undefined,
-          'Content-Range does not match Content-Length',
-        );
-      }
-    }
-    if (opts.contentLength === 0) {
+  private async grow<S extends UploadSession>(
+    session: S,
+    body: Readable,
+    range: ChunkRange,
+    claim?: Digest,
+  ): Promise<S> {
+    checkRange(session, range);
+    if (range.contentLength === 0) {
       body.resume();
-      return state;
+      return session;
     }
-    const key = Paths.segment(state.id, state.offset, randomBytes(4).toString('hex'), opts.claim);
-    let seen = 0;
-    // The hasher is made on the first byte: a body that turns out empty (a chunked
-    // request with nothing in it) must not cost a re-hash of what is stored.
-    let hasher: Hasher | undefined;
-    const streamed = opts.rangeStart === undefined;
-    const tap = new Transform({
-      transform: (chunk: Buffer, _enc, cb) => {
-        const feed = (h: Hasher) => {
-          seen += chunk.length;
-          h.update(chunk);
-          cb(null, chunk);
-        };
-        if (hasher) return feed(hasher);
-        this.hasherFor(state, streamed).then((h) => {
-          hasher = h;
-          feed(h);
-        }, cb);
-      },
-    });
-    const writing = this.driver.writeStream(key, tap, opts.contentLength);
+    const key = Paths.segment(session.id, session.offset, randomBytes(4).toString('hex'), claim);
+    const streamed = range.rangeStart === undefined;
+    const { tap, seen, hasher } = hashingTap(() => this.hasherFor(session, streamed));
+    const writing = this.driver.writeStream(key, tap, range.contentLength);
     try {
       await Promise.all([pipeline(body, tap), writing]);
     } catch (err) {
       await writing.catch(() => undefined);
       await this.driver.delete(key).catch(() => undefined);
       // Re-hashing found the session's bytes gone: a cancel or the purge ended it.
-      if (isNotFound(err)) throw Errors.blobUploadUnknown({ id: state.id });
+      if (isNotFound(err)) throw Errors.blobUploadUnknown({ id: session.id });
       throw err;
     }
-    if (opts.contentLength !== undefined && seen !== opts.contentLength) {
+    const size = seen();
+    if (range.contentLength !== undefined && size !== range.contentLength) {
       await this.driver.delete(key);
-      throw Errors.sizeInvalid({ expected: opts.contentLength, received: seen });
+      throw Errors.sizeInvalid({ expected: range.contentLength, received: size });
     }
-    if (seen === 0 || hasher === undefined) {
+    const h = hasher();
+    if (size === 0 || h === undefined) {
       await this.driver.delete(key);
-      return state;
+      return session;
     }
-    const offset = state.offset + seen;
-    const next: UploadState = {
-      ...state,
-      offset,
-      segments: [...state.segments, { key, size: seen }],
-    };
+    const offset = session.offset + size;
+    const next: S = { ...session, offset, segments: [...session.segments, { key, size }] };
     delete next.hash;
     delete next.native;
-    if (hasher.resumable) next.hash = { offset, state: hasher.save()! };
-    else next.native = { offset, hex: hasher.digestHex() };
-    if (opts.persist !== false) {
-      // Of two requests at one offset only one is recorded; the other's bytes go. (A
-      // storage error leaves the segment: the record naming it may have been written.)
-      const saved = await this.swap(state, next);
-      if (!saved.won) {
-        await this.driver.delete(key).catch(() => undefined);
-        throw this.lostTo(state.id, saved.now);
-      }
-      delete next.ephemeral;
-      delete next.located;
-      delete next.version;
-    } else if (!state.ephemeral && state.version === undefined) {
-      // Grown past what this process saved: the record it stands on is resolved now.
-      const expected = await this.expected(state);
-      if (expected !== null) next.version = expected;
-    }
+    if (h.resumable) next.hash = { offset, state: h.save()! };
+    else next.native = { offset, hex: h.digestHex() };
     return next;
   }
 
@@ -393,145 +284,232 @@ export class Uploads {
    * cover its bytes (a streamed first request followed by more chunks) is re-hashed
    * once from storage, and resumable from then on.
    */
-  private async hasherFor(state: UploadState, streamed: boolean): Promise<Hasher> {
-    if (state.offset === 0) {
-      return streamed ? nativeHasher(state.algorithm) : resumableHasher(state.algorithm);
+  private async hasherFor(session: SessionBytes, streamed: boolean): Promise<Hasher> {
+    if (session.offset === 0) {
+      return streamed ? nativeHasher(session.algorithm) : resumableHasher(session.algorithm);
     }
-    if (state.hash?.offset === state.offset)
-      return resumableHasher(state.algorithm, state.hash.state);
-    const h = await resumableHasher(state.algorithm);
-    await this.rehash(state, h);
+    if (session.hash?.offset === session.offset)
+      return resumableHasher(session.algorithm, session.hash.state);
+    const h = await resumableHasher(session.algorithm);
+    await this.rehash(session, h);
     return h;
   }
 
-  private async rehash(state: UploadState, h: Hasher): Promise<void> {
-    const src = concatSegments(this.driver, state.segments, 0, state.offset);
+  private async rehash(session: SessionBytes, h: Hasher): Promise<void> {
+    const src = concatSegments(this.driver, session.segments, 0, session.offset);
     for await (const c of src) h.update(c as Buffer);
   }
 
   /** digestHex computes the digest of the session's bytes with `algorithm`. */
-  private async digestHex(state: UploadState, algorithm: Algorithm): Promise<string> {
-    if (algorithm === state.algorithm) {
-      if (state.native?.offset === state.offset) return state.native.hex;
-      if (state.hash?.offset === state.offset) {
-        return (await resumableHasher(algorithm, state.hash.state)).digestHex();
+  private async digestHex(session: SessionBytes, algorithm: Algorithm): Promise<string> {
+    if (algorithm === session.algorithm) {
+      if (session.native?.offset === session.offset) return session.native.hex;
+      if (session.hash?.offset === session.offset) {
+        return (await resumableHasher(algorithm, session.hash.state)).digestHex();
       }
     }
     const h = nativeHasher(algorithm);
-    await this.rehash(state, h);
+    await this.rehash(session, h);
     return h.digestHex();
   }
 
   /**
-   * commit verifies the bytes against `digest` and links the blob into the repository.
-   * A session with a stored record is claimed first (a compare-and-set to `committed`),
-   * before any descriptor may name its bytes: of a commit and a concurrent cancel, chunk or
-   * purge of the same record exactly one wins. A commit that lost discards only the bytes
-   * its own request brought and throws BLOB_UPLOAD_UNKNOWN when the session ended, 416 when
-   * it grew; one whose stored bytes are gone (cancelled under it) throws
-   * BLOB_UPLOAD_UNKNOWN. On a mismatch the session is cancelled (when that loses to another
-   * request, only this request's bytes go) and DIGEST_INVALID is thrown. Writes no blob
-   * byte again: only descriptors.
+   * complete does a closing request's whole job: it adds `last` (its body, if any) without
+   * saving it, verifies the bytes against `digest`, claims the session, links the blob into
+   * the repository and ends the session. Writes no blob byte again: only descriptors.
+   *
+   * - A presumed session is looked up in storage while its bytes stream in: a record still
+   *   at offset 0 (an older version saved it at its POST) is claimed like any saved one; one
+   *   that grew since throws 416, and this request's bytes go.
+   * - A saved session is claimed before any descriptor may name its bytes (a compare-and-set
+   *   to its committed record), so of a commit and a concurrent cancel, chunk or purge of the
+   *   same record exactly one wins. So is an open one whose bytes did not all come with this
+   *   request; otherwise the claim is in the last segment's name. A commit that lost
+   *   discards only the bytes its own request brought and throws BLOB_UPLOAD_UNKNOWN when
+   *   the session ended, 416 when it grew; one whose stored bytes are gone (cancelled under
+   *   it) throws BLOB_UPLOAD_UNKNOWN.
+   * - On a mismatch the session is cancelled (when that loses to another request, only this
+   *   request's bytes go) and DIGEST_INVALID is thrown.
+   * - A one-shot upload that fails leaves nothing behind.
    */
-  async commit(state: UploadState, digest: Digest, linker: BlobLinker): Promise<BlobDescriptor> {
-    let hex: string;
-    try {
-      hex = await this.digestHex(state, digest.algorithm);
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-      const now = state.ephemeral ? undefined : await this.read(state.id);
-      await this.discardOwn(state, digest, now);
-      throw Errors.blobUploadUnknown({ id: state.id });
+  async complete(
+    session: UploadSession,
+    digest: Digest,
+    linker: BlobLinker,
+    last?: LastBytes,
+  ): Promise<BlobDescriptor> {
+    if (session.phase === 'oneshot') {
+      let bytes: SessionBytes = session;
+      try {
+        if (last) bytes = await this.grow(session, last.body, last);
+        return await this.commit(session, bytes, digest, linker);
+      } catch (err) {
+        await discard(this.driver, bytes.segments).catch(() => undefined);
+        throw err;
+      }
     }
-    // A session a Location names leaves a tombstone; a one-request upload has nothing stored.
-    const recorded = !state.ephemeral || state.located === true;
-    if (hex !== digest.hex) {
-      const cancelled = recorded
-        ? await this.swap(state, { ...state, cancelled: true })
-        : undefined;
-      if (cancelled?.won) await this.discard(state);
-      else await this.discardOwn(state, digest, cancelled?.now);
-      throw Errors.digestInvalid({
-        expected: digest.value,
-        computed: `${digest.algorithm}:${hex}`,
-      });
-    }
+    const stored =
+      session.phase === 'presumed' ? this.storedAt0(session) : Promise.resolve(session);
+    stored.catch(() => undefined);
+    const bytes = last ? await this.grow(session, last.body, last, digest) : session;
+    const base = await stored.catch(async (err: unknown) => {
+      await discard(this.driver, added(session, bytes)).catch(() => undefined);
+      throw err;
+    });
+    return this.commit(base, bytes, digest, linker);
+  }
+
+  /**
+   * storedAt0 is what storage holds of a presumed session: nothing (open), or its record at
+   * offset 0; 416 when chunks were added through another Location since.
+   */
+  private async storedAt0(session: Presumed): Promise<LiveSession> {
+    const record = await this.records.read(session.id);
+    if (record === undefined) return { ...session, phase: 'open' };
+    const live = await this.live(record, session.repo);
+    if (live.offset !== 0)
+      throw Errors.chunkInvalid(
+        { offset: live.offset, start: 0 },
+        undefined,
+        `the upload is at offset ${live.offset}: use the latest Location`,
+      );
+    return live;
+  }
+
+  /**
+   * commit verifies `bytes` (the session `base` as stored, grown by the closing request),
+   * claims and links them (see `complete`).
+   */
+  private async commit(
+    base: OneShot | LiveSession,
+    bytes: SessionBytes,
+    digest: Digest,
+    linker: BlobLinker,
+  ): Promise<BlobDescriptor> {
+    await this.verify(base, bytes, digest);
     // The purger must not discard bytes a descriptor may name from here on. A session
     // never saved whose last bytes came with this request has the claim in their segment's
     // name (and nothing stored for a cancel to race); any other session with a Location
     // claims its record.
-    const claimed = state.segments.some((s) => Paths.segmentClaim(s.key) === digest.value);
-    const claiming = !state.ephemeral || (state.located === true && !claimed);
-    if (claiming) {
+    const claimedByName = bytes.segments.some((s) => Paths.segmentClaim(s.key) === digest.value);
+    if (base.phase === 'saved' || (base.phase === 'open' && !claimedByName)) {
       // Two commits of one record as one digest in the same millisecond save the same
       // claim: only the one whose write landed has won. (One whose answer was lost answers
       // 404 and leaves its claim to the purger: the client pushes again.)
-      const claim = await this.swap(
-        state,
-        { ...state, committed: digest.value, committedAt: this.clock() },
+      const claim = await this.records.swap(
+        base,
+        claimed(bytes, digest.value, this.clock()),
         false,
       );
       if (!claim.won) {
-        await this.discardOwn(state, digest, claim.now);
-        throw this.lostTo(state.id, claim.now);
+        await this.discardOwn(bytes, digest, claim.now);
+        throw this.records.lostTo(base.id, claim.now);
       }
     }
+    const desc = await this.link(bytes, digest, linker);
+    // A session never saved keeps its claim, if it made one, as the record that its
+    // Location ended; the purger removes it once the Location has expired.
+    if (base.phase === 'saved') await this.end(base.id);
+    if (desc.segments !== bytes.segments) {
+      // Never the bytes the index was just found naming (an upload racing itself).
+      const indexed = new Set(desc.segments.map((s) => s.key));
+      await discard(
+        this.driver,
+        bytes.segments.filter((s) => !indexed.has(s.key)),
+      );
+    }
+    this.opts.log.debug(
+      { repo: bytes.repo, digest: digest.value, size: bytes.offset },
+      'blob committed',
+    );
+    return desc;
+  }
+
+  /**
+   * verify checks `bytes` against `digest`. Stored bytes found gone (a cancel ended the
+   * session under the request) throw BLOB_UPLOAD_UNKNOWN; a mismatch cancels the session
+   * and throws DIGEST_INVALID. Either way only what the session no longer names is
+   * discarded.
+   */
+  private async verify(
+    base: OneShot | LiveSession,
+    bytes: SessionBytes,
+    digest: Digest,
+  ): Promise<void> {
+    let hex: string;
+    try {
+      hex = await this.digestHex(bytes, digest.algorithm);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      const now = base.phase === 'saved' ? await this.records.read(base.id) : undefined;
+      await this.discardOwn(bytes, digest, now);
+      throw Errors.blobUploadUnknown({ id: base.id });
+    }
+    if (hex === digest.hex) return;
+    // A session a Location names leaves a tombstone; a one-shot upload has nothing stored.
+    const ended =
+      base.phase === 'oneshot' ? undefined : await this.records.swap(base, cancelled(bytes));
+    if (ended?.won) await discard(this.driver, bytes.segments);
+    else await this.discardOwn(bytes, digest, ended?.now);
+    throw Errors.digestInvalid({
+      expected: digest.value,
+      computed: `${digest.algorithm}:${hex}`,
+    });
+  }
+
+  /**
+   * link names `bytes` as `digest` in the global index and links the repository to the
+   * blob; returns the descriptor linked. The first upload of these bytes names them in the
+   * global index while this repository is linked to them. A later upload finds the index
+   * taken: the repository is linked again, to the indexed bytes (read from storage itself,
+   * never a cache), and the caller drops its own.
+   */
+  private async link(
+    bytes: SessionBytes,
+    digest: Digest,
+    linker: BlobLinker,
+  ): Promise<BlobDescriptor> {
     const ours: BlobDescriptor = {
       digest: digest.value,
-      size: state.offset,
-      segments: state.segments,
+      size: bytes.offset,
+      segments: bytes.segments,
     };
-    // The first upload of these bytes names them in the global index while this
-    // repository is linked to them. A later upload finds the index taken: the repository
-    // is linked again, to the indexed bytes (read from storage itself, never a cache), and
-    // its own are dropped.
-    let desc = ours;
     const [indexed] = await Promise.all([
       this.driver.putIfAbsent(Paths.blob(digest), JSON.stringify(ours)),
       linker.link(ours, digest),
     ]);
-    if (!indexed) {
-      try {
-        desc = decodeDescriptor(await this.storage.fresh.get(Paths.blob(digest)));
-        // An index whose bytes are gone (lost to a race, a bug or an operator) is replaced
-        // by ours instead of taking this repository down with it.
-        if (!(await this.whole(desc))) {
-          this.opts.log.warn({ digest: digest.value }, 'blob index names missing bytes: replaced');
-          await this.driver.put(Paths.blob(digest), JSON.stringify(ours));
-          desc = ours;
-        }
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-        // Collected in between: ours becomes the descriptor.
+    if (indexed) return ours;
+    let desc = ours;
+    try {
+      desc = decodeDescriptor(await this.storage.fresh.get(Paths.blob(digest)));
+      // An index whose bytes are gone (lost to a race, a bug or an operator) is replaced
+      // by ours instead of taking this repository down with it.
+      if (!(await this.whole(desc))) {
+        this.opts.log.warn({ digest: digest.value }, 'blob index names missing bytes: replaced');
         await this.driver.put(Paths.blob(digest), JSON.stringify(ours));
+        desc = ours;
       }
-      if (desc !== ours) await linker.link(desc, digest, { again: true });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      // Collected in between: ours becomes the descriptor.
+      await this.driver.put(Paths.blob(digest), JSON.stringify(ours));
     }
-    // The session record goes before the response, alongside the events outbox write;
-    // should that fail, the purger removes it (its claim finds this blob). A session never
-    // saved keeps its claim, if it made one, as the record that its Location ended; the
-    // purger removes it once the Location has expired.
-    if (!state.ephemeral) {
-      const ending = () =>
-        this.driver
-          .delete(Paths.upload(state.id))
-          .catch((err: unknown) =>
-            this.opts.log.warn({ err, id: state.id }, 'upload end not recorded'),
-          );
-      const scope = currentScope();
-      if (scope) scope.deferred.push(ending);
-      else await ending();
-    }
-    if (desc !== ours) {
-      // Never the bytes the index was just found naming (an upload racing itself).
-      const indexed = new Set(desc.segments.map((s) => s.key));
-      await this.discard({ ...state, segments: state.segments.filter((s) => !indexed.has(s.key)) });
-    }
-    this.opts.log.debug(
-      { repo: state.repo, digest: digest.value, size: state.offset },
-      'blob committed',
-    );
+    if (desc !== ours) await linker.link(desc, digest, { again: true });
     return desc;
+  }
+
+  /**
+   * end removes a committed session's record before the response, alongside the events
+   * outbox write; should that fail, the purger removes it (its claim finds the blob).
+   */
+  private async end(id: string): Promise<void> {
+    const ending = () =>
+      this.records
+        .remove(id)
+        .catch((err: unknown) => this.opts.log.warn({ err, id }, 'upload end not recorded'));
+    const scope = currentScope();
+    if (scope) scope.deferred.push(ending);
+    else await ending();
   }
 
   /**
@@ -540,17 +518,17 @@ export class Uploads {
    * session's, which its new owner (a cancel, a chunk, another commit) decides about.
    */
   private async discardOwn(
-    state: UploadState,
+    bytes: SessionBytes,
     digest: Digest,
-    now: UploadState | undefined,
+    now: UploadRecord | undefined,
   ): Promise<void> {
     const listed = new Set((now?.segments ?? []).map((s) => s.key));
-    await this.discard({
-      ...state,
-      segments: state.segments.filter(
+    await discard(
+      this.driver,
+      bytes.segments.filter(
         (s) => Paths.segmentClaim(s.key) === digest.value && !listed.has(s.key),
       ),
-    });
+    );
   }
 
   /** whole reports whether every segment a descriptor names is in storage (asked of storage). */
@@ -580,101 +558,82 @@ export class Uploads {
    * meanwhile is cancelled as it is now; one that a commit claimed, another cancel ended or
    * the purge removed is not touched and BLOB_UPLOAD_UNKNOWN is thrown.
    */
-  async cancel(state: UploadState): Promise<void> {
-    if (state.ephemeral && !state.located) return this.discard(state);
+  async cancel(session: LiveSession): Promise<void> {
+    let from = session;
     for (let attempt = 1; ; attempt++) {
-      const r = await this.swap(state, { ...state, cancelled: true });
+      const r = await this.records.swap(from, cancelled(from));
       if (r.won) break;
-      if (r.now === undefined || this.ended(r.now) || attempt === CANCEL_ATTEMPTS)
-        throw this.lostTo(state.id, r.now);
-      state = r.now;
+      if (r.now?.phase !== 'saved' || attempt === CANCEL_ATTEMPTS)
+        throw this.records.lostTo(session.id, r.now);
+      from = r.now;
     }
-    await this.discard(state);
-  }
-
-  /** abandon drops the bytes a failed request added; the session stays as it was. */
-  async abandon(state: UploadState): Promise<void> {
-    await this.discard(state);
+    await discard(this.driver, from.segments);
   }
 
   /**
-   * discard deletes the segments the session recorded, and nothing else: any other bytes
-   * under its id are either a blob's (an earlier completion through the same Location) or
-   * garbage collection's to judge.
-   */
-  private async discard(state: UploadState): Promise<void> {
-    const keys = state.segments.map((seg) => seg.key);
-    for (let i = 0; i < keys.length; i += 16) {
-      await Promise.all(keys.slice(i, i + 16).map((key) => this.driver.delete(key)));
-    }
-  }
-
-  /**
-   * purgeExpired removes sessions older than the TTL with their bytes (a session that
-   * was mid-commit keeps bytes a blob descriptor already points to), and aborts the
-   * backend's unfinished multipart uploads of the same age. Safe on every replica.
+   * purgeExpired removes sessions older than the TTL with their bytes, and aborts the
+   * backend's unfinished multipart uploads of the same age (see UploadPurge). Safe on every
+   * replica.
    */
   async purgeExpired(): Promise<number> {
-    let purged = 0;
-    let startAfter: string | undefined;
-    for (;;) {
-      const page = await this.driver.list(Paths.uploadsRoot(), { startAfter, limit: 1000 });
-      for (const id of page.names) {
-        const state = await this.read(id).catch(() => undefined);
-        if (!state || !this.expired(state)) continue;
-        if (!state.cancelled) {
-          // A commit claimed moments ago may still be linking (it passed `get` just
-          // before the session expired): the next round looks again.
-          const claimedAt = state.committedAt;
-          if (claimedAt !== undefined && this.clock() - claimedAt < COMMIT_GRACE_MS) continue;
-          // The tombstone (which keeps the claim) goes first: a request that read the
-          // record before it can no longer save, claim or cancel it. Lost: the next round.
-          if (!(await this.swap(state, { ...state, cancelled: true })).won) continue;
-          const claimed = await this.claimedSegments(state);
-          if (!(await this.inUse(state, claimed))) {
-            // No claim is in use: the session's bytes go, with those of a closing request
-            // that never recorded them (claimed in their names).
-            await this.discard({ ...state, segments: [...state.segments, ...claimed] });
-          }
-        }
-        await this.driver.delete(Paths.upload(id));
-        purged++;
-      }
-      if (!page.truncated) break;
-      startAfter = page.names[page.names.length - 1];
-    }
-    if (this.opts.abortStale) {
-      await this.opts.abortStale(new Date(this.clock() - this.opts.ttlSeconds * 1000));
-    }
-    if (purged > 0) this.opts.log.info({ purged }, 'expired uploads purged');
-    return purged;
+    return this.purge.run();
   }
+}
 
-  /**
-   * inUse reports whether a descriptor names the session's bytes: one of the digests it
-   * was claimed as (saved, or in a segment's name) whose global or repository descriptor
-   * points into the session's segments. Those bytes then belong to the blob.
-   */
-  private async inUse(state: UploadState, claimed: Segment[]): Promise<boolean> {
-    const claims = new Set<string>();
-    if (state.committed !== undefined) claims.add(state.committed);
-    for (const seg of claimed) claims.add(Paths.segmentClaim(seg.key)!);
-    for (const claim of claims) {
-      const [alg, hex] = claim.split(':') as [Algorithm, string];
-      const digest = { algorithm: alg, hex, value: claim };
-      for (const key of [Paths.blob(digest), Paths.layer(state.repo, digest)]) {
-        const desc = await this.storage.fresh.get(key).then(decodeDescriptor, () => undefined);
-        if (desc?.segments.some((s) => s.key.startsWith(Paths.segmentsOf(state.id)))) return true;
-      }
-    }
-    return false;
+/** checkRange throws 416 for a chunk that does not start at the offset or whose Content-Range and Content-Length disagree. */
+function checkRange(session: SessionBytes, range: ChunkRange): void {
+  const { rangeStart: start, rangeEnd: end, contentLength } = range;
+  if (start !== undefined && start !== session.offset) {
+    throw Errors.chunkInvalid(
+      { offset: session.offset, start },
+      undefined,
+      `chunk starts at ${start} but the upload is at offset ${session.offset}`,
+    );
   }
+  if (
+    start !== undefined &&
+    end !== undefined &&
+    contentLength !== undefined &&
+    end - start + 1 !== contentLength
+  ) {
+    throw Errors.chunkInvalid(
+      { contentRange: `${start}-${end}`, contentLength },
+      undefined,
+      'Content-Range does not match Content-Length',
+    );
+  }
+}
 
-  /** claimedSegments lists the session's segments that carry a claim in their names. */
-  private async claimedSegments(state: UploadState): Promise<Segment[]> {
-    const names = await listAll(this.driver, Paths.segmentsOf(state.id));
-    return names
-      .filter((n) => Paths.segmentClaim(n) !== undefined)
-      .map((n) => ({ key: Paths.segmentEntry(state.id, n), size: 0 }));
-  }
+/**
+ * hashingTap passes a body through, counting its bytes and feeding them to a hasher made
+ * on the first byte: a body that turns out empty (a chunked request with nothing in it)
+ * must not cost a re-hash of what is stored.
+ */
+function hashingTap(make: () => Promise<Hasher>): {
+  tap: Transform;
+  seen: () => number;
+  hasher: () => Hasher | undefined;
+} {
+  let seen = 0;
+  let hasher: Hasher | undefined;
+  const tap = new Transform({
+    transform: (chunk: Buffer, _enc, cb) => {
+      const feed = (h: Hasher) => {
+        seen += chunk.length;
+        h.update(chunk);
+        cb(null, chunk);
+      };
+      if (hasher) return feed(hasher);
+      make().then((h) => {
+        hasher = h;
+        feed(h);
+      }, cb);
+    },
+  });
+  return { tap, seen: () => seen, hasher: () => hasher };
+}
+
+/** added is the segments `grown` holds beyond `session`'s: the bytes one request brought. */
+function added(session: SessionBytes, grown: SessionBytes): Segment[] {
+  return grown.segments.slice(session.segments.length);
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { parseDigest } from '../../server/registry/reference.js';
 import { Registry } from '../../server/registry/repository.js';
-import { Uploads, type UploadState } from '../../server/registry/uploads.js';
+import { Uploads, type UploadSession } from '../../server/registry/uploads.js';
 import type { ListOptions, ListPage } from '../../server/storage/driver.js';
 import { InMemoryDriver } from '../../server/storage/drivers/inmemory.js';
 import { silentLogger } from '../../server/util/log.js';
@@ -102,12 +102,12 @@ export class TestStore {
       { contentLength: bytes.length },
     );
     const digest = parseDigest('sha256:' + createHash('sha256').update(bytes).digest('hex'));
-    await this.uploads.commit(state, digest, this.registry.repository(repo).blobs);
+    await this.uploads.complete(state, digest, this.registry.repository(repo).blobs);
     return digest.value;
   }
 
   /** startUpload begins a chunked upload that stays open (an in-flight push). */
-  async startUpload(repo: string, chunk: Buffer): Promise<UploadState> {
+  async startUpload(repo: string, chunk: Buffer): Promise<UploadSession> {
     return this.uploads.append(await this.uploads.start(repo), Readable.from([chunk]), {
       rangeStart: 0,
       rangeEnd: chunk.length - 1,

@@ -1,14 +1,14 @@
 import { Errors, isRegistryError } from '../../errors.js';
-import { parseDigest, parseName, type Digest } from '../../registry/reference.js';
+import { parseDigest, parseName } from '../../registry/reference.js';
 import type { UploadToken } from '../../registry/token.js';
-import type { UploadState } from '../../registry/uploads.js';
+import type { LastBytes, UploadSession } from '../../registry/uploads.js';
 import type { Ctx, Handler, Services } from '../context.js';
 import { contentLength, contentRange, query } from '../params.js';
 
 /** CHUNK_MIN_LENGTH is advertised as OCI-Chunk-Min-Length; smaller chunks still work. */
 export const CHUNK_MIN_LENGTH = 1024 * 1024;
 
-function location(s: Services, state: UploadState): string {
+function location(s: Services, state: UploadSession): string {
   const token = s.tokens.sign({
     name: state.repo,
     id: state.id,
@@ -19,11 +19,11 @@ function location(s: Services, state: UploadState): string {
   return `/v2/${state.repo}/blobs/uploads/${state.id}?_state=${token}`;
 }
 
-function rangeValue(state: UploadState): string {
+function rangeValue(state: UploadSession): string {
   return `0-${Math.max(state.offset - 1, 0)}`;
 }
 
-function sessionHeaders(ctx: Ctx, s: Services, state: UploadState): void {
+function sessionHeaders(ctx: Ctx, s: Services, state: UploadSession): void {
   ctx.set('Location', location(s, state));
   ctx.set('Range', rangeValue(state));
   ctx.set('Docker-Upload-UUID', state.id);
@@ -49,19 +49,20 @@ function stateToken(ctx: Ctx, s: Services): UploadToken | undefined {
 
 /**
  * session loads the upload the URL names. One never saved (no bytes yet) is known from
- * its token, or from its id when the client dropped the query; `confirm` makes sure no
- * request completed it already.
+ * its token, or from its id when the client dropped the query; for a status or a cancel
+ * (`confirmed`) one listing makes sure no request completed it already.
  */
-async function session(ctx: Ctx, s: Services, confirm = false): Promise<UploadState> {
+async function session(ctx: Ctx, s: Services, confirmed = false) {
   const { name, id } = ctx.state.params as { name: string; id: string };
-  return s.uploads.get(name, id, stateToken(ctx, s) ?? s.tokens.birth(name, id), { confirm });
+  const token = stateToken(ctx, s) ?? s.tokens.birth(name, id);
+  return confirmed ? s.uploads.getConfirmed(name, id, token) : s.uploads.get(name, id, token);
 }
 
-/** withRangeError adds the session's headers to a 416 so clients can recover. */
+/** withSessionOnError adds the session's headers to a 416 so clients can recover. */
 async function withSessionOnError<T>(
   ctx: Ctx,
   s: Services,
-  state: UploadState,
+  state: UploadSession,
   fn: () => Promise<T>,
 ): Promise<T> {
   try {
@@ -75,27 +76,15 @@ async function withSessionOnError<T>(
   }
 }
 
-/**
- * appendBody streams the request body into the session at its Content-Range, if any.
- * With `closing` (the digest the same request commits it as) the grown session is not
- * saved: the commit records it.
- */
-async function appendBody(
-  ctx: Ctx,
-  s: Services,
-  state: UploadState,
-  closing?: Digest,
-): Promise<UploadState> {
+/** body is the request body with what its headers say of it. */
+function body(ctx: Ctx): LastBytes {
   const range = contentRange(ctx);
-  return withSessionOnError(ctx, s, state, () =>
-    s.uploads.append(state, ctx.req, {
-      rangeStart: range?.start,
-      rangeEnd: range?.end,
-      contentLength: contentLength(ctx),
-      persist: closing === undefined,
-      claim: closing,
-    }),
-  );
+  return {
+    body: ctx.req,
+    rangeStart: range?.start,
+    rangeEnd: range?.end,
+    contentLength: contentLength(ctx),
+  };
 }
 
 export const startUpload: Handler = async (ctx, s) => {
@@ -117,17 +106,8 @@ export const startUpload: Handler = async (ctx, s) => {
   if (digestParam !== undefined) {
     const digest = parseDigest(digestParam);
     // One request from start to commit: the session is never written to storage.
-    let state = await s.uploads.start(name, digest.algorithm, { persist: false });
-    try {
-      state = await s.uploads.append(state, ctx.req, {
-        contentLength: contentLength(ctx),
-        persist: false,
-      });
-      await s.uploads.commit(state, digest, repo.blobs);
-    } catch (err) {
-      await s.uploads.abandon(state).catch(() => undefined);
-      throw err;
-    }
+    const oneShot = s.uploads.oneShot(name, digest.algorithm);
+    await s.uploads.complete(oneShot, digest, repo.blobs, body(ctx));
     blobCreated(ctx, name, digest.value);
     return;
   }
@@ -140,7 +120,7 @@ export const startUpload: Handler = async (ctx, s) => {
     );
   }
   // Nothing is written until bytes arrive: the signed Location names the session.
-  const state = await s.uploads.start(name, alg ?? 'sha256', { persist: false, located: true });
+  const state = s.uploads.open(name, alg ?? 'sha256');
   ctx.req.resume();
   sessionHeaders(ctx, s, state);
   ctx.set('OCI-Chunk-Min-Length', String(CHUNK_MIN_LENGTH));
@@ -149,9 +129,10 @@ export const startUpload: Handler = async (ctx, s) => {
 };
 
 export const patchUpload: Handler = async (ctx, s) => {
-  let state = await session(ctx, s);
-  state = await appendBody(ctx, s, state);
-  sessionHeaders(ctx, s, state);
+  const state = await session(ctx, s);
+  const { body: req, ...range } = body(ctx);
+  const grown = await withSessionOnError(ctx, s, state, () => s.uploads.append(state, req, range));
+  sessionHeaders(ctx, s, grown);
   ctx.status = 202;
   ctx.length = 0;
 };
@@ -167,48 +148,24 @@ export const completeUpload: Handler = async (ctx, s) => {
       'digest query parameter is required',
     );
   const digest = parseDigest(digestParam);
-  // For a Location at offset 0 (usually a POST's, which wrote nothing), what storage
-  // holds of the session is asked while the bytes stream in. The last bytes' segment
-  // carries the claim in its name: nothing is saved. Without a token the record is
-  // awaited first: the session may have grown through Locations the client stripped.
-  const stored = s.uploads.get(name, id, token ?? s.tokens.birth(name, id));
-  stored.catch(() => undefined);
-  let state = token?.offset === 0 ? s.uploads.unsaved(name, id, token) : await stored;
-  state = await appendBody(ctx, s, state, digest);
-  if (token?.offset === 0) {
-    let saved: UploadState;
-    try {
-      saved = await stored;
-      // Chunks were added through another Location since: these bytes are not at its end.
-      if (saved.offset !== 0)
-        throw Errors.chunkInvalid(
-          { offset: saved.offset, start: 0 },
-          {
-            Location: location(s, saved),
-            Range: rangeValue(saved),
-            'Docker-Upload-UUID': saved.id,
-          },
-          `the upload is at offset ${saved.offset}: use the latest Location`,
-        );
-    } catch (err) {
-      await s.uploads.abandon(state).catch(() => undefined);
-      throw err;
-    }
-    // A session saved by an older version at its POST is claimed like any stored one.
-    if (!saved.ephemeral) {
-      delete state.ephemeral;
-      state.version = saved.version;
-    }
-  }
+  // A Location at offset 0 (usually a POST's, which wrote nothing) is taken at its word
+  // while the bytes stream in. Without a token the record is awaited first: the session may
+  // have grown through Locations the client stripped.
+  const state =
+    token?.offset === 0
+      ? s.uploads.presume(name, id, token)
+      : await s.uploads.get(name, id, token ?? s.tokens.birth(name, id));
+  const linker = s.registry.repository(name).blobs;
   try {
-    const linker = s.registry.repository(state.repo).blobs;
-    await withSessionOnError(ctx, s, state, () => s.uploads.commit(state, digest, linker));
+    await withSessionOnError(ctx, s, state, () =>
+      s.uploads.complete(state, digest, linker, body(ctx)),
+    );
   } catch (err) {
-    // A digest mismatch cancels the session (Uploads.commit).
+    // A digest mismatch cancels the session (Uploads.complete).
     if (isRegistryError(err) && err.code === 'DIGEST_INVALID') ctx.state.uploadEnded = true;
     throw err;
   }
-  blobCreated(ctx, state.repo, digest.value);
+  blobCreated(ctx, name, digest.value);
 };
 
 export const uploadStatus: Handler = async (ctx, s) => {

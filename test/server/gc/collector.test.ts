@@ -116,7 +116,7 @@ describe('garbage collection: mark and sweep with a grace window', () => {
     const digest = parseDigest(
       'sha256:' + (await import('node:crypto')).createHash('sha256').update(chunk).digest('hex'),
     );
-    await store.uploads.commit(session, digest, store.registry.repository('app').blobs);
+    await store.uploads.complete(session, digest, store.registry.repository('app').blobs);
   });
 
   it('GIVEN segments no session or descriptor names (a crashed commit) WHEN gc runs after grace THEN they are deleted, but not before', async () => {

@@ -25,7 +25,7 @@ function replica(shared: InMemoryDriver) {
   const push = async (repo: string, bytes: Buffer): Promise<Digest> => {
     const digest = parseDigest(sha256(bytes));
     const s = await uploads.append(await uploads.start(repo), Readable.from([bytes]));
-    await uploads.commit(s, digest, registry.repository(repo).blobs);
+    await uploads.complete(s, digest, registry.repository(repo).blobs);
     return digest;
   };
   const read = async (repo: string, digest: Digest): Promise<Buffer> => {

@@ -20,22 +20,22 @@ function setup() {
 }
 
 describe('observed uploads', () => {
-  it('GIVEN a session started 2.5 s ago WHEN it commits THEN the observer hears 2.5 seconds once', async () => {
+  it('GIVEN a session started 2.5 s ago WHEN it completes THEN the observer hears 2.5 seconds once', async () => {
     const { uploads, registry, heard, advance } = setup();
     const data = Buffer.from('observed bytes');
     const s = await uploads.append(await uploads.start('repo'), Readable.from([data]));
     advance(2500);
-    await uploads.commit(s, parseDigest(sha256(data)), registry.repository('repo').blobs);
+    await uploads.complete(s, parseDigest(sha256(data)), registry.repository('repo').blobs);
     expect(heard).toEqual([2.5]);
   });
 
-  it('GIVEN a digest that does not match WHEN the commit fails THEN the observer hears nothing', async () => {
+  it('GIVEN a digest that does not match WHEN the completion fails THEN the observer hears nothing', async () => {
     const { uploads, registry, heard } = setup();
     const s = await uploads.append(await uploads.start('repo'), Readable.from([Buffer.from('a')]));
     const wrong = parseDigest(sha256(Buffer.from('b')));
-    await expect(uploads.commit(s, wrong, registry.repository('repo').blobs)).rejects.toMatchObject(
-      { code: 'DIGEST_INVALID' },
-    );
+    await expect(
+      uploads.complete(s, wrong, registry.repository('repo').blobs),
+    ).rejects.toMatchObject({ code: 'DIGEST_INVALID' });
     expect(heard).toEqual([]);
   });
 

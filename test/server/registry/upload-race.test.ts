@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseDigest, type Digest } from '../../../server/registry/reference.js';
 import { Registry } from '../../../server/registry/repository.js';
-import { Uploads, type UploadState } from '../../../server/registry/uploads.js';
+import { Uploads, type LiveSession } from '../../../server/registry/uploads.js';
 import type { StorageDriver } from '../../../server/storage/driver.js';
 import { FilesystemDriver } from '../../../server/storage/drivers/filesystem.js';
 import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
@@ -64,9 +64,9 @@ describe.each(drivers)('upload sessions racing on the %s driver', (_, make) => {
     const registry = new Registry(directViews(gate.driver), { allowSparse: false });
     const linker = registry.repository('repo').blobs;
     /** opened is a session holding `first` (saved by a chunk), as a request reads it. */
-    const opened = async (first: Buffer, streamed = false): Promise<UploadState> => {
+    const opened = async (first: Buffer, streamed = false): Promise<LiveSession> => {
       const s = await uploads.append(
-        await uploads.start('repo', 'sha256', { persist: false, located: true }),
+        uploads.open('repo', 'sha256'),
         Readable.from([first]),
         streamed ? {} : { rangeStart: 0, rangeEnd: first.length - 1, contentLength: first.length },
       );
@@ -101,7 +101,7 @@ describe.each(drivers)('upload sessions racing on the %s driver', (_, make) => {
     const forCancel = await uploads.get('repo', forCommit.id);
     const held = gate.hold(isLinkWrite);
 
-    const committing = settle(uploads.commit(forCommit, digest, linker));
+    const committing = settle(uploads.complete(forCommit, digest, linker));
     await held.reached;
     const cancelled = await settle(uploads.cancel(forCancel));
     held.release();
@@ -120,9 +120,9 @@ describe.each(drivers)('upload sessions racing on the %s driver', (_, make) => {
     const second = await uploads.get('repo', first.id);
     const held = gate.hold(isLinkWrite, 2);
 
-    const committing = settle(uploads.commit(first, digest, linker));
+    const committing = settle(uploads.complete(first, digest, linker));
     await held.reached;
-    const again = await settle(uploads.commit(second, digest, linker));
+    const again = await settle(uploads.complete(second, digest, linker));
     held.release();
 
     expect(await committing).toEqual({ ok: true });
@@ -141,7 +141,7 @@ describe.each(drivers)('upload sessions racing on the %s driver', (_, make) => {
 
     const cancelling = settle(uploads.cancel(forCancel));
     await held.reached;
-    const committed = await settle(uploads.commit(forCommit, digest, linker));
+    const committed = await settle(uploads.complete(forCommit, digest, linker));
     held.release();
 
     expect(await cancelling).toEqual({ ok: true });
@@ -161,13 +161,7 @@ describe.each(drivers)('upload sessions racing on the %s driver', (_, make) => {
     const held = gate.hold((m, k) => m === 'writeStream' && k.endsWith(digest.hex));
 
     const closing = settle(
-      (async () => {
-        const grown = await uploads.append(forCommit, Readable.from([last]), {
-          persist: false,
-          claim: digest,
-        });
-        await uploads.commit(grown, digest, linker);
-      })(),
+      uploads.complete(forCommit, digest, linker, { body: Readable.from([last]) }),
     );
     await held.reached;
     const cancelled = await settle(uploads.cancel(forCancel));
@@ -190,13 +184,7 @@ describe.each(drivers)('upload sessions racing on the %s driver', (_, make) => {
     const held = gate.hold((m, k) => m === 'read' && k.startsWith('segments/'));
 
     const closing = settle(
-      (async () => {
-        const grown = await uploads.append(forCommit, Readable.from([first]), {
-          persist: false,
-          claim: digest,
-        });
-        await uploads.commit(grown, digest, linker);
-      })(),
+      uploads.complete(forCommit, digest, linker, { body: Readable.from([first]) }),
     );
     await held.reached;
     const cancelled = await settle(uploads.cancel(forCancel));
@@ -264,7 +252,7 @@ describe.each(drivers)('upload sessions racing on the %s driver', (_, make) => {
     const forCommit = await uploads.get('repo', s.id);
     const held = gate.hold(isLinkWrite);
 
-    const committing = settle(uploads.commit(forCommit, digest, linker));
+    const committing = settle(uploads.complete(forCommit, digest, linker));
     await held.reached;
     advance(2);
     const purged = await uploads.purgeExpired();
@@ -288,7 +276,7 @@ describe.each(drivers)('upload sessions racing on the %s driver', (_, make) => {
 
     const purging = uploads.purgeExpired();
     await held.reached;
-    const committed = await settle(uploads.commit(forCommit, digest, linker));
+    const committed = await settle(uploads.complete(forCommit, digest, linker));
     held.release();
 
     expect(await purging).toBe(1);
@@ -307,7 +295,7 @@ describe.each(drivers)('upload sessions racing on the %s driver', (_, make) => {
     const forCommit = await uploads.get('repo', s.id);
     const held = gate.hold(isRecordWrite(s.id), 1);
 
-    const committing = settle(uploads.commit(forCommit, digest, linker));
+    const committing = settle(uploads.complete(forCommit, digest, linker));
     await held.reached;
     advance(2);
     const late = await settle(uploads.get('repo', s.id));

@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { Registry } from '../../../server/registry/repository.js';
 import { parseDigest } from '../../../server/registry/reference.js';
-import { Uploads } from '../../../server/registry/uploads.js';
+import { Uploads, type LiveSession } from '../../../server/registry/uploads.js';
+import { Paths } from '../../../server/storage/paths.js';
 import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
 import { silentLogger } from '../../../server/util/log.js';
 import { sha256 } from '../../support/image.js';
@@ -29,7 +30,7 @@ function setup(ttlSeconds = 3600) {
 describe('upload sessions', () => {
   it('GIVEN a session older than the TTL WHEN used THEN BLOB_UPLOAD_UNKNOWN and its bytes are gone', async () => {
     const { uploads, driver, advance } = setup(60);
-    let s = await uploads.start('repo');
+    let s: LiveSession = await uploads.start('repo');
     s = await uploads.append(s, Readable.from([randomBytes(100)]), {
       rangeStart: 0,
       rangeEnd: 99,
@@ -42,7 +43,7 @@ describe('upload sessions', () => {
 
   it('GIVEN a session never saved WHEN its token outlives the TTL THEN BLOB_UPLOAD_UNKNOWN, and within it the token alone names the session', async () => {
     const { uploads, driver, advance } = setup(60);
-    const s = await uploads.start('repo', 'sha512', { persist: false, located: true });
+    const s = uploads.open('repo', 'sha512');
     expect(driver.snapshot()).toEqual({});
     const token = {
       name: 'repo',
@@ -52,7 +53,7 @@ describe('upload sessions', () => {
       algorithm: 'sha512' as const,
     };
     const found = await uploads.get('repo', s.id, token);
-    expect(found).toMatchObject({ id: s.id, offset: 0, algorithm: 'sha512', ephemeral: true });
+    expect(found).toMatchObject({ id: s.id, offset: 0, algorithm: 'sha512', phase: 'open' });
     await expect(uploads.get('repo', s.id, { ...token, offset: 5 })).rejects.toMatchObject({
       code: 'BLOB_UPLOAD_UNKNOWN',
     });
@@ -64,7 +65,7 @@ describe('upload sessions', () => {
 
   it('GIVEN a session never saved that is cancelled WHEN the TTL passes and the purger runs THEN its tombstone goes', async () => {
     const { uploads, driver, advance } = setup(60);
-    const s = await uploads.start('repo', 'sha256', { persist: false, located: true });
+    const s = uploads.open('repo', 'sha256');
     const token = { name: 'repo', id: s.id, offset: 0, startedAt: s.startedAt };
     await uploads.cancel(await uploads.get('repo', s.id, token));
     await expect(uploads.get('repo', s.id, token)).rejects.toMatchObject({
@@ -100,7 +101,7 @@ describe('upload sessions', () => {
     const data = Buffer.from('committed bytes');
     const s = await uploads.append(await uploads.start('repo'), Readable.from([data]));
     const digest = parseDigest(sha256(data));
-    await uploads.commit(s, digest, registry.repository('repo').blobs);
+    await uploads.complete(s, digest, registry.repository('repo').blobs);
     // Simulate a crash between linking and removing the session state.
     await driver.put(`uploads/${s.id}`, JSON.stringify({ ...s, committed: digest.value }));
     advance(61);
@@ -124,13 +125,6 @@ describe('upload sessions', () => {
       rangeEnd: first.length - 1,
       contentLength: first.length,
     });
-    const closing = await uploads.append(saved, Readable.from([last]), {
-      rangeStart: first.length,
-      rangeEnd: data.length - 1,
-      contentLength: last.length,
-      persist: false,
-      claim: digest,
-    });
     // The process dies right after linking: the session removal never happens.
     const del = driver.delete.bind(driver);
     driver.delete = async (key) => {
@@ -138,7 +132,12 @@ describe('upload sessions', () => {
       return del(key);
     };
     // (Outside a request the removal is awaited; its failure is logged, not thrown.)
-    await uploads.commit(closing, digest, registry.repository('repo').blobs);
+    await uploads.complete(saved, digest, registry.repository('repo').blobs, {
+      body: Readable.from([last]),
+      rangeStart: first.length,
+      rangeEnd: data.length - 1,
+      contentLength: last.length,
+    });
     driver.delete = del;
     // What storage holds: the session claimed before anything was linked.
     const stored = JSON.parse((await driver.get(`uploads/${saved.id}`)).toString()) as {
@@ -167,11 +166,9 @@ describe('upload sessions', () => {
     const digest = parseDigest(sha256(data));
     const saved = await uploads.append(await uploads.start('repo'), Readable.from([first]));
     const before = await driver.get(`uploads/${saved.id}`);
-    const closing = await uploads.append(saved, Readable.from([last]), {
-      persist: false,
-      claim: digest,
+    await uploads.complete(saved, digest, registry.repository('repo').blobs, {
+      body: Readable.from([last]),
     });
-    await uploads.commit(closing, digest, registry.repository('repo').blobs);
     // An older version claimed only by name and died before removing the record.
     await driver.put(`uploads/${saved.id}`, before);
     advance(61);
@@ -187,10 +184,22 @@ describe('upload sessions', () => {
   it('GIVEN an abandoned session whose closing request claimed a digest but never linked WHEN purged THEN its bytes go', async () => {
     const { uploads, driver, advance } = setup(60);
     const data = Buffer.from('never linked');
-    const s = await uploads.append(await uploads.start('repo'), Readable.from([data]), {
-      persist: true,
-      claim: parseDigest(sha256(data)),
-    });
+    const { id, startedAt } = await uploads.start('repo');
+    // What an older version left: a live record naming a segment claimed in its name.
+    const key = Paths.segment(id, 0, 'feedc0de', parseDigest(sha256(data)));
+    await driver.put(key, data);
+    await driver.put(
+      Paths.upload(id),
+      JSON.stringify({
+        id,
+        repo: 'repo',
+        algorithm: 'sha256',
+        offset: data.length,
+        segments: [{ key, size: data.length }],
+        startedAt,
+      }),
+    );
+    const s = await uploads.get('repo', id);
     advance(61);
     expect(await uploads.purgeExpired()).toBe(1);
     expect(driver.snapshot()).toEqual({});
@@ -202,9 +211,9 @@ describe('upload sessions', () => {
     const data = randomBytes(3000);
     const digest = parseDigest(sha256(data));
     const first = await uploads.append(await uploads.start('one'), Readable.from([data]));
-    await uploads.commit(first, digest, registry.repository('one').blobs);
+    await uploads.complete(first, digest, registry.repository('one').blobs);
     const second = await uploads.append(await uploads.start('two'), Readable.from([data]));
-    const desc = await uploads.commit(second, digest, registry.repository('two').blobs);
+    const desc = await uploads.complete(second, digest, registry.repository('two').blobs);
     expect(desc.segments[0]!.key.startsWith(`segments/${first.id}/`)).toBe(true);
     const linked = await registry.repository('two').blobs.stat(digest);
     expect(linked.segments).toEqual(desc.segments);
@@ -220,8 +229,8 @@ describe('upload sessions', () => {
     const mine = await uploads.append(await uploads.start('mine'), Readable.from([data]));
     const theirs = await uploads.append(await uploads.start('theirs'), Readable.from([data]));
     await Promise.all([
-      uploads.commit(theirs, digest, registry.repository('theirs').blobs),
-      uploads.commit(mine, digest, registry.repository('mine').blobs),
+      uploads.complete(theirs, digest, registry.repository('theirs').blobs),
+      uploads.complete(mine, digest, registry.repository('mine').blobs),
     ]);
     for (const name of ['mine', 'theirs']) {
       const repo = registry.repository(name);
@@ -236,7 +245,7 @@ describe('upload sessions', () => {
 
   it('GIVEN a body that fails midway WHEN appended THEN the session keeps its old offset', async () => {
     const { uploads } = setup();
-    let s = await uploads.start('repo');
+    let s: LiveSession = await uploads.start('repo');
     s = await uploads.append(s, Readable.from([Buffer.from('abc')]));
     const failing = new Readable({
       read() {
@@ -253,7 +262,7 @@ describe('upload sessions', () => {
     const digest = parseDigest(sha256(data));
     for (const repo of ['a', 'b']) {
       const s = await uploads.append(await uploads.start(repo), Readable.from([data]));
-      await uploads.commit(s, digest, registry.repository(repo).blobs);
+      await uploads.complete(s, digest, registry.repository(repo).blobs);
     }
     const segs = Object.keys(driver.snapshot()).filter((k) => k.startsWith('segments/'));
     expect(segs).toHaveLength(1);
