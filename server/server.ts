@@ -3,7 +3,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { immutableTagsRepository } from './auth/immutable.js';
 import { onClientError } from './http/client-error.js';
 import { AuthService } from './auth/service.js';
-import { systemClock, type Clock } from './auth/clock.js';
+import { systemClock, type Clock } from './util/clock.js';
 import { serverOptions, watchTls } from './http/tls.js';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
