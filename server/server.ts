@@ -82,6 +82,7 @@ export function createServices(
   }
   // Every process on the storage takes part in the membership (it gates tag writes); only
   // with tagsWhenAlone does it also keep tags while alone.
+  // Membership keeps its own clock, monotonicClock: its periods must not jump with the wall clock.
   const peers = new Peers(raw, {
     log,
     onRound: metrics && ((r) => metrics.observePeers(r.peers, r.alone && cache.tagsWhenAlone)),
@@ -96,10 +97,12 @@ export function createServices(
     listable: Paths.listCached,
     listTtlMs: cache.listTtlSeconds * 1000,
     maxBytes: cache.maxMiB * 1024 * 1024,
+    clock,
     observe: metrics && ((kind, hit) => metrics.observeCache(hit, kind)),
   });
   const events = new EventsRuntime(config.notifications, driver, log, {
     listenAddr: config.http.addr,
+    clock,
     observerFor: metrics && ((endpoint) => metrics.observer(endpoint)),
   });
   if (metrics) {
@@ -112,6 +115,7 @@ export function createServices(
   const tokens = new Tokens(secret);
   const uploads = new Uploads(driver, {
     ttlSeconds: config.uploads.ttlSeconds,
+    clock,
     log,
     abortStale: raw.abortStaleMultipartUploads && ((d) => raw.abortStaleMultipartUploads!(d)),
     mintId: (repo, startedAt, alg) => tokens.mintId(repo, startedAt, alg),
@@ -127,6 +131,7 @@ export function createServices(
       // Policy inside events: a refused write records no event.
       decorate: (repo) => events.decorate(immutableTagsRepository(repo, auth.policy)),
       cacheObserver: metrics && ((hit) => metrics.observeCache(hit)),
+      clock,
     }),
     uploads: metrics ? meteredUploads(uploads, metrics, clock) : uploads,
     events,
@@ -267,15 +272,14 @@ export async function startServer(
   });
   const a = server.address() as AddressInfo;
   const url = `${tls ? 'https' : 'http'}://${a.family === 'IPv6' ? `[${a.address}]` : a.address === '0.0.0.0' ? '127.0.0.1' : a.address}:${a.port}`;
-  let purge: NodeJS.Timeout | undefined;
-  if (config.uploads.purgeIntervalSeconds > 0) {
-    purge = setInterval(() => {
-      services.uploads
-        .purgeExpired()
-        .catch((err: unknown) => log.warn({ err }, 'upload purge failed'));
-    }, config.uploads.purgeIntervalSeconds * 1000);
-    purge.unref();
-  }
+  const purge =
+    config.uploads.purgeIntervalSeconds > 0
+      ? services.clock.every(config.uploads.purgeIntervalSeconds * 1000, () => {
+          services.uploads
+            .purgeExpired()
+            .catch((err: unknown) => log.warn({ err }, 'upload purge failed'));
+        })
+      : undefined;
   // The probes answer from now on; /readyz stays 503 until the first peers round is done.
   const debug =
     config.http.debugAddr === undefined
@@ -290,6 +294,7 @@ export async function startServer(
         intervalSeconds: config.gc.intervalSeconds,
         dryRun: config.gc.dryRun,
         log,
+        clock: services.clock,
       }).start()
     : undefined;
   log.info(
@@ -303,7 +308,7 @@ export async function startServer(
     debugUrl: debug && `http://127.0.0.1:${(debug.address() as AddressInfo).port}`,
     gc,
     close: async () => {
-      if (purge) clearInterval(purge);
+      purge?.cancel();
       await gcSchedule?.stop();
       unwatchTls?.();
       debug?.close();

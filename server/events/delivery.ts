@@ -90,7 +90,7 @@ export function endpointLease(
     key: (epoch) => Paths.eventsLease(endpoint, epoch),
     holder,
     ttlMs,
-    clock: () => clock.now(),
+    clock,
   });
 }
 

@@ -1,3 +1,4 @@
+import { systemClock, type Clock } from '../util/clock.js';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -88,7 +89,8 @@ export interface AppendOptions {
 
 export interface UploadsOptions {
   ttlSeconds: number;
-  clock?: () => number;
+  /** clock reads when sessions start, commit and expire (default systemClock). */
+  clock?: Clock;
   log: Logger;
   /** abortStale aborts backend multipart uploads older than a date (S3). */
   abortStale?: (olderThan: Date) => Promise<number>;
@@ -102,13 +104,13 @@ export interface UploadsOptions {
  * order (Content-Range start equal to the current offset), else RANGE_INVALID (416).
  */
 export class Uploads {
-  private readonly clock: () => number;
+  private readonly clock: Clock;
 
   constructor(
     private readonly driver: StorageDriver,
     private readonly opts: UploadsOptions,
   ) {
-    this.clock = opts.clock ?? Date.now;
+    this.clock = opts.clock ?? systemClock;
   }
 
   /**
@@ -121,7 +123,7 @@ export class Uploads {
     algorithm: Algorithm = 'sha256',
     opts: { persist?: boolean; located?: boolean } = {},
   ): Promise<UploadState> {
-    const startedAt = this.clock();
+    const startedAt = this.clock.now();
     const state: UploadState = {
       id: this.opts.mintId?.(repo, startedAt, algorithm) ?? randomUUID(),
       repo,
@@ -205,7 +207,7 @@ export class Uploads {
   }
 
   private expired(state: UploadState): boolean {
-    return this.clock() - state.startedAt > this.opts.ttlSeconds * 1000;
+    return this.clock.now() - state.startedAt > this.opts.ttlSeconds * 1000;
   }
 
   /** ended: the record is a commit's claim or a tombstone; the session answers no more. */
@@ -466,7 +468,7 @@ export class Uploads {
       // 404 and leaves its claim to the purger: the client pushes again.)
       const claim = await this.swap(
         state,
-        { ...state, committed: digest.value, committedAt: this.clock() },
+        { ...state, committed: digest.value, committedAt: this.clock.now() },
         false,
       );
       if (!claim.won) {
@@ -624,7 +626,7 @@ export class Uploads {
           // A commit claimed moments ago may still be linking (it passed `get` just
           // before the session expired): the next round looks again.
           const claimedAt = state.committedAt;
-          if (claimedAt !== undefined && this.clock() - claimedAt < COMMIT_GRACE_MS) continue;
+          if (claimedAt !== undefined && this.clock.now() - claimedAt < COMMIT_GRACE_MS) continue;
           // The tombstone (which keeps the claim) goes first: a request that read the
           // record before it can no longer save, claim or cancel it. Lost: the next round.
           if (!(await this.swap(state, { ...state, cancelled: true })).won) continue;
@@ -642,7 +644,7 @@ export class Uploads {
       startAfter = page.names[page.names.length - 1];
     }
     if (this.opts.abortStale) {
-      await this.opts.abortStale(new Date(this.clock() - this.opts.ttlSeconds * 1000));
+      await this.opts.abortStale(new Date(this.clock.now() - this.opts.ttlSeconds * 1000));
     }
     if (purged > 0) this.opts.log.info({ purged }, 'expired uploads purged');
     return purged;
