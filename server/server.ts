@@ -3,7 +3,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { immutableTagsRepository } from './auth/immutable.js';
 import { onClientError } from './http/client-error.js';
 import { AuthService } from './auth/service.js';
-import { systemClock, type Clock } from './auth/clock.js';
+import { systemClock, type Clock } from './util/clock.js';
 import { serverOptions, watchTls } from './http/tls.js';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -86,6 +86,7 @@ export function createServices(
   }
   // Every process on the storage takes part in the membership (it gates tag writes); only
   // with tagsWhenAlone does it also keep tags while alone.
+  // Membership keeps its own clock, monotonicClock: its periods must not jump with the wall clock.
   const peers = new Peers(raw, {
     log,
     onRound: metrics && ((r) => metrics.observePeers(r.peers, r.alone && cache.tagsWhenAlone)),
@@ -101,12 +102,14 @@ export function createServices(
       listable: Paths.listCached,
       listTtlMs: cache.listTtlSeconds * 1000,
       maxBytes: cache.maxMiB * 1024 * 1024,
+      clock,
       observe: metrics && ((kind, hit) => metrics.observeCache(hit, kind)),
     }),
   );
   driver = storage.cached;
   const events = new EventsRuntime(config.notifications, driver, log, {
     listenAddr: config.http.addr,
+    clock,
     observerFor: metrics && ((endpoint) => metrics.observer(endpoint)),
   });
   if (metrics) {
@@ -119,6 +122,7 @@ export function createServices(
   const tokens = new Tokens(secret);
   const uploads = new Uploads(storage, {
     ttlSeconds: config.uploads.ttlSeconds,
+    clock,
     log,
     abortStale: raw.abortStaleMultipartUploads && ((d) => raw.abortStaleMultipartUploads!(d)),
     mintId: (repo, startedAt, alg) => tokens.mintId(repo, startedAt, alg),
@@ -134,6 +138,7 @@ export function createServices(
       // Policy inside events: a refused write records no event.
       decorate: (repo) => events.decorate(immutableTagsRepository(repo, auth.policy)),
       cacheObserver: metrics && ((hit) => metrics.observeCache(hit)),
+      clock,
     }),
     uploads: metrics
       ? observedUploads(uploads, (seconds) => metrics.observeUpload(seconds), clock)
@@ -287,15 +292,14 @@ export async function startServer(
   });
   const a = server.address() as AddressInfo;
   const url = `${tls ? 'https' : 'http'}://${a.family === 'IPv6' ? `[${a.address}]` : a.address === '0.0.0.0' ? '127.0.0.1' : a.address}:${a.port}`;
-  let purge: NodeJS.Timeout | undefined;
-  if (config.uploads.purgeIntervalSeconds > 0) {
-    purge = setInterval(() => {
-      services.uploads
-        .purgeExpired()
-        .catch((err: unknown) => log.warn({ err }, 'upload purge failed'));
-    }, config.uploads.purgeIntervalSeconds * 1000);
-    purge.unref();
-  }
+  const purge =
+    config.uploads.purgeIntervalSeconds > 0
+      ? services.clock.every(config.uploads.purgeIntervalSeconds * 1000, () => {
+          services.uploads
+            .purgeExpired()
+            .catch((err: unknown) => log.warn({ err }, 'upload purge failed'));
+        })
+      : undefined;
   // The probes answer from now on; /readyz stays 503 until the first peers round is done.
   const debug =
     config.http.debugAddr === undefined
@@ -310,6 +314,7 @@ export async function startServer(
         intervalSeconds: config.gc.intervalSeconds,
         dryRun: config.gc.dryRun,
         log,
+        clock: services.clock,
       }).start()
     : undefined;
   log.info(
@@ -323,7 +328,7 @@ export async function startServer(
     debugUrl: debug && `http://127.0.0.1:${(debug.address() as AddressInfo).port}`,
     gc,
     close: async () => {
-      if (purge) clearInterval(purge);
+      purge?.cancel();
       await gcSchedule?.stop();
       unwatchTls?.();
       debug?.close();

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import bcrypt from 'bcryptjs';
-import type { Clock } from './clock.js';
+import type { Clock } from '../util/clock.js';
 
 /** CredentialChecker verifies a user name and password. */
 export interface CredentialChecker {

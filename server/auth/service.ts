@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { BerthConfig } from '../config/types.js';
 import { Errors, type RegistryError } from '../errors.js';
 import type { Logger } from '../util/log.js';
-import { systemClock, type Clock } from './clock.js';
+import { systemClock, type Clock } from '../util/clock.js';
 import { Htpasswd, type CredentialChecker } from './htpasswd.js';
 import {
   JwtError,

@@ -7,7 +7,7 @@ import { isNotFound, type StorageDriver } from '../storage/driver.js';
 import { StorageLease } from '../storage/lease.js';
 import { Paths } from '../storage/paths.js';
 import type { Logger } from '../util/log.js';
-import type { Clock } from './clock.js';
+import type { Clock, Timer } from '../util/clock.js';
 import type { Event } from './event.js';
 import { formatPosition, parsePosition, type Outbox, type Position } from './outbox.js';
 import {
@@ -95,7 +95,7 @@ export function endpointLease(
     key: (epoch) => Paths.eventsLease(endpoint, epoch),
     holder,
     ttlMs,
-    clock: () => clock.now(),
+    clock,
   });
 }
 
@@ -115,7 +115,7 @@ export class EndpointDelivery {
   private current: Position | undefined;
   private readonly abort = new AbortController();
   private loop: Promise<void> | undefined;
-  private heartbeat: NodeJS.Timeout | undefined;
+  private heartbeat: Timer | undefined;
 
   constructor(
     private readonly cfg: EndpointConfig,
@@ -232,10 +232,9 @@ export class EndpointDelivery {
 
   start(): void {
     // Renew the lease while a delivery waits for its retries, so no one else takes over.
-    this.heartbeat = setInterval(() => {
+    this.heartbeat = this.deps.clock.every(this.deps.leaseMs / 3, () => {
       this.lease.hold().catch(() => undefined);
-    }, this.deps.leaseMs / 3);
-    this.heartbeat.unref();
+    });
     this.loop = (async () => {
       while (!this.abort.signal.aborted) {
         let n = 0;
@@ -251,7 +250,7 @@ export class EndpointDelivery {
 
   /** stop ends the loop, abandons a pending retry (the event stays due) and frees the lease. */
   async stop(): Promise<void> {
-    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat?.cancel();
     this.abort.abort();
     await this.retry.close();
     await this.sink.close();

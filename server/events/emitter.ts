@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { currentScope } from '../util/scope.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../util/clock.js';
 import type { Action, Event, Target } from './event.js';
 import type { Outbox, PullBuffer } from './outbox.js';
 

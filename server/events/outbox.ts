@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { isNotFound, type StorageDriver } from '../storage/driver.js';
 import { Paths } from '../storage/paths.js';
 import type { Logger } from '../util/log.js';
-import type { Clock } from './clock.js';
+import type { Clock, Timer } from '../util/clock.js';
 import type { Event } from './event.js';
 
 /**
@@ -58,7 +58,7 @@ export class Outbox {
 
   constructor(
     private readonly driver: StorageDriver,
-    private readonly clock: Clock,
+    readonly clock: Clock,
     /**
      * writers is how many entries may be written at once; appends beyond wait and are
      * written together (one: measured best for concurrent pushes, see ADR 0005).
@@ -192,7 +192,7 @@ export class Outbox {
  */
 export class PullBuffer {
   private events: Event[] = [];
-  private timer: NodeJS.Timeout | undefined;
+  private timer: Timer | undefined;
   private flushing: Promise<void> = Promise.resolve();
 
   constructor(
@@ -221,12 +221,11 @@ export class PullBuffer {
   }
 
   start(intervalMs: number): void {
-    this.timer = setInterval(() => void this.flush(), intervalMs);
-    this.timer.unref();
+    this.timer = this.outbox.clock.every(intervalMs, () => void this.flush());
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
+    this.timer?.cancel();
     await this.flush();
   }
 }

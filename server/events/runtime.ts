@@ -3,7 +3,7 @@ import type { Repository } from '../registry/repository.js';
 import type { StorageDriver } from '../storage/driver.js';
 import type { StorageLease } from '../storage/lease.js';
 import type { Logger } from '../util/log.js';
-import { systemClock, type Clock } from './clock.js';
+import { systemClock, type Clock, type Timer } from '../util/clock.js';
 import { endpointLease, Notifier, type ObserverFactory } from './delivery.js';
 import { Emitter } from './emitter.js';
 import { Outbox, PullBuffer, type Position, type Positioned } from './outbox.js';
@@ -25,7 +25,7 @@ export class EventsRuntime {
   readonly notifier: Notifier;
   readonly clock: Clock;
   private readonly retentionLease: StorageLease;
-  private pruner: NodeJS.Timeout | undefined;
+  private pruner: Timer | undefined;
   private readonly streaming = new AbortController();
 
   /**
@@ -109,15 +109,14 @@ export class EventsRuntime {
   start(): void {
     this.pulls.start(this.config.pullFlushMillis);
     this.notifier.start();
-    this.pruner = setInterval(() => {
+    this.pruner = this.clock.every(PRUNE_INTERVAL_MS, () => {
       this.prune().catch((err: unknown) => this.log.warn({ err }, 'outbox prune failed'));
-    }, PRUNE_INTERVAL_MS);
-    this.pruner.unref();
+    });
   }
 
   /** stop flushes buffered pulls and stops delivery (leases are released). */
   async stop(): Promise<void> {
-    if (this.pruner) clearInterval(this.pruner);
+    this.pruner?.cancel();
     await this.pulls.stop();
     await this.notifier.stop();
     await this.retentionLease.release().catch(() => undefined);

@@ -1,5 +1,5 @@
 import type { EventFormat } from '../config/types.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../util/clock.js';
 import { encode, sign, SIGNATURE_HEADER, type Event } from './event.js';
 import { GlobSet } from '../util/glob.js';
 

@@ -1,3 +1,4 @@
+import { systemClock, type Clock } from '../util/clock.js';
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -32,7 +33,9 @@ export interface CollectorOptions {
   gc: Pick<GcConfig, 'graceSeconds' | 'leaseSeconds' | 'settleMillis' | 'policies'>;
   /** uploadTtlSeconds is `uploads.ttlSeconds`: sessions older than it plus grace are purged. */
   uploadTtlSeconds: number;
-  clock?: () => number;
+  /** clock reads the time, paces the settle pause and the lease's renewal (systemClock). */
+  clock?: Clock;
+  /** sleep is the settle pause (default the clock's sleep); tests act during it. */
   sleep?: (ms: number) => Promise<void>;
   /** holder names this process in the lease. */
   holder?: string;
@@ -69,7 +72,7 @@ export class LeaseLostError extends Error {
  * The safety argument is in docs/adr/0007-online-gc.md.
  */
 export class GarbageCollector extends EventEmitter<GcEvents> {
-  private readonly clock: () => number;
+  private readonly clock: Clock;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly policies: CompiledPolicy[];
   private readonly lease: StorageLease;
@@ -82,8 +85,8 @@ export class GarbageCollector extends EventEmitter<GcEvents> {
 
   constructor(private readonly opts: CollectorOptions) {
     super();
-    this.clock = opts.clock ?? Date.now;
-    this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.clock = opts.clock ?? systemClock;
+    this.sleep = opts.sleep ?? ((ms) => this.clock.sleep(ms));
     this.policies = compilePolicies(opts.gc.policies);
     this.concurrency = opts.concurrency ?? 16;
     this.holder = opts.holder ?? `${hostname()}/${process.pid}/${randomBytes(4).toString('hex')}`;
@@ -130,16 +133,15 @@ export class GarbageCollector extends EventEmitter<GcEvents> {
       await this.busy();
       return undefined;
     }
-    const runId = `${new Date(this.clock()).toISOString().replace(/[:.]/g, '')}-${randomBytes(3).toString('hex')}`;
+    const runId = `${new Date(this.clock.now()).toISOString().replace(/[:.]/g, '')}-${randomBytes(3).toString('hex')}`;
     this.counters.running = true;
     // Long steps (a big mark) must not let the lease lapse: renew in the background too.
     const keepalive = dryRun
       ? undefined
-      : setInterval(
-          () => void this.lease.ensure().catch(() => undefined),
+      : this.clock.every(
           (this.opts.gc.leaseSeconds * 1000) / 4,
+          () => void this.lease.ensure().catch(() => undefined),
         );
-    keepalive?.unref();
     try {
       const report = await this.collect(runId, dryRun);
       this.finished(report);
@@ -150,7 +152,7 @@ export class GarbageCollector extends EventEmitter<GcEvents> {
       this.opts.log.error({ runId, err }, 'gc run failed');
       throw err;
     } finally {
-      clearInterval(keepalive);
+      keepalive?.cancel();
       this.counters.running = false;
       delete this.counters.phase;
       if (!dryRun) await this.lease.release().catch(() => undefined);

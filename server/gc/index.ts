@@ -11,7 +11,7 @@ export {
 export { GcScheduler } from './scheduler.js';
 
 /** GcServices is what a collector takes of a server's (or the CLI's) services. */
-export type GcServices = Pick<CollectorOptions, 'driver' | 'registry' | 'log'>;
+export type GcServices = Pick<CollectorOptions, 'driver' | 'registry' | 'log' | 'clock'>;
 
 /** createGarbageCollector builds the collector for a server's (or the CLI's) services. */
 export function createGarbageCollector(config: BerthConfig, s: GcServices): GarbageCollector {
@@ -19,6 +19,7 @@ export function createGarbageCollector(config: BerthConfig, s: GcServices): Garb
     driver: s.driver,
     registry: s.registry,
     log: s.log.child({ component: 'gc' }),
+    clock: s.clock,
     gc: config.gc,
     uploadTtlSeconds: config.uploads.ttlSeconds,
   });

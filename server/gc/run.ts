@@ -1,3 +1,4 @@
+import type { Clock } from '../util/clock.js';
 import type { EventEmitter } from 'node:events';
 import type { StorageDriver } from '../storage/driver.js';
 import type { Logger } from '../util/log.js';
@@ -26,7 +27,7 @@ const CHECKPOINT_EVERY = 200;
 export interface RunContext {
   driver: StorageDriver;
   log: Logger;
-  clock: () => number;
+  clock: Clock;
   /** events hears the run's start, phases, deletions, skips and restores. */
   events: Pick<EventEmitter<GcEvents>, 'emit'>;
   /** counters are the collector's cumulative counters, which the run adds to. */
@@ -65,7 +66,7 @@ export class GcRun {
    * phase `mark`, taking over the undo log of a run it resumes.
    */
   static async begin(ctx: RunContext, id: string, dryRun: boolean): Promise<GcRun> {
-    const start = ctx.clock();
+    const start = ctx.clock.now();
     const cutoff = start - ctx.graceSeconds * 1000;
     const state = await loadState(ctx.driver);
     const resumed = state.run;
@@ -192,7 +193,7 @@ export class GcRun {
 
   /** close ends a real run's checkpoint: it forgets the run and the deferrals that are due. */
   async close(): Promise<void> {
-    const now = this.ctx.clock();
+    const now = this.ctx.clock.now();
     forgetDue(this.state, now);
     delete this.state.run;
     this.state.last = {
@@ -207,7 +208,7 @@ export class GcRun {
   /** finish completes the report: deletions (made concurrently) in plan order, the end time. */
   finish(): GcReport {
     this.report.deleted.sort(inPlanOrder);
-    this.report.finishedAt = new Date(this.ctx.clock()).toISOString();
+    this.report.finishedAt = new Date(this.ctx.clock.now()).toISOString();
     return this.report;
   }
 }

@@ -1,3 +1,4 @@
+import { systemClock, type Clock, type Timer } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
 import type { GarbageCollector } from './collector.js';
 
@@ -5,6 +6,8 @@ export interface SchedulerOptions {
   intervalSeconds: number;
   dryRun: boolean;
   log: Logger;
+  /** clock times the runs (default systemClock). */
+  clock?: Clock;
 }
 
 /**
@@ -13,7 +16,7 @@ export interface SchedulerOptions {
  * run is logged and the schedule continues.
  */
 export class GcScheduler {
-  private timer: NodeJS.Timeout | undefined;
+  private timer: Timer | undefined;
   private stopped = false;
   private current: Promise<unknown> | undefined;
 
@@ -30,7 +33,7 @@ export class GcScheduler {
 
   private schedule(): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => {
+    this.timer = (this.opts.clock ?? systemClock).after(this.opts.intervalSeconds * 1000, () => {
       this.current = this.gc
         .run({ dryRun: this.opts.dryRun })
         .catch((err: unknown) => this.opts.log.warn({ err }, 'scheduled gc run failed'))
@@ -38,8 +41,7 @@ export class GcScheduler {
           this.current = undefined;
           this.schedule();
         });
-    }, this.opts.intervalSeconds * 1000);
-    this.timer.unref();
+    });
   }
 
   /**
@@ -48,7 +50,7 @@ export class GcScheduler {
    */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.cancel();
     if (this.current) {
       this.gc.abort();
       await this.current;

@@ -1,3 +1,4 @@
+import type { Clock } from '../util/clock.js';
 import { Errors, isRegistryError } from '../errors.js';
 import { parseDigest } from '../registry/reference.js';
 import type { StoredManifest } from '../registry/repository.js';
@@ -14,7 +15,7 @@ import { defer, deferredAt } from './state.js';
 export interface SweepDeps extends RestoreTarget {
   driver: StorageDriver;
   concurrency: number;
-  clock: () => number;
+  clock: Clock;
   sleep: (ms: number) => Promise<void>;
   graceSeconds: number;
   settleMillis: number;
@@ -141,7 +142,7 @@ async function deleteManifest(
 
 async function sweepPointers(run: GcRun, plan: Plan, deps: SweepDeps): Promise<void> {
   // Deferrals and the undo log are checkpointed before anything is deleted.
-  const until = deps.clock() + deps.graceSeconds * 1000;
+  const until = deps.clock.now() + deps.graceSeconds * 1000;
   for (const item of [...plan.links, ...plan.blobs])
     defer(run.state, uploadsOf(plan.pointers.get(item.key)), until);
   for (const item of plan.links) {

@@ -1,5 +1,5 @@
 import type { ParameterizedContext } from 'koa';
-import type { Clock } from '../auth/clock.js';
+import type { Clock } from '../util/clock.js';
 import type { AuthService, Identity } from '../auth/service.js';
 import type { BerthConfig } from '../config/types.js';
 import type { EventsRuntime } from '../events/runtime.js';

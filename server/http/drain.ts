@@ -8,6 +8,7 @@
  */
 import { Server as NetServer, type Socket } from 'node:net';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { systemClock, type Clock } from '../util/clock.js';
 
 interface Tracked {
   /** active counts the requests on the connection without a finished response. */
@@ -20,7 +21,7 @@ export class ConnectionDrain {
   private draining = false;
 
   constructor(
-    private readonly now: () => number = Date.now,
+    private readonly clock: Clock = systemClock,
     /** idleGraceMs is how long a connection may stay idle during a drain before it is closed. */
     private readonly idleGraceMs = 1000,
   ) {}
@@ -31,7 +32,7 @@ export class ConnectionDrain {
    */
   attach(server: Server, secure: boolean): void {
     server.on(secure ? 'secureConnection' : 'connection', (s: Socket) => {
-      this.sockets.set(s, { active: 0, idleSince: this.now() });
+      this.sockets.set(s, { active: 0, idleSince: this.clock.now() });
       s.once('close', () => this.sockets.delete(s));
     });
   }
@@ -47,7 +48,7 @@ export class ConnectionDrain {
     t.active++;
     res.once('close', () => {
       t.active--;
-      t.idleSince = this.now();
+      t.idleSince = this.clock.now();
     });
   }
 
@@ -63,16 +64,15 @@ export class ConnectionDrain {
       NetServer.prototype.close.call(server, () => resolve()),
     );
     const sweep = () => {
-      const now = this.now();
+      const now = this.clock.now();
       for (const [s, t] of this.sockets)
         if (t.active === 0 && now - t.idleSince >= this.idleGraceMs) s.destroySoon();
     };
-    const timer = setInterval(sweep, Math.min(100, this.idleGraceMs));
-    const deadline = setTimeout(() => server.closeAllConnections(), deadlineMs);
-    deadline.unref();
+    const timer = this.clock.every(Math.min(100, this.idleGraceMs), sweep);
+    const deadline = this.clock.after(deadlineMs, () => server.closeAllConnections());
     return closed.finally(() => {
-      clearInterval(timer);
-      clearTimeout(deadline);
+      timer.cancel();
+      deadline.cancel();
     });
   }
 }

@@ -1,5 +1,5 @@
+import { systemClock, type Clock } from '../util/clock.js';
 import { createHash } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Errors } from '../errors.js';
 import { isNotFound, listAll, type StorageDriver } from '../storage/driver.js';
 import { Paths } from '../storage/paths.js';
@@ -32,14 +32,14 @@ export interface RegistryOptions {
    */
   decorate?: (repo: Repository) => Repository;
   /**
-   * pause waits `ms` milliseconds (default: a timer); a tag write pauses while another
-   * request's removal of the tag finishes. Tests inject their own.
+   * pause waits `ms` milliseconds (default: the clock's sleep); a tag write pauses while
+   * another request's removal of the tag finishes. Tests inject their own.
    */
   pause?: (ms: number) => Promise<void>;
   /** cacheObserver hears each lookup in the in-process repository-marker cache (metrics). */
   cacheObserver?: (hit: boolean) => void;
-  /** clock is the time in ms (delete fences); Date.now without it. */
-  clock?: () => number;
+  /** clock reads the time of delete fences and paces retries (default systemClock). */
+  clock?: Clock;
 }
 
 function encodeEnvelope(mediaType: string, body: Buffer): Buffer {
@@ -369,12 +369,16 @@ export class Repository implements ManifestService, TagService {
         );
       }
       seen = true;
-      await (this.opts.pause ?? sleep)(Math.min(2 ** i, 200));
+      await this.pause(Math.min(2 ** i, 200));
     }
   }
 
   private now(): number {
-    return (this.opts.clock ?? Date.now)();
+    return (this.opts.clock ?? systemClock).now();
+  }
+
+  private pause(ms: number): Promise<void> {
+    return this.opts.pause ? this.opts.pause(ms) : (this.opts.clock ?? systemClock).sleep(ms);
   }
 
   /**
@@ -425,7 +429,7 @@ export class Repository implements ManifestService, TagService {
       }
       if (cur && cur.value === undefined && attempt < TOMBSTONE_WAITS) {
         // Another request is removing the tag; let it finish rather than race its delete.
-        await (this.opts.pause ?? sleep)(1 + attempt);
+        await this.pause(1 + attempt);
         continue;
       }
       if (await this.driver.putIfVersion(key, digest.value, cur?.version ?? null)) {

@@ -1,6 +1,7 @@
 import { listAll, type StorageDriver } from '../storage/driver.js';
 import { Paths } from '../storage/paths.js';
 import type { StorageViews } from '../storage/views.js';
+import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
 import { decodeDescriptor, type Segment } from './blobs.js';
 import type { Algorithm } from './reference.js';
@@ -15,7 +16,7 @@ const COMMIT_GRACE_MS = 5 * 60 * 1000;
 
 export interface UploadPurgeOptions {
   ttlSeconds: number;
-  clock: () => number;
+  clock: Clock;
   log: Logger;
   /** abortStale aborts backend multipart uploads older than a date (S3). */
   abortStale?: (olderThan: Date) => Promise<number>;
@@ -49,7 +50,7 @@ export class UploadPurge {
       const page = await this.driver.list(Paths.uploadsRoot(), { startAfter, limit: 1000 });
       for (const id of page.names) {
         const record = await this.records.read(id).catch(() => undefined);
-        if (!record || !expired(record, this.opts.clock(), this.opts.ttlSeconds)) continue;
+        if (!record || !expired(record, this.opts.clock.now(), this.opts.ttlSeconds)) continue;
         if (record.phase !== 'cancelled' && !(await this.retire(record))) continue;
         await this.records.remove(id);
         purged++;
@@ -58,7 +59,7 @@ export class UploadPurge {
       startAfter = page.names[page.names.length - 1];
     }
     if (this.opts.abortStale) {
-      await this.opts.abortStale(new Date(this.opts.clock() - this.opts.ttlSeconds * 1000));
+      await this.opts.abortStale(new Date(this.opts.clock.now() - this.opts.ttlSeconds * 1000));
     }
     if (purged > 0) this.opts.log.info({ purged }, 'expired uploads purged');
     return purged;
@@ -74,7 +75,8 @@ export class UploadPurge {
    */
   private async retire(record: Saved | Committed): Promise<boolean> {
     const claimedAt = record.phase === 'committed' ? record.claim.at : undefined;
-    if (claimedAt !== undefined && this.opts.clock() - claimedAt < COMMIT_GRACE_MS) return false;
+    if (claimedAt !== undefined && this.opts.clock.now() - claimedAt < COMMIT_GRACE_MS)
+      return false;
     if (!(await this.records.swap(record, cancelled(record))).won) return false;
     const claimed = await this.claimedSegments(record.id);
     if (!(await this.inUse(record, claimed)))

@@ -1,3 +1,4 @@
+import { systemClock, type Clock } from '../util/clock.js';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -70,7 +71,8 @@ export interface LastBytes extends ChunkRange {
 
 export interface UploadsOptions {
   ttlSeconds: number;
-  clock?: () => number;
+  /** clock reads when sessions start, commit and expire (default systemClock). */
+  clock?: Clock;
   log: Logger;
   /** abortStale aborts backend multipart uploads older than a date (S3). */
   abortStale?: (olderThan: Date) => Promise<number>;
@@ -87,7 +89,7 @@ export interface UploadsOptions {
  * BLOB_UPLOAD_INVALID (416).
  */
 export class Uploads {
-  private readonly clock: () => number;
+  private readonly clock: Clock;
   private readonly records: UploadRecords;
   private readonly purge: UploadPurge;
 
@@ -97,7 +99,7 @@ export class Uploads {
     private readonly storage: StorageViews,
     private readonly opts: UploadsOptions,
   ) {
-    this.clock = opts.clock ?? Date.now;
+    this.clock = opts.clock ?? systemClock;
     this.driver = storage.cached;
     this.records = new UploadRecords(this.driver);
     this.purge = new UploadPurge(storage, this.records, { ...opts, clock: this.clock });
@@ -128,7 +130,7 @@ export class Uploads {
   }
 
   private fresh(repo: string, algorithm: Algorithm): SessionBytes {
-    const startedAt = this.clock();
+    const startedAt = this.clock.now();
     const id = this.opts.mintId?.(repo, startedAt, algorithm) ?? randomUUID();
     return { id, repo, algorithm, offset: 0, segments: [], startedAt };
   }
@@ -202,7 +204,7 @@ export class Uploads {
   }
 
   private expired(session: SessionBytes): boolean {
-    return expired(session, this.clock(), this.opts.ttlSeconds);
+    return expired(session, this.clock.now(), this.opts.ttlSeconds);
   }
 
   /** completed: a request already committed this never-saved session (its claimed bytes). */
@@ -398,7 +400,7 @@ export class Uploads {
       // 404 and leaves its claim to the purger: the client pushes again.)
       const claim = await this.records.swap(
         base,
-        claimed(bytes, digest.value, this.clock()),
+        claimed(bytes, digest.value, this.clock.now()),
         false,
       );
       if (!claim.won) {

@@ -1,3 +1,4 @@
+import { systemClock, type Clock } from '../util/clock.js';
 import type { Readable } from 'node:stream';
 import type { ByteSource, ListOptions, ListPage, StorageDriver, Versioned } from './driver.js';
 
@@ -30,7 +31,8 @@ export interface CacheOptions {
   listTtlMs: number;
   /** maxBytes bounds the cached objects' bytes (least recently used go first). */
   maxBytes: number;
-  clock?: () => number;
+  /** clock reads the time entries are checked against their TTLs (default systemClock). */
+  clock?: Clock;
   /** observe hears each cacheable lookup: whether it was answered from memory. */
   observe?: (kind: 'object' | 'tag' | 'list', hit: boolean) => void;
 }
@@ -78,14 +80,14 @@ export class CachingDriver implements StorageDriver {
   private readonly lists = new Map<string, Map<string, ListEntry>>();
   private readonly listLoads = new Map<string, Set<{ valid: boolean }>>();
   private bytes = 0;
-  private readonly clock: () => number;
+  private readonly clock: Clock;
 
   constructor(
     readonly inner: StorageDriver,
     private readonly opts: CacheOptions,
   ) {
     this.name = inner.name;
-    this.clock = opts.clock ?? Date.now;
+    this.clock = opts.clock ?? systemClock;
     if (inner.presignGet) this.presignGet = (key, s) => inner.presignGet!(key, s);
     if (inner.openSource) this.openSource = (key, o, n) => inner.openSource!(key, o, n);
     if (inner.abortStaleMultipartUploads)
@@ -113,7 +115,7 @@ export class CachingDriver implements StorageDriver {
       return this.inner.get(key);
     }
     const hit = this.objects.get(key);
-    if (hit && ((alone !== undefined && hit.alone === alone) || this.clock() - hit.at < ttl)) {
+    if (hit && ((alone !== undefined && hit.alone === alone) || this.clock.now() - hit.at < ttl)) {
       this.objects.delete(key);
       this.objects.set(key, hit);
       this.opts.observe?.(kind, true);
@@ -125,7 +127,7 @@ export class CachingDriver implements StorageDriver {
     if (shared) return shared.promise;
     const load: PendingGet = { promise: this.inner.get(key), valid: true };
     this.pending.set(key, load);
-    const at = this.clock();
+    const at = this.clock.now();
     load.promise.then(
       (data) => {
         if (this.pending.get(key) === load) this.pending.delete(key);
@@ -247,7 +249,7 @@ export class CachingDriver implements StorageDriver {
     }
     const id = `${opts.startAfter ?? ''}\n${opts.limit ?? ''}`;
     const hit = this.lists.get(prefix)?.get(id);
-    const age = hit ? this.clock() - hit.at : Infinity;
+    const age = hit ? this.clock.now() - hit.at : Infinity;
     if (hit && age < this.opts.listTtlMs) {
       this.opts.observe?.('list', true);
       // Refresh ahead in the background past half the TTL, so that a page read steadily
@@ -269,7 +271,7 @@ export class CachingDriver implements StorageDriver {
     let loads = this.listLoads.get(prefix);
     if (!loads) this.listLoads.set(prefix, (loads = new Set()));
     loads.add(load);
-    const at = this.clock();
+    const at = this.clock.now();
     try {
       const page = await this.inner.list(prefix, opts);
       // A write below `prefix` while listing may be missing from the page: not stored.

@@ -76,6 +76,8 @@ export class DiskCachingDriver implements StorageDriver {
   private reservedBytes = 0;
   /** fills counts the background reads completing copies. */
   private fills = 0;
+  /** background: work finishing copies off the request's path. */
+  private readonly background = new Set<Promise<unknown>>();
   private readonly ready: Promise<void>;
   private closed = false;
 
@@ -112,6 +114,21 @@ export class DiskCachingDriver implements StorageDriver {
   async cached(key: string): Promise<number> {
     await this.ready;
     return this.entries.get(key)?.size ?? 0;
+  }
+
+  /**
+   * settled resolves once the work a read left to finish off its path (keeping, extending
+   * or removing its copy, making room) is done, including work that work started.
+   */
+  async settled(): Promise<void> {
+    await this.ready;
+    while (this.background.size > 0) await Promise.allSettled([...this.background]);
+  }
+
+  private track(work: Promise<unknown>): void {
+    const forget = () => void this.background.delete(work);
+    this.background.add(work);
+    work.then(forget, forget);
   }
 
   /** load indexes the files a previous process left, oldest read first. */
@@ -241,17 +258,19 @@ export class DiskCachingDriver implements StorageDriver {
         } finally {
           // Off the request's path: keep the file if it holds every byte. A client that
           // closes on its last byte can fail the copy after storage gave them all.
-          void tee.close().then(
-            (n) =>
-              this.settle(
-                key,
-                tmp,
-                n,
-                src.length,
-                copiedAll || tee.complete(src.length),
-                tee.lagging,
-              ),
-            () => this.discard(tmp).finally(done),
+          this.track(
+            tee.close().then(
+              (n) =>
+                this.settle(
+                  key,
+                  tmp,
+                  n,
+                  src.length,
+                  copiedAll || tee.complete(src.length),
+                  tee.lagging,
+                ),
+              () => this.discard(tmp).finally(done),
+            ),
           );
         }
       },
@@ -308,7 +327,7 @@ export class DiskCachingDriver implements StorageDriver {
     while (this.bytes + this.reservedBytes + n > this.opts.maxBytes) {
       const oldest = this.entries.keys().next();
       if (oldest.done) return false;
-      void this.drop(oldest.value);
+      this.track(this.drop(oldest.value));
     }
     this.reservations.set(key, n);
     this.reservedBytes += n;

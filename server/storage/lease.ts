@@ -1,3 +1,4 @@
+import { systemClock, type Clock } from '../util/clock.js';
 import { isNotFound, type StorageDriver } from './driver.js';
 
 /** LeaseRecord is what one epoch object of a lease holds. */
@@ -17,7 +18,8 @@ export interface LeaseOptions {
   /** holder names this process in the record (for logs and operators). */
   holder: string;
   ttlMs: number;
-  clock?: () => number;
+  /** clock reads the time of expiries (default systemClock). */
+  clock?: Clock;
 }
 
 /**
@@ -36,14 +38,14 @@ export class StorageLease {
   private epoch: number | undefined;
   private expiresAt = 0;
   private acquiredAt = 0;
-  private readonly clock: () => number;
+  private readonly clock: Clock;
   private holding: Promise<boolean> | undefined;
 
   constructor(
     private readonly driver: StorageDriver,
     private readonly opts: LeaseOptions,
   ) {
-    this.clock = opts.clock ?? Date.now;
+    this.clock = opts.clock ?? systemClock;
   }
 
   /** held is the epoch this process holds, if any (whether or not it is still valid). */
@@ -53,7 +55,7 @@ export class StorageLease {
 
   /** valid reports whether the lease may be relied on right now (see the class contract). */
   valid(): boolean {
-    return this.epoch !== undefined && this.clock() < this.expiresAt - this.opts.ttlMs / 4;
+    return this.epoch !== undefined && this.clock.now() < this.expiresAt - this.opts.ttlMs / 4;
   }
 
   /**
@@ -63,7 +65,7 @@ export class StorageLease {
   async acquire(): Promise<boolean> {
     if (this.valid()) return this.renew();
     const latest = await this.latest();
-    const now = this.clock();
+    const now = this.clock.now();
     if (
       latest?.record &&
       latest.record.expiresAt > now &&
@@ -93,7 +95,7 @@ export class StorageLease {
   async renew(): Promise<boolean> {
     const epoch = this.epoch;
     if (epoch === undefined) return false;
-    const now = this.clock();
+    const now = this.clock.now();
     if (now >= this.expiresAt) return this.lose();
     const record: LeaseRecord = {
       holder: this.opts.holder,
@@ -111,7 +113,7 @@ export class StorageLease {
   /** ensure renews when less than half the TTL is left; false when the lease is lost. */
   async ensure(): Promise<boolean> {
     if (this.epoch === undefined) return false;
-    if (this.clock() < this.expiresAt - this.opts.ttlMs / 2) return true;
+    if (this.clock.now() < this.expiresAt - this.opts.ttlMs / 2) return true;
     return this.renew();
   }
 
@@ -121,7 +123,7 @@ export class StorageLease {
    * makes no storage call before that; concurrent calls share one attempt.
    */
   hold(): Promise<boolean> {
-    if (this.epoch !== undefined && this.clock() < this.expiresAt - this.opts.ttlMs / 2) {
+    if (this.epoch !== undefined && this.clock.now() < this.expiresAt - this.opts.ttlMs / 2) {
       return Promise.resolve(true);
     }
     this.holding ??= this.holdOnce().finally(() => (this.holding = undefined));

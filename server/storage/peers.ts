@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Errors } from '../errors.js';
+import { monotonicClock, type Clock, type Timer } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
 import { isNotFound, listAll, type StorageDriver } from './driver.js';
 import { Paths } from './paths.js';
@@ -31,8 +32,11 @@ export interface PeersOptions {
   fenceMs?: number;
   /** writeTimeoutMs: how long a tag write waits for the gate before 503 (default 15 s). */
   writeTimeoutMs?: number;
-  /** now is a monotonic clock in ms (default performance.now). */
-  now?: () => number;
+  /**
+   * clock times the rounds, the gate and every period (default monotonicClock): its `now`
+   * must not jump.
+   */
+  clock?: Clock;
   log?: Logger;
   /** onRound hears each round's outcome (metrics). */
   onRound?: (r: { peers: number; alone: boolean }) => void;
@@ -59,14 +63,14 @@ interface Seen {
  *   others may delete its entry once it has not changed for `deadMs`.
  */
 export class Peers {
-  readonly instance = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+  readonly instance: string;
   private readonly roundMs: number;
   private readonly aloneValidMs: number;
   private readonly joinWaitMs: number;
   private readonly deadMs: number;
   private readonly fenceMs: number;
   private readonly writeTimeoutMs: number;
-  private readonly now: () => number;
+  private readonly clock: Clock;
   private beat = 0;
   private readonly seen = new Map<string, Seen>();
   /** start of the latest complete round that found this process alone. */
@@ -76,7 +80,7 @@ export class Peers {
   private beatAt: number | undefined;
   /** writableFrom: when tag writes may start (undefined: not joined). */
   private writableFrom: number | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: Timer | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
   private firstRoundDone = false;
@@ -92,7 +96,8 @@ export class Peers {
     this.fenceMs = opts.fenceMs ?? 5000;
     this.deadMs = opts.deadMs ?? 15_000;
     this.writeTimeoutMs = opts.writeTimeoutMs ?? 15_000;
-    this.now = opts.now ?? (() => performance.now());
+    this.clock = opts.clock ?? monotonicClock;
+    this.instance = `${Math.floor(this.clock.now()).toString(36)}-${randomBytes(4).toString('hex')}`;
     if (this.aloneValidMs <= this.roundMs)
       throw new Error('peers: aloneValidMs must exceed roundMs');
     if (this.joinWaitMs <= this.aloneValidMs + this.roundMs)
@@ -102,8 +107,7 @@ export class Peers {
 
   /** start runs the first round now and then one every roundMs. */
   async start(): Promise<void> {
-    this.timer = setInterval(() => void this.round(), this.roundMs);
-    this.timer.unref();
+    this.timer = this.clock.every(this.roundMs, () => void this.round());
     await this.round();
     this.firstRoundDone = true;
   }
@@ -119,7 +123,7 @@ export class Peers {
   /** stop ends the rounds and removes this process's entry (best effort). */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
+    this.timer?.cancel();
     await this.running?.catch(() => undefined);
     this.endPeriod();
     this.writableFrom = undefined;
@@ -136,7 +140,7 @@ export class Peers {
    * only one on the storage, or undefined when it is not (or no longer) known.
    */
   aloneEpoch(): number | undefined {
-    if (this.aloneSince !== undefined && this.now() - this.aloneSince < this.aloneValidMs) {
+    if (this.aloneSince !== undefined && this.clock.now() - this.aloneSince < this.aloneValidMs) {
       return this.epoch;
     }
     this.endPeriod();
@@ -148,7 +152,7 @@ export class Peers {
   }
 
   private writable(): boolean {
-    const now = this.now();
+    const now = this.clock.now();
     return (
       !this.stopped &&
       this.writableFrom !== undefined &&
@@ -164,11 +168,11 @@ export class Peers {
    */
   whenWritable(): Promise<void> | undefined {
     if (this.writable()) return undefined;
-    const deadline = this.now() + this.writeTimeoutMs;
+    const deadline = this.clock.now() + this.writeTimeoutMs;
     return new Promise<void>((resolve, reject) => {
       const poll = () => {
         if (this.writable()) return resolve();
-        if (this.stopped || this.now() >= deadline) {
+        if (this.stopped || this.clock.now() >= deadline) {
           return reject(
             Errors.unavailable(
               { reason: 'this replica has not joined the storage yet' },
@@ -176,7 +180,7 @@ export class Peers {
             ),
           );
         }
-        setTimeout(poll, 50);
+        this.clock.after(50, poll);
       };
       poll();
     });
@@ -190,7 +194,7 @@ export class Peers {
   }
 
   private async roundOnce(): Promise<void> {
-    const started = this.now();
+    const started = this.clock.now();
     const lapsed = this.beatAt === undefined || started - this.beatAt >= this.fenceMs;
     try {
       this.beat++;
@@ -198,7 +202,7 @@ export class Peers {
         Paths.peer(this.instance),
         JSON.stringify({ host: hostname(), pid: process.pid, beat: this.beat }),
       );
-      const written = this.now();
+      const written = this.clock.now();
       const others = await this.others();
       if (this.stopped) return;
       this.beatAt = started;
@@ -221,7 +225,7 @@ export class Peers {
   /** others reads the other entries and returns how many are live (deleting dead ones). */
   private async others(): Promise<number> {
     const names = await listAll(this.driver, Paths.peersRoot());
-    const now = this.now();
+    const now = this.clock.now();
     let live = 0;
     const present = new Set<string>();
     // Our entry was just written: missing, someone counted us as stopped meanwhile; a newcomer

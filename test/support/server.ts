@@ -1,4 +1,4 @@
-import type { Clock } from '../../server/auth/clock.js';
+import type { Clock } from '../../server/util/clock.js';
 import { defaults } from '../../server/config/load.js';
 import type { BerthConfig } from '../../server/config/types.js';
 import { startServer, type RunningServer } from '../../server/server.js';

@@ -5,7 +5,9 @@ import { Registry } from '../../server/registry/repository.js';
 import { Uploads, type UploadSession } from '../../server/registry/uploads.js';
 import type { ListOptions, ListPage } from '../../server/storage/driver.js';
 import { InMemoryDriver } from '../../server/storage/drivers/inmemory.js';
+import { systemClock } from '../../server/util/clock.js';
 import { silentLogger } from '../../server/util/log.js';
+import { ManualClock } from './clock.js';
 import type { Built } from './image.js';
 import { directViews } from '../../server/storage/views.js';
 
@@ -15,17 +17,20 @@ import { directViews } from '../../server/storage/views.js';
  * before a deletion reaches storage; `before` right before a read or a listing does.
  */
 export class ClockedDriver extends InMemoryDriver {
-  now = 1_700_000_000_000;
+  readonly clock = new ManualClock({ start: 1_700_000_000_000 });
   private readonly times = new Map<string, number>();
   beforeDelete?: (key: string) => void | Promise<void>;
   before?: (op: 'get' | 'list' | 'stat', key: string) => void | Promise<void>;
 
-  /** advance moves the clock forward by `seconds`. */
-  advance(seconds: number): void {
-    this.now += seconds * 1000;
+  /** now is the clock's time (ms). */
+  get now(): number {
+    return this.clock.now();
   }
 
-  readonly clock = (): number => this.now;
+  /** advance moves the clock forward by `seconds`. */
+  advance(seconds: number): void {
+    this.clock.advance(seconds * 1000);
+  }
 
   override async put(key: string, data: Buffer | string): Promise<void> {
     await super.put(key, data);
@@ -89,9 +94,11 @@ export class TestStore {
     clock: this.driver.clock,
     log: silentLogger,
   });
+  /** registry reads fences on the driver's clock; its pauses (races with real I/O) are real. */
   readonly registry = new Registry(directViews(this.driver), {
     allowSparse: false,
     clock: this.driver.clock,
+    pause: (ms) => systemClock.sleep(ms),
   });
 
   /** pushBlob uploads bytes in one request and commits them into `repo`. */

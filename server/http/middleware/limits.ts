@@ -1,5 +1,5 @@
 import type { Middleware } from 'koa';
-import type { Clock } from '../../auth/clock.js';
+import type { Clock } from '../../util/clock.js';
 import type { LimitsConfig } from '../../config/types.js';
 import { Errors, isRegistryError } from '../../errors.js';
 import type { Ctx, State } from '../context.js';

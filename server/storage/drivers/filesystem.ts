@@ -16,7 +16,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { systemClock, type Clock } from '../../util/clock.js';
 import {
   PathNotFoundError,
   validateKey,
@@ -55,7 +55,11 @@ export class FilesystemDriver implements StorageDriver {
   /** queued chains this process's compare-and-sets per key, so they wait here, not spin. */
   private readonly queued = new Map<string, Promise<unknown>>();
 
-  constructor(root: string) {
+  constructor(
+    root: string,
+    /** clock ages stale temporary and lock files and paces lock retries (systemClock). */
+    private readonly clock: Clock = systemClock,
+  ) {
     this.root = resolve(root);
   }
 
@@ -69,7 +73,7 @@ export class FilesystemDriver implements StorageDriver {
       await mkdir(tmp, { recursive: true });
       // Other processes (workers, replicas) may be writing here right now: remove only
       // temporary files a crash left behind long ago.
-      const cutoff = Date.now() - STALE_TMP_MS;
+      const cutoff = this.clock.now() - STALE_TMP_MS;
       for (const name of await readdir(tmp)) {
         const st = await stat(join(tmp, name)).catch(() => undefined);
         if (st && st.mtimeMs < cutoff) await rm(join(tmp, name), { force: true });
@@ -161,11 +165,11 @@ export class FilesystemDriver implements StorageDriver {
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
           const st = await stat(lock).catch(() => undefined);
-          if (st && Date.now() - st.mtimeMs > STALE_LOCK_MS) {
+          if (st && this.clock.now() - st.mtimeMs > STALE_LOCK_MS) {
             await unlink(lock).catch(() => undefined);
             continue;
           }
-          await sleep(Math.min(20, 1 + attempt));
+          await this.clock.sleep(Math.min(20, 1 + attempt));
         }
       }
       try {

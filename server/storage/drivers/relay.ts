@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { systemClock, type Clock, type Timer } from '../../util/clock.js';
 import { PathNotFoundError, type ByteSink, type ByteSource } from '../driver.js';
 
 /**
@@ -44,13 +45,15 @@ export class SlabPool {
   private readonly waiters: {
     n: number;
     resolve: (slabs: Buffer[] | undefined) => void;
-    timer: NodeJS.Timeout;
+    timer: Timer;
   }[] = [];
 
   constructor(
     readonly slabBytes: number,
     /** max is the number of slabs that may be lent at once. */
     private readonly max: number,
+    /** clock times the waits for slabs. */
+    private readonly clock: Clock = systemClock,
   ) {}
 
   /** take lends `n` slabs, or undefined when the budget has no room for them. */
@@ -73,11 +76,11 @@ export class SlabPool {
       const w = {
         n,
         resolve,
-        timer: setTimeout(() => {
+        timer: this.clock.after(waitMs, () => {
           this.waiters.splice(this.waiters.indexOf(w), 1);
           resolve(undefined);
           this.wake();
-        }, waitMs),
+        }),
       };
       this.waiters.push(w);
     });
@@ -93,7 +96,7 @@ export class SlabPool {
       const slabs = this.take(w.n);
       if (!slabs) return;
       this.waiters.shift();
-      clearTimeout(w.timer);
+      w.timer.cancel();
       w.resolve(slabs);
     }
   }

@@ -6,6 +6,7 @@ import * as https from 'node:https';
 import { Readable } from 'node:stream';
 import { Client } from 'minio';
 import type { S3Config } from '../../config/types.js';
+import { systemClock, type Clock } from '../../util/clock.js';
 import {
   PathNotFoundError,
   isNotFound,
@@ -71,7 +72,11 @@ export class S3Driver implements StorageDriver {
   /** ownGets counts the objects `get` read without minio-js (for tests). */
   ownGets = 0;
 
-  constructor(private readonly cfg: S3Config) {
+  constructor(
+    private readonly cfg: S3Config,
+    /** clock paces the retries of calls that met a stale socket (default systemClock). */
+    private readonly clock: Clock = systemClock,
+  ) {
     const { client, agent, host, port } = makeClient(cfg);
     this.client = client;
     this.agent = agent;
@@ -116,7 +121,7 @@ export class S3Driver implements StorageDriver {
       if (own === 'missing') throw new PathNotFoundError(key);
       if (own) return own.data;
     }
-    return retrying(async () => {
+    return retrying(this.clock, async () => {
       const res = await notFound(key, this.client.getObject(this.bucket, obj));
       return collect(res);
     });
@@ -132,7 +137,7 @@ export class S3Driver implements StorageDriver {
       return;
     }
     const obj = this.k(key);
-    await retrying(() => this.putBuffer(obj, buf));
+    await retrying(this.clock, () => this.putBuffer(obj, buf));
   }
 
   /**
@@ -210,7 +215,7 @@ export class S3Driver implements StorageDriver {
     if (buf.length >= this.partSize) throw new Error('s3: putIfAbsent takes small objects only');
     const obj = this.k(key);
     try {
-      await retrying(() => this.putBuffer(obj, buf, { 'If-None-Match': '*' }));
+      await retrying(this.clock, () => this.putBuffer(obj, buf, { 'If-None-Match': '*' }));
       return true;
     } catch (err) {
       const code = errCode(err);
@@ -227,7 +232,7 @@ export class S3Driver implements StorageDriver {
       if (own === 'missing') throw new PathNotFoundError(key);
       if (own?.etag !== undefined) return { data: own.data, version: own.etag };
     }
-    return retrying(async () => {
+    return retrying(this.clock, async () => {
       const res = await notFound(
         key,
         this.client.makeRequestAsync({ method: 'GET', bucketName: this.bucket, objectName: obj }),
@@ -251,7 +256,7 @@ export class S3Driver implements StorageDriver {
     const condition: Record<string, string> =
       expected === null ? { 'If-None-Match': '*' } : { 'If-Match': expected };
     try {
-      await retrying(() => this.putBuffer(obj, buf, condition));
+      await retrying(this.clock, () => this.putBuffer(obj, buf, condition));
       return true;
     } catch (err) {
       const code = errCode(err);
@@ -305,7 +310,7 @@ export class S3Driver implements StorageDriver {
         throw new Error(`s3: stream for ${key} needs more than ${MAX_PARTS} parts`);
       }
       const uploadId = upload.id;
-      const p = retrying(() =>
+      const p = retrying(this.clock, () =>
         this.client.uploadPart(
           {
             bucketName: this.bucket,
@@ -373,7 +378,7 @@ export class S3Driver implements StorageDriver {
       if (!upload) {
         // Smaller than one part: a single PUT of a Buffer of known size.
         const body = buf ? buf.subarray(0, filled) : Buffer.alloc(0);
-        await retrying(() => this.putBuffer(obj, body));
+        await retrying(this.clock, () => this.putBuffer(obj, body));
         return total;
       }
       if (buf && filled > 0) {
@@ -407,7 +412,7 @@ export class S3Driver implements StorageDriver {
     const journal = `${this.root}${MULTIPART}/${encodeURIComponent(id)}`;
     try {
       const body = Buffer.from(JSON.stringify({ key: obj, uploadId: id }));
-      await retrying(() => this.putBuffer(journal, body));
+      await retrying(this.clock, () => this.putBuffer(journal, body));
     } catch (err) {
       await this.client.abortMultipartUpload(this.bucket, obj, id).catch(() => undefined);
       throw err;
@@ -422,14 +427,18 @@ export class S3Driver implements StorageDriver {
   private async abortUpload(obj: string, uploadId: string, journal?: string): Promise<boolean> {
     let aborted = true;
     try {
-      await retrying(() => this.client.abortMultipartUpload(this.bucket, obj, uploadId));
+      await retrying(this.clock, () =>
+        this.client.abortMultipartUpload(this.bucket, obj, uploadId),
+      );
     } catch (err) {
       const code = errCode(err);
       if (code !== 'NoSuchUpload' && code !== 'NotFound') throw err;
       aborted = false;
     }
     if (journal) {
-      await retrying(() => this.client.removeObject(this.bucket, journal)).catch(() => undefined);
+      await retrying(this.clock, () => this.client.removeObject(this.bucket, journal)).catch(
+        () => undefined,
+      );
     }
     return aborted;
   }
@@ -447,7 +456,7 @@ export class S3Driver implements StorageDriver {
       return Readable.from([]);
     }
     try {
-      return await retrying(() =>
+      return await retrying(this.clock, () =>
         notFound(
           key,
           offset === 0 && length === undefined
@@ -485,7 +494,9 @@ export class S3Driver implements StorageDriver {
   async stat(key: string): Promise<{ size: number; modified: Date }> {
     validateKey(key);
     const obj = this.k(key);
-    const st = await retrying(() => notFound(key, this.client.statObject(this.bucket, obj)));
+    const st = await retrying(this.clock, () =>
+      notFound(key, this.client.statObject(this.bucket, obj)),
+    );
     return { size: st.size, modified: st.lastModified };
   }
 
@@ -589,7 +600,7 @@ export class S3Driver implements StorageDriver {
    * answer with the driver's own parser (server/storage/drivers/s3list.ts).
    */
   private listV2(r: ListV2Request): Promise<ListV2Result> {
-    return retrying(async () => {
+    return retrying(this.clock, async () => {
       const res = await this.client.makeRequestAsync({
         method: 'GET',
         bucketName: this.bucket,
@@ -602,7 +613,7 @@ export class S3Driver implements StorageDriver {
   async delete(key: string): Promise<void> {
     validateKey(key);
     const obj = this.k(key);
-    await retrying(() => this.client.removeObject(this.bucket, obj));
+    await retrying(this.clock, () => this.client.removeObject(this.bucket, obj));
   }
 
   async deletePrefix(prefix: string): Promise<void> {
@@ -624,7 +635,7 @@ export class S3Driver implements StorageDriver {
   }
 
   private async removeBatch(keys: string[]): Promise<void> {
-    const results = await retrying(() => this.client.removeObjects(this.bucket, keys));
+    const results = await retrying(this.clock, () => this.client.removeObjects(this.bucket, keys));
     // minio-js's types say `{ Error: {...} }[]`, but at run time it returns the
     // DeleteResult <Error> elements themselves (`{ Key, Code, Message }[]`): accept both.
     const failed = results.flatMap((r) => {
@@ -650,7 +661,7 @@ export class S3Driver implements StorageDriver {
   async ping(): Promise<void> {
     let exists: boolean;
     try {
-      exists = await retrying(() => this.client.bucketExists(this.bucket));
+      exists = await retrying(this.clock, () => this.client.bucketExists(this.bucket));
     } catch (err) {
       throw new Error(`s3: ${this.endpoint} is not usable: ${describeErr(err)}`, { cause: err });
     }
@@ -676,7 +687,7 @@ export class S3Driver implements StorageDriver {
     const journalRoot = `${this.root}${MULTIPART}/`;
     let token = '';
     for (;;) {
-      const res = await retrying(() =>
+      const res = await retrying(this.clock, () =>
         this.client.listObjectsV2Query(this.bucket, journalRoot, token, '', PAGE, ''),
       );
       for (const o of res.objects) {
@@ -684,7 +695,7 @@ export class S3Driver implements StorageDriver {
         if (name === undefined || o.lastModified.getTime() >= cutoff) continue;
         let entry: { key?: unknown; uploadId?: unknown };
         try {
-          const body = await retrying(async () =>
+          const body = await retrying(this.clock, async () =>
             collect(await this.client.getObject(this.bucket, name)),
           );
           entry = JSON.parse(body.toString()) as typeof entry;
@@ -714,7 +725,7 @@ export class S3Driver implements StorageDriver {
       let pass = 0;
       let keyMarker = '';
       for (;;) {
-        const res = await retrying(() =>
+        const res = await retrying(this.clock, () =>
           this.client.listIncompleteUploadsQuery(this.bucket, '', keyMarker, '', ''),
         );
         for (const u of res.uploads as MultipartUpload[]) {
@@ -861,13 +872,13 @@ function describeErr(err: unknown): string {
  */
 const STALE_SOCKET = new Set(['ECONNRESET', 'EPIPE', 'ECONNREFUSED']);
 
-async function retrying<T>(fn: () => Promise<T>, attempts = 3): Promise<T> {
+async function retrying<T>(clock: Clock, fn: () => Promise<T>, attempts = 3): Promise<T> {
   for (let i = 1; ; i++) {
     try {
       return await fn();
     } catch (err) {
       if (i >= attempts || !STALE_SOCKET.has(errCode(err) ?? '')) throw err;
-      await new Promise((r) => setTimeout(r, 50 * i));
+      await clock.sleep(50 * i);
     }
   }
 }

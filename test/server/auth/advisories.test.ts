@@ -11,21 +11,13 @@ import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { Htpasswd } from '../../../server/auth/htpasswd.js';
 import { thumbprint } from '../../../server/auth/jwt.js';
-import type { Clock } from '../../../server/auth/clock.js';
 import { authConfig, basic } from '../../support/auth.js';
+import { ManualClock } from '../../support/clock.js';
 import { Client, blob, image, index } from '../../support/image.js';
 import { startTestRegistry, type TestRegistry } from '../../support/server.js';
 
 async function errorCode(r: Response): Promise<string | undefined> {
   return ((await r.json()) as { errors?: { code: string }[] }).errors?.[0]?.code;
-}
-
-/** FakeClock is a settable clock: tests move time instead of sleeping. */
-class FakeClock implements Clock {
-  constructor(public t = 1_700_000_000_000) {}
-  now(): number {
-    return this.t;
-  }
 }
 
 /** jws signs a token with any header, as an attacker would. */
@@ -291,7 +283,7 @@ describe('advisory regressions', () => {
     const dir = mkdtempSync(join(tmpdir(), 'berth-htpasswd-'));
     const file = join(dir, 'htpasswd');
     writeFileSync(file, `alice:${bcrypt.hashSync('right', 10)}\n`);
-    const h = Htpasswd.open(file, { clock: new FakeClock() });
+    const h = Htpasswd.open(file, { clock: new ManualClock({ start: 1_700_000_000_000 }) });
     expect(h.dummyCost).toBe(10);
     const time = async (user: string) => {
       const t0 = process.hrtime.bigint();
@@ -357,7 +349,7 @@ describe('advisory regressions', () => {
   });
 
   it('rate limit GIVEN 2 requests per second, burst 3 WHEN a client sends 4 at once THEN the 4th is 429 TOOMANYREQUESTS with Retry-After, and allowed again a second later', async () => {
-    const clock = new FakeClock();
+    const clock = new ManualClock({ start: 1_700_000_000_000 });
     const reg = await start({
       config: { limits: { rate: { requestsPerSecond: 2, burst: 3 } } },
       clock,
@@ -367,7 +359,7 @@ describe('advisory regressions', () => {
     expect(r.status).toBe(429);
     expect(r.headers.get('retry-after')).toBe('1');
     expect(await errorCode(r)).toBe('TOOMANYREQUESTS');
-    clock.t += 1000;
+    clock.advance(1000);
     expect((await reg.fetch('/v2/')).status).toBe(200);
   });
 

@@ -16,6 +16,7 @@ import { loadCertBundle } from '../../../server/auth/keys.js';
 import { ANONYMOUS, AccessPolicy, principalOf } from '../../../server/auth/policy.js';
 import { parseScope } from '../../../server/auth/service.js';
 import { authConfig } from '../../support/auth.js';
+import { ManualClock } from '../../support/clock.js';
 import { selfSignedCert } from '../../support/tls.js';
 
 describe('repository globs', () => {
@@ -80,11 +81,11 @@ describe('htpasswd', () => {
     const dir = mkdtempSync(join(tmpdir(), 'berth-ht-'));
     const file = join(dir, 'htpasswd');
     writeFileSync(file, `alice:${bcrypt.hashSync('one', 4)}\n`);
-    const clock = { t: 0, now: () => clock.t };
+    const clock = new ManualClock({ start: 0 });
     const h = Htpasswd.open(file, { clock, reloadCheckMs: 1000 });
     expect(await h.verify('alice', 'one')).toBe(true);
     writeFileSync(file, `alice:${bcrypt.hashSync('two', 4)}\nbob:${bcrypt.hashSync('b', 4)}\n`);
-    clock.t += 1001;
+    clock.advance(1001);
     expect(await h.verify('alice', 'one')).toBe(false);
     expect(await h.verify('alice', 'two')).toBe(true);
     expect(await h.verify('bob', 'b')).toBe(true);

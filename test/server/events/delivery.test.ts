@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { defaults } from '../../../server/config/load.js';
 import type { EndpointConfig } from '../../../server/config/types.js';
-import { VirtualClock } from '../../../server/events/clock.js';
+import { ManualClock } from '../../support/clock.js';
 import { EndpointDelivery } from '../../../server/events/delivery.js';
 import type { Event } from '../../../server/events/event.js';
 import { Outbox } from '../../../server/events/outbox.js';
@@ -11,9 +11,12 @@ import { silentLogger } from '../../../server/util/log.js';
 import { startWebhook, type Webhook } from '../../support/webhook.js';
 import { testEvent } from './sink-contract.js';
 
-/** HookedClock is a virtual clock that runs `onSleep` before each sleep returns. */
-class HookedClock extends VirtualClock {
+/** HookedClock is a manual clock whose sleeps advance it and that runs `onSleep` before each sleep returns. */
+class HookedClock extends ManualClock {
   onSleep: (n: number) => void = () => undefined;
+  constructor() {
+    super({ sleepAdvances: true });
+  }
   override async sleep(ms: number): Promise<void> {
     await super.sleep(ms);
     this.onSleep(this.slept.length);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { VirtualClock } from '../../../server/events/clock.js';
+import { ManualClock } from '../../support/clock.js';
 import { Outbox } from '../../../server/events/outbox.js';
 import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
 import { testEvent } from './sink-contract.js';
@@ -30,7 +30,7 @@ class GatedDriver extends InMemoryDriver {
 describe('outbox group commit', () => {
   it('GIVEN appends made while an entry is being written WHEN it lands THEN they are written together as the next entry, each append keeping its events in order', async () => {
     const driver = new GatedDriver();
-    const outbox = new Outbox(driver, new VirtualClock());
+    const outbox = new Outbox(driver, new ManualClock({ sleepAdvances: true }));
     const a = [testEvent('r/a')];
     const b = [testEvent('r/b'), testEvent('r/b', 'delete')];
     const c = [testEvent('r/c')];
@@ -51,7 +51,7 @@ describe('outbox group commit', () => {
 
   it('GIVEN a batch whose write fails WHEN appended THEN every append in it rejects and the next append writes on its own', async () => {
     const driver = new GatedDriver();
-    const outbox = new Outbox(driver, new VirtualClock());
+    const outbox = new Outbox(driver, new ManualClock({ sleepAdvances: true }));
     const first = outbox.append([testEvent('r/a')]);
     const second = outbox.append([testEvent('r/b')]);
     const third = outbox.append([testEvent('r/c')]);

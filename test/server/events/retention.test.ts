@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { defaults } from '../../../server/config/load.js';
-import { VirtualClock } from '../../../server/events/clock.js';
+import { ManualClock } from '../../support/clock.js';
 import { EventsRuntime } from '../../../server/events/runtime.js';
 import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
 import { silentLogger } from '../../../server/util/log.js';
@@ -11,7 +11,7 @@ describe('outbox retention', () => {
   it('GIVEN entries past the retention WHEN pruning THEN only those every endpoint has received are deleted', async () => {
     const hook = await startWebhook();
     const driver = new InMemoryDriver();
-    const clock = new VirtualClock();
+    const clock = new ManualClock({ sleepAdvances: true });
     const rt = new EventsRuntime(
       {
         ...defaults().notifications,

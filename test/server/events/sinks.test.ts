@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { VirtualClock } from '../../../server/events/clock.js';
+import { ManualClock } from '../../support/clock.js';
 import { composeSink } from '../../../server/events/delivery.js';
 import type { Event } from '../../../server/events/event.js';
 import {
@@ -18,7 +18,7 @@ import { describeSink, RecordingSink, testEvent } from './sink-contract.js';
 const idsOf = (bodies: Buffer[]) =>
   bodies.map((b) => (JSON.parse(b.toString()) as { events: Event[] }).events[0]!.id);
 
-function retryOpts(clock: VirtualClock, over: Partial<RetryOptions> = {}): RetryOptions {
+function retryOpts(clock: ManualClock, over: Partial<RetryOptions> = {}): RetryOptions {
   return {
     clock,
     backoffMs: 100,
@@ -37,7 +37,7 @@ describeSink('http', async () => {
     url: hook.url,
     format: 'distribution',
     timeoutMs: 2000,
-    clock: new VirtualClock(),
+    clock: new ManualClock({ sleepAdvances: true }),
   });
   return {
     sink,
@@ -48,7 +48,10 @@ describeSink('http', async () => {
 
 describeSink('retrying', async () => {
   const rec = new RecordingSink();
-  return { sink: new RetryingSink(rec, retryOpts(new VirtualClock())), received: () => rec.ids };
+  return {
+    sink: new RetryingSink(rec, retryOpts(new ManualClock({ sleepAdvances: true }))),
+    received: () => rec.ids,
+  };
 });
 
 describeSink('queue', async () => {
@@ -65,7 +68,7 @@ describeSink('filter → queue → retry → http (composed)', async () => {
   const hook = await startWebhook();
   const { sink } = composeSink(
     { name: 'composed', url: hook.url },
-    { clock: new VirtualClock() },
+    { clock: new ManualClock({ sleepAdvances: true }) },
     async () => undefined,
   );
   return {
@@ -77,7 +80,7 @@ describeSink('filter → queue → retry → http (composed)', async () => {
 
 describe('RetryingSink', () => {
   it('GIVEN a receiver failing 4 times WHEN an event is written THEN it is retried with doubling backoff and arrives once', async () => {
-    const clock = new VirtualClock();
+    const clock = new ManualClock({ sleepAdvances: true });
     const rec = new RecordingSink();
     rec.fail = (_e, call) => call <= 4;
     const sink = new RetryingSink(rec, retryOpts(clock));
@@ -89,7 +92,7 @@ describe('RetryingSink', () => {
   });
 
   it('GIVEN a long outage WHEN retrying THEN the delay is capped at maxBackoff and the breaker opens at the threshold', async () => {
-    const clock = new VirtualClock();
+    const clock = new ManualClock({ sleepAdvances: true });
     const rec = new RecordingSink();
     rec.fail = (_e, call) => call <= 8;
     const states: boolean[] = [];
@@ -104,7 +107,7 @@ describe('RetryingSink', () => {
   });
 
   it('GIVEN maxAttempts 3 and a dead receiver WHEN events are written THEN each is dead-lettered after 3 attempts and the next is tried', async () => {
-    const clock = new VirtualClock();
+    const clock = new ManualClock({ sleepAdvances: true });
     const rec = new RecordingSink();
     rec.fail = (e) => e.target.repository === 'dead';
     const dead: [string, number][] = [];
@@ -124,7 +127,7 @@ describe('RetryingSink', () => {
   });
 
   it('GIVEN maxAge 1 s WHEN an event keeps failing THEN it is dead-lettered once older than that', async () => {
-    const clock = new VirtualClock();
+    const clock = new ManualClock({ sleepAdvances: true });
     const rec = new RecordingSink();
     rec.fail = () => true;
     let deadAfter = 0;
@@ -142,7 +145,7 @@ describe('RetryingSink', () => {
     const rec = new RecordingSink();
     rec.fail = () => true;
     let release: () => void = () => undefined;
-    const clock = new VirtualClock();
+    const clock = new ManualClock({ sleepAdvances: true });
     clock.sleep = (ms: number, signal?: AbortSignal) =>
       new Promise<void>((r) => {
         release = r;
@@ -166,7 +169,7 @@ describe('HttpSink', () => {
       url: hook.url,
       format: 'distribution',
       timeoutMs: 2000,
-      clock: new VirtualClock(),
+      clock: new ManualClock({ sleepAdvances: true }),
     });
     const err = await sink.write(testEvent()).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DeliveryError);
@@ -182,7 +185,7 @@ describe('HttpSink', () => {
       url: hook.url,
       format: 'distribution',
       timeoutMs: 2000,
-      clock: new VirtualClock(),
+      clock: new ManualClock({ sleepAdvances: true }),
     });
     const err = await sink.write(testEvent()).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DeliveryError);

@@ -7,16 +7,17 @@ import { Uploads } from '../../../server/registry/uploads.js';
 import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
 import { directViews } from '../../../server/storage/views.js';
 import { silentLogger } from '../../../server/util/log.js';
+import { ManualClock } from '../../support/clock.js';
 import { sha256 } from '../../support/image.js';
 
 function setup() {
-  let now = 1_000_000;
+  const clock = new ManualClock({ start: 1_000_000 });
   const driver = directViews(new InMemoryDriver());
-  const inner = new Uploads(driver, { ttlSeconds: 3600, clock: () => now, log: silentLogger });
+  const inner = new Uploads(driver, { ttlSeconds: 3600, clock, log: silentLogger });
   const heard: number[] = [];
-  const uploads = observedUploads(inner, (seconds) => heard.push(seconds), { now: () => now });
+  const uploads = observedUploads(inner, (seconds) => heard.push(seconds), clock);
   const registry = new Registry(driver, { allowSparse: false });
-  return { uploads, registry, heard, advance: (ms: number) => (now += ms) };
+  return { uploads, registry, heard, advance: (ms: number) => clock.advance(ms) };
 }
 
 describe('observed uploads', () => {

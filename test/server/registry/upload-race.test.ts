@@ -23,6 +23,7 @@ import {
   uploadViolations,
 } from '../../support/upload-race.js';
 import { directViews } from '../../../server/storage/views.js';
+import { ManualClock } from '../../support/clock.js';
 
 const TTL_SECONDS = 60;
 
@@ -53,12 +54,12 @@ const isLinkWrite = (method: string, key: string) =>
 
 describe.each(drivers)('upload sessions racing on the %s driver', (_, make) => {
   function setup() {
-    let now = 1_000_000;
+    const clock = new ManualClock({ start: 1_000_000 });
     const driver = make();
     const gate = new Gate(driver);
     const uploads = new Uploads(directViews(gate.driver), {
       ttlSeconds: TTL_SECONDS,
-      clock: () => now,
+      clock,
       log: silentLogger,
     });
     const registry = new Registry(directViews(gate.driver), { allowSparse: false });
@@ -89,7 +90,7 @@ describe.each(drivers)('upload sessions racing on the %s driver', (_, make) => {
       opened,
       readBack,
       segmentsOf,
-      advance: (s: number) => (now += s * 1000),
+      advance: (s: number) => clock.advance(s * 1000),
     };
   }
 

@@ -16,6 +16,7 @@ import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
 import { directViews } from '../../../server/storage/views.js';
 import { Paths } from '../../../server/storage/paths.js';
 import { silentLogger } from '../../../server/util/log.js';
+import { ManualClock } from '../../support/clock.js';
 import { sha256 } from '../../support/image.js';
 
 const ID = '0b3c6f64-1f0e-4c1b-9a57-6a3f0d2f8e11';
@@ -99,7 +100,7 @@ describe('upload session records', () => {
     const driver = new InMemoryDriver();
     const uploads = new Uploads(directViews(driver), {
       ttlSeconds: 3600,
-      clock: () => 1_000_000,
+      clock: new ManualClock({ start: 1_000_000 }),
       log: silentLogger,
     });
     const registry = new Registry(directViews(driver), { allowSparse: false });

@@ -9,14 +9,15 @@ import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
 import { silentLogger } from '../../../server/util/log.js';
 import { sha256 } from '../../support/image.js';
 import { directViews } from '../../../server/storage/views.js';
+import { ManualClock } from '../../support/clock.js';
 
 function setup(ttlSeconds = 3600) {
-  let now = 1_000_000;
+  const clock = new ManualClock({ start: 1_000_000 });
   const driver = new InMemoryDriver();
   const aborted: Date[] = [];
   const uploads = new Uploads(directViews(driver), {
     ttlSeconds,
-    clock: () => now,
+    clock,
     log: silentLogger,
     abortStale: async (d) => {
       aborted.push(d);
@@ -24,7 +25,7 @@ function setup(ttlSeconds = 3600) {
     },
   });
   const registry = new Registry(directViews(driver), { allowSparse: false });
-  return { driver, uploads, registry, aborted, advance: (s: number) => (now += s * 1000) };
+  return { driver, uploads, registry, aborted, advance: (s: number) => clock.advance(s * 1000) };
 }
 
 describe('upload sessions', () => {

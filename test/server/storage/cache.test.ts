@@ -4,6 +4,7 @@ import type { ListOptions, ListPage } from '../../../server/storage/driver.js';
 import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
 import { Paths } from '../../../server/storage/paths.js';
 import { cachedViews, directViews } from '../../../server/storage/views.js';
+import { ManualClock } from '../../support/clock.js';
 
 /** CountingDriver is an in-memory driver that counts gets and lists and can hold them. */
 class CountingDriver extends InMemoryDriver {
@@ -40,7 +41,7 @@ function setup(
     beforeMutableWrite?: () => Promise<void> | undefined;
   } = {},
 ) {
-  let now = 1_000_000;
+  const clock = new ManualClock({ start: 1_000_000 });
   const inner = new CountingDriver();
   const seen: string[] = [];
   const cache = new CachingDriver(inner, {
@@ -51,12 +52,12 @@ function setup(
     listable: Paths.listCached,
     listTtlMs: opts.listTtlMs ?? 5_000,
     maxBytes: opts.maxBytes ?? 1 << 20,
-    clock: () => now,
+    clock,
     observe: (kind, hit) => seen.push(`${kind}:${hit ? 'hit' : 'miss'}`),
     alone: opts.alone,
     beforeMutableWrite: opts.beforeMutableWrite,
   });
-  return { inner, cache, seen, advance: (ms: number) => (now += ms) };
+  return { inner, cache, seen, advance: (ms: number) => clock.advance(ms) };
 }
 
 /** gate returns a promise and the function that settles it. */

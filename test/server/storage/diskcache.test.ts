@@ -64,8 +64,13 @@ async function readAll(d: StorageDriver, key: string, offset?: number, length?: 
   return Buffer.concat(chunks);
 }
 
-async function until(what: string, cond: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 500 && !(await cond()); i++) await new Promise((r) => setTimeout(r, 10));
+/** until checks `cond` once the cache has finished what reads left it to do. */
+async function until(
+  d: DiskCachingDriver,
+  what: string,
+  cond: () => Promise<boolean>,
+): Promise<void> {
+  await d.settled();
   expect(await cond(), what).toBe(true);
 }
 
@@ -82,7 +87,7 @@ describe('DiskCachingDriver', () => {
     const bytes = randomBytes(3 * MiB + 7);
     await stored(inner, seg(1), bytes);
     expect((await relay(d, seg(1), 0, bytes.length)).equals(bytes)).toBe(true);
-    await until('the copy is kept', async () => (await d.cached(seg(1))) === bytes.length);
+    await until(d, 'the copy is kept', async () => (await d.cached(seg(1))) === bytes.length);
     const reads = inner.reads;
     expect((await relay(d, seg(1), 0, bytes.length)).equals(bytes)).toBe(true);
     expect((await relay(d, seg(1), 17, 2 * MiB)).equals(bytes.subarray(17, 17 + 2 * MiB))).toBe(
@@ -100,7 +105,7 @@ describe('DiskCachingDriver', () => {
     const bytes = randomBytes(4 * MiB);
     await stored(inner, seg(1), bytes);
     await relay(d, seg(1), 0, 2 * MiB);
-    await until('the prefix is kept', async () => (await d.cached(seg(1))) === 2 * MiB);
+    await until(d, 'the prefix is kept', async () => (await d.cached(seg(1))) === 2 * MiB);
     const reads = inner.reads;
     expect((await readAll(d, seg(1), 10, 100)).equals(bytes.subarray(10, 110))).toBe(true);
     expect(inner.reads).toBe(reads);
@@ -109,7 +114,7 @@ describe('DiskCachingDriver', () => {
     expect(inner.reads).toBe(reads + 2);
     // The whole object, relayed from its start, replaces the shorter copy.
     await relay(d, seg(1), 0, bytes.length);
-    await until('the whole copy is kept', async () => (await d.cached(seg(1))) === bytes.length);
+    await until(d, 'the whole copy is kept', async () => (await d.cached(seg(1))) === bytes.length);
     expect(d.cachedBytes).toBe(bytes.length);
   });
 
@@ -121,7 +126,7 @@ describe('DiskCachingDriver', () => {
     await d.writeStream(seg(1), Readable.from([bytes]), bytes.length);
     await relay(d, seg(1), 1, 2 * MiB);
     await readAll(d, seg(1), 0, 1000);
-    await new Promise((r) => setTimeout(r, 50));
+    await d.settled();
     expect(await d.cached(seg(1))).toBe(0);
     expect(readdirSync(dir)).toEqual(['.incoming']);
     expect(readdirSync(join(dir, '.incoming'))).toEqual([]);
@@ -133,7 +138,7 @@ describe('DiskCachingDriver', () => {
     const d = cache(inner, dir);
     await stored(inner, 'blobs/sha256/ab/abcd', randomBytes(2 * MiB));
     await relay(d, 'blobs/sha256/ab/abcd', 0, 2 * MiB);
-    await new Promise((r) => setTimeout(r, 50));
+    await d.settled();
     expect(readdirSync(dir)).toEqual(['.incoming']);
   });
 
@@ -144,11 +149,11 @@ describe('DiskCachingDriver', () => {
     for (const n of [1, 2, 3]) await stored(inner, seg(n), randomBytes(2 * MiB));
     for (const n of [1, 2]) {
       await relay(d, seg(n), 0, 2 * MiB);
-      await until(`copy ${n}`, async () => (await d.cached(seg(n))) > 0);
+      await until(d, `copy ${n}`, async () => (await d.cached(seg(n))) > 0);
     }
     await relay(d, seg(1), 0, MiB); // 1 is now the most recently read
     await relay(d, seg(3), 0, 2 * MiB);
-    await until('copy 3', async () => (await d.cached(seg(3))) > 0);
+    await until(d, 'copy 3', async () => (await d.cached(seg(3))) > 0);
     expect(await d.cached(seg(1))).toBe(2 * MiB);
     expect(await d.cached(seg(2))).toBe(0);
     expect(d.cachedBytes).toBe(4 * MiB);
@@ -161,13 +166,13 @@ describe('DiskCachingDriver', () => {
     for (const n of [1, 2, 3]) await stored(inner, seg(n), randomBytes(2 * MiB));
     for (const n of [1, 2]) {
       await relay(d, seg(n), 0, 2 * MiB);
-      await until(`copy ${n}`, async () => (await d.cached(seg(n))) > 0);
+      await until(d, `copy ${n}`, async () => (await d.cached(seg(n))) > 0);
     }
     const src = await d.openSource!(seg(3), 0, 2 * MiB);
     expect(d.cachedBytes).toBe(2 * MiB); // 1 went before a byte of 3 was written
     expect(await d.cached(seg(1))).toBe(0);
     await src!.copyTo(new CollectingSink());
-    await until('copy 3', async () => (await d.cached(seg(3))) > 0);
+    await until(d, 'copy 3', async () => (await d.cached(seg(3))) > 0);
     expect(d.cachedBytes).toBe(4 * MiB);
   });
 
@@ -179,7 +184,7 @@ describe('DiskCachingDriver', () => {
     for (const k of keys) {
       await stored(inner, k, randomBytes(MiB));
       await relay(d, k, 0, MiB);
-      await until(`copy of ${k}`, async () => (await d.cached(k)) > 0);
+      await until(d, `copy of ${k}`, async () => (await d.cached(k)) > 0);
     }
     await d.delete(seg(1));
     await d.deletePrefix('segments/u-2/');
@@ -197,7 +202,7 @@ describe('DiskCachingDriver', () => {
     const copying = src!.copyTo(new CollectingSink());
     await d.delete(seg(1));
     await copying.catch(() => undefined);
-    await new Promise((r) => setTimeout(r, 50));
+    await d.settled();
     expect(await d.cached(seg(1))).toBe(0);
     expect(readdirSync(dir)).toEqual(['.incoming']);
   });
@@ -209,7 +214,7 @@ describe('DiskCachingDriver', () => {
     const bytes = randomBytes(2 * MiB);
     await stored(inner, seg(1), bytes);
     await relay(first, seg(1), 0, bytes.length);
-    await until('the copy is kept', async () => (await first.cached(seg(1))) > 0);
+    await until(first, 'the copy is kept', async () => (await first.cached(seg(1))) > 0);
     await first.close();
     await mkdir(join(dir, '.incoming'), { recursive: true });
     writeFileSync(join(dir, '.incoming', `${fileOf(seg(9))}.1234`), 'partial');
@@ -230,12 +235,12 @@ describe('DiskCachingDriver', () => {
     await stored(inner, seg(1), randomBytes(4 * MiB));
     const src = await d.openSource!(seg(1), 0, 4 * MiB);
     await expect(src!.copyTo(new FailingSink(2))).rejects.toThrow();
-    await new Promise((r) => setTimeout(r, 50));
+    await d.settled();
     expect(await d.cached(seg(1))).toBe(0);
     expect(readdirSync(join(dir, '.incoming'))).toEqual([]);
     // The next pull is copied again.
     await relay(d, seg(1), 0, 4 * MiB);
-    await until('the copy is kept', async () => (await d.cached(seg(1))) === 4 * MiB);
+    await until(d, 'the copy is kept', async () => (await d.cached(seg(1))) === 4 * MiB);
   });
 
   it('GIVEN two pulls of one object at once WHEN both are relayed THEN both get every byte and one copy is kept', async () => {
@@ -249,7 +254,7 @@ describe('DiskCachingDriver', () => {
       relay(d, seg(1), 0, bytes.length),
     ]);
     expect(a.equals(bytes) && b.equals(bytes)).toBe(true);
-    await until('the copy is kept', async () => (await d.cached(seg(1))) === bytes.length);
+    await until(d, 'the copy is kept', async () => (await d.cached(seg(1))) === bytes.length);
     expect(readdirSync(dir).sort()).toEqual(['.incoming', fileOf(seg(1))]);
   });
 
@@ -260,7 +265,7 @@ describe('DiskCachingDriver', () => {
     const bytes = randomBytes(2 * MiB);
     await stored(inner, seg(1), bytes);
     await relay(d, seg(1), 0, bytes.length);
-    await until('the copy is kept', async () => (await d.cached(seg(1))) > 0);
+    await until(d, 'the copy is kept', async () => (await d.cached(seg(1))) > 0);
     await unlink(join(dir, fileOf(seg(1))));
     expect((await readAll(d, seg(1), 0, 100)).equals(bytes.subarray(0, 100))).toBe(true);
     expect(d.cachedBytes).toBe(0);

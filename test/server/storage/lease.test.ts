@@ -3,6 +3,7 @@ import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
 import type { ListOptions, ListPage } from '../../../server/storage/driver.js';
 import { StorageLease } from '../../../server/storage/lease.js';
 import { Paths } from '../../../server/storage/paths.js';
+import { ManualClock } from '../../support/clock.js';
 
 /** CountingDriver counts listings (every lease step that reads storage lists first). */
 class CountingDriver extends InMemoryDriver {
@@ -15,15 +16,14 @@ class CountingDriver extends InMemoryDriver {
 
 function setup() {
   const driver = new CountingDriver();
-  let now = 1_000_000;
-  const clock = { advance: (ms: number) => (now += ms) };
+  const clock = new ManualClock({ start: 1_000_000 });
   const lease = (holder: string) =>
     new StorageLease(driver, {
       root: Paths.eventsLeasesRoot('ep'),
       key: (epoch) => Paths.eventsLease('ep', epoch),
       holder,
       ttlMs: 9000,
-      clock: () => now,
+      clock,
     });
   const epochs = () => Object.keys(driver.snapshot()).map((k) => k.split('/').pop());
   return { driver, clock, lease, epochs };

@@ -15,6 +15,7 @@ import {
   SlabPool,
   fileSource,
 } from '../../../../server/storage/drivers/relay.js';
+import { ManualClock } from '../../../support/clock.js';
 import { selfSignedCert } from '../../../support/tls.js';
 import { CollectingSink } from '../driver-contract.js';
 
@@ -32,6 +33,8 @@ interface Storage {
   requests: number;
   ranges: string[];
   sockets: Set<Socket>;
+  /** idle resolves once no connection to it is open. */
+  idle(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -42,12 +45,23 @@ type Behaviour = (req: http.IncomingMessage, res: http.ServerResponse, n: number
  * split across reads), unless `behave` answers the request itself (returns true).
  */
 async function storage(behave?: Behaviour, tls = false): Promise<Storage> {
+  const closes = new EventEmitter();
   const s: Storage = {
     url: '',
     connections: 0,
     requests: 0,
     ranges: [],
     sockets: new Set(),
+    idle: () =>
+      new Promise<void>((resolve) => {
+        const check = () => {
+          if (s.sockets.size > 0) return;
+          closes.off('close', check);
+          resolve();
+        };
+        closes.on('close', check);
+        check();
+      }),
     close: async () => undefined,
   };
   const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -85,7 +99,10 @@ async function storage(behave?: Behaviour, tls = false): Promise<Storage> {
   srv.on('connection', (sock: Socket) => {
     s.connections++;
     s.sockets.add(sock);
-    sock.on('close', () => s.sockets.delete(sock));
+    sock.on('close', () => {
+      s.sockets.delete(sock);
+      closes.emit('close');
+    });
   });
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   s.url = `${tls ? 'https' : 'http'}://127.0.0.1:${(srv.address() as AddressInfo).port}/bucket/key?X-Sig=1`;
@@ -103,7 +120,11 @@ class SlowSink extends EventEmitter implements ByteSink {
   private readonly pending: (() => void)[] = [];
   /** views keeps the chunk as written (not copied) to catch a buffer refilled too early. */
   readonly views: { view: Uint8Array; copy: Buffer }[] = [];
+  private wrote: () => void = () => undefined;
+  /** written resolves once the first chunk has been written to it. */
+  readonly written = new Promise<void>((r) => (this.wrote = r));
   write(chunk: Uint8Array, cb: (err?: Error | null) => void): boolean {
+    this.wrote();
     const copy = Buffer.from(chunk);
     this.chunks.push(copy);
     this.views.push({ view: chunk, copy });
@@ -242,7 +263,7 @@ describe('relay', () => {
   it('GIVEN storage that dies midway through the body WHEN copied THEN copyTo rejects, the sink holds only a prefix, and the slabs are back', async () => {
     s = await storage((req, res) => {
       res.writeHead(206, { 'content-length': 2 * MiB });
-      res.write(OBJECT.subarray(0, MiB / 2), () => setTimeout(() => res.socket?.destroy(), 20));
+      res.write(OBJECT.subarray(0, MiB / 2), () => setImmediate(() => res.socket?.destroy()));
       return true;
     });
     const pool = new SlabPool(SLAB_BYTES, 8);
@@ -262,11 +283,11 @@ describe('relay', () => {
     const sink = new SlowSink();
     const src = await relay.open(new URL(s.url), 0, OBJECT.length, 'k');
     const copying = src!.copyTo(sink);
-    await new Promise((r) => setTimeout(r, 20));
+    await sink.written;
     sink.emit('close');
 
     await expect(copying).rejects.toThrow(/client closed/);
-    await new Promise((r) => setTimeout(r, 50));
+    await s.idle();
     expect(s.sockets.size).toBe(0);
     expect(pool.inUse).toBe(0);
   });
@@ -291,7 +312,7 @@ describe('relay', () => {
     relay = new HttpRelay({ slabs: pool, slabWaitMs: 60_000 });
     const held = (await relay.open(new URL(s.url), 0, MiB, 'k'))!;
     const next = relay.open(new URL(s.url), MiB, MiB, 'k');
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setImmediate(r));
     expect(pool.waiting).toBe(1);
     expect(s.requests).toBe(1);
 
@@ -337,9 +358,12 @@ describe('SlabPool', () => {
   });
 
   it('GIVEN a full pool WHEN nothing comes back within the wait THEN undefined, and the queue moves on', async () => {
-    const pool = new SlabPool(SLAB_BYTES, 2);
+    const clock = new ManualClock();
+    const pool = new SlabPool(SLAB_BYTES, 2, clock);
     const held = pool.take(2)!;
-    expect(await pool.acquire(2, 20)).toBeUndefined();
+    const none = pool.acquire(2, 20);
+    clock.advance(20);
+    expect(await none).toBeUndefined();
     expect(pool.waiting).toBe(0);
     expect(pool.inUse).toBe(2);
     const later = pool.acquire(1, 60_000);
