@@ -83,34 +83,182 @@ export class Metrics {
   private readonly repoLabels = new Set<string>();
   private readonly allow: GlobSet;
 
-  private readonly httpRequests: Counter<'handler' | 'code' | 'method'>;
-  private readonly protocolErrors: Counter<'reason'>;
-  private readonly httpDuration: Histogram<'handler' | 'method'>;
-  private readonly httpRequestSize: Histogram<'handler'>;
-  private readonly httpResponseSize: Histogram<'handler'>;
-  private readonly httpInFlight: Gauge<'handler'>;
-  private readonly storageSeconds: Histogram<'driver' | 'action'>;
-  private readonly storageCalls: Histogram<'handler'>;
-  private readonly notifEvents: Counter<'type' | 'endpoint'>;
-  private readonly notifPending: Gauge<'endpoint'>;
-  private readonly notifStatus: Counter<'code' | 'endpoint'>;
-  private readonly outboxDepth: Gauge<'endpoint'>;
-  private readonly oldestUndelivered: Gauge<'endpoint'>;
-  private readonly deadLetters: Counter<'endpoint'>;
-  private readonly breakerOpen: Gauge<'endpoint'>;
-  private readonly eventsEmitted: Counter<'action'>;
-  private readonly pushes: Counter<'repository' | 'type'>;
-  private readonly pushedBytes: Counter<'repository'>;
-  private readonly pulls: Counter<'repository' | 'type'>;
-  private readonly pulledBytes: Counter<'repository'>;
-  private readonly deletes: Counter<'repository' | 'type'>;
-  private readonly cacheRequests: Counter;
-  private readonly cacheHits: Counter;
-  private readonly blobCacheBytes: Gauge;
-  private readonly peers: Gauge;
-  private readonly tagsKept: Gauge;
-  private readonly uploadsInProgress: Gauge;
-  private readonly uploadDuration: Histogram;
+  private readonly httpRequests = new Counter<'handler' | 'code' | 'method'>({
+    name: 'registry_http_requests_total',
+    help: 'Total number of HTTP requests made.',
+    labelNames: ['handler', 'code', 'method'],
+    registers: [this.registry],
+  });
+  private readonly protocolErrors = new Counter<'reason'>({
+    name: 'berth_http_protocol_errors_total',
+    help: 'Requests rejected by the HTTP parser before routing, by parser error code.',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  private readonly httpDuration = new Histogram<'handler' | 'method'>({
+    name: 'registry_http_request_duration_seconds',
+    help: 'The HTTP request latencies in seconds (until the handler returned).',
+    labelNames: ['handler', 'method'],
+    buckets: DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly httpRequestSize = new Histogram<'handler'>({
+    name: 'registry_http_request_size_bytes',
+    help: 'The HTTP request sizes in bytes (Content-Length).',
+    labelNames: ['handler'],
+    buckets: SIZE_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly httpResponseSize = new Histogram<'handler'>({
+    name: 'registry_http_response_size_bytes',
+    help: 'The HTTP response sizes in bytes.',
+    labelNames: ['handler'],
+    buckets: SIZE_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly httpInFlight = new Gauge<'handler'>({
+    name: 'registry_http_in_flight_requests',
+    help: 'The in-flight HTTP requests.',
+    labelNames: ['handler'],
+    registers: [this.registry],
+  });
+  private readonly storageSeconds = new Histogram<'driver' | 'action'>({
+    name: 'registry_storage_action_seconds',
+    help: 'The number of seconds that the storage action takes.',
+    labelNames: ['driver', 'action'],
+    buckets: DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly storageCalls = new Histogram<'handler'>({
+    name: 'berth_http_storage_calls_per_request',
+    help: 'Storage driver calls made while serving one request.',
+    labelNames: ['handler'],
+    buckets: CALL_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly notifEvents = new Counter<'type' | 'endpoint'>({
+    name: 'registry_notifications_events_total',
+    help: 'The number of total events (type: Events, Successes, Failures, Errors).',
+    labelNames: ['type', 'endpoint'],
+    registers: [this.registry],
+  });
+  private readonly notifPending = new Gauge<'endpoint'>({
+    name: 'registry_notifications_pending_total',
+    help: 'The gauge of pending events in queue (undelivered outbox entries).',
+    labelNames: ['endpoint'],
+    registers: [this.registry],
+    collect: () => this.backlog(),
+  });
+  private readonly notifStatus = new Counter<'code' | 'endpoint'>({
+    name: 'registry_notifications_status_total',
+    help: 'The number of delivery attempts by HTTP status.',
+    labelNames: ['code', 'endpoint'],
+    registers: [this.registry],
+  });
+  private readonly outboxDepth = new Gauge<'endpoint'>({
+    name: 'berth_events_outbox_depth',
+    help: 'Outbox entries not yet delivered to the endpoint (capped at 1000).',
+    labelNames: ['endpoint'],
+    registers: [this.registry],
+    collect: () => this.backlog(),
+  });
+  private readonly oldestUndelivered = new Gauge<'endpoint'>({
+    name: 'berth_events_oldest_undelivered_seconds',
+    help: 'Age of the oldest outbox entry not yet delivered to the endpoint (0 when none).',
+    labelNames: ['endpoint'],
+    registers: [this.registry],
+    collect: () => this.backlog(),
+  });
+  private readonly deadLetters = new Counter<'endpoint'>({
+    name: 'berth_events_dead_letters_total',
+    help: 'Events given up on and written to the dead-letter record.',
+    labelNames: ['endpoint'],
+    registers: [this.registry],
+  });
+  private readonly breakerOpen = new Gauge<'endpoint'>({
+    name: 'berth_events_breaker_open',
+    help: '1 while the endpoint circuit breaker is open.',
+    labelNames: ['endpoint'],
+    registers: [this.registry],
+    collect: () => this.backlog(),
+  });
+  private readonly eventsEmitted = new Counter<'action'>({
+    name: 'berth_events_emitted_total',
+    help: 'Events emitted by this process, by action.',
+    labelNames: ['action'],
+    registers: [this.registry],
+  });
+  private readonly pushes = new Counter<'repository' | 'type'>({
+    name: 'berth_repository_pushes_total',
+    help: 'Manifests and blobs pushed (type: manifest, blob), per repository (bounded).',
+    labelNames: ['repository', 'type'],
+    registers: [this.registry],
+  });
+  private readonly pushedBytes = new Counter<'repository'>({
+    name: 'berth_repository_pushed_bytes_total',
+    help: 'Bytes of manifests and blobs pushed, per repository (bounded).',
+    labelNames: ['repository'],
+    registers: [this.registry],
+  });
+  private readonly pulls = new Counter<'repository' | 'type'>({
+    name: 'berth_repository_pulls_total',
+    help: 'Manifest GETs and whole-blob GETs (type: manifest, blob), per repository (bounded).',
+    labelNames: ['repository', 'type'],
+    registers: [this.registry],
+  });
+  private readonly pulledBytes = new Counter<'repository'>({
+    name: 'berth_repository_pulled_bytes_total',
+    help: 'Bytes of manifests and whole blobs pulled, per repository (bounded).',
+    labelNames: ['repository'],
+    registers: [this.registry],
+  });
+  private readonly deletes = new Counter<'repository' | 'type'>({
+    name: 'berth_repository_deletes_total',
+    help: 'Deletes (type: manifest, tag, blob, repository), per repository (bounded).',
+    labelNames: ['repository', 'type'],
+    registers: [this.registry],
+  });
+  private readonly cacheRequests = new Counter({
+    name: 'registry_storage_cache_requests_total',
+    help: 'The number of cache requests received.',
+    labelNames: ['cache'],
+    registers: [this.registry],
+  });
+  private readonly cacheHits = new Counter({
+    name: 'registry_storage_cache_hits_total',
+    help: 'The number of cache requests that hit.',
+    labelNames: ['cache'],
+    registers: [this.registry],
+  });
+  private readonly blobCacheBytes = new Gauge({
+    name: 'berth_blob_cache_bytes',
+    help: "Bytes of blob data kept in this process's blob cache folder (cache.blobDir).",
+    registers: [this.registry],
+  });
+  private readonly peers = new Gauge({
+    name: 'berth_storage_peers',
+    help: "Processes serving this storage, this one included, as this process's last membership round found them (peers/).",
+    registers: [this.registry],
+  });
+  private readonly tagsKept = new Gauge({
+    name: 'berth_tags_kept',
+    help: '1 while this process is alone on the storage and keeps tag reads in memory (cache.tagsWhenAlone).',
+    registers: [this.registry],
+  });
+  private readonly uploadsInProgress = new Gauge({
+    name: 'berth_upload_sessions_in_progress',
+    help: 'Upload sessions saved in storage (all replicas): from their first bytes until purged if cancelled, counted at scrape time (capped at 10000).',
+    registers: [this.registry],
+    collect: async () => {
+      if (this.countUploads) this.uploadsInProgress.set(await this.countUploads());
+    },
+  });
+  private readonly uploadDuration = new Histogram({
+    name: 'berth_upload_session_duration_seconds',
+    help: 'Time from upload start to commit of committed upload sessions.',
+    buckets: UPLOAD_BUCKETS,
+    registers: [this.registry],
+  });
 
   private deliveries: EndpointBacklog[] = [];
   private countUploads: (() => Promise<number>) | undefined;
@@ -120,184 +268,7 @@ export class Metrics {
     opts: { processMetrics?: boolean } = {},
   ) {
     this.allow = new GlobSet(cfg.repositories);
-    const registers = [this.registry];
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
-    this.httpRequests = new Counter({
-      name: 'registry_http_requests_total',
-      help: 'Total number of HTTP requests made.',
-      labelNames: ['handler', 'code', 'method'],
-      registers,
-    });
-    this.protocolErrors = new Counter({
-      name: 'berth_http_protocol_errors_total',
-      help: 'Requests rejected by the HTTP parser before routing, by parser error code.',
-      labelNames: ['reason'],
-      registers,
-    });
-    this.httpDuration = new Histogram({
-      name: 'registry_http_request_duration_seconds',
-      help: 'The HTTP request latencies in seconds (until the handler returned).',
-      labelNames: ['handler', 'method'],
-      buckets: DURATION_BUCKETS,
-      registers,
-    });
-    this.httpRequestSize = new Histogram({
-      name: 'registry_http_request_size_bytes',
-      help: 'The HTTP request sizes in bytes (Content-Length).',
-      labelNames: ['handler'],
-      buckets: SIZE_BUCKETS,
-      registers,
-    });
-    this.httpResponseSize = new Histogram({
-      name: 'registry_http_response_size_bytes',
-      help: 'The HTTP response sizes in bytes.',
-      labelNames: ['handler'],
-      buckets: SIZE_BUCKETS,
-      registers,
-    });
-    this.httpInFlight = new Gauge({
-      name: 'registry_http_in_flight_requests',
-      help: 'The in-flight HTTP requests.',
-      labelNames: ['handler'],
-      registers,
-    });
-    this.storageSeconds = new Histogram({
-      name: 'registry_storage_action_seconds',
-      help: 'The number of seconds that the storage action takes.',
-      labelNames: ['driver', 'action'],
-      buckets: DURATION_BUCKETS,
-      registers,
-    });
-    this.storageCalls = new Histogram({
-      name: 'berth_http_storage_calls_per_request',
-      help: 'Storage driver calls made while serving one request.',
-      labelNames: ['handler'],
-      buckets: CALL_BUCKETS,
-      registers,
-    });
-    this.notifEvents = new Counter({
-      name: 'registry_notifications_events_total',
-      help: 'The number of total events (type: Events, Successes, Failures, Errors).',
-      labelNames: ['type', 'endpoint'],
-      registers,
-    });
-    this.notifPending = new Gauge({
-      name: 'registry_notifications_pending_total',
-      help: 'The gauge of pending events in queue (undelivered outbox entries).',
-      labelNames: ['endpoint'],
-      registers,
-      collect: () => this.backlog(),
-    });
-    this.notifStatus = new Counter({
-      name: 'registry_notifications_status_total',
-      help: 'The number of delivery attempts by HTTP status.',
-      labelNames: ['code', 'endpoint'],
-      registers,
-    });
-    this.outboxDepth = new Gauge({
-      name: 'berth_events_outbox_depth',
-      help: 'Outbox entries not yet delivered to the endpoint (capped at 1000).',
-      labelNames: ['endpoint'],
-      registers,
-      collect: () => this.backlog(),
-    });
-    this.oldestUndelivered = new Gauge({
-      name: 'berth_events_oldest_undelivered_seconds',
-      help: 'Age of the oldest outbox entry not yet delivered to the endpoint (0 when none).',
-      labelNames: ['endpoint'],
-      registers,
-      collect: () => this.backlog(),
-    });
-    this.deadLetters = new Counter({
-      name: 'berth_events_dead_letters_total',
-      help: 'Events given up on and written to the dead-letter record.',
-      labelNames: ['endpoint'],
-      registers,
-    });
-    this.breakerOpen = new Gauge({
-      name: 'berth_events_breaker_open',
-      help: '1 while the endpoint circuit breaker is open.',
-      labelNames: ['endpoint'],
-      registers,
-      collect: () => this.backlog(),
-    });
-    this.eventsEmitted = new Counter({
-      name: 'berth_events_emitted_total',
-      help: 'Events emitted by this process, by action.',
-      labelNames: ['action'],
-      registers,
-    });
-    this.pushes = new Counter({
-      name: 'berth_repository_pushes_total',
-      help: 'Manifests and blobs pushed (type: manifest, blob), per repository (bounded).',
-      labelNames: ['repository', 'type'],
-      registers,
-    });
-    this.pushedBytes = new Counter({
-      name: 'berth_repository_pushed_bytes_total',
-      help: 'Bytes of manifests and blobs pushed, per repository (bounded).',
-      labelNames: ['repository'],
-      registers,
-    });
-    this.pulls = new Counter({
-      name: 'berth_repository_pulls_total',
-      help: 'Manifest GETs and whole-blob GETs (type: manifest, blob), per repository (bounded).',
-      labelNames: ['repository', 'type'],
-      registers,
-    });
-    this.pulledBytes = new Counter({
-      name: 'berth_repository_pulled_bytes_total',
-      help: 'Bytes of manifests and whole blobs pulled, per repository (bounded).',
-      labelNames: ['repository'],
-      registers,
-    });
-    this.deletes = new Counter({
-      name: 'berth_repository_deletes_total',
-      help: 'Deletes (type: manifest, tag, blob, repository), per repository (bounded).',
-      labelNames: ['repository', 'type'],
-      registers,
-    });
-    this.cacheRequests = new Counter({
-      name: 'registry_storage_cache_requests_total',
-      help: 'The number of cache requests received.',
-      labelNames: ['cache'],
-      registers,
-    });
-    this.cacheHits = new Counter({
-      name: 'registry_storage_cache_hits_total',
-      help: 'The number of cache requests that hit.',
-      labelNames: ['cache'],
-      registers,
-    });
-    this.blobCacheBytes = new Gauge({
-      name: 'berth_blob_cache_bytes',
-      help: "Bytes of blob data kept in this process's blob cache folder (cache.blobDir).",
-      registers,
-    });
-    this.peers = new Gauge({
-      name: 'berth_storage_peers',
-      help: "Processes serving this storage, this one included, as this process's last membership round found them (peers/).",
-      registers,
-    });
-    this.tagsKept = new Gauge({
-      name: 'berth_tags_kept',
-      help: '1 while this process is alone on the storage and keeps tag reads in memory (cache.tagsWhenAlone).',
-      registers,
-    });
-    this.uploadsInProgress = new Gauge({
-      name: 'berth_upload_sessions_in_progress',
-      help: 'Upload sessions saved in storage (all replicas): from their first bytes until purged if cancelled, counted at scrape time (capped at 10000).',
-      registers,
-      collect: async () => {
-        if (this.countUploads) this.uploadsInProgress.set(await this.countUploads());
-      },
-    });
-    this.uploadDuration = new Histogram({
-      name: 'berth_upload_session_duration_seconds',
-      help: 'Time from upload start to commit of committed upload sessions.',
-      buckets: UPLOAD_BUCKETS,
-      registers,
-    });
   }
 
   private scrape: Promise<void> | undefined;
