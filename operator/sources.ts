@@ -71,13 +71,22 @@ function child(name: string, prefix: string, list: Source['list'], onEvent: OnEv
 }
 
 /**
- * watchedSources are the kinds watched from the start, in order: Registries, then every kind
- * the operator applies (so a deleted or edited child is repaired at once, not at the resync),
- * Secrets and ConfigMaps, and server pods.
+ * watchedSources are the kinds watched from the start: Registries, every kind the operator
+ * applies (so a deleted or edited child is repaired at once, not at the resync), Secrets and
+ * ConfigMaps, and server pods.
  */
 export function watchedSources(a: WatchApis, h: SourceHandlers): Source[] {
   return [
     registrySource(a.custom, h.registry),
+    ...childSources(a, h.owned),
+    ...referencedSources(a.core, h.referenced),
+    podSource(a.core, h.pod),
+  ];
+}
+
+/** childSources watch the kinds of child the operator applies, labelled as managed. */
+function childSources(a: WatchApis, owned: OnEvent): Source[] {
+  return [
     child(
       'deployments',
       '/apis/apps/v1',
@@ -85,7 +94,7 @@ export function watchedSources(a: WatchApis, h: SourceHandlers): Source[] {
         namespace === undefined
           ? a.apps.listDeploymentForAllNamespaces(sel)
           : a.apps.listNamespacedDeployment({ namespace, ...sel }),
-      h.owned,
+      owned,
     ),
     child(
       'services',
@@ -94,9 +103,8 @@ export function watchedSources(a: WatchApis, h: SourceHandlers): Source[] {
         namespace === undefined
           ? a.core.listServiceForAllNamespaces(sel)
           : a.core.listNamespacedService({ namespace, ...sel }),
-      h.owned,
+      owned,
     ),
-    ...referencedSources(a.core, h.referenced),
     child(
       'daemonsets',
       '/apis/apps/v1',
@@ -104,7 +112,7 @@ export function watchedSources(a: WatchApis, h: SourceHandlers): Source[] {
         namespace === undefined
           ? a.apps.listDaemonSetForAllNamespaces(sel)
           : a.apps.listNamespacedDaemonSet({ namespace, ...sel }),
-      h.owned,
+      owned,
     ),
     child(
       'poddisruptionbudgets',
@@ -113,7 +121,7 @@ export function watchedSources(a: WatchApis, h: SourceHandlers): Source[] {
         namespace === undefined
           ? a.policy.listPodDisruptionBudgetForAllNamespaces(sel)
           : a.policy.listNamespacedPodDisruptionBudget({ namespace, ...sel }),
-      h.owned,
+      owned,
     ),
     child(
       'ingresses',
@@ -122,7 +130,7 @@ export function watchedSources(a: WatchApis, h: SourceHandlers): Source[] {
         namespace === undefined
           ? a.networking.listIngressForAllNamespaces(sel)
           : a.networking.listNamespacedIngress({ namespace, ...sel }),
-      h.owned,
+      owned,
     ),
     child(
       'networkpolicies',
@@ -131,9 +139,8 @@ export function watchedSources(a: WatchApis, h: SourceHandlers): Source[] {
         namespace === undefined
           ? a.networking.listNetworkPolicyForAllNamespaces(sel)
           : a.networking.listNamespacedNetworkPolicy({ namespace, ...sel }),
-      h.owned,
+      owned,
     ),
-    podSource(a.core, h.pod),
   ];
 }
 

@@ -27,15 +27,31 @@ const BLOB_MEDIA_TYPE = 'application/octet-stream';
 export function eventingRepository(repo: Repository, em: Emitter): Repository {
   const name = repo.name;
   const targets = new Targets(name, em);
-  const resolved = new Map<string, string>();
-  const pushed = new Map<string, { event: Event; tagged: boolean }>();
-
   const decorated = Object.create(repo) as Repository;
   Object.defineProperty(decorated, 'blobs', {
     value: eventingBlobs(repo.blobs, em, targets),
     enumerable: true,
   });
-  Object.assign(decorated, {
+  Object.assign(decorated, pushing(repo, em, targets), pulling(repo, em, targets), {
+    async untag(tag: string, expected?: Digest): Promise<void> {
+      await repo.untag(tag, expected);
+      await em.emit(em.make('delete', { repository: name, tag }));
+    },
+    async delete(digest: Digest, opts?: DeleteOptions): Promise<void> {
+      await repo.delete(digest, opts);
+      await em.emit(em.make('delete', { digest: digest.value, repository: name }));
+    },
+  });
+  return decorated;
+}
+
+/**
+ * pushing decorates `put` and `tag`: a put is a push, and so is a tag, except that the first
+ * tag of a manifest put through the same decorator is folded into the put's push event.
+ */
+function pushing(repo: Repository, em: Emitter, targets: Targets): Pick<Repository, 'put' | 'tag'> {
+  const pushed = new Map<string, { event: Event; tagged: boolean }>();
+  return {
     async put(
       body: Buffer,
       contentType: string | undefined,
@@ -62,14 +78,20 @@ export function eventingRepository(repo: Repository, em: Emitter): Repository {
       delete target.references;
       await em.emit(em.make('push', { ...target, tag }));
     },
-    async untag(tag: string, expected?: Digest): Promise<void> {
-      await repo.untag(tag, expected);
-      await em.emit(em.make('delete', { repository: name, tag }));
-    },
-    async delete(digest: Digest, opts?: DeleteOptions): Promise<void> {
-      await repo.delete(digest, opts);
-      await em.emit(em.make('delete', { digest: digest.value, repository: name }));
-    },
+  };
+}
+
+/**
+ * pulling decorates `resolve` and `get`: a manifest GET is a pull, with the tag it was
+ * resolved from through the same decorator, if any.
+ */
+function pulling(
+  repo: Repository,
+  em: Emitter,
+  targets: Targets,
+): Pick<Repository, 'resolve' | 'get'> {
+  const resolved = new Map<string, string>();
+  return {
     async resolve(tag: string): Promise<Digest> {
       const d = await repo.resolve(tag);
       resolved.set(d.value, tag);
@@ -85,8 +107,7 @@ export function eventingRepository(repo: Repository, em: Emitter): Repository {
       }
       return m;
     },
-  });
-  return decorated;
+  };
 }
 
 /** Targets builds the event targets of one repository's blobs and manifests. */
