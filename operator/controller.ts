@@ -8,27 +8,31 @@ import {
   ApisApi,
   CoreV1Api,
   CustomObjectsApi,
-  NetworkingV1Api,
-  PolicyV1Api,
   type KubeConfig,
-  type KubernetesListObject,
   type KubernetesObject,
   type V1Pod,
 } from '@kubernetes/client-node';
 import { backoffDelay, realClock, type Clock } from './clock.js';
-import { LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY, selectorLabels } from './desired/meta.js';
+import { LABEL_INSTANCE, selectorLabels } from './desired/meta.js';
 import type { EventSink } from './events.js';
 import { referencedObjects, type ObjectRef } from './desired/files.js';
 import { operatorImage } from './image.js';
-import { metadataList, watchResource, type WatchEvent, type Watched } from './informer.js';
+import { watchResource, type WatchEvent, type Watched } from './informer.js';
 import type { Logger } from './log.js';
 import type { OperatorMetrics } from './metrics.js';
 import type { AdmissionPolicy } from './policy.js';
 import { WorkQueue } from './queue.js';
 import { Applier } from './reconcile/apply.js';
 import { reconcileRegistry, type ReconcileDeps } from './reconcile/registry.js';
+import {
+  serviceMonitorSource,
+  watchApis,
+  watchedSources,
+  type Source,
+  type SourceHandlers,
+} from './sources.js';
 import type { BucketStore } from './storage.js';
-import { GROUP, KIND, PLURAL, VERSION, type Registry } from './types.js';
+import { GROUP, KIND, PLURAL, type Registry } from './types.js';
 
 export interface ControllerOptions {
   kc: KubeConfig;
@@ -140,184 +144,66 @@ export class Controller {
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
-    const { kc, log, metrics } = this.opts;
-    const custom = kc.makeApiClient(CustomObjectsApi);
-    const apps = kc.makeApiClient(AppsV1Api);
-    const core = kc.makeApiClient(CoreV1Api);
-    const policy = kc.makeApiClient(PolicyV1Api);
-    const networking = kc.makeApiClient(NetworkingV1Api);
-    const managed = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
-    const common = { kc, log, clock: this.clock };
-    const onError = (name: string) => () => metrics.watchRestarts.inc({ resource: name });
-    type List = Promise<KubernetesListObject<KubernetesObject>>;
-    /** Source is one watched kind: its API prefix and plural, and its list in a scope. */
-    interface Source {
-      name: string;
-      prefix: string;
-      list: (namespace: string | undefined) => List;
-      labelSelector?: string;
-      metadataOnly?: boolean;
-      onEvent: (t: WatchEvent, o: KubernetesObject) => void;
+    const apis = watchApis(this.opts.kc);
+    for (const src of watchedSources(apis, this.handlers())) {
+      for (const w of this.watchesOf(src)) this.watches.push({ name: src.name, w });
     }
-    // Cluster-wide: one informer per kind. Namespace-scoped: one per kind and namespace, on
-    // the namespaced paths, so Roles in those namespaces are all the operator needs.
-    const scopes: (string | undefined)[] =
-      this.opts.namespaces && this.opts.namespaces.length > 0
-        ? [...this.opts.namespaces]
-        : [undefined];
-    const watchesOf = (src: Source): Watched<KubernetesObject>[] =>
-      scopes.map((ns) =>
-        watchResource<KubernetesObject>({
-          ...common,
-          path: `${src.prefix}${ns === undefined ? '' : `/namespaces/${ns}`}/${src.name}`,
-          list: () => src.list(ns),
-          ...(src.labelSelector !== undefined ? { labelSelector: src.labelSelector } : {}),
-          ...(src.metadataOnly ? { metadataOnly: true } : {}),
-          onEvent: src.onEvent,
-          onError: onError(src.name),
-        }),
-      );
-    const add = (src: Source) => {
-      for (const w of watchesOf(src)) this.watches.push({ name: src.name, w });
-    };
-    const ownerEvent = (_t: WatchEvent, o: KubernetesObject) => {
-      const k = ownerKey(o);
-      if (k) this.enqueue(k);
-    };
-    /** child is one kind of child: an event enqueues the Registry that owns it. */
-    const child = (name: string, prefix: string, list: Source['list']): Source => ({
-      name,
-      prefix,
-      list,
-      labelSelector: managed,
-      onEvent: ownerEvent,
-    });
-    const sel = { labelSelector: managed };
-
-    add({
-      name: PLURAL,
-      prefix: `/apis/${GROUP}/${VERSION}`,
-      list: (namespace) =>
-        (namespace === undefined
-          ? custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })
-          : custom.listNamespacedCustomObject({
-              group: GROUP,
-              version: VERSION,
-              plural: PLURAL,
-              namespace,
-            })) as List,
-      onEvent: (_t, o) => this.enqueue(keyOf(o.metadata?.namespace, o.metadata?.name)),
-    });
-    add(
-      child('deployments', '/apis/apps/v1', (namespace) =>
-        namespace === undefined
-          ? apps.listDeploymentForAllNamespaces(sel)
-          : apps.listNamespacedDeployment({ namespace, ...sel }),
-      ),
-    );
-    add(
-      child('services', '/api/v1', (namespace) =>
-        namespace === undefined
-          ? core.listServiceForAllNamespaces(sel)
-          : core.listNamespacedService({ namespace, ...sel }),
-      ),
-    );
-    // Secrets and ConfigMaps: the children it owns, and the ones a Registry references (S3
-    // credentials, TLS, htpasswd, keys), which are the user's and carry no label of ours. A
-    // rotated credential reaches the pod-template checksum at once, not at the next resync.
-    // Every one in scope is watched, so only metadata is cached (a change is all that is
-    // needed; the reconcile reads the few it uses): no values in memory, and the cache stays
-    // small beside large Secrets such as Helm's release records.
-    const referenced = (source: ObjectRef['source']) => (_t: WatchEvent, o: KubernetesObject) => {
-      const k = ownerKey(o);
-      if (k) this.enqueue(k);
-      for (const key of this.referencing(source, o.metadata?.namespace, o.metadata?.name))
-        this.enqueue(key);
-    };
-    add({
-      name: 'configmaps',
-      prefix: '/api/v1',
-      list: (namespace) =>
-        namespace === undefined
-          ? core.listConfigMapForAllNamespaces({}, metadataList())
-          : core.listNamespacedConfigMap({ namespace }, metadataList()),
-      metadataOnly: true,
-      onEvent: referenced('ConfigMap'),
-    });
-    add({
-      name: 'secrets',
-      prefix: '/api/v1',
-      list: (namespace) =>
-        namespace === undefined
-          ? core.listSecretForAllNamespaces({}, metadataList())
-          : core.listNamespacedSecret({ namespace }, metadataList()),
-      metadataOnly: true,
-      onEvent: referenced('Secret'),
-    });
-    // Every kind the operator applies is watched, so a deleted or edited child is repaired at
-    // once, not at the resync.
-    add(
-      child('daemonsets', '/apis/apps/v1', (namespace) =>
-        namespace === undefined
-          ? apps.listDaemonSetForAllNamespaces(sel)
-          : apps.listNamespacedDaemonSet({ namespace, ...sel }),
-      ),
-    );
-    add(
-      child('poddisruptionbudgets', '/apis/policy/v1', (namespace) =>
-        namespace === undefined
-          ? policy.listPodDisruptionBudgetForAllNamespaces(sel)
-          : policy.listNamespacedPodDisruptionBudget({ namespace, ...sel }),
-      ),
-    );
-    add(
-      child('ingresses', '/apis/networking.k8s.io/v1', (namespace) =>
-        namespace === undefined
-          ? networking.listIngressForAllNamespaces(sel)
-          : networking.listNamespacedIngress({ namespace, ...sel }),
-      ),
-    );
-    add(
-      child('networkpolicies', '/apis/networking.k8s.io/v1', (namespace) =>
-        namespace === undefined
-          ? networking.listNetworkPolicyForAllNamespaces(sel)
-          : networking.listNamespacedNetworkPolicy({ namespace, ...sel }),
-      ),
-    );
-    // Pods belong to ReplicaSets, not to the Registry: their instance label names it. A
-    // container stuck pulling its image or crash-looping shows in the status within seconds.
-    add({
-      name: 'pods',
-      prefix: '/api/v1',
-      list: (namespace) =>
-        namespace === undefined
-          ? core.listPodForAllNamespaces(sel)
-          : core.listNamespacedPod({ namespace, ...sel }),
-      labelSelector: managed,
-      onEvent: (_t, o) => {
-        const instance = o.metadata?.labels?.[LABEL_INSTANCE];
-        if (instance) this.enqueue(keyOf(o.metadata?.namespace, instance));
-      },
-    });
-
     await Promise.all(this.watches.map((w) => w.w.start()));
-    log.info({ informers: this.watches.map((w) => w.name) }, 'caches synced');
+    this.opts.log.info({ informers: this.watches.map((w) => w.name) }, 'caches synced');
     const n = this.opts.workers ?? 2;
     for (let i = 0; i < n; i++) this.workersDone.push(this.worker());
     this.scheduleResync();
     // ServiceMonitors are watched once discovery says their API is served; a failed discovery
     // request is retried. It is optional: readiness never waits for it.
     this.watchServiceMonitors(1, () =>
-      watchesOf(
-        child('servicemonitors', '/apis/monitoring.coreos.com/v1', (namespace) => {
-          const q = { group: 'monitoring.coreos.com', version: 'v1', plural: 'servicemonitors' };
-          return (
-            namespace === undefined
-              ? custom.listClusterCustomObject({ ...q, ...sel })
-              : custom.listNamespacedCustomObject({ ...q, namespace, ...sel })
-          ) as List;
-        }),
-      ),
+      this.watchesOf(serviceMonitorSource(apis.custom, this.handlers().owned)),
+    );
+  }
+
+  /** handlers turn watch events into the keys of the Registries they concern. */
+  private handlers(): SourceHandlers {
+    const owned = (_t: WatchEvent, o: KubernetesObject) => {
+      const k = ownerKey(o);
+      if (k) this.enqueue(k);
+    };
+    return {
+      registry: (_t, o) => this.enqueue(keyOf(o.metadata?.namespace, o.metadata?.name)),
+      owned,
+      referenced: (source) => (t, o) => {
+        owned(t, o);
+        for (const key of this.referencing(source, o.metadata?.namespace, o.metadata?.name))
+          this.enqueue(key);
+      },
+      pod: (_t, o) => {
+        const instance = o.metadata?.labels?.[LABEL_INSTANCE];
+        if (instance) this.enqueue(keyOf(o.metadata?.namespace, instance));
+      },
+    };
+  }
+
+  /**
+   * watchesOf makes the informers of `src`. Cluster-wide: one informer per kind.
+   * Namespace-scoped: one per kind and namespace, on the namespaced paths, so Roles in those
+   * namespaces are all the operator needs.
+   */
+  private watchesOf(src: Source): Watched<KubernetesObject>[] {
+    const scopes: (string | undefined)[] =
+      this.opts.namespaces && this.opts.namespaces.length > 0
+        ? [...this.opts.namespaces]
+        : [undefined];
+    const { kc, log, metrics } = this.opts;
+    return scopes.map((ns) =>
+      watchResource<KubernetesObject>({
+        kc,
+        log,
+        clock: this.clock,
+        path: `${src.prefix}${ns === undefined ? '' : `/namespaces/${ns}`}/${src.name}`,
+        list: () => src.list(ns),
+        ...(src.labelSelector !== undefined ? { labelSelector: src.labelSelector } : {}),
+        ...(src.metadataOnly ? { metadataOnly: true } : {}),
+        onEvent: src.onEvent,
+        onError: () => metrics.watchRestarts.inc({ resource: src.name }),
+      }),
     );
   }
 

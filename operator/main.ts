@@ -64,77 +64,41 @@ function defaultKubeConfig(): KubeConfig {
   return kc;
 }
 
+/** runOperator starts the probe server and the leader election; see {@link RunningOperator}. */
 export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOperator> {
-  const kc = opts.kc ?? defaultKubeConfig();
-  const log = opts.log ?? jsonLogger((process.env.BERTH_LOG_LEVEL as Level | undefined) ?? 'info');
-  const clock = opts.clock ?? realClock;
-  const identity =
-    opts.identity ?? process.env.POD_NAME ?? `${hostname()}-${randomBytes(3).toString('hex')}`;
+  const s = resolveSettings(opts);
+  const { kc, log, clock, identity, namespaces, policy } = s;
   const metrics = new OperatorMetrics();
-  const events = opts.events ?? new EventRecorder(kc, identity, log, clock);
-  const buckets = opts.buckets ?? new MinioBucketStore();
-  const namespaces = opts.namespaces ?? listFromEnv(process.env.BERTH_WATCH_NAMESPACES);
-  const policy = opts.policy ?? {
-    images: listFromEnv(process.env.BERTH_ALLOWED_IMAGES),
-    s3Endpoints: listFromEnv(process.env.BERTH_ALLOWED_S3_ENDPOINTS),
-  };
-
-  let controller: Controller | undefined;
-  let transition: Promise<void> = Promise.resolve();
-  const elector = new LeaderElector({
-    kc,
-    namespace: opts.leaseNamespace ?? process.env.POD_NAMESPACE ?? 'default',
-    name: opts.leaseName ?? 'berth-operator',
-    identity,
-    clock,
-    log,
-    leaseDurationSeconds: opts.leaseDurationSeconds,
-    renewDeadlineMs: opts.renewDeadlineMs,
-    retryPeriodMs: opts.retryPeriodMs,
-  });
-
-  // startFailed is set when a leader's controller could not start: it cannot recover in
-  // place, so /healthz fails and the kubelet restarts the process (and a standby may lead).
-  let startFailed = false;
-  const probes = await serveProbes(
-    metrics,
-    // A standby is ready (it is doing its job: waiting); a leader once its caches are synced.
-    () => !elector.isLeader() || (controller?.synced() ?? false),
-    opts.probeHost ?? '0.0.0.0',
-    opts.probePort ?? Number(process.env.BERTH_OPERATOR_PROBE_PORT ?? 8080),
-    () => !startFailed,
-  );
-
-  const campaign = elector.run(
-    () => {
-      metrics.leader.set(1);
-      const c = new Controller({
+  const elector = leaderElector(opts, s);
+  const slot = new ControllerSlot(
+    () =>
+      new Controller({
         kc,
         log,
         metrics,
-        buckets,
-        events,
+        buckets: s.buckets,
+        events: s.events,
         clock,
         resyncMs: opts.resyncMs,
         storageRetryMs: opts.storageRetryMs,
         operatorImage: opts.operatorImage,
         namespaces,
         policy,
-      });
-      controller = c;
-      transition = transition.then(() =>
-        c.start().catch((err: unknown) => {
-          startFailed = true;
-          log.error({ err: String(err) }, 'controller failed to start');
-        }),
-      );
-    },
-    () => {
-      metrics.leader.set(0);
-      const c = controller;
-      controller = undefined;
-      transition = transition.then(() => c?.stop());
-    },
+      }),
+    log,
+    metrics,
+  );
+  const probes = await serveProbes(
+    metrics,
+    // A standby is ready (it is doing its job: waiting); a leader once its caches are synced.
+    () => !elector.isLeader() || slot.synced(),
+    opts.probeHost ?? '0.0.0.0',
+    opts.probePort ?? Number(process.env.BERTH_OPERATOR_PROBE_PORT ?? 8080),
+    () => !slot.startFailed,
+  );
+  const campaign = elector.run(
+    () => slot.lead(),
+    () => slot.follow(),
   );
   log.info(
     {
@@ -146,7 +110,6 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
     },
     'operator started',
   );
-
   return {
     port: probes.port,
     metrics,
@@ -154,11 +117,109 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
     stop: async () => {
       elector.stop();
       await campaign;
-      await transition;
-      await controller?.stop();
+      await slot.stop();
       await new Promise<void>((resolve) => probes.server.close(() => resolve()));
     },
   };
+}
+
+/** Settings are the options the controller shares, resolved against the environment. */
+interface Settings {
+  kc: KubeConfig;
+  log: Logger;
+  clock: Clock;
+  identity: string;
+  events: EventSink;
+  buckets: BucketStore;
+  namespaces: readonly string[];
+  policy: AdmissionPolicy;
+}
+
+/** resolveSettings fills what `opts` leaves out from the environment, else the defaults. */
+function resolveSettings(opts: OperatorOptions): Settings {
+  const kc = opts.kc ?? defaultKubeConfig();
+  const log = opts.log ?? jsonLogger((process.env.BERTH_LOG_LEVEL as Level | undefined) ?? 'info');
+  const clock = opts.clock ?? realClock;
+  const identity =
+    opts.identity ?? process.env.POD_NAME ?? `${hostname()}-${randomBytes(3).toString('hex')}`;
+  return {
+    kc,
+    log,
+    clock,
+    identity,
+    events: opts.events ?? new EventRecorder(kc, identity, log, clock),
+    buckets: opts.buckets ?? new MinioBucketStore(),
+    namespaces: opts.namespaces ?? listFromEnv(process.env.BERTH_WATCH_NAMESPACES),
+    policy: opts.policy ?? {
+      images: listFromEnv(process.env.BERTH_ALLOWED_IMAGES),
+      s3Endpoints: listFromEnv(process.env.BERTH_ALLOWED_S3_ENDPOINTS),
+    },
+  };
+}
+
+/** leaderElector campaigns on the operator's Lease, default `$POD_NAMESPACE/berth-operator`. */
+function leaderElector(opts: OperatorOptions, s: Settings): LeaderElector {
+  return new LeaderElector({
+    kc: s.kc,
+    namespace: opts.leaseNamespace ?? process.env.POD_NAMESPACE ?? 'default',
+    name: opts.leaseName ?? 'berth-operator',
+    identity: s.identity,
+    clock: s.clock,
+    log: s.log,
+    leaseDurationSeconds: opts.leaseDurationSeconds,
+    renewDeadlineMs: opts.renewDeadlineMs,
+    retryPeriodMs: opts.retryPeriodMs,
+  });
+}
+
+/**
+ * ControllerSlot runs a Controller while this replica leads: `lead` starts a new one, `follow`
+ * stops it, and each start or stop waits for the one before.
+ */
+class ControllerSlot {
+  private controller: Controller | undefined;
+  private transition: Promise<void> = Promise.resolve();
+  /**
+   * startFailed is set when a leader's controller could not start: it cannot recover in
+   * place, so /healthz fails and the kubelet restarts the process (and a standby may lead).
+   */
+  startFailed = false;
+
+  constructor(
+    private readonly make: () => Controller,
+    private readonly log: Logger,
+    private readonly metrics: OperatorMetrics,
+  ) {}
+
+  lead(): void {
+    this.metrics.leader.set(1);
+    const c = this.make();
+    this.controller = c;
+    this.transition = this.transition.then(() =>
+      c.start().catch((err: unknown) => {
+        this.startFailed = true;
+        this.log.error({ err: String(err) }, 'controller failed to start');
+      }),
+    );
+  }
+
+  follow(): void {
+    this.metrics.leader.set(0);
+    const c = this.controller;
+    this.controller = undefined;
+    this.transition = this.transition.then(() => c?.stop());
+  }
+
+  /** synced is true when a controller runs and its caches are synced. */
+  synced(): boolean {
+    return this.controller?.synced() ?? false;
+  }
+
+  /** stop waits for the last start or stop, then stops the controller if one runs. */
+  async stop(): Promise<void> {
+    await this.transition;
+    await this.controller?.stop();
+  }
 }
 
 /**

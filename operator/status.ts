@@ -272,98 +272,128 @@ export function rollout(
  * cluster; node access has its own condition (a refused node port also makes it Degraded).
  */
 export function conditionsFor(r: Registry, o: Observed): Cond[] {
-  const configOk = o.configProblems.length === 0;
-  const configReason = o.configReason ?? 'InvalidConfig';
-  const ro = rollout(r, o.deployment);
-  const want = r.spec.replicas;
-  const out: Cond[] = [];
-  out.push(
-    configOk
+  const a = assess(r, o);
+  const out: Cond[] = [
+    a.configOk
       ? cond('ConfigValid', true, 'ConfigRendered', 'the server config validated')
-      : cond('ConfigValid', false, configReason, o.configProblems.join('; ')),
-  );
-  out.push(cond('StorageReady', o.storage.ready, o.storage.reason, o.storage.message));
-  out.push(
-    ro.available
-      ? cond('Available', true, 'MinimumReplicasAvailable', `${ro.ready}/${want} replicas ready`)
-      : cond(
-          'Available',
-          false,
-          o.deployment ? 'MinimumReplicasUnavailable' : 'DeploymentMissing',
-          o.deployment ? `${ro.ready}/${want} replicas ready` : 'the Deployment does not exist yet',
-        ),
-  );
-  out.push(
-    ro.progressing
-      ? cond(
-          'Progressing',
-          true,
-          'RollingOut',
-          `${ro.updated}/${want} replicas updated, ${ro.ready} ready`,
-        )
-      : cond('Progressing', false, 'RolloutComplete', `${want} replicas up to date`),
-  );
-  const problems = o.podProblems ?? [];
-  const podWhy =
-    problems.length > 0 ? [problems[0]!.reason, podProblemMessage(r, problems)] : undefined;
+      : cond('ConfigValid', false, a.configReason, o.configProblems.join('; ')),
+    cond('StorageReady', o.storage.ready, o.storage.reason, o.storage.message),
+    availableCondition(r, o, a.ro),
+    progressingCondition(r, a.ro),
+  ];
   const nodeCond = nodeAccessCondition(r, o);
+  out.push(degradedCondition(o, a, nodeCond));
+  out.push(readyCondition(r, o, a, out));
+  if (nodeCond) out.push(nodeCond);
+  out.push(cond('Managed', true, 'Managed', 'the operator reconciles this Registry'));
+  return out;
+}
+
+/** Assessment is what several conditions share: the config verdict, rollout and pod trouble. */
+interface Assessment {
+  configOk: boolean;
+  configReason: 'InvalidConfig' | 'SecretMissing';
+  ro: ReturnType<typeof rollout>;
+  /** podWhy is the reason and message of the worst pod problem, if any. */
+  podWhy: [string, string] | undefined;
+}
+
+/** assess gathers the findings of `o` that several conditions share. */
+function assess(r: Registry, o: Observed): Assessment {
+  const problems = o.podProblems ?? [];
+  return {
+    configOk: o.configProblems.length === 0,
+    configReason: o.configReason ?? 'InvalidConfig',
+    ro: rollout(r, o.deployment),
+    podWhy: problems.length > 0 ? [problems[0]!.reason, podProblemMessage(r, problems)] : undefined,
+  };
+}
+
+/** availableCondition: enough replicas ready, or why not (none, or no Deployment yet). */
+function availableCondition(r: Registry, o: Observed, ro: Assessment['ro']): Cond {
+  const want = r.spec.replicas;
+  return ro.available
+    ? cond('Available', true, 'MinimumReplicasAvailable', `${ro.ready}/${want} replicas ready`)
+    : cond(
+        'Available',
+        false,
+        o.deployment ? 'MinimumReplicasUnavailable' : 'DeploymentMissing',
+        o.deployment ? `${ro.ready}/${want} replicas ready` : 'the Deployment does not exist yet',
+      );
+}
+
+/** progressingCondition: a rollout under way, or every replica up to date. */
+function progressingCondition(r: Registry, ro: Assessment['ro']): Cond {
+  const want = r.spec.replicas;
+  return ro.progressing
+    ? cond(
+        'Progressing',
+        true,
+        'RollingOut',
+        `${ro.updated}/${want} replicas updated, ${ro.ready} ready`,
+      )
+    : cond('Progressing', false, 'RolloutComplete', `${want} replicas up to date`);
+}
+
+/**
+ * degradedCondition names the first problem, in this order: the config, an apply failure,
+ * storage, pods, a failed rollout, a refused node-access Service.
+ */
+function degradedCondition(o: Observed, a: Assessment, nodeCond: Cond | undefined): Cond {
   const nodeRefused =
     nodeCond && (nodeCond.reason === 'NodePortRefused' || nodeCond.reason === 'ClusterIPRefused');
-  const degradedWhy = !configOk
-    ? configReason === 'SecretMissing'
-      ? [configReason, `${o.configProblems.join('; ')}; the last valid config stays in use`]
+  const degradedWhy = !a.configOk
+    ? a.configReason === 'SecretMissing'
+      ? [a.configReason, `${o.configProblems.join('; ')}; the last valid config stays in use`]
       : ['InvalidConfig', 'the server config is invalid; the last valid one stays in use']
     : o.applyError !== undefined
       ? ['ApplyFailed', o.applyError]
       : !o.storage.ready
         ? [o.storage.reason, o.storage.message]
-        : podWhy !== undefined
-          ? podWhy
-          : ro.failure !== undefined
-            ? ['RolloutFailed', ro.failure]
+        : a.podWhy !== undefined
+          ? a.podWhy
+          : a.ro.failure !== undefined
+            ? ['RolloutFailed', a.ro.failure]
             : nodeRefused
               ? [nodeCond.reason, nodeCond.message]
               : undefined;
-  out.push(
-    degradedWhy
-      ? cond('Degraded', true, degradedWhy[0]!, degradedWhy[1]!)
-      : cond('Degraded', false, 'AsExpected', ''),
-  );
-  // A rollout or a scale-up in flight is not a reason to stop being Ready: enough replicas
-  // serve (Available), and Progressing says what is under way.
+  return degradedWhy
+    ? cond('Degraded', true, degradedWhy[0]!, degradedWhy[1]!)
+    : cond('Degraded', false, 'AsExpected', '');
+}
+
+/**
+ * readyCondition: the registry serves in the cluster. A rollout or a scale-up in flight is not
+ * a reason to stop being Ready: enough replicas serve (Available), and Progressing says what
+ * is under way. Not ready, it repeats the message of the condition (of `before`) that says why.
+ */
+function readyCondition(r: Registry, o: Observed, a: Assessment, before: Cond[]): Cond {
+  const { ro } = a;
   const ready =
-    configOk &&
+    a.configOk &&
     o.applyError === undefined &&
     o.storage.ready &&
-    podWhy === undefined &&
+    a.podWhy === undefined &&
     ro.available;
-  const notReadyReason = !configOk
-    ? configReason
+  if (ready) {
+    const rolling = ro.progressing ? ` (${ro.ready}/${r.spec.replicas} ready, rolling out)` : '';
+    return cond('Ready', true, 'Ready', `serving at ${endpoint(r)}${rolling}`);
+  }
+  const notReadyReason = !a.configOk
+    ? a.configReason
     : o.applyError !== undefined
       ? 'ApplyFailed'
       : !o.storage.ready
         ? o.storage.reason
-        : podWhy !== undefined
-          ? podWhy[0]!
+        : a.podWhy !== undefined
+          ? a.podWhy[0]
           : 'Unavailable';
-  out.push(
-    ready
-      ? cond(
-          'Ready',
-          true,
-          'Ready',
-          `serving at ${endpoint(r)}${ro.progressing ? ` (${ro.ready}/${want} ready, rolling out)` : ''}`,
-        )
-      : cond(
-          'Ready',
-          false,
-          notReadyReason,
-          out.find((c) => c.reason === notReadyReason)?.message ?? '',
-        ),
+  return cond(
+    'Ready',
+    false,
+    notReadyReason,
+    before.find((c) => c.reason === notReadyReason)?.message ?? '',
   );
-  if (nodeCond) out.push(nodeCond);
-  out.push(cond('Managed', true, 'Managed', 'the operator reconciles this Registry'));
-  return out;
 }
 
 /**

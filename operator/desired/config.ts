@@ -42,44 +42,9 @@ export const SHUTDOWN_SECONDS = 30;
 
 /** renderConfig is the server config for `r`, before configOverrides. */
 export function renderConfig(r: Registry): RenderedConfig {
-  const s3 = r.spec.storage.s3;
-  const files = mountedFiles(r);
   const rendered: RenderedConfig = {
-    http: {
-      addr: `0.0.0.0:${HTTP_PORT}`,
-      debugAddr: `0.0.0.0:${DEBUG_PORT}`,
-      workers: 1,
-      shutdownTimeoutSeconds: SHUTDOWN_SECONDS,
-      ...(r.spec.tls
-        ? {
-            tls: {
-              certFile: `${TLS_DIR}/tls.crt`,
-              keyFile: `${TLS_DIR}/tls.key`,
-              ...(files.clientCa ? { clientCaFile: pathOf(files.clientCa) } : {}),
-            },
-          }
-        : {}),
-    },
-    storage: {
-      driver: 's3',
-      s3: {
-        endpoint: s3.endpoint.replace(/\/$/, ''),
-        bucket: s3.bucket,
-        region: s3.region,
-        pathStyle: s3.pathStyle,
-        partSizeMiB: s3.partSizeMiB,
-        redirect: s3.redirect,
-        ...(s3.prefix !== undefined && s3.prefix !== '' ? { prefix: s3.prefix } : {}),
-        ...(s3.caBundleSecretRef || s3.insecureSkipVerify
-          ? {
-              tls: {
-                ...(s3.caBundleSecretRef ? { caFile: `${CA_DIR}/ca.crt` } : {}),
-                ...(s3.insecureSkipVerify ? { insecureSkipVerify: true } : {}),
-              },
-            }
-          : {}),
-      },
-    },
+    http: renderHttp(r),
+    storage: renderStorage(r),
     delete: { enabled: r.spec.deleteEnabled },
     readOnly: r.spec.readOnly,
     ...(blobCacheGiB(r) > 0
@@ -106,6 +71,51 @@ export function renderConfig(r: Registry): RenderedConfig {
   const gc = r.spec.garbageCollection;
   if (gc) rendered.gc = structuredClone(gc);
   return rendered;
+}
+
+/** renderHttp is the server's `http` section: its ports, one worker, the drain, and TLS. */
+function renderHttp(r: Registry): RenderedConfig['http'] {
+  const files = mountedFiles(r);
+  return {
+    addr: `0.0.0.0:${HTTP_PORT}`,
+    debugAddr: `0.0.0.0:${DEBUG_PORT}`,
+    workers: 1,
+    shutdownTimeoutSeconds: SHUTDOWN_SECONDS,
+    ...(r.spec.tls
+      ? {
+          tls: {
+            certFile: `${TLS_DIR}/tls.crt`,
+            keyFile: `${TLS_DIR}/tls.key`,
+            ...(files.clientCa ? { clientCaFile: pathOf(files.clientCa) } : {}),
+          },
+        }
+      : {}),
+  };
+}
+
+/** renderStorage is the server's `storage` section: the S3 bucket without its credentials. */
+function renderStorage(r: Registry): RenderedConfig['storage'] {
+  const s3 = r.spec.storage.s3;
+  return {
+    driver: 's3',
+    s3: {
+      endpoint: s3.endpoint.replace(/\/$/, ''),
+      bucket: s3.bucket,
+      region: s3.region,
+      pathStyle: s3.pathStyle,
+      partSizeMiB: s3.partSizeMiB,
+      redirect: s3.redirect,
+      ...(s3.prefix !== undefined && s3.prefix !== '' ? { prefix: s3.prefix } : {}),
+      ...(s3.caBundleSecretRef || s3.insecureSkipVerify
+        ? {
+            tls: {
+              ...(s3.caBundleSecretRef ? { caFile: `${CA_DIR}/ca.crt` } : {}),
+              ...(s3.insecureSkipVerify ? { insecureSkipVerify: true } : {}),
+            },
+          }
+        : {}),
+    },
+  };
 }
 
 /**

@@ -1,6 +1,7 @@
 import type {
   V1Container,
   V1Deployment,
+  V1DeploymentStrategy,
   V1EnvVar,
   V1TopologySpreadConstraint,
   V1Volume,
@@ -93,8 +94,53 @@ export function defaultTopologySpread(r: Registry): V1TopologySpreadConstraint[]
  */
 export function desiredDeployment(r: Registry, configChecksum: string): V1Deployment {
   const names = childNames(r);
+  const { volumes, mounts } = serverVolumes(r);
+  const container = serverContainer(r, serverEnv(r), mounts);
+  const strategy = updateStrategy(r);
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: childMeta(r, names.workload),
+    spec: {
+      replicas: r.spec.replicas,
+      revisionHistoryLimit: 5,
+      selector: { matchLabels: selectorLabels(r) },
+      strategy,
+      template: {
+        metadata: { labels: labels(r), annotations: { [CONFIG_CHECKSUM]: configChecksum } },
+        spec: {
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          terminationGracePeriodSeconds: GRACE_SECONDS,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: RUN_AS,
+            runAsGroup: RUN_AS,
+            fsGroup: RUN_AS,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          containers: [container],
+          volumes,
+          ...(r.spec.imagePullSecrets ? { imagePullSecrets: r.spec.imagePullSecrets } : {}),
+          ...(r.spec.nodeSelector ? { nodeSelector: r.spec.nodeSelector } : {}),
+          ...(r.spec.affinity ? { affinity: r.spec.affinity } : {}),
+          ...(r.spec.tolerations ? { tolerations: r.spec.tolerations } : {}),
+          topologySpreadConstraints: r.spec.topologySpreadConstraints ?? defaultTopologySpread(r),
+          ...(r.spec.priorityClassName ? { priorityClassName: r.spec.priorityClassName } : {}),
+        },
+      },
+    },
+  } as V1Deployment;
+}
+
+/**
+ * serverEnv points the server at its config file and passes the HTTP secret and the S3
+ * credentials from Secrets.
+ */
+function serverEnv(r: Registry): V1EnvVar[] {
+  const names = childNames(r);
   const s3 = r.spec.storage.s3;
-  const env: V1EnvVar[] = [
+  return [
     { name: 'BERTH_CONFIG', value: `${CONFIG_DIR}/${CONFIG_KEY}` },
     {
       name: 'BERTH_HTTP_SECRET',
@@ -119,6 +165,15 @@ export function desiredDeployment(r: Registry, configChecksum: string): V1Deploy
       },
     },
   ];
+}
+
+/**
+ * serverVolumes are the pod's volumes and the container's mounts of them: config, /tmp, the
+ * blob cache, the S3 CA bundle, TLS, and one volume per referenced file.
+ */
+function serverVolumes(r: Registry): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
+  const names = childNames(r);
+  const s3 = r.spec.storage.s3;
   const volumes: V1Volume[] = [
     {
       name: 'config',
@@ -162,7 +217,12 @@ export function desiredDeployment(r: Registry, configChecksum: string): V1Deploy
     );
     mounts.push({ name: f.volume, mountPath: f.dir, readOnly: true });
   }
-  const container: V1Container = {
+  return { volumes, mounts };
+}
+
+/** serverContainer runs `berth server`, unprivileged, with probes on the debug port. */
+function serverContainer(r: Registry, env: V1EnvVar[], mounts: V1VolumeMount[]): V1Container {
+  return {
     name: 'berth',
     image: r.spec.image,
     imagePullPolicy: r.spec.imagePullPolicy,
@@ -199,48 +259,17 @@ export function desiredDeployment(r: Registry, configChecksum: string): V1Deploy
     },
     resources: defaultResources(r),
   };
-  const strategy =
-    r.spec.updateStrategy.type === 'Recreate'
-      ? { type: 'Recreate' }
-      : {
-          type: 'RollingUpdate',
-          rollingUpdate: {
-            maxUnavailable: r.spec.updateStrategy.maxUnavailable ?? 0,
-            maxSurge: r.spec.updateStrategy.maxSurge ?? 1,
-          },
-        };
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: childMeta(r, names.workload),
-    spec: {
-      replicas: r.spec.replicas,
-      revisionHistoryLimit: 5,
-      selector: { matchLabels: selectorLabels(r) },
-      strategy,
-      template: {
-        metadata: { labels: labels(r), annotations: { [CONFIG_CHECKSUM]: configChecksum } },
-        spec: {
-          automountServiceAccountToken: false,
-          enableServiceLinks: false,
-          terminationGracePeriodSeconds: GRACE_SECONDS,
-          securityContext: {
-            runAsNonRoot: true,
-            runAsUser: RUN_AS,
-            runAsGroup: RUN_AS,
-            fsGroup: RUN_AS,
-            seccompProfile: { type: 'RuntimeDefault' },
-          },
-          containers: [container],
-          volumes,
-          ...(r.spec.imagePullSecrets ? { imagePullSecrets: r.spec.imagePullSecrets } : {}),
-          ...(r.spec.nodeSelector ? { nodeSelector: r.spec.nodeSelector } : {}),
-          ...(r.spec.affinity ? { affinity: r.spec.affinity } : {}),
-          ...(r.spec.tolerations ? { tolerations: r.spec.tolerations } : {}),
-          topologySpreadConstraints: r.spec.topologySpreadConstraints ?? defaultTopologySpread(r),
-          ...(r.spec.priorityClassName ? { priorityClassName: r.spec.priorityClassName } : {}),
+}
+
+/** updateStrategy is spec.updateStrategy; a rolling update defaults to surge 1, none unavailable. */
+function updateStrategy(r: Registry): V1DeploymentStrategy {
+  return r.spec.updateStrategy.type === 'Recreate'
+    ? { type: 'Recreate' }
+    : {
+        type: 'RollingUpdate',
+        rollingUpdate: {
+          maxUnavailable: r.spec.updateStrategy.maxUnavailable ?? 0,
+          maxSurge: r.spec.updateStrategy.maxSurge ?? 1,
         },
-      },
-    },
-  } as V1Deployment;
+      };
 }

@@ -105,38 +105,7 @@ export function desiredNodeAccessDaemonSet(r: Registry): V1DaemonSet | undefined
   const na = nodeAccessOf(r);
   const address = nodeAddress(r);
   if (!na || address === undefined) return undefined;
-  const args = [
-    'node-config',
-    '--address',
-    address,
-    '--scheme',
-    r.spec.tls ? 'https' : 'http',
-    '--name',
-    `${r.metadata.namespace}/${r.metadata.name}`,
-  ];
-  const volumes: V1Volume[] = [];
-  const mounts: V1VolumeMount[] = [];
-  const hostDir = (name: string, path: string, flag: string) => {
-    volumes.push({ name, hostPath: { path, type: 'DirectoryOrCreate' } });
-    mounts.push({ name, mountPath: path });
-    args.push(flag, path);
-  };
-  if (na.runtimes.includes('containerd'))
-    hostDir('containerd-config', na.containerd.configPath, '--containerd-dir');
-  if (na.runtimes.includes('cri-o')) hostDir('crio-config', na.crio.configPath, '--crio-dir');
-  if (r.spec.tls) {
-    // Optional: a Secret from a public CA may have no ca.crt; the runtime then trusts the system.
-    volumes.push({
-      name: 'ca',
-      secret: {
-        secretName: r.spec.tls.secretName,
-        items: [{ key: 'ca.crt', path: 'ca.crt' }],
-        optional: true,
-      },
-    });
-    mounts.push({ name: 'ca', mountPath: NODE_CA_DIR, readOnly: true });
-    args.push('--ca-file', `${NODE_CA_DIR}/ca.crt`);
-  }
+  const { args, volumes, mounts } = nodeConfigInvocation(r, na, address);
   const meta = childMeta(r, nodeAccessNames(r).daemonSet);
   meta.labels = nodeAccessLabels(r);
   return {
@@ -183,4 +152,49 @@ export function desiredNodeAccessDaemonSet(r: Registry): V1DaemonSet | undefined
       },
     },
   };
+}
+
+/**
+ * nodeConfigInvocation is the `berth node-config` command line for `r`, with the volumes and
+ * mounts its arguments name: each enabled runtime's host folder (mounted at the same path)
+ * and, with TLS, the Secret's ca.crt.
+ */
+function nodeConfigInvocation(
+  r: Registry,
+  na: NodeAccessSpec,
+  address: string,
+): { args: string[]; volumes: V1Volume[]; mounts: V1VolumeMount[] } {
+  const args = [
+    'node-config',
+    '--address',
+    address,
+    '--scheme',
+    r.spec.tls ? 'https' : 'http',
+    '--name',
+    `${r.metadata.namespace}/${r.metadata.name}`,
+  ];
+  const volumes: V1Volume[] = [];
+  const mounts: V1VolumeMount[] = [];
+  const hostDir = (name: string, path: string, flag: string) => {
+    volumes.push({ name, hostPath: { path, type: 'DirectoryOrCreate' } });
+    mounts.push({ name, mountPath: path });
+    args.push(flag, path);
+  };
+  if (na.runtimes.includes('containerd'))
+    hostDir('containerd-config', na.containerd.configPath, '--containerd-dir');
+  if (na.runtimes.includes('cri-o')) hostDir('crio-config', na.crio.configPath, '--crio-dir');
+  if (r.spec.tls) {
+    // Optional: a Secret from a public CA may have no ca.crt; the runtime then trusts the system.
+    volumes.push({
+      name: 'ca',
+      secret: {
+        secretName: r.spec.tls.secretName,
+        items: [{ key: 'ca.crt', path: 'ca.crt' }],
+        optional: true,
+      },
+    });
+    mounts.push({ name: 'ca', mountPath: NODE_CA_DIR, readOnly: true });
+    args.push('--ca-file', `${NODE_CA_DIR}/ca.crt`);
+  }
+  return { args, volumes, mounts };
 }

@@ -21,7 +21,7 @@ import {
   type V1Service,
 } from '@kubernetes/client-node';
 import type { Clock } from '../clock.js';
-import { desiredState, PRUNABLE, refKey } from '../desired/index.js';
+import { desiredState, PRUNABLE, refKey, type DesiredState } from '../desired/index.js';
 import { LABEL_INSTANCE, LABEL_NAME, childNames, selectorString } from '../desired/meta.js';
 import { NODE_ACCESS_NAME, nodeAccessNames, nodeAccessOf } from '../desired/nodeaccess.js';
 import { referencedFiles, rollingReferences } from '../desired/files.js';
@@ -42,7 +42,7 @@ import {
   type StorageState,
 } from '../status.js';
 import type { BucketStore, BucketTarget, Credentials } from '../storage.js';
-import { FINALIZER, GROUP, PLURAL, VERSION, type Registry } from '../types.js';
+import { FINALIZER, GROUP, PLURAL, VERSION, type Registry, type RegistryStatus } from '../types.js';
 import type { ChildApplier } from './apply.js';
 
 /** CoreApi is what the reconciler reads and deletes in the core group. */
@@ -493,122 +493,46 @@ async function pause(deps: ReconcileDeps, r: Registry): Promise<ReconcileResult>
   return {};
 }
 
+/**
+ * reconcileRegistry is one pass over the Registry `namespace/name` (see the module comment).
+ * It resolves with when to look again; it throws when a child could not be applied, after
+ * saying so in the status.
+ */
 export async function reconcileRegistry(
   deps: ReconcileDeps,
   namespace: string,
   name: string,
 ): Promise<ReconcileResult> {
-  let stored: Registry;
-  try {
-    stored = (await deps.custom.getNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace,
-      plural: PLURAL,
-      name,
-    })) as Registry;
-  } catch (err) {
-    if (is404(err)) return {}; // deleted: the garbage collector removes the children
-    throw err;
-  }
+  const stored = await readRegistry(deps, namespace, name);
+  if (!stored) return {}; // deleted: the garbage collector removes the children
   // An unpinned Registry runs the operator's image, so an operator upgrade upgrades it.
   const r = withImage(stored, deps.operatorImage ?? operatorImage());
   if (r.metadata.deletionTimestamp) return finalize(deps, r);
   if (r.spec.managementState === 'Unmanaged') return pause(deps, r);
   const refused = refusals(r, deps.policy ?? {}, deps.operatorImage ?? operatorImage());
   if (refused.length > 0) return refuse(deps, r, refused);
+  // Before any bucket is created; the patch bumps resourceVersion, so start again.
+  if (await syncFinalizer(deps, r)) return { requeueAfterMs: 1 };
 
-  const s3 = r.spec.storage.s3;
-  const wantFinalizer = s3.deletionPolicy === 'Delete' && s3.bucketManagement === 'Managed';
-  const finalizers = r.metadata.finalizers ?? [];
-  if (wantFinalizer !== finalizers.includes(FINALIZER)) {
-    // Before any bucket is created; the patch bumps resourceVersion, so start again.
-    await setFinalizers(
-      deps,
-      r,
-      wantFinalizer ? [...finalizers, FINALIZER] : finalizers.filter((f) => f !== FINALIZER),
-    );
-    return { requeueAfterMs: 1 };
-  }
-
-  const names = childNames(r);
-  const existingSecret = await readSecret(deps.core, namespace, names.secret);
-  const desired = desiredState(r, {
-    httpSecret: httpSecretOf(existingSecret),
-    signingKey: signingKeyOf(existingSecret),
-    serviceMonitorApi: await deps.serviceMonitorApi(),
-    missing: await missingFiles(deps, r),
-    referenced: await referencedValues(deps, r),
-  });
-
+  const desired = await desiredFor(deps, r);
   // Storage first: it decides StorageReady, but a bad bucket does not stop the children.
-  const creds = await credentials(deps, r);
-  const storage: StorageState =
-    'ready' in creds
-      ? creds
-      : await deps.buckets.ensure(await target(deps, r), creds, s3.bucketManagement === 'Managed');
-  if (storage.reason === 'BucketCreated')
-    deps.log.info({ registry: name, namespace, bucket: s3.bucket }, 'bucket created');
-
-  let deployment: V1Deployment | undefined;
-  let applyError: Error | undefined;
-  let nodeAccess: NodeAccessObserved | undefined;
-  if (desired.ok) {
-    try {
-      for (const child of desired.children) {
-        const applied = await deps.applier.apply(child);
-        if (child.kind === 'Deployment') deployment = applied;
-      }
-      if (desired.nodeAccess.length > 0)
-        nodeAccess = await applyNodeAccess(deps, r, desired.nodeAccess);
-      const keep = [...desired.children, ...desired.nodeAccess];
-      const pruned = await deps.applier.prune(r, keep, PRUNABLE);
-      for (const p of pruned)
-        deps.log.info({ registry: name, namespace, child: p }, 'child pruned');
-    } catch (err) {
-      // Say so in the status before backing off, so a bad child is visible, not a silent loop.
-      applyError = err instanceof Error ? err : new Error(String(err));
-    }
-    if (desired.skipped.length > 0)
-      deps.log.debug({ registry: name, skipped: desired.skipped }, 'optional children skipped');
-  }
-  if (!desired.ok || applyError !== undefined) deployment = await readDeployment(deps, r);
-  if (nodeAccess === undefined && nodeAccessOf(r))
-    nodeAccess = { daemonSet: await readDaemonSet(deps, r) };
-
+  const storage = await ensureStorage(deps, r);
+  const applied = await applyDesired(deps, r, desired);
+  const { applyError, nodeAccess } = applied;
   const pods = await listRegistryPods(deps, r);
   const image = runningImage(pods);
   const status = computeStatus(r, {
     configProblems: desired.ok ? [] : desired.problems,
     ...(!desired.ok && desired.reason ? { configReason: desired.reason } : {}),
     storage,
-    deployment,
+    deployment: applied.deployment,
     now: new Date(deps.clock.now()),
     ...(applyError !== undefined ? { applyError: apiMessage(applyError) } : {}),
     podProblems: podProblems(pods),
     ...(image !== undefined ? { image } : {}),
     ...(nodeAccess ? { nodeAccess } : {}),
   });
-  if (statusChanged(r.status, status)) {
-    // A merge patch keeps keys it does not mention: null removes a node address no longer set.
-    const body = {
-      status: { ...status, nodeAddress: status.nodeAddress ?? null, image: status.image ?? null },
-    };
-    await deps.custom.patchNamespacedCustomObjectStatus(
-      { group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-    );
-    for (const t of transitions(r.status, status)) {
-      // The first status has no history: only say what is wrong, and when it is Ready.
-      if (t.from === undefined && !t.warning && t.type !== 'Ready') continue;
-      await deps.events.record(r, {
-        type: t.warning ? 'Warning' : 'Normal',
-        reason: t.reason,
-        action: t.type,
-        note: `${t.type} is ${t.to}${t.message ? `: ${t.message}` : ''}`,
-      });
-    }
-  }
+  if (statusChanged(r.status, status)) await publishStatus(deps, r, status);
   if (applyError !== undefined) throw applyError;
   // Referenced Secrets and ConfigMaps are watched; looking again is a fallback for a watch gap.
   const missingRef = !desired.ok && desired.reason === 'SecretMissing';
@@ -617,4 +541,142 @@ export async function reconcileRegistry(
   if (nodeAccess?.refused !== undefined && nodeAccessOf(r))
     return { requeueAfterMs: deps.nodeAccessRetryMs ?? 60_000 };
   return {};
+}
+
+/** readRegistry reads the Registry afresh; undefined once it is gone. */
+async function readRegistry(
+  deps: ReconcileDeps,
+  namespace: string,
+  name: string,
+): Promise<Registry | undefined> {
+  try {
+    return (await deps.custom.getNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: PLURAL,
+      name,
+    })) as Registry;
+  } catch (err) {
+    if (is404(err)) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * syncFinalizer adds the finalizer when deleting the Registry must delete its bucket, and
+ * removes it otherwise; true when it patched the Registry.
+ */
+async function syncFinalizer(deps: ReconcileDeps, r: Registry): Promise<boolean> {
+  const s3 = r.spec.storage.s3;
+  const wantFinalizer = s3.deletionPolicy === 'Delete' && s3.bucketManagement === 'Managed';
+  const finalizers = r.metadata.finalizers ?? [];
+  if (wantFinalizer === finalizers.includes(FINALIZER)) return false;
+  await setFinalizers(
+    deps,
+    r,
+    wantFinalizer ? [...finalizers, FINALIZER] : finalizers.filter((f) => f !== FINALIZER),
+  );
+  return true;
+}
+
+/**
+ * desiredFor computes the desired children from the Registry and what they depend on in the
+ * cluster: the stored HTTP secret and signing key, the ServiceMonitor API, referenced objects.
+ */
+async function desiredFor(deps: ReconcileDeps, r: Registry): Promise<DesiredState> {
+  const existingSecret = await readSecret(deps.core, r.metadata.namespace, childNames(r).secret);
+  return desiredState(r, {
+    httpSecret: httpSecretOf(existingSecret),
+    signingKey: signingKeyOf(existingSecret),
+    serviceMonitorApi: await deps.serviceMonitorApi(),
+    missing: await missingFiles(deps, r),
+    referenced: await referencedValues(deps, r),
+  });
+}
+
+/** ensureStorage checks the credentials and the bucket, creating it when it is Managed. */
+async function ensureStorage(deps: ReconcileDeps, r: Registry): Promise<StorageState> {
+  const s3 = r.spec.storage.s3;
+  const creds = await credentials(deps, r);
+  const storage: StorageState =
+    'ready' in creds
+      ? creds
+      : await deps.buckets.ensure(await target(deps, r), creds, s3.bucketManagement === 'Managed');
+  if (storage.reason === 'BucketCreated') {
+    const { namespace, name } = r.metadata;
+    deps.log.info({ registry: name, namespace, bucket: s3.bucket }, 'bucket created');
+  }
+  return storage;
+}
+
+/** Applied is what applying the desired children observed. */
+interface Applied {
+  deployment: V1Deployment | undefined;
+  applyError: Error | undefined;
+  nodeAccess: NodeAccessObserved | undefined;
+}
+
+/**
+ * applyDesired applies the desired children, then node access, and prunes the rest. A failed
+ * apply is returned, not thrown, so the status can say so first. What was not applied (an
+ * invalid config, a failure) is read back as it is in the cluster.
+ */
+async function applyDesired(
+  deps: ReconcileDeps,
+  r: Registry,
+  desired: DesiredState,
+): Promise<Applied> {
+  const { namespace, name } = r.metadata;
+  const out: Applied = { deployment: undefined, applyError: undefined, nodeAccess: undefined };
+  if (desired.ok) {
+    try {
+      for (const child of desired.children) {
+        const applied = await deps.applier.apply(child);
+        if (child.kind === 'Deployment') out.deployment = applied;
+      }
+      if (desired.nodeAccess.length > 0)
+        out.nodeAccess = await applyNodeAccess(deps, r, desired.nodeAccess);
+      const keep = [...desired.children, ...desired.nodeAccess];
+      const pruned = await deps.applier.prune(r, keep, PRUNABLE);
+      for (const p of pruned)
+        deps.log.info({ registry: name, namespace, child: p }, 'child pruned');
+    } catch (err) {
+      // Say so in the status before backing off, so a bad child is visible, not a silent loop.
+      out.applyError = err instanceof Error ? err : new Error(String(err));
+    }
+    if (desired.skipped.length > 0)
+      deps.log.debug({ registry: name, skipped: desired.skipped }, 'optional children skipped');
+  }
+  if (!desired.ok || out.applyError !== undefined) out.deployment = await readDeployment(deps, r);
+  if (out.nodeAccess === undefined && nodeAccessOf(r))
+    out.nodeAccess = { daemonSet: await readDaemonSet(deps, r) };
+  return out;
+}
+
+/** publishStatus patches a changed status and records an Event per condition transition. */
+async function publishStatus(
+  deps: ReconcileDeps,
+  r: Registry,
+  status: RegistryStatus,
+): Promise<void> {
+  const { namespace, name } = r.metadata;
+  // A merge patch keeps keys it does not mention: null removes a node address no longer set.
+  const body = {
+    status: { ...status, nodeAddress: status.nodeAddress ?? null, image: status.image ?? null },
+  };
+  await deps.custom.patchNamespacedCustomObjectStatus(
+    { group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
+  for (const t of transitions(r.status, status)) {
+    // The first status has no history: only say what is wrong, and when it is Ready.
+    if (t.from === undefined && !t.warning && t.type !== 'Ready') continue;
+    await deps.events.record(r, {
+      type: t.warning ? 'Warning' : 'Normal',
+      reason: t.reason,
+      action: t.type,
+      note: `${t.type} is ${t.to}${t.message ? `: ${t.message}` : ''}`,
+    });
+  }
 }

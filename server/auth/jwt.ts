@@ -188,42 +188,69 @@ export function verifyJwt(token: string, o: VerifyOptions): TokenClaims {
   if (parts.length !== 3) throw new JwtError('malformed token');
   const [h, p, s] = parts as [string, string, string];
   const header = decodePart(h, 'header');
+  const alg = allowedAlgorithm(header, o.algorithms);
+  const trusted = signingKey(header, o.keys);
+  if (!keyMatchesAlg(trusted.key, alg)) throw new JwtError('token algorithm does not fit the key');
+  if (!/^[A-Za-z0-9_-]+$/.test(s)) throw new JwtError('malformed token signature');
+  if (!signatureValid(alg, trusted.key, `${h}.${p}`, s))
+    throw new JwtError('token signature invalid');
+  const c = decodePart(p, 'claims');
+  checkClaims(c, o);
+  return { ...(c as unknown as TokenClaims), access: accessClaim(c.access) };
+}
+
+/** allowedAlgorithm is the header's `alg` if it is on the allow-list and one Berth knows. */
+function allowedAlgorithm(
+  header: Record<string, unknown>,
+  algorithms: readonly string[],
+): JwtAlgorithm {
   const alg = header.alg;
   if (
     typeof alg !== 'string' ||
-    !o.algorithms.includes(alg) ||
+    !algorithms.includes(alg) ||
     !JWT_ALGORITHMS.includes(alg as JwtAlgorithm)
   )
     throw new JwtError('token algorithm not allowed');
+  return alg as JwtAlgorithm;
+}
+
+/**
+ * signingKey picks the trusted key a token names by `kid`, or else by its embedded key, and
+ * checks that an embedded key is that same key material.
+ */
+function signingKey(header: Record<string, unknown>, keys: readonly TrustedKey[]): TrustedKey {
   const embedded = embeddedKey(header);
   const kid = typeof header.kid === 'string' ? header.kid : undefined;
   let trusted: TrustedKey | undefined;
-  if (kid !== undefined) trusted = o.keys.find((k) => k.kid === kid);
-  else if (embedded) trusted = o.keys.find((k) => sameKey(k.key, embedded));
+  if (kid !== undefined) trusted = keys.find((k) => k.kid === kid);
+  else if (embedded) trusted = keys.find((k) => sameKey(k.key, embedded));
   if (!trusted) throw new JwtError('token signed by an unknown key');
   if (embedded && !sameKey(trusted.key, embedded))
     throw new JwtError('token key does not match the trusted key with its kid');
-  if (!keyMatchesAlg(trusted.key, alg as JwtAlgorithm))
-    throw new JwtError('token algorithm does not fit the key');
-  if (!/^[A-Za-z0-9_-]+$/.test(s)) throw new JwtError('malformed token signature');
-  const pr = params(alg as JwtAlgorithm);
-  let ok: boolean;
+  return trusted;
+}
+
+/** signatureValid checks the base64url signature `s` of `signed`; a malformed one is invalid. */
+function signatureValid(alg: JwtAlgorithm, key: KeyObject, signed: string, s: string): boolean {
+  const pr = params(alg);
   try {
-    ok = cryptoVerify(
+    return cryptoVerify(
       pr.hash,
-      Buffer.from(`${h}.${p}`),
+      Buffer.from(signed),
       {
-        key: trusted.key,
+        key,
         ...(pr.dsaEncoding && { dsaEncoding: pr.dsaEncoding }),
         ...(pr.padding !== undefined && { padding: pr.padding }),
       },
       Buffer.from(s, 'base64url'),
     );
   } catch {
-    ok = false;
+    return false;
   }
-  if (!ok) throw new JwtError('token signature invalid');
-  const c = decodePart(p, 'claims');
+}
+
+/** checkClaims checks `iss`, `aud`, `exp`, `nbf` (with leeway) and that there is a subject. */
+function checkClaims(c: Record<string, unknown>, o: VerifyOptions): void {
   const leeway = o.leewaySeconds ?? 60;
   if (c.iss !== o.issuer) throw new JwtError('token issuer not trusted');
   const aud = typeof c.aud === 'string' ? [c.aud] : Array.isArray(c.aud) ? c.aud : [];
@@ -233,23 +260,25 @@ export function verifyJwt(token: string, o: VerifyOptions): TokenClaims {
   if (c.nbf !== undefined && (typeof c.nbf !== 'number' || c.nbf - leeway > o.now))
     throw new JwtError('token not yet valid');
   if (typeof c.sub !== 'string') throw new JwtError('token has no subject');
+}
+
+/** accessClaim reads the `access` claim (absent: no access), at most 1000 entries. */
+function accessClaim(claim: unknown): ResourceAccess[] {
   const access: ResourceAccess[] = [];
-  if (c.access !== undefined) {
-    if (!Array.isArray(c.access) || c.access.length > 1000)
+  if (claim === undefined) return access;
+  if (!Array.isArray(claim) || claim.length > 1000) throw new JwtError('malformed access claim');
+  for (const a of claim as unknown[]) {
+    const r = a as Partial<ResourceAccess> | null;
+    if (
+      typeof r !== 'object' ||
+      r === null ||
+      typeof r.type !== 'string' ||
+      typeof r.name !== 'string' ||
+      !Array.isArray(r.actions) ||
+      !r.actions.every((x) => typeof x === 'string')
+    )
       throw new JwtError('malformed access claim');
-    for (const a of c.access as unknown[]) {
-      const r = a as Partial<ResourceAccess> | null;
-      if (
-        typeof r !== 'object' ||
-        r === null ||
-        typeof r.type !== 'string' ||
-        typeof r.name !== 'string' ||
-        !Array.isArray(r.actions) ||
-        !r.actions.every((x) => typeof x === 'string')
-      )
-        throw new JwtError('malformed access claim');
-      access.push({ type: r.type, name: r.name, actions: r.actions });
-    }
+    access.push({ type: r.type, name: r.name, actions: r.actions });
   }
-  return { ...(c as unknown as TokenClaims), access };
+  return access;
 }

@@ -67,6 +67,16 @@ function manifestPath(name: string, reference: string): string {
 /** Body is a request body: bytes, or a function opening a fresh stream for each attempt. */
 export type Body = Buffer | (() => Readable);
 
+/** Call is one registry request: `step` names it in errors, `scope` picks its token. */
+interface Call {
+  step: string;
+  scope: string;
+  method: string;
+  url: URL;
+  headers?: Record<string, string>;
+  body?: Body;
+}
+
 interface Reply {
   status: number;
   headers: IncomingHttpHeaders;
@@ -92,18 +102,16 @@ export class RegistryClient {
   /** blobExists is a HEAD of the blob: true on 200, false on 404. */
   async blobExists(name: string, digest: string): Promise<boolean> {
     const step = `check blob ${digest}`;
-    const r = await this.send(
+    const call: Call = {
       step,
-      pushScope(name),
-      'HEAD',
-      this.url(`/v2/${name}/blobs/${digest}`),
-    );
+      scope: pushScope(name),
+      method: 'HEAD',
+      url: this.url(`/v2/${name}/blobs/${digest}`),
+    };
+    const r = await this.send(call);
     if (r.status === 200) return true;
     if (r.status === 404) return false;
-    throw failed(
-      step,
-      await this.explain(step, pushScope(name), 'HEAD', this.url(`/v2/${name}/blobs/${digest}`), r),
-    );
+    throw failed(step, await this.explain(call, r));
   }
 
   /**
@@ -112,28 +120,26 @@ export class RegistryClient {
    */
   async pushBlob(name: string, digest: string, size: number, open: () => Readable): Promise<void> {
     const start = `start upload of ${digest}`;
-    const r = await this.send(
-      start,
-      pushScope(name),
-      'POST',
-      this.url(`/v2/${name}/blobs/uploads/`),
-      {
-        'content-length': '0',
-      },
-    );
+    const r = await this.send({
+      step: start,
+      scope: pushScope(name),
+      method: 'POST',
+      url: this.url(`/v2/${name}/blobs/uploads/`),
+      headers: { 'content-length': '0' },
+    });
     const location = r.headers.location;
     if (r.status !== 202 || !location) throw failed(start, r);
     const put = new URL(location, this.base);
     put.searchParams.set('digest', digest);
     const step = `upload blob ${digest}`;
-    const done = await this.send(
+    const done = await this.send({
       step,
-      pushScope(name),
-      'PUT',
-      put,
-      { 'content-type': 'application/octet-stream', 'content-length': String(size) },
-      open,
-    );
+      scope: pushScope(name),
+      method: 'PUT',
+      url: put,
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
+      body: open,
+    });
     if (done.status !== 201) throw failed(step, done);
   }
 
@@ -145,14 +151,14 @@ export class RegistryClient {
     body: Buffer,
   ): Promise<string | undefined> {
     const step = `put manifest ${name}:${reference}`;
-    const r = await this.send(
+    const r = await this.send({
       step,
-      pushScope(name),
-      'PUT',
-      this.url(`/v2/${name}/manifests/${reference}`),
-      { 'content-type': mediaType, 'content-length': String(body.length) },
+      scope: pushScope(name),
+      method: 'PUT',
+      url: this.url(`/v2/${name}/manifests/${reference}`),
+      headers: { 'content-type': mediaType, 'content-length': String(body.length) },
       body,
-    );
+    });
     if (r.status !== 201) throw failed(step, r);
     const d = r.headers['docker-content-digest'];
     return typeof d === 'string' ? d : undefined;
@@ -164,15 +170,13 @@ export class RegistryClient {
    */
   async getManifest(name: string, reference: string): Promise<FetchedManifest> {
     const step = `get manifest ${name}:${reference}`;
-    const r = await this.send(
+    const r = await this.send({
       step,
-      pullScope(name),
-      'GET',
-      this.url(manifestPath(name, reference)),
-      {
-        accept: MANIFEST_TYPES.join(', '),
-      },
-    );
+      scope: pullScope(name),
+      method: 'GET',
+      url: this.url(manifestPath(name, reference)),
+      headers: { accept: MANIFEST_TYPES.join(', ') },
+    });
     if (r.status !== 200) throw failed(step, r);
     if (r.body.length >= BUFFER_LIMIT)
       throw new RegistryClientError(step, r.status, undefined, 'manifest larger than 4 MiB');
@@ -195,12 +199,15 @@ export class RegistryClient {
   async openBlob(name: string, digest: string): Promise<Readable> {
     const step = `get blob ${digest}`;
     const scope = pullScope(name);
-    const first = await this.send(step, scope, 'HEAD', this.url(`/v2/${name}/blobs/${digest}`));
+    const head: Call = {
+      step,
+      scope,
+      method: 'HEAD',
+      url: this.url(`/v2/${name}/blobs/${digest}`),
+    };
+    const first = await this.send(head);
     if (first.status !== 200 && first.status !== 307 && first.status !== 302)
-      throw failed(
-        step,
-        await this.explain(step, scope, 'HEAD', this.url(`/v2/${name}/blobs/${digest}`), first),
-      );
+      throw failed(step, await this.explain(head, first));
     const auth = this.tokens.get(scope) ?? this.basic;
     let url = this.url(`/v2/${name}/blobs/${digest}`);
     let headers: Record<string, string> = auth ? { authorization: auth } : {};
@@ -246,15 +253,13 @@ export class RegistryClient {
   /** referrers lists the manifests whose subject is `digest` (none when the API is absent). */
   async referrers(name: string, digest: string): Promise<ReferrerDescriptor[]> {
     const step = `list referrers of ${digest}`;
-    const r = await this.send(
+    const r = await this.send({
       step,
-      pullScope(name),
-      'GET',
-      this.url(`/v2/${name}/referrers/${digest}`),
-      {
-        accept: 'application/vnd.oci.image.index.v1+json',
-      },
-    );
+      scope: pullScope(name),
+      method: 'GET',
+      url: this.url(`/v2/${name}/referrers/${digest}`),
+      headers: { accept: 'application/vnd.oci.image.index.v1+json' },
+    });
     if (r.status === 404) return [];
     if (r.status !== 200) throw failed(step, r);
     return (
@@ -272,7 +277,7 @@ export class RegistryClient {
     let next: URL | undefined = this.url(first);
     for (let page = 0; next !== undefined; page++) {
       if (page >= 100_000) throw new RegistryClientError(step, 0, undefined, 'too many pages');
-      const r = await this.send(step, scope, 'GET', next);
+      const r = await this.send({ step, scope, method: 'GET', url: next });
       if (r.status !== 200) throw failed(step, r);
       out.push(...items(r.body.toString('utf8')));
       const link = /<([^>]+)>;\s*rel="?next"?/.exec(header(r.headers.link) ?? '');
@@ -295,14 +300,12 @@ export class RegistryClient {
     return new URL(path, this.base);
   }
 
-  private async send(
-    step: string,
-    scope: string,
-    method: string,
-    url: URL,
-    headers: Record<string, string> = {},
-    body?: Body,
-  ): Promise<Reply> {
+  /**
+   * send makes a request with the credentials cached for its scope; on a 401 it answers the
+   * challenge (a bearer token for the scope, or basic credentials) and tries once more.
+   */
+  private async send(call: Call): Promise<Reply> {
+    const { step, scope, method, url, headers = {}, body } = call;
     const attempt = () => {
       const auth = this.tokens.get(scope) ?? this.basic;
       return this.raw(
@@ -322,12 +325,12 @@ export class RegistryClient {
       this.basic = basicAuthorization(this.o.credentials);
     } else {
       const why = `${step} (no credentials for this registry)`;
-      throw failed(why, await this.explain(why, scope, method, url, r));
+      throw failed(why, await this.explain({ ...call, step: why }, r));
     }
     const again = await attempt();
     if (again.status === 401) {
       const why = `${step} (credentials refused)`;
-      throw failed(why, await this.explain(why, scope, method, url, again));
+      throw failed(why, await this.explain({ ...call, step: why }, again));
     }
     return again;
   }
@@ -336,13 +339,8 @@ export class RegistryClient {
    * explain fetches the error body a HEAD cannot carry: the same URL with GET for one byte,
    * so the failure can name the registry's OCI error code. Other replies are returned as is.
    */
-  private async explain(
-    step: string,
-    scope: string,
-    method: string,
-    url: URL,
-    r: Reply,
-  ): Promise<Reply> {
+  private async explain(call: Call, r: Reply): Promise<Reply> {
+    const { step, scope, method, url } = call;
     if (method !== 'HEAD' || r.body.length > 0) return r;
     const auth = this.tokens.get(scope) ?? this.basic;
     const headers: Record<string, string> = { range: 'bytes=0-0' };

@@ -27,7 +27,12 @@ const SEG = '([^/]+)';
 export function routes(config: BerthConfig): Route[] {
   const write = !config.readOnly;
   const del = write && config.delete.enabled;
-  const table: Route[] = [
+  return [...registryRoutes(), ...repositoryRoutes(write, del)];
+}
+
+/** registryRoutes are the routes outside any repository, all read-only. */
+function registryRoutes(): Route[] {
+  return [
     { name: 'base', pattern: /^\/v2\/?$/, keys: [], methods: { GET: listing.base } },
     { name: 'catalog', pattern: /^\/v2\/_catalog$/, keys: [], methods: { GET: listing.catalog } },
     {
@@ -48,6 +53,15 @@ export function routes(config: BerthConfig): Route[] {
       keys: [],
       methods: { GET: events.streamEvents },
     },
+  ];
+}
+
+/**
+ * repositoryRoutes are the routes under a repository name; `write` adds the push routes and
+ * `del` the delete routes.
+ */
+function repositoryRoutes(write: boolean, del: boolean): Route[] {
+  return [
     {
       name: 'tags',
       pattern: new RegExp(`^/v2/${NAME}/tags/list$`),
@@ -101,7 +115,6 @@ export function routes(config: BerthConfig): Route[] {
       methods: { GET: listing.listReferrers },
     },
   ];
-  return table;
 }
 
 export interface Match {

@@ -68,50 +68,13 @@ export function ociArch(arch: string): string {
  * revision, epoch, reference) give the same manifest digest. Throws when dist/ is not built.
  */
 export async function buildImage(o: BuildOptions): Promise<BuildResult> {
-  const pkg = JSON.parse(await readFile(join(o.root, 'package.json'), 'utf8')) as {
-    version: string;
-    license?: string;
-    description?: string;
-  };
-  await stat(join(o.root, 'dist', 'server', 'cli.js')).catch(() => {
-    throw new Error(`${o.root}/dist/server/cli.js is missing: run \`npm run build\` first`);
-  });
+  const pkg = await readPackage(o.root);
   const ref = parseReference(o.reference ?? `${DEFAULT_REPOSITORY}:${pkg.version}`);
   if (ref.digest) throw new Error('an image reference to build cannot carry a digest');
   ref.tag ??= 'latest';
-  const spec: ImageSpec = {
-    arch: ociArch(process.arch),
-    version: pkg.version,
-    revision: o.revision ?? (await git(o.root, ['rev-parse', 'HEAD'])) ?? 'unknown',
-    epoch: o.epoch ?? (await sourceDateEpoch(o.root)),
-    source: SOURCE,
-    title: 'berth',
-    description: pkg.description ?? '',
-    licenses: pkg.license ?? 'NOASSERTION',
-  };
+  const spec = await imageSpec(o, pkg);
   const layout = await LayoutWriter.open(o.out);
-  const work = await mkdtemp(join(tmpdir(), 'berth-image-'));
-  const layers = [
-    {
-      createdBy: 'berth image build: runtime (node, libraries, /etc)',
-      entries: () => runtimeEntries(o.nodeBinary ?? process.execPath),
-    },
-    {
-      createdBy: 'berth image build: npm ci --omit=dev',
-      entries: () => productionModules(o.root, work),
-    },
-    { createdBy: 'berth image build: app (package.json, dist)', entries: () => appEntries(o.root) },
-  ];
-  const written: { descriptor: Descriptor; diffId: string; createdBy: string }[] = [];
-  try {
-    for (const l of layers)
-      written.push({
-        ...(await layout.layer(await l.entries(), spec.epoch)),
-        createdBy: l.createdBy,
-      });
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
+  const written = await writeLayers(layout, o, spec.epoch);
   const config = await layout.bytes(renderConfig(spec, written), MediaTypes.config);
   const layerDescs = written.map((w) => w.descriptor);
   const body = renderManifest(config, layerDescs, labels(spec));
@@ -135,6 +98,65 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
     archive: o.archive,
     size: [config, manifest, ...layerDescs].reduce((n, d) => n + d.size, 0),
   };
+}
+
+interface PackageJson {
+  version: string;
+  license?: string;
+  description?: string;
+}
+
+/** readPackage reads the project's package.json, after checking that dist/ is built. */
+async function readPackage(root: string): Promise<PackageJson> {
+  const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as PackageJson;
+  await stat(join(root, 'dist', 'server', 'cli.js')).catch(() => {
+    throw new Error(`${root}/dist/server/cli.js is missing: run \`npm run build\` first`);
+  });
+  return pkg;
+}
+
+/** imageSpec is the image's platform and labels, revision and epoch taken from git if not given. */
+async function imageSpec(o: BuildOptions, pkg: PackageJson): Promise<ImageSpec> {
+  return {
+    arch: ociArch(process.arch),
+    version: pkg.version,
+    revision: o.revision ?? (await git(o.root, ['rev-parse', 'HEAD'])) ?? 'unknown',
+    epoch: o.epoch ?? (await sourceDateEpoch(o.root)),
+    source: SOURCE,
+    title: 'berth',
+    description: pkg.description ?? '',
+    licenses: pkg.license ?? 'NOASSERTION',
+  };
+}
+
+type WrittenLayer = { descriptor: Descriptor; diffId: string; createdBy: string };
+
+/** writeLayers writes the three layers (runtime, production modules, app) into `layout`. */
+async function writeLayers(
+  layout: LayoutWriter,
+  o: BuildOptions,
+  epoch: number,
+): Promise<WrittenLayer[]> {
+  const work = await mkdtemp(join(tmpdir(), 'berth-image-'));
+  const layers = [
+    {
+      createdBy: 'berth image build: runtime (node, libraries, /etc)',
+      entries: () => runtimeEntries(o.nodeBinary ?? process.execPath),
+    },
+    {
+      createdBy: 'berth image build: npm ci --omit=dev',
+      entries: () => productionModules(o.root, work),
+    },
+    { createdBy: 'berth image build: app (package.json, dist)', entries: () => appEntries(o.root) },
+  ];
+  const written: WrittenLayer[] = [];
+  try {
+    for (const l of layers)
+      written.push({ ...(await layout.layer(await l.entries(), epoch)), createdBy: l.createdBy });
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+  return written;
 }
 
 /** productionModules installs the lockfile's production dependencies into `work`. */

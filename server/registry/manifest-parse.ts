@@ -89,6 +89,30 @@ function isNonDistributable(d: Descriptor): boolean {
  * refused. Throws MANIFEST_INVALID naming what is wrong.
  */
 export function parseManifest(body: Buffer, contentType: string | undefined): ParsedManifest {
+  const doc = jsonObject(body);
+  const header = contentType?.split(';')[0]?.trim().toLowerCase();
+  const mediaType = manifestMediaType(doc, header);
+  if (doc.annotations !== undefined && !stringMap(doc.annotations)) {
+    throw invalid('annotations must map strings to strings');
+  }
+  if (doc.artifactType !== undefined && typeof doc.artifactType !== 'string') {
+    throw invalid('artifactType must be a string');
+  }
+  const subject = doc.subject === undefined ? undefined : descriptor(doc.subject, 'subject');
+  const base: ManifestBase = {
+    mediaType,
+    annotations: doc.annotations,
+    subject: subject && { ...subject, parsed: parseDigest(subject.digest) },
+  };
+  if (IMAGE_TYPES.has(mediaType)) return imageManifest(doc, base);
+  if (INDEX_TYPES.has(mediaType)) return indexManifest(doc, base);
+  throw invalid(`unsupported manifest media type ${JSON.stringify(mediaType.slice(0, 200))}`);
+}
+
+type ManifestBase = Pick<ParsedManifest, 'mediaType' | 'annotations' | 'subject'>;
+
+/** jsonObject parses a body that must be one JSON object. */
+function jsonObject(body: Buffer): Record<string, unknown> {
   let doc: unknown;
   try {
     doc = JSON.parse(body.toString('utf8'));
@@ -96,8 +120,16 @@ export function parseManifest(body: Buffer, contentType: string | undefined): Pa
     throw invalid('body is not valid JSON');
   }
   if (!isObject(doc)) throw invalid('body is not a JSON object');
+  return doc;
+}
+
+/**
+ * manifestMediaType is the media type of a schema 2 manifest: the one it declares, which a
+ * manifest Content-Type `header` must match, or else the header's, or one inferred from its
+ * shape. Schema 1 is refused.
+ */
+function manifestMediaType(doc: Record<string, unknown>, header: string | undefined): string {
   const declared = typeof doc.mediaType === 'string' ? doc.mediaType : undefined;
-  const header = contentType?.split(';')[0]?.trim().toLowerCase();
   if (
     declared === MediaTypes.dockerSchema1 ||
     declared === MediaTypes.dockerSchema1Signed ||
@@ -108,64 +140,55 @@ export function parseManifest(body: Buffer, contentType: string | undefined): Pa
     throw invalid('Docker schema 1 manifests are not supported; push a schema 2 or OCI manifest');
   }
   if (doc.schemaVersion !== 2) throw invalid('schemaVersion must be 2');
-  let mediaType = declared;
-  if (mediaType === undefined) {
-    if (header !== undefined && (IMAGE_TYPES.has(header) || INDEX_TYPES.has(header)))
-      mediaType = header;
-    else if (Array.isArray(doc.manifests)) mediaType = MediaTypes.ociIndex;
-    else if (isObject(doc.config)) mediaType = MediaTypes.ociManifest;
-    else throw invalid('mediaType is missing and cannot be inferred');
-  } else if (
-    header !== undefined &&
-    header !== mediaType &&
-    (IMAGE_TYPES.has(header) || INDEX_TYPES.has(header))
+  const manifestHeader =
+    header !== undefined && (IMAGE_TYPES.has(header) || INDEX_TYPES.has(header))
+      ? header
+      : undefined;
+  if (declared !== undefined) {
+    if (manifestHeader !== undefined && manifestHeader !== declared) {
+      throw invalid(`Content-Type ${header} does not match the manifest's mediaType ${declared}`);
+    }
+    return declared;
+  }
+  if (manifestHeader !== undefined) return manifestHeader;
+  if (Array.isArray(doc.manifests)) return MediaTypes.ociIndex;
+  if (isObject(doc.config)) return MediaTypes.ociManifest;
+  throw invalid('mediaType is missing and cannot be inferred');
+}
+
+/** imageManifest validates an image manifest: a config and layers, no child manifests. */
+function imageManifest(doc: Record<string, unknown>, base: ManifestBase): ParsedManifest {
+  if (Array.isArray(doc.manifests)) throw invalid('an image manifest must not have manifests');
+  const config = descriptor(doc.config, 'config');
+  if (!Array.isArray(doc.layers)) throw invalid('layers must be an array');
+  const layers = doc.layers.map((l, i) => descriptor(l, `layers[${i}]`));
+  if (
+    base.mediaType === MediaTypes.dockerManifest &&
+    (doc.subject !== undefined || doc.artifactType !== undefined)
   ) {
-    throw invalid(`Content-Type ${header} does not match the manifest's mediaType ${mediaType}`);
+    throw invalid('Docker schema 2 manifests cannot carry subject or artifactType');
   }
-  if (doc.annotations !== undefined && !stringMap(doc.annotations)) {
-    throw invalid('annotations must map strings to strings');
-  }
-  if (doc.artifactType !== undefined && typeof doc.artifactType !== 'string') {
-    throw invalid('artifactType must be a string');
-  }
-  const subject = doc.subject === undefined ? undefined : descriptor(doc.subject, 'subject');
-  const base = {
-    mediaType,
-    annotations: doc.annotations,
-    subject: subject && { ...subject, parsed: parseDigest(subject.digest) },
+  return {
+    ...base,
+    kind: 'image',
+    blobs: [config, ...layers.filter((l) => !isNonDistributable(l))],
+    manifests: [],
+    artifactType: (doc.artifactType as string | undefined) ?? config.mediaType,
   };
-  if (IMAGE_TYPES.has(mediaType)) {
-    if (Array.isArray(doc.manifests)) throw invalid('an image manifest must not have manifests');
-    const config = descriptor(doc.config, 'config');
-    if (!Array.isArray(doc.layers)) throw invalid('layers must be an array');
-    const layers = doc.layers.map((l, i) => descriptor(l, `layers[${i}]`));
-    if (
-      mediaType === MediaTypes.dockerManifest &&
-      (doc.subject !== undefined || doc.artifactType !== undefined)
-    ) {
-      throw invalid('Docker schema 2 manifests cannot carry subject or artifactType');
-    }
-    return {
-      ...base,
-      kind: 'image',
-      blobs: [config, ...layers.filter((l) => !isNonDistributable(l))],
-      manifests: [],
-      artifactType: doc.artifactType ?? config.mediaType,
-    };
+}
+
+/** indexManifest validates an index: child manifests, no config or layers. */
+function indexManifest(doc: Record<string, unknown>, base: ManifestBase): ParsedManifest {
+  if (!Array.isArray(doc.manifests)) throw invalid('manifests must be an array');
+  if (doc.config !== undefined || doc.layers !== undefined) {
+    throw invalid('an index must not have config or layers');
   }
-  if (INDEX_TYPES.has(mediaType)) {
-    if (!Array.isArray(doc.manifests)) throw invalid('manifests must be an array');
-    if (doc.config !== undefined || doc.layers !== undefined) {
-      throw invalid('an index must not have config or layers');
-    }
-    const manifests = doc.manifests.map((m, i) => descriptor(m, `manifests[${i}]`));
-    return {
-      ...base,
-      kind: 'index',
-      blobs: [],
-      manifests,
-      artifactType: doc.artifactType,
-    };
-  }
-  throw invalid(`unsupported manifest media type ${JSON.stringify(mediaType.slice(0, 200))}`);
+  const manifests = doc.manifests.map((m, i) => descriptor(m, `manifests[${i}]`));
+  return {
+    ...base,
+    kind: 'index',
+    blobs: [],
+    manifests,
+    artifactType: doc.artifactType as string | undefined,
+  };
 }

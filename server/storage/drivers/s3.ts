@@ -19,6 +19,7 @@ import {
 } from '../driver.js';
 import { byteOrder } from './list.js';
 import { MAX_PARTS, MIN_PART, PartBudget } from './parts.js';
+import { PartWriter, type MultipartOps } from './partwriter.js';
 import { HttpRelay, relayable } from './relay.js';
 import { listV2Query, parseListV2, type ListV2Request, type ListV2Result } from './s3list.js';
 import { SigV4 } from './sigv4.js';
@@ -273,137 +274,63 @@ export class S3Driver implements StorageDriver {
   async writeStream(key: string, source: Readable, sizeHint?: number): Promise<number> {
     validateKey(key);
     const obj = this.k(key);
-    // A known length that would need more than 10,000 parts raises every part's floor.
-    let atLeast = 0;
-    if (sizeHint !== undefined && sizeHint > this.partSize * MAX_PARTS) {
-      atLeast = Math.ceil(sizeHint / MAX_PARTS / MiB) * MiB;
-      if (atLeast > MAX_PART) {
-        source.destroy();
-        throw new Error(`s3: object of ${sizeHint} bytes exceeds the S3 limit`);
-      }
+    const atLeast = partFloor(this.partSize, sizeHint);
+    if (atLeast > MAX_PART) {
+      source.destroy();
+      throw new Error(`s3: object of ${sizeHint} bytes exceeds the S3 limit`);
     }
-
-    const budget = this.parts;
-    const leave = budget.enter();
-    /** buf is the part being filled (a recycled buffer of `size` bytes), `filled` of it used. */
-    let buf: Buffer | undefined;
-    let size = 0;
-    let filled = 0;
+    const leave = this.parts.enter();
+    const writer = new PartWriter(this.multipartOps(obj), this.parts, atLeast, key);
     let total = 0;
-    let upload: { id: string; journal: string } | undefined;
-    const parts: { part: number; etag: string }[] = [];
-    let partCount = 0;
-    const inflight = new Set<Promise<void>>();
-    let failure: { err: unknown } | undefined;
-
-    /** sendPart uploads `body` (a view of `owner`) as the next part; `owner` is recycled after. */
-    const sendPart = async (body: Buffer, owner: Buffer): Promise<void> => {
-      try {
-        upload ??= await this.startMultipart(obj);
-      } catch (err) {
-        budget.give(owner);
-        throw err;
-      }
-      const part = ++partCount;
-      if (part > MAX_PARTS) {
-        budget.give(owner);
-        throw new Error(`s3: stream for ${key} needs more than ${MAX_PARTS} parts`);
-      }
-      const uploadId = upload.id;
-      const p = retrying(this.clock, () =>
-        this.client.uploadPart(
-          {
-            bucketName: this.bucket,
-            objectName: obj,
-            uploadID: uploadId,
-            partNumber: part,
-            headers: {},
-          },
-          body,
-        ),
-      ).then(
-        (r) => {
-          parts.push({ part, etag: r.etag });
-        },
-        (err: unknown) => {
-          failure ??= { err };
-        },
-      );
-      const tracked = p.finally(() => {
-        inflight.delete(tracked);
-        budget.give(owner);
-      });
-      inflight.add(tracked);
-    };
-
-    /** rethrow throws the first part upload failure, if any. */
-    const rethrow = (): void => {
-      if (failure) throw failure.err;
-    };
-    /** room waits until this writer may put one more part in flight. */
-    const room = async (): Promise<void> => {
-      while (inflight.size >= Math.max(1, budget.inFlight())) await Promise.race(inflight);
-      rethrow();
-    };
-    /** settle waits for the part just sent when the budget allows none in flight. */
-    const settle = async (): Promise<void> => {
-      if (budget.inFlight() > 0) return;
-      await Promise.allSettled([...inflight]);
-      rethrow();
-    };
-
     try {
       for await (const chunk of source) {
-        rethrow();
-        let rest = toBuffer(chunk);
-        total += rest.length;
-        while (rest.length > 0) {
-          if (!buf) {
-            size = budget.partSize(partCount + 1, atLeast);
-            buf = budget.take(size);
-            filled = 0;
-          }
-          const n = rest.copy(buf, filled, 0, Math.min(rest.length, size - filled));
-          filled += n;
-          rest = rest.subarray(n);
-          if (filled === size) {
-            await room();
-            const full = buf;
-            buf = undefined;
-            await sendPart(full, full);
-            await settle();
-          }
-        }
+        const buf = toBuffer(chunk);
+        total += buf.length;
+        await writer.write(buf);
       }
-      if (!upload) {
-        // Smaller than one part: a single PUT of a Buffer of known size.
-        const body = buf ? buf.subarray(0, filled) : Buffer.alloc(0);
-        await retrying(this.clock, () => this.putBuffer(obj, body));
-        return total;
-      }
-      if (buf && filled > 0) {
-        await room();
-        const last = buf;
-        buf = undefined;
-        await sendPart(last.subarray(0, filled), last);
-      }
-      await Promise.all(inflight);
-      rethrow();
-      parts.sort((a, b) => a.part - b.part);
-      await this.client.completeMultipartUpload(this.bucket, obj, upload.id, parts);
-      await this.client.removeObject(this.bucket, upload.journal).catch(() => undefined);
+      await writer.finish();
       return total;
     } catch (err) {
       if (!source.destroyed) source.destroy();
-      // Let parts in flight land first, so that none arrives after the abort.
-      await Promise.allSettled([...inflight]);
-      // If the abort fails too, the journal keeps the upload for abortStaleMultipartUploads.
-      if (upload) await this.abortUpload(obj, upload.id, upload.journal).catch(() => undefined);
+      await writer.abort();
       throw err;
     } finally {
-      if (buf) budget.give(buf);
+      writer.release();
       leave();
     }
+  }
+
+  /**
+   * multipartOps are the S3 requests of a {@link PartWriter} for `obj`. An abort that fails
+   * leaves the journal entry, which keeps the upload for abortStaleMultipartUploads.
+   */
+  private multipartOps(obj: string): MultipartOps {
+    return {
+      start: () => this.startMultipart(obj),
+      uploadPart: async (upload, part, body) => {
+        const r = await retrying(this.clock, () =>
+          this.client.uploadPart(
+            {
+              bucketName: this.bucket,
+              objectName: obj,
+              uploadID: upload.id,
+              partNumber: part,
+              headers: {},
+            },
+            body,
+          ),
+        );
+        return r.etag;
+      },
+      complete: async (upload, parts) => {
+        await this.client.completeMultipartUpload(this.bucket, obj, upload.id, parts);
+        await this.client.removeObject(this.bucket, upload.journal).catch(() => undefined);
+      },
+      abort: async (upload) => {
+        await this.abortUpload(obj, upload.id, upload.journal).catch(() => undefined);
+      },
+      putWhole: (body) => retrying(this.clock, () => this.putBuffer(obj, body)),
+    };
   }
 
   /** startMultipart initiates an upload and records it in the journal. */
@@ -542,7 +469,7 @@ export class S3Driver implements StorageDriver {
     }
     let sorted = [...names].sort(byteOrder);
     if (!exhausted)
-      sorted = await this.settleDirectoryOrder(full, sorted, names, limit, after, lastKey);
+      sorted = await this.settleDirectoryOrder(sorted, { full, names, limit, after, lastKey });
     return { names: sorted.slice(0, limit), truncated: sorted.length > limit };
   }
 
@@ -553,45 +480,30 @@ export class S3Driver implements StorageDriver {
    * belong in the page: only one whose name is a prefix of the page's last name, cut
    * just before one of `+,-.`. Each such candidate costs one probe (max-keys 1).
    */
-  private async settleDirectoryOrder(
-    full: string,
-    sorted: string[],
-    names: Set<string>,
-    limit: number,
-    after: string | undefined,
-    lastKey: string,
-  ): Promise<string[]> {
+  private async settleDirectoryOrder(sorted: string[], page: PartialPage): Promise<string[]> {
     const probed = new Set<string>();
     for (;;) {
-      const last = sorted[Math.min(limit, sorted.length) - 1];
+      const last = sorted[Math.min(page.limit, sorted.length) - 1];
       if (last === undefined) return sorted;
-      const candidates: string[] = [];
-      for (let i = 1; i < last.length; i++) {
-        if (!BEFORE_SLASH.has(last[i]!)) continue;
-        const d = last.slice(0, i);
-        if (names.has(d) || probed.has(d)) continue;
-        if (after !== undefined && d <= after) continue;
-        if (full + d + '/' <= lastKey) continue; // already read past it: it does not exist
-        candidates.push(d);
-      }
+      const candidates = directoryCandidates(last, page, probed);
       if (candidates.length === 0) return sorted;
       let found = false;
       for (const d of candidates) {
         probed.add(d);
         const res = await this.listV2({
-          prefix: full + d + '/',
+          prefix: page.full + d + '/',
           delimiter: '',
           continuationToken: '',
           maxKeys: 1,
           startAfter: '',
         });
         if (res.keys.length > 0) {
-          names.add(d);
+          page.names.add(d);
           found = true;
         }
       }
       if (!found) return sorted;
-      sorted = [...names].sort(byteOrder);
+      sorted = [...page.names].sort(byteOrder);
     }
   }
 
@@ -822,6 +734,44 @@ function makeClient(cfg: S3Config): {
     transportAgent: agent,
   });
   return { client, agent, host, port };
+}
+
+/**
+ * PartialPage is a directory listing that stopped before the end: `names` read so far (under
+ * the full prefix `full`, past `after`), the page's `limit`, and the last S3 key read.
+ */
+interface PartialPage {
+  full: string;
+  names: Set<string>;
+  limit: number;
+  after: string | undefined;
+  lastKey: string;
+}
+
+/**
+ * directoryCandidates are the directories that may sort into the page before `last` without
+ * having been read: prefixes of `last` cut just before one of `+,-.`, not yet known or probed.
+ */
+function directoryCandidates(last: string, page: PartialPage, probed: Set<string>): string[] {
+  const candidates: string[] = [];
+  for (let i = 1; i < last.length; i++) {
+    if (!BEFORE_SLASH.has(last[i]!)) continue;
+    const d = last.slice(0, i);
+    if (page.names.has(d) || probed.has(d)) continue;
+    if (page.after !== undefined && d <= page.after) continue;
+    if (page.full + d + '/' <= page.lastKey) continue; // already read past it: it does not exist
+    candidates.push(d);
+  }
+  return candidates;
+}
+
+/**
+ * partFloor is the least part size for a stream of `sizeHint` bytes: a known length that would
+ * need more than 10,000 parts of `partSize` raises every part's floor.
+ */
+function partFloor(partSize: number, sizeHint: number | undefined): number {
+  if (sizeHint === undefined || sizeHint <= partSize * MAX_PARTS) return 0;
+  return Math.ceil(sizeHint / MAX_PARTS / MiB) * MiB;
 }
 
 function toBuffer(chunk: unknown): Buffer {
