@@ -28,7 +28,7 @@ import { DiskCachingDriver } from './storage/diskcache.js';
 import type { StorageDriver } from './storage/driver.js';
 import { Paths } from './storage/paths.js';
 import { Peers } from './storage/peers.js';
-import { cachedViews } from './storage/views.js';
+import { cachedViews, type StorageViews } from './storage/views.js';
 import { FilesystemDriver } from './storage/drivers/filesystem.js';
 import { InMemoryDriver } from './storage/drivers/inmemory.js';
 import { S3Driver } from './storage/drivers/s3.js';
@@ -56,18 +56,74 @@ export function createServices(
   log: Logger,
   clock: Clock = systemClock,
 ): Services {
-  let secret = config.http.secret;
-  if (secret === undefined || secret === '') {
-    secret = randomBytes(32).toString('hex');
-    log.warn(
-      {},
-      'no http.secret configured: upload sessions will not survive a restart or move between replicas',
-    );
-  }
+  const secret = httpSecret(config, log);
   const s3 = config.storage.driver === 's3' ? config.storage.s3 : undefined;
   // Cross-cutting concerns wrap: metrics around the driver, events around repositories.
-  const raw = driver;
   const metrics = config.metrics.enabled ? new Metrics(config.metrics) : undefined;
+  const { storage, peers } = storageStack(config, driver, { log, clock, metrics });
+  const events = eventsRuntime(config, storage.cached, driver, { log, clock, metrics });
+  const tokens = new Tokens(secret);
+  const uploads = new Uploads(storage, {
+    ttlSeconds: config.uploads.ttlSeconds,
+    clock,
+    log,
+    abortStale: driver.abortStaleMultipartUploads && ((d) => driver.abortStaleMultipartUploads!(d)),
+    mintId: (repo, startedAt, alg) => tokens.mintId(repo, startedAt, alg),
+  });
+  const auth = new AuthService(config.auth, { clock, log });
+  return {
+    config,
+    driver: storage.cached,
+    log,
+    registry: new Registry(storage, {
+      allowSparse: config.validation.allowSparse,
+      redirectSeconds: s3?.redirect ? 1200 : undefined,
+      // Policy inside events: a refused write records no event.
+      decorate: (repo) => events.decorate(immutableTagsRepository(repo, auth.policy)),
+      cacheObserver: metrics && ((hit) => metrics.observeCache(hit)),
+      clock,
+    }),
+    uploads: metrics
+      ? observedUploads(uploads, (seconds) => metrics.observeUpload(seconds), clock)
+      : uploads,
+    events,
+    metrics,
+    peers,
+    tokens,
+    auth,
+    clock,
+  };
+}
+
+/** httpSecret is the configured upload-token secret, or a random one (with a warning). */
+function httpSecret(config: BerthConfig, log: Logger): string {
+  const secret = config.http.secret;
+  if (secret !== undefined && secret !== '') return secret;
+  log.warn(
+    {},
+    'no http.secret configured: upload sessions will not survive a restart or move between replicas',
+  );
+  return randomBytes(32).toString('hex');
+}
+
+/** Wiring is what every wiring step may use: the log, the clock and the metrics when on. */
+interface Wiring {
+  log: Logger;
+  clock: Clock;
+  metrics: Metrics | undefined;
+}
+
+/**
+ * storageStack wraps `raw` as the domain reads it: metered, then the blob disk cache when
+ * configured, then the metadata cache, whose cached and fresh views the domain receives;
+ * the membership (peers) runs on the raw driver.
+ */
+function storageStack(
+  config: BerthConfig,
+  raw: StorageDriver,
+  { log, clock, metrics }: Wiring,
+): { storage: StorageViews; peers: Peers } {
+  let driver = raw;
   if (metrics) {
     driver = new MeteredDriver(driver, (d, action, seconds) =>
       metrics.observeStorage(d, action, seconds),
@@ -106,7 +162,16 @@ export function createServices(
       observe: metrics && ((kind, hit) => metrics.observeCache(hit, kind)),
     }),
   );
-  driver = storage.cached;
+  return { storage, peers };
+}
+
+/** eventsRuntime builds the events runtime over `driver`, counted by the metrics when on. */
+function eventsRuntime(
+  config: BerthConfig,
+  driver: StorageDriver,
+  raw: StorageDriver,
+  { log, clock, metrics }: Wiring,
+): EventsRuntime {
   const events = new EventsRuntime(config.notifications, driver, log, {
     listenAddr: config.http.addr,
     clock,
@@ -119,37 +184,7 @@ export function createServices(
       countUploads: () => countKeys(raw, 'uploads/', 10_000),
     });
   }
-  const tokens = new Tokens(secret);
-  const uploads = new Uploads(storage, {
-    ttlSeconds: config.uploads.ttlSeconds,
-    clock,
-    log,
-    abortStale: raw.abortStaleMultipartUploads && ((d) => raw.abortStaleMultipartUploads!(d)),
-    mintId: (repo, startedAt, alg) => tokens.mintId(repo, startedAt, alg),
-  });
-  const auth = new AuthService(config.auth, { clock, log });
-  return {
-    config,
-    driver,
-    log,
-    registry: new Registry(storage, {
-      allowSparse: config.validation.allowSparse,
-      redirectSeconds: s3?.redirect ? 1200 : undefined,
-      // Policy inside events: a refused write records no event.
-      decorate: (repo) => events.decorate(immutableTagsRepository(repo, auth.policy)),
-      cacheObserver: metrics && ((hit) => metrics.observeCache(hit)),
-      clock,
-    }),
-    uploads: metrics
-      ? observedUploads(uploads, (seconds) => metrics.observeUpload(seconds), clock)
-      : uploads,
-    events,
-    metrics,
-    peers,
-    tokens,
-    auth,
-    clock,
-  };
+  return events;
 }
 
 /** counted is an event as the metrics count it. */
@@ -252,46 +287,7 @@ export async function startServer(
   const log = opts.log ?? createLogger(config.log.level);
   const driver = opts.driver ?? createDriver(config);
   const services = createServices(config, driver, log, opts.clock);
-  const app = createApp(services, {
-    outer: services.metrics ? [observeRequests(services.metrics)] : [],
-  });
-  const callback = app.callback();
-  const tls = config.http.tls;
-  const serverOpts = { maxHeaderSize: config.limits.headerBytes };
-  // While draining, every response says Connection: close, so a client with a kept-alive
-  // connection opens a new one (to another pod) instead of racing the socket's close.
-  const inFlight = new Set<ServerResponse>();
-  const drain = new ConnectionDrain();
-  const handle = (req: IncomingMessage, res: ServerResponse): void => {
-    drain.track(req, res);
-    inFlight.add(res);
-    res.on('close', () => inFlight.delete(res));
-    void callback(req, res);
-  };
-  const server = tls
-    ? createHttpsServer({ ...serverOpts, ...serverOptions(tls) }, handle)
-    : createServer(serverOpts, handle);
-  drain.attach(server, tls !== undefined);
-  const unwatchTls =
-    tls && 'setSecureContext' in server ? watchTls(server, tls, log, opts.tlsPollMs) : undefined;
-  server.on(
-    'clientError',
-    onClientError(
-      log,
-      services.metrics && ((r, st) => services.metrics!.observeProtocolError(r, st)),
-    ),
-  );
-  server.requestTimeout = 0;
-  server.timeout = 0;
-  server.headersTimeout = 60_000;
-  server.keepAliveTimeout = 65_000;
-  const { host, port } = splitAddr(config.http.addr);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  const a = server.address() as AddressInfo;
-  const url = `${tls ? 'https' : 'http'}://${a.family === 'IPv6' ? `[${a.address}]` : a.address === '0.0.0.0' ? '127.0.0.1' : a.address}:${a.port}`;
+  const main = await listenMain(config, services, opts.tlsPollMs);
   const purge =
     config.uploads.purgeIntervalSeconds > 0
       ? services.clock.every(config.uploads.purgeIntervalSeconds * 1000, () => {
@@ -318,27 +314,98 @@ export async function startServer(
       }).start()
     : undefined;
   log.info(
-    { url, driver: driver.name, readOnly: config.readOnly, debugAddr: config.http.debugAddr },
+    {
+      url: main.url,
+      driver: driver.name,
+      readOnly: config.readOnly,
+      debugAddr: config.http.debugAddr,
+    },
     'registry listening',
   );
   return {
-    url,
-    server,
+    url: main.url,
+    server: main.server,
     services,
     debugUrl: debug && `http://127.0.0.1:${(debug.address() as AddressInfo).port}`,
     gc,
     close: async () => {
       purge?.cancel();
       await gcSchedule?.stop();
-      unwatchTls?.();
       debug?.close();
-      // Stops accepting at once; in-flight requests finish, each connection ends on a response
-      // saying Connection: close or after it stayed idle a moment (ConnectionDrain).
-      services.events?.endStreams();
-      await drain.drain(server, config.http.shutdownTimeoutSeconds * 1000, inFlight);
+      await main.close();
       await services.events?.stop();
       await services.peers.stop();
       await driver.close?.();
     },
   };
+}
+
+/** MainListener is the client-facing listener: its URL, and a close that drains it. */
+interface MainListener {
+  url: string;
+  server: Server;
+  close(): Promise<void>;
+}
+
+/**
+ * listenMain serves the app on http.addr (HTTPS with http.tls, its certificate reloaded on
+ * change) and resolves once it accepts connections. Its close stops accepting at once;
+ * in-flight requests finish, each connection ends on a response saying Connection: close
+ * or after it stayed idle a moment (ConnectionDrain); open event streams end.
+ */
+async function listenMain(
+  config: BerthConfig,
+  services: Services,
+  tlsPollMs: number | undefined,
+): Promise<MainListener> {
+  const { log, metrics } = services;
+  const app = createApp(services, { outer: metrics ? [observeRequests(metrics)] : [] });
+  const callback = app.callback();
+  const tls = config.http.tls;
+  const serverOpts = { maxHeaderSize: config.limits.headerBytes };
+  // While draining, every response says Connection: close, so a client with a kept-alive
+  // connection opens a new one (to another pod) instead of racing the socket's close.
+  const inFlight = new Set<ServerResponse>();
+  const drain = new ConnectionDrain();
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    drain.track(req, res);
+    inFlight.add(res);
+    res.on('close', () => inFlight.delete(res));
+    void callback(req, res);
+  };
+  const server = tls
+    ? createHttpsServer({ ...serverOpts, ...serverOptions(tls) }, handle)
+    : createServer(serverOpts, handle);
+  drain.attach(server, tls !== undefined);
+  const unwatchTls =
+    tls && 'setSecureContext' in server ? watchTls(server, tls, log, tlsPollMs) : undefined;
+  server.on(
+    'clientError',
+    onClientError(log, metrics && ((r, st) => metrics.observeProtocolError(r, st))),
+  );
+  server.requestTimeout = 0;
+  server.timeout = 0;
+  server.headersTimeout = 60_000;
+  server.keepAliveTimeout = 65_000;
+  const { host, port } = splitAddr(config.http.addr);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return {
+    url: listenUrl(server.address() as AddressInfo, tls !== undefined),
+    server,
+    close: async () => {
+      unwatchTls?.();
+      services.events?.endStreams();
+      await drain.drain(server, config.http.shutdownTimeoutSeconds * 1000, inFlight);
+    },
+  };
+}
+
+/** listenUrl is the base URL a local client reaches a listener at. */
+function listenUrl(a: AddressInfo, tls: boolean): string {
+  const host =
+    a.family === 'IPv6' ? `[${a.address}]` : a.address === '0.0.0.0' ? '127.0.0.1' : a.address;
+  return `${tls ? 'https' : 'http'}://${host}:${a.port}`;
 }

@@ -46,6 +46,20 @@ const WRITE_BEHIND_BYTES = 16 * 1024 * 1024;
 const MAX_FILLS = 1;
 
 /**
+ * EndedCopy is a copy into the cache whose tee closed: its key, its temp file holding bytes
+ * [0, n) of `length`, whether the source gave every byte (completed) and whether the disk
+ * fell behind (lagging).
+ */
+interface EndedCopy {
+  key: string;
+  tmp: string;
+  n: number;
+  length: number;
+  completed: boolean;
+  lagging: boolean;
+}
+
+/**
  * DiskCachingDriver keeps local copies of objects whose bytes never change once written
  * (upload segments, named by upload id and a random nonce, never reused), so that repeated
  * pulls of a blob are served from this pod's disk instead of from storage (ADR 0011).
@@ -261,14 +275,14 @@ export class DiskCachingDriver implements StorageDriver {
           this.track(
             tee.close().then(
               (n) =>
-                this.settle(
+                this.settle({
                   key,
                   tmp,
                   n,
-                  src.length,
-                  copiedAll || tee.complete(src.length),
-                  tee.lagging,
-                ),
+                  length: src.length,
+                  completed: copiedAll || tee.complete(src.length),
+                  lagging: tee.lagging,
+                }),
               () => this.discard(tmp).finally(done),
             ),
           );
@@ -282,18 +296,12 @@ export class DiskCachingDriver implements StorageDriver {
   }
 
   /**
-   * settle decides on a copy's file, which holds bytes [0, n) of `length` wanted: kept when
+   * settle decides on an ended copy's file, which holds bytes [0, n) of `length` wanted: kept when
    * whole; when the disk fell behind a copy that otherwise completed, the rest is read from
    * storage in the background (at the disk's pace, MAX_FILLS at once); else removed.
    */
-  private async settle(
-    key: string,
-    tmp: string,
-    n: number,
-    length: number,
-    completed: boolean,
-    lagging: boolean,
-  ): Promise<void> {
+  private async settle(copy: EndedCopy): Promise<void> {
+    const { key, tmp, n, length, completed, lagging } = copy;
     try {
       if (n === length) await this.keep(tmp, key, n);
       else if (completed && lagging && n >= 0 && this.fills < MAX_FILLS && !this.closed) {
