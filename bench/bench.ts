@@ -21,6 +21,7 @@ import {
   putManifest,
   sha256,
 } from './lib/oci.js';
+import { curlGet, runWrk } from './lib/neutral.js';
 import { ALL, findBinary, type RegistryKind, type Running } from './lib/registries.js';
 import { cpuSeconds, peakRss, resetPeak } from './lib/rss.js';
 import { runZb } from './lib/zb.js';
@@ -42,6 +43,8 @@ export interface Profile {
   w6Layer: number;
   w7Blob: number;
   w7Pushes: number;
+  /** wrkSeconds is the length of each measured wrk run (workload 3's neutral rows). */
+  wrkSeconds: number;
 }
 
 export const FULL: Profile = {
@@ -59,6 +62,7 @@ export const FULL: Profile = {
   w6Layer: 8 * MiB,
   w7Blob: GiB,
   w7Pushes: 8,
+  wrkSeconds: 20,
 };
 
 export const QUICK: Profile = {
@@ -76,6 +80,7 @@ export const QUICK: Profile = {
   w6Layer: MiB,
   w7Blob: 16 * MiB,
   w7Pushes: 8,
+  wrkSeconds: 3,
 };
 
 /** Row is one line of the result table: one workload on one registry. */
@@ -99,7 +104,10 @@ export interface Row {
   callsText: string;
   /** rss: peak RSS (bytes) of the server's processes during this workload. */
   rss: number;
+  /** cpu: CPU seconds (user + system) of the server's processes during this workload. */
   cpu: number;
+  /** cpuPerGiB: the server's CPU seconds per GiB moved (workload 1's pulls). */
+  cpuPerGiB?: number;
   note?: string;
 }
 
@@ -145,6 +153,14 @@ interface Ctx {
   rows: Row[];
   bucket: string;
   log: (msg: string) => void;
+  /** replicas are the extra processes of the registry on the same bucket while a step runs
+   * against several; measure counts their RSS and CPU with the first one's. */
+  replicas: Running[];
+}
+
+/** serverPids lists the processes of every running replica of the registry under test. */
+function serverPids(ctx: Ctx): number[] {
+  return [...ctx.reg.pids(), ...ctx.replicas.flatMap((r) => r.pids())];
 }
 
 /**
@@ -160,7 +176,7 @@ async function measure(
   step: () => Promise<Sample>,
   note?: string,
 ): Promise<Row> {
-  const pids = ctx.reg.pids();
+  const pids = serverPids(ctx);
   resetPeak(pids);
   const cpu0 = cpuSeconds(pids);
   const before = await ctx.minio.calls();
@@ -168,7 +184,7 @@ async function measure(
   // Let the server's background work of this step (and MinIO's counters) settle.
   await new Promise((r) => setTimeout(r, 200));
   const after = await ctx.minio.calls();
-  const pidsAfter = ctx.reg.pids();
+  const pidsAfter = serverPids(ctx);
   const d = callDelta(before, after);
   const sum = summarize(s);
   if (s.planned !== undefined) {
@@ -257,6 +273,10 @@ async function w1(ctx: Ctx) {
       return size;
     }),
   );
+  // A third blob, pushed like the first (unmeasured), for curl's first pull: one not
+  // pulled yet, stored the same way as the one the own client pulls first.
+  const forCurl = new BigBlob(size, `w1n-${ctx.kind.name}`);
+  await pushStream(c, 'bench/w1', forCurl.stream(), forCurl.digest);
   const pull = async () => {
     const r = expect(await c.download(`/v2/bench/w1/blobs/${stream.digest}`), [200], 'GET blob');
     if (r.bytes !== size) throw new Error(`pulled ${r.bytes} bytes, want ${size}`);
@@ -266,7 +286,7 @@ async function w1(ctx: Ctx) {
   // finds no copy in Berth's blob cache (and starts one). Once the server and MinIO are
   // idle again, three pulls one after another (one lasts a second or two, and the
   // machine's load moves on that scale); that row is their total rate (p50 and p99).
-  await measure(
+  const first = await measure(
     ctx,
     1,
     'w1-pull-first',
@@ -275,9 +295,50 @@ async function w1(ctx: Ctx) {
     single(pull),
   );
   await settle(ctx);
-  await measure(ctx, 1, 'w1-pull', `1: pull ${label} (proxied), 3 more in a row`, 'MB/s', () =>
-    runConcurrent(3, 1, pull),
+  const later = await measure(
+    ctx,
+    1,
+    'w1-pull',
+    `1: pull ${label} (proxied), 3 more in a row`,
+    'MB/s',
+    () => runConcurrent(3, 1, pull),
   );
+  perGiB(ctx, first, size);
+  perGiB(ctx, later, 3 * size);
+  // The same with curl, what a user's client sees, on the third blob.
+  await settle(ctx);
+  const curlPull = async () => {
+    const n = await curlGet(`${ctx.reg.url}/v2/bench/w1/blobs/${forCurl.digest}`);
+    if (n !== size) throw new Error(`curl pulled ${n} bytes, want ${size}`);
+    return n;
+  };
+  const curlFirst = await measure(
+    ctx,
+    1,
+    'w1-pull-first-curl',
+    `1: pull ${label} (proxied), first pull, curl`,
+    'MB/s',
+    single(curlPull),
+  );
+  await settle(ctx);
+  const curlLater = await measure(
+    ctx,
+    1,
+    'w1-pull-curl',
+    `1: pull ${label} (proxied), 3 more in a row, curl`,
+    'MB/s',
+    () => runConcurrent(3, 1, curlPull),
+  );
+  perGiB(ctx, curlFirst, size);
+  perGiB(ctx, curlLater, 3 * size);
+}
+
+/** perGiB records the server's CPU seconds per GiB a pull row moved, in the row and its note. */
+function perGiB(ctx: Ctx, row: Row, bytes: number): void {
+  if (row.errors > 0) return;
+  row.cpuPerGiB = row.cpu / (bytes / GiB);
+  row.note = [row.note, `CPU ${row.cpuPerGiB.toFixed(2)} s/GiB`].filter(Boolean).join('; ');
+  ctx.log(`  ${ctx.kind.name} ${row.key}: server CPU ${row.cpuPerGiB.toFixed(2)} s per GiB`);
 }
 
 async function w2(ctx: Ctx) {
@@ -464,6 +525,55 @@ async function w3(ctx: Ctx) {
         budgetMs: MEASURE_BUDGET_MS,
       }),
     );
+  }
+  await w3Neutral(ctx, repo, variants[1]!.refs);
+}
+
+/**
+ * w3Neutral measures warm manifest GETs by tag with wrk at c=32: against the registry
+ * alone, then against two and three replicas on the same bucket (one wrk thread per
+ * replica, the connections split evenly), where the registry supports that setup.
+ */
+async function w3Neutral(ctx: Ctx, repo: string, tags: string[]): Promise<void> {
+  const { profile: p } = ctx;
+  const paths = tags.map((t) => `/v2/${repo}/manifests/${t}`);
+  const wrk = (bases: string[], seconds: number) =>
+    runWrk({
+      bases,
+      paths,
+      headers: { Accept: MANIFEST_ACCEPT },
+      connections: 32,
+      seconds,
+    });
+  await measure(
+    ctx,
+    3,
+    'w3-get-tag-warm-wrk',
+    '3: manifest GET by tag, warm, c=32, wrk',
+    'op/s',
+    () => wrk([ctx.reg.url], p.wrkSeconds),
+  );
+  if (!ctx.kind.replicas) {
+    ctx.log(`  ${ctx.kind.name}: replica rows of workload 3 skipped (no shared-bucket replicas)`);
+    return;
+  }
+  try {
+    for (const n of [2, 3]) {
+      while (ctx.replicas.length < n - 1) ctx.replicas.push(await ctx.reg.replica());
+      const bases = [ctx.reg.url, ...ctx.replicas.map((r) => r.url)];
+      // The new replica is warmed like the first process was (unmeasured).
+      await wrk(bases, 1);
+      await measure(
+        ctx,
+        3,
+        `w3-get-tag-warm-${n}r`,
+        `3: manifest GET by tag, warm, ${n} replicas, c=${Math.ceil(32 / n) * n}, wrk`,
+        'op/s',
+        () => wrk(bases, p.wrkSeconds),
+      );
+    }
+  } finally {
+    for (const r of ctx.replicas.splice(0)) await r.stop();
   }
 }
 
@@ -828,6 +938,33 @@ export function targets(rows: Row[]): Target[] {
   };
   vs('1 GiB single-stream push throughput', 'w1-push-stream', 1.2);
   vs('1 GiB pull throughput (proxied), repeat pulls', 'w1-pull', 1.0);
+  // Issue 19: what neutral clients see, against distribution v3.
+  const vsPeer = (measure: string, key: string, peer: string, want?: number) => {
+    const b = get(key, 'berth');
+    const p = get(key, peer);
+    const target = want === undefined ? `reported (no goal) vs ${peer}` : `≥ ${want}× ${peer}`;
+    if (!b || !p) {
+      const measured = b ? `${peer} did not run` : 'Berth did not run';
+      out.push({ measure, target, measured, met: undefined });
+      return;
+    }
+    const x = b.value / p.value;
+    out.push({
+      measure,
+      target,
+      measured: `${x.toFixed(2)}× (${fmtValue(b)} vs ${fmtValue(p)}; p99 ${fmtMs(b.p99)} vs ${fmtMs(p.p99)})`,
+      met: want === undefined ? undefined : b.errors === 0 && p.errors === 0 ? x >= want : false,
+    });
+  };
+  vsPeer('1 GiB first pull (proxied), curl', 'w1-pull-first-curl', 'distribution-v3', 1.2);
+  vsPeer('1 GiB later pulls (proxied), curl', 'w1-pull-curl', 'distribution-v3', 1.5);
+  vsPeer(
+    'manifest GET by tag, warm, 3 replicas, wrk c=33',
+    'w3-get-tag-warm-3r',
+    'distribution-v3',
+    3,
+  );
+  vsPeer('tag list full walk at 10k', 'w4-tags-walk', 'distribution-v2.8');
   const zbPush = peers('w2-zb-push').length > 0 && get('w2-zb-push', 'berth');
   vs(
     `small-image push, images/s${zbPush ? ' (zb)' : ' (own client)'}`,
@@ -981,6 +1118,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
         rows,
         bucket,
         log,
+        replicas: [],
       };
       try {
         for (const n of ORDER) {

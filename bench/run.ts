@@ -25,7 +25,7 @@ const has = (name: string) => process.argv.includes(name);
 const profile = has('--quick') ? QUICK : FULL;
 if (!has('--no-build')) {
   // Peers that cannot be had are reported and the bench runs without them.
-  const r = spawnSync(process.execPath, ['test/tools/ensure.mjs', 'minio', 'peers'], {
+  const r = spawnSync(process.execPath, ['test/tools/ensure.mjs', 'minio', 'bench', 'peers'], {
     stdio: 'inherit',
   });
   if (r.status !== 0) process.stderr.write('bench: some peers could not be built (above)\n');

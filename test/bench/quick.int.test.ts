@@ -1,12 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { QUICK, runBench } from '../../bench/bench.js';
+import { findBinary } from '../../bench/lib/registries.js';
 
 // Keeps the benchmark harness (npm run bench) working: the quick profile runs every
 // workload against Berth on a real MinIO (peers too with BERTH_BENCH_PEERS=1, those already
 // built; none is built here). Numbers are recorded, never asserted: the only checks are that
-// every Berth workload completed without errors and that the table was printed.
+// every Berth workload completed without errors, with the neutral clients (curl, wrk) too,
+// and that the table was printed.
 describe('bench --quick', () => {
   it('runs every workload for Berth with 0 errors and prints the table', async () => {
+    // The neutral clients are real parts: missing, they fail the test (ensure.mjs installs wrk).
+    expect(findBinary('curl'), 'curl on PATH').toBeDefined();
+    expect(findBinary('wrk'), 'wrk on PATH (node test/tools/ensure.mjs bench)').toBeDefined();
     const lines: string[] = [];
     const result = await runBench({
       profile: QUICK,
@@ -25,9 +30,14 @@ describe('bench --quick', () => {
       'w1-push-chunked',
       'w1-pull-first',
       'w1-pull',
+      'w1-pull-first-curl',
+      'w1-pull-curl',
       'w2-push',
       'w2-pull',
       'w3-get-tag-warm',
+      'w3-get-tag-warm-wrk',
+      'w3-get-tag-warm-2r',
+      'w3-get-tag-warm-3r',
       'w3-blob-head-cold',
       'w4-catalog',
       'w4-tags-walk',
@@ -36,6 +46,10 @@ describe('bench --quick', () => {
       'w7-8x-push',
     ]) {
       expect(berth.some((r) => r.key === key)).toBe(true);
+    }
+    // CPU per GiB pulled is reported for both clients.
+    for (const key of ['w1-pull-first', 'w1-pull', 'w1-pull-first-curl', 'w1-pull-curl']) {
+      expect(berth.find((r) => r.key === key)?.cpuPerGiB).toBeGreaterThanOrEqual(0);
     }
     expect(result.table).toMatch(/^\| workload \| registry \| throughput/);
     expect(result.table).toContain('| berth |');
