@@ -3,36 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseDigest } from '../../../server/registry/reference.js';
-import { Registry } from '../../../server/registry/repository.js';
-import { SearchIndex } from '../../../server/search/index.js';
-import { indexingRepository } from '../../../server/search/repository.js';
-import { listAll, type StorageDriver } from '../../../server/storage/driver.js';
 import { FilesystemDriver } from '../../../server/storage/drivers/filesystem.js';
 import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
-import { Paths } from '../../../server/storage/paths.js';
-import { directViews } from '../../../server/storage/views.js';
 import { image, index as imageIndex } from '../../support/image.js';
-import { fixture, mulberry32, race, randomOps, type Fixture } from '../../support/tag-race.js';
-
-const immediate = () => Promise.resolve();
-
-/** indexed is a registry whose repositories keep `search` (as createServices wires it). */
-function indexed(driver: StorageDriver): { registry: Registry; search: SearchIndex } {
-  const search = new SearchIndex(directViews(driver), { ttlMillis: 0 });
-  const registry = new Registry(directViews(driver), {
-    allowSparse: true,
-    pause: immediate,
-    decorate: (repo) => indexingRepository(repo, search),
-  });
-  return { registry, search };
-}
-
-async function stored(driver: StorageDriver, repo: string) {
-  return JSON.parse((await driver.get(Paths.searchDoc(repo))).toString('utf8')) as {
-    tags: Record<string, string>;
-    manifests: Record<string, unknown>;
-  };
-}
+import { indexed, indexViolations, storedDocument } from '../../support/search.js';
+import { fixture, mulberry32, race, randomOps } from '../../support/tag-race.js';
 
 const titled = (title: string) =>
   image()
@@ -49,7 +24,7 @@ describe('search index kept on write', () => {
     const { digest } = await repo.put(img.body, img.mediaType);
     await repo.tag('v1', digest);
 
-    expect(await stored(driver, 'team-a/pay')).toMatchObject({
+    expect(await storedDocument(driver, 'team-a/pay')).toMatchObject({
       repository: 'team-a/pay',
       tags: { v1: img.digest },
       manifests: { [img.digest]: { title: 'Payments API' } },
@@ -71,7 +46,7 @@ describe('search index kept on write', () => {
     await repo.put(child.body, child.mediaType);
     await repo.tag('latest', (await repo.put(idx.body, idx.mediaType)).digest);
 
-    const doc = await stored(driver, 'multi');
+    const doc = await storedDocument(driver, 'multi');
     expect(doc.manifests[idx.digest]).toEqual({ description: 'multi-arch thing' });
     expect(doc.tags).toEqual({ latest: idx.digest });
   });
@@ -86,9 +61,9 @@ describe('search index kept on write', () => {
     await repo.tag('b', digest);
 
     await repo.untag('a');
-    expect((await stored(driver, 'tmp/app')).tags).toEqual({ b: img.digest });
+    expect((await storedDocument(driver, 'tmp/app')).tags).toEqual({ b: img.digest });
     await repo.delete(digest);
-    expect(await stored(driver, 'tmp/app')).toMatchObject({ tags: {}, manifests: {} });
+    expect(await storedDocument(driver, 'tmp/app')).toMatchObject({ tags: {}, manifests: {} });
     expect((await search.search({ term: 'app', n: 10 })).results).toEqual([]);
   });
 
@@ -100,7 +75,7 @@ describe('search index kept on write', () => {
     await repo.tag('latest', (await repo.put(one.body, one.mediaType)).digest);
     await repo.tag('latest', (await repo.put(two.body, two.mediaType)).digest);
 
-    expect((await stored(driver, 'mover')).tags).toEqual({ latest: two.digest });
+    expect((await storedDocument(driver, 'mover')).tags).toEqual({ latest: two.digest });
   });
 
   it('GIVEN many repositories WHEN searched page by page THEN pages follow in name order and only visible repositories appear', async () => {
@@ -124,31 +99,6 @@ describe('search index kept on write', () => {
     expect(seen).toEqual(['svc/a', 'svc/b', 'svc/c', 'svc/d', 'svc/e']);
   });
 });
-
-/** indexViolations lists where the search document disagrees with the tags and manifests stored. */
-async function indexViolations(driver: StorageDriver, f: Fixture): Promise<string[]> {
-  const doc = await stored(driver, f.repo);
-  const tags: Record<string, string> = {};
-  for (const tag of await listAll(driver, Paths.tagsRoot(f.repo))) {
-    const v = (await driver.get(Paths.tag(f.repo, tag)).catch(() => Buffer.from(''))).toString();
-    if (v !== '') tags[tag] = v;
-  }
-  const out: string[] = [];
-  if (
-    JSON.stringify(doc.tags, Object.keys(doc.tags).sort()) !==
-    JSON.stringify(tags, Object.keys(tags).sort())
-  )
-    out.push(`tags ${JSON.stringify(doc.tags)} ≠ stored ${JSON.stringify(tags)}`);
-  for (const m of f.manifests) {
-    const exists = await driver.stat(Paths.manifest(f.repo, m.digest)).then(
-      () => true,
-      () => false,
-    );
-    if (exists !== m.digest.value in doc.manifests)
-      out.push(`manifest ${m.digest.value}: stored ${exists}, indexed ${!exists}`);
-  }
-  return out;
-}
 
 describe('search index races', () => {
   it('GIVEN two replicas on one filesystem folder WHEN hundreds of racing tag moves, untags, manifest deletes and pushes run THEN no request fails and the document ends equal to the tags and manifests stored', async () => {
@@ -175,7 +125,7 @@ describe('search index races', () => {
       ),
     );
 
-    const doc = await stored(new FilesystemDriver(root), f.repo);
+    const doc = await storedDocument(new FilesystemDriver(root), f.repo);
     expect(Object.keys(doc.tags).sort()).toEqual([...f.tags].sort());
     expect(doc.tags[f.tags[1]!]).toBe(f.manifests[1]!.digest.value);
     expect(await indexViolations(new FilesystemDriver(root), f)).toEqual([]);
