@@ -1,4 +1,9 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { FilesystemDriver } from '../../../server/storage/drivers/filesystem.js';
+import { Paths } from '../../../server/storage/paths.js';
 import { authConfig, basic } from '../../support/auth.js';
 import { Client, image, type Built } from '../../support/image.js';
 import { startTestRegistry, type TestRegistry } from '../../support/server.js';
@@ -149,5 +154,39 @@ describe('search API', () => {
     expect(d.extensions).toContainEqual(
       expect.objectContaining({ name: '_berth', endpoints: ['_berth/search'] }),
     );
+  });
+
+  it('GIVEN two registries on one filesystem folder WHEN 60 tag pushes race through both THEN search on either lists every tag, each on the manifest its tag names', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'berth-search-http-'));
+    const [a, b] = [
+      await start({ driver: new FilesystemDriver(root) }),
+      await start({ driver: new FilesystemDriver(root) }),
+    ];
+    const imgs = [titled('racer one'), titled('racer two')];
+    for (const img of imgs)
+      expect((await client(a).push('race/app', img.digest, img)).status).toBe(201);
+    const tags = Array.from({ length: 60 }, (_, i) => `t${i % 20}`);
+
+    const statuses = await Promise.all(
+      tags.map((tag, i) =>
+        client(i % 2 ? b : a).pushManifest('race/app', tag, imgs[i % 3 === 0 ? 0 : 1]!),
+      ),
+    );
+
+    expect(statuses.map((r) => r.status).filter((s) => s !== 201)).toEqual([]);
+    const stored = new FilesystemDriver(root);
+    const want: Record<string, string> = {};
+    for (const tag of new Set(tags)) {
+      want[tag] = (await stored.get(Paths.tag('race/app', tag))).toString('utf8');
+    }
+    const doc = JSON.parse((await stored.get(Paths.searchDoc('race/app'))).toString('utf8')) as {
+      tags: Record<string, string>;
+    };
+    expect(doc.tags).toEqual(want);
+    const found = await search(b, 'q=t1');
+    expect(found.body.results[0]?.tags).toEqual([
+      't1',
+      ...Array.from({ length: 10 }, (_, i) => `t1${i}`),
+    ]);
   });
 });
