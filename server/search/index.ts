@@ -49,7 +49,10 @@ export interface SearchPage {
 
 export interface SearchIndexOptions {
   clock?: Clock;
-  /** ttlMillis is how long a document read stays in this process's memory (default 5 s). */
+  /**
+   * ttlMillis is how long a document read stays in this process's memory (default 5 s); each
+   * query first drops the older ones.
+   */
   ttlMillis?: number;
 }
 
@@ -98,7 +101,7 @@ export class SearchIndex {
         this.memory.set(repository, { doc: next, at: this.clock.now() });
         return;
       }
-      await this.clock.sleep(Math.min(1 + attempt, 20));
+      // Lost to another writer, which made progress: read again at once.
     }
     throw Errors.unavailable({ repository }, undefined, 'the search index is changing too often');
   }
@@ -124,6 +127,7 @@ export class SearchIndex {
    * at most at SCAN_LIMIT repositories, then returns `next` with what it found.
    */
   async search(q: SearchQuery): Promise<SearchPage> {
+    this.forgetExpired();
     const results: SearchResult[] = [];
     let cursor = q.last === undefined ? undefined : Paths.searchEntry(q.last);
     let scanned = 0;
@@ -147,6 +151,12 @@ export class SearchIndex {
       cursor = last;
       if (scanned >= SCAN_LIMIT) return { results, next: Paths.searchName(last) };
     }
+  }
+
+  /** forgetExpired drops the documents read longer ago than the TTL from memory. */
+  private forgetExpired(): void {
+    const now = this.clock.now();
+    for (const [name, { at }] of this.memory) if (now - at >= this.ttl) this.memory.delete(name);
   }
 
   private async readVersioned(
