@@ -6,6 +6,7 @@ import { ConfigError, loadConfig } from './config/load.js';
 import { backupCommand } from './backup/cli.js';
 import { gcCommand } from './gc/cli.js';
 import { imageCommand } from './image/cli.js';
+import { searchCommand } from './search/cli.js';
 import { sharedSigningKeyFile } from './auth/keys.js';
 import { startServer } from './server.js';
 import { createLogger } from './util/log.js';
@@ -16,6 +17,7 @@ commands:
   operator   run the Kubernetes operator (in-cluster config, else $KUBECONFIG; leader election on a Lease)
   server     run the registry (config: --config, $BERTH_CONFIG or ./berth.yaml; env BERTH_<PATH> overrides)
   gc         collect garbage and apply retention once [--dry-run: only report]; prints a JSON report
+  search     search reindex: rebuild every repository's search document from storage; prints counts as JSON
   image      build the Berth image as an OCI layout and archive (no Docker engine), or push one:
                image build [--out DIR] [--archive FILE] [--tag REF] [--revision REV] [--source-date-epoch N]
                image push --layout DIR [--from-ref NAME] [--username USER] [--plain-http] [--insecure] REFERENCE
@@ -96,6 +98,8 @@ async function main(argv: string[]): Promise<void> {
       const code = await gcCommand(rest, flag(rest, '--config'));
       return process.exit(code);
     }
+    case 'search':
+      return process.exit(await searchCommand(rest, flag(rest, '--config')));
     case 'image':
       return process.exit(await imageCommand(rest));
     case 'backup':

@@ -1,6 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { immutableTagsRepository } from './auth/immutable.js';
+import { SearchIndex } from './search/index.js';
+import { indexingRepository } from './search/repository.js';
 import { onClientError } from './http/client-error.js';
 import { AuthService } from './auth/service.js';
 import { systemClock, type Clock } from './util/clock.js';
@@ -71,6 +73,7 @@ export function createServices(
     mintId: (repo, startedAt, alg) => tokens.mintId(repo, startedAt, alg),
   });
   const auth = new AuthService(config.auth, { clock, log });
+  const search = new SearchIndex(storage, { clock });
   return {
     config,
     driver: storage.cached,
@@ -78,8 +81,10 @@ export function createServices(
     registry: new Registry(storage, {
       allowSparse: config.validation.allowSparse,
       redirectSeconds: s3?.redirect ? 1200 : undefined,
-      // Policy inside events: a refused write records no event.
-      decorate: (repo) => events.decorate(immutableTagsRepository(repo, auth.policy)),
+      // Policy inside search inside events: a refused write records no event and indexes
+      // nothing.
+      decorate: (repo) =>
+        events.decorate(indexingRepository(immutableTagsRepository(repo, auth.policy), search)),
       cacheObserver: metrics && ((hit) => metrics.observeCache(hit)),
       clock,
     }),
@@ -87,6 +92,7 @@ export function createServices(
       ? observedUploads(uploads, (seconds) => metrics.observeUpload(seconds), clock)
       : uploads,
     events,
+    search,
     metrics,
     peers,
     tokens,

@@ -4,6 +4,7 @@ import type { AuthService, Identity } from '../auth/service.js';
 import type { BerthConfig } from '../config/types.js';
 import type { EventsRuntime } from '../events/runtime.js';
 import type { Registry } from '../registry/repository.js';
+import type { SearchIndex } from '../search/index.js';
 import type { Tokens } from '../registry/token.js';
 import type { Uploads } from '../registry/uploads.js';
 import type { StorageDriver } from '../storage/driver.js';
@@ -35,6 +36,8 @@ export interface Services {
   clock: Clock;
   /** events is the durable events outbox and its delivery (the events API reads it). */
   events?: EventsRuntime;
+  /** search is the search index (the search API reads it; repositories keep it). */
+  search: SearchIndex;
   /** metrics is served on the debug listener; handlers never touch it. */
   metrics?: MetricsService;
   /** peers is this process's membership of the storage (gates tag writes, ADR 0012). */

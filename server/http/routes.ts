@@ -5,6 +5,7 @@ import * as events from './handlers/events.js';
 import * as uploads from './handlers/blob-uploads.js';
 import * as listing from './handlers/listing.js';
 import * as manifests from './handlers/manifests.js';
+import * as search from './handlers/search.js';
 
 type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
 
@@ -52,6 +53,12 @@ function registryRoutes(): Route[] {
       pattern: /^\/v2\/_berth\/events\/stream$/,
       keys: [],
       methods: { GET: events.streamEvents },
+    },
+    {
+      name: 'search',
+      pattern: /^\/v2\/_berth\/search$/,
+      keys: [],
+      methods: { GET: search.search },
     },
   ];
 }

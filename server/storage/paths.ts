@@ -23,6 +23,7 @@ import type { Digest } from '../registry/reference.js';
  * gc/state                                    garbage collection checkpoint, deferrals, last report (JSON)
  * gc/lease/<epoch10>                          garbage collection run lease (JSON: holder, expiry)
  * peers/<instance>                            one live process on this storage (JSON: host, pid, beat)
+ * search/<name with '/' as ','>               search document of a repository (JSON: tags, annotations)
  * ```
  *
  * Repository names may contain `/`; their components start with `[a-z0-9]`, so they
@@ -87,6 +88,14 @@ export const Paths = {
   gcState: () => 'gc/state',
   gcLeaseRoot: () => 'gc/lease/',
   gcLease: (epoch: number) => `gc/lease/${String(epoch).padStart(10, '0')}`,
+  /** searchRoot is the search index: one document per repository, listed in name order. */
+  searchRoot: () => 'search/',
+  /** searchDoc is a repository's search document (ADR 0023); `/` is stored as `,`. */
+  searchDoc: (name: string) => `search/${name.replaceAll('/', ',')}`,
+  /** searchEntry is the list entry (below `searchRoot`) of a repository's search document. */
+  searchEntry: (name: string) => name.replaceAll('/', ','),
+  /** searchName reads back the repository name of a `search/` list entry. */
+  searchName: (entry: string) => entry.replaceAll(',', '/'),
   peersRoot: () => 'peers/',
   /** peer: one process serving this storage (ADR 0012). */
   peer: (instance: string) => `peers/${instance}`,

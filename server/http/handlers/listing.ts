@@ -4,6 +4,7 @@ import { parseDigest } from '../../registry/reference.js';
 import type { Handler } from '../context.js';
 import { linkHeader, pageSize, query } from '../params.js';
 import { EXTENSION } from './events.js';
+import { SEARCH_EXTENSION } from './search.js';
 
 export const base: Handler = async (ctx) => {
   ctx.status = 200;
@@ -63,5 +64,5 @@ export const listReferrers: Handler = async (ctx, s) => {
 };
 
 export const discover: Handler = async (ctx, s) => {
-  ctx.body = { extensions: s.events ? [EXTENSION] : [] };
+  ctx.body = { extensions: [...(s.events ? [EXTENSION] : []), SEARCH_EXTENSION] };
 };

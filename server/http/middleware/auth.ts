@@ -54,6 +54,7 @@ export function needsOf(route: string, method: string, params: Record<string, st
     case 'base':
       return [{ kind: 'login' }];
     case 'catalog':
+    case 'search':
       return [{ kind: 'catalog' }];
     case 'discover':
       return [];

@@ -281,6 +281,7 @@ describe('webhook delivery of every action in every format', () => {
         name: '_berth',
         endpoints: ['_berth/events', '_berth/events/stream'],
       }),
+      expect.objectContaining({ name: '_berth', endpoints: ['_berth/search'] }),
     ]);
     const bad = await reg.fetch('/v2/_berth/events?last=nonsense');
     expect(bad.status).toBe(400);

@@ -1,0 +1,251 @@
+import { Errors, isRegistryError } from '../errors.js';
+import { parseManifest } from '../registry/manifest-parse.js';
+import { parseDigest, type Digest } from '../registry/reference.js';
+import type { StoredManifest } from '../registry/repository.js';
+import { isNotFound } from '../storage/driver.js';
+import { Paths } from '../storage/paths.js';
+import type { StorageViews } from '../storage/views.js';
+import { systemClock, type Clock } from '../util/clock.js';
+import {
+  emptyDocument,
+  imageText,
+  matchDocument,
+  parseDocument,
+  type ImageText,
+  type SearchDocument,
+  type SearchResult,
+} from './document.js';
+
+/**
+ * IndexChange names what a repository write changed: tags moved or removed, manifests
+ * stored or deleted, and the text of manifests the writer has parsed already.
+ */
+export interface IndexChange {
+  tags?: readonly string[];
+  digests?: readonly Digest[];
+  known?: ReadonlyMap<string, ImageText>;
+}
+
+/** ManifestSource is the repository whose document is updated, and how to read a manifest. */
+export interface ManifestSource {
+  readonly name: string;
+  get(digest: Digest): Promise<StoredManifest>;
+}
+
+/** SearchQuery is one page of a search: `term` after repository `last`, at most `n`. */
+export interface SearchQuery {
+  term: string;
+  n: number;
+  last?: string;
+  /** visible filters repositories by name (the caller's pull rights) before any is read. */
+  visible?: (repository: string) => boolean;
+}
+
+export interface SearchPage {
+  results: SearchResult[];
+  /** next is the repository name to continue after, when more may follow. */
+  next?: string;
+}
+
+export interface SearchIndexOptions {
+  clock?: Clock;
+  /**
+   * ttlMillis is how long a document read stays in this process's memory (default 5 s); each
+   * query first drops the older ones.
+   */
+  ttlMillis?: number;
+}
+
+/** CAS_ATTEMPTS bounds the compare-and-set rounds of one document update. */
+const CAS_ATTEMPTS = 100;
+/** SCAN_LIMIT bounds the repositories one query looks at, as the catalog does. */
+const SCAN_LIMIT = 10_000;
+/** READ_BATCH is how many documents a query reads from storage at once. */
+const READ_BATCH = 32;
+const TOMBSTONE = '';
+
+/**
+ * SearchIndex keeps one search document per repository (`search/<name>`, ADR 0023) and
+ * answers queries from them: the index is listed, never the bucket walked.
+ *
+ * `update` is safe against every other replica: each round reads the document with its
+ * version, then the truth of what changed (the tag objects, the manifests) from storage
+ * itself, and stores the result by compare-and-set, retrying when it lost a race. Since
+ * every writer updates after its own write, the last stored round read the last write.
+ */
+export class SearchIndex {
+  private readonly memory = new Map<string, { doc: SearchDocument; at: number }>();
+  private readonly clock: Clock;
+  private readonly ttl: number;
+
+  constructor(
+    private readonly storage: StorageViews,
+    opts: SearchIndexOptions = {},
+  ) {
+    this.clock = opts.clock ?? systemClock;
+    this.ttl = opts.ttlMillis ?? 5_000;
+  }
+
+  /**
+   * update brings `repository`'s document in line with storage for what `change` names.
+   * Throws UNAVAILABLE when the document kept changing for CAS_ATTEMPTS rounds.
+   */
+  async update(source: ManifestSource, change: IndexChange): Promise<void> {
+    const repository = source.name;
+    const key = Paths.searchDoc(repository);
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const { doc, version } = await this.readVersioned(repository);
+      const next = await this.reconcile(source, doc, change);
+      next.rev = doc.rev + 1;
+      if (await this.storage.cached.putIfVersion(key, JSON.stringify(next), version)) {
+        this.memory.set(repository, { doc: next, at: this.clock.now() });
+        return;
+      }
+      // Lost to another writer, which made progress: read again at once.
+    }
+    throw Errors.unavailable({ repository }, undefined, 'the search index is changing too often');
+  }
+
+  /** document reads a repository's document (from memory within the TTL). */
+  async document(repository: string): Promise<SearchDocument> {
+    const hit = this.memory.get(repository);
+    if (hit && this.clock.now() - hit.at < this.ttl) return hit.doc;
+    let doc: SearchDocument;
+    try {
+      doc = parseDocument(repository, await this.storage.fresh.get(Paths.searchDoc(repository)));
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      doc = emptyDocument(repository);
+    }
+    this.memory.set(repository, { doc, at: this.clock.now() });
+    return doc;
+  }
+
+  /**
+   * search answers one page: the repositories after `last`, in name order, whose document
+   * matches `term` (see {@link matchDocument}) and that `visible` accepts. One request looks
+   * at most at SCAN_LIMIT repositories, then returns `next` with what it found.
+   */
+  async search(q: SearchQuery): Promise<SearchPage> {
+    this.forgetExpired();
+    const results: SearchResult[] = [];
+    let cursor = q.last === undefined ? undefined : Paths.searchEntry(q.last);
+    let scanned = 0;
+    for (;;) {
+      const page = await this.storage.cached.list(Paths.searchRoot(), { startAfter: cursor });
+      const names = page.names.map(Paths.searchName).filter((n) => q.visible?.(n) ?? true);
+      for (let i = 0; i < names.length; i += READ_BATCH) {
+        const batch = names.slice(i, i + READ_BATCH);
+        const docs = await Promise.all(batch.map((n) => this.document(n)));
+        for (const [j, doc] of docs.entries()) {
+          const hit = matchDocument(doc, q.term);
+          if (!hit) continue;
+          results.push(hit);
+          const more = i + j < names.length - 1 || page.truncated;
+          if (results.length === q.n) return { results, next: more ? hit.repository : undefined };
+        }
+      }
+      scanned += page.names.length;
+      const last = page.names[page.names.length - 1];
+      if (!page.truncated || last === undefined) return { results };
+      cursor = last;
+      if (scanned >= SCAN_LIMIT) return { results, next: Paths.searchName(last) };
+    }
+  }
+
+  /** forgetExpired drops the documents read longer ago than the TTL from memory. */
+  private forgetExpired(): void {
+    const now = this.clock.now();
+    for (const [name, { at }] of this.memory) if (now - at >= this.ttl) this.memory.delete(name);
+  }
+
+  private async readVersioned(
+    repository: string,
+  ): Promise<{ doc: SearchDocument; version: string | null }> {
+    try {
+      const v = await this.storage.cached.getVersioned(Paths.searchDoc(repository));
+      return { doc: parseDocument(repository, v.data), version: v.version };
+    } catch (err) {
+      if (isNotFound(err)) return { doc: emptyDocument(repository), version: null };
+      throw err;
+    }
+  }
+
+  /**
+   * reconcile is `doc` with what `change` names read again from storage: each named tag, and
+   * each tag the document says points at a named manifest; each named manifest, and each
+   * manifest a tag points at, present exactly when stored.
+   */
+  private async reconcile(
+    source: ManifestSource,
+    doc: SearchDocument,
+    change: IndexChange,
+  ): Promise<SearchDocument> {
+    const name = doc.repository;
+    const digests = new Set((change.digests ?? []).map((d) => d.value));
+    const tags = new Set(change.tags ?? []);
+    for (const [tag, d] of Object.entries(doc.tags)) if (digests.has(d)) tags.add(tag);
+    const next: SearchDocument = {
+      ...doc,
+      tags: { ...doc.tags },
+      manifests: { ...doc.manifests },
+    };
+    const targets = await Promise.all([...tags].map((t) => this.readTag(name, t)));
+    [...tags].forEach((t, i) => {
+      const target = targets[i];
+      if (target === undefined) delete next.tags[t];
+      else {
+        next.tags[t] = target;
+        digests.add(target);
+      }
+    });
+    await Promise.all(
+      [...digests].map(async (d) => {
+        const text = await this.readText(source, d, change.known?.get(d) ?? doc.manifests[d]);
+        if (text === undefined) delete next.manifests[d];
+        else next.manifests[d] = text;
+      }),
+    );
+    for (const [t, d] of Object.entries(next.tags)) if (!(d in next.manifests)) delete next.tags[t];
+    return next;
+  }
+
+  /** readTag is the digest `tag` points at in storage itself, or undefined. */
+  private async readTag(repository: string, tag: string): Promise<string | undefined> {
+    try {
+      const v = (await this.storage.fresh.get(Paths.tag(repository, tag))).toString('utf8');
+      return v === TOMBSTONE ? undefined : v;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * readText is the text of manifest `digest` when it is stored (asked of storage itself),
+   * else undefined: `known` when given (a manifest's content never changes), else parsed
+   * from the manifest.
+   */
+  private async readText(
+    source: ManifestSource,
+    digest: string,
+    known: ImageText | undefined,
+  ): Promise<ImageText | undefined> {
+    const d = parseDigest(digest);
+    try {
+      await this.storage.fresh.stat(Paths.manifest(source.name, d));
+      if (known !== undefined) return known;
+      const m = await source.get(d);
+      try {
+        return imageText(parseManifest(m.body, m.mediaType).annotations);
+      } catch {
+        return {}; // stored, so parsed once; nothing to search in it now
+      }
+    } catch (err) {
+      if (isNotFound(err) || (isRegistryError(err) && err.code === 'MANIFEST_UNKNOWN')) {
+        return undefined;
+      }
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,134 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseDigest } from '../../../server/registry/reference.js';
+import { FilesystemDriver } from '../../../server/storage/drivers/filesystem.js';
+import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
+import { image, index as imageIndex } from '../../support/image.js';
+import { indexed, indexViolations, storedDocument } from '../../support/search.js';
+import { fixture, mulberry32, race, randomOps } from '../../support/tag-race.js';
+
+const titled = (title: string) =>
+  image()
+    .layer(8)
+    .annotate({ 'org.opencontainers.image.title': title, 'org.opencontainers.image.version': '1' })
+    .build();
+
+describe('search index kept on write', () => {
+  it('GIVEN an annotated image WHEN pushed and tagged THEN the document holds the tag and the title, and a search by title finds it', async () => {
+    const driver = new InMemoryDriver();
+    const { registry, search } = indexed(driver);
+    const img = titled('Payments API');
+    const repo = registry.repository('team-a/pay');
+    const { digest } = await repo.put(img.body, img.mediaType);
+    await repo.tag('v1', digest);
+
+    expect(await storedDocument(driver, 'team-a/pay')).toMatchObject({
+      repository: 'team-a/pay',
+      tags: { v1: img.digest },
+      manifests: { [img.digest]: { title: 'Payments API' } },
+    });
+    const page = await search.search({ term: 'payments', n: 10 });
+    expect(page.results).toEqual([
+      { repository: 'team-a/pay', tags: ['v1'], matched: ['annotation'], title: 'Payments API' },
+    ]);
+  });
+
+  it('GIVEN an index with its own annotations WHEN pushed THEN its text is indexed, not its children’s', async () => {
+    const driver = new InMemoryDriver();
+    const { registry } = indexed(driver);
+    const child = titled('child');
+    const idx = imageIndex([child], {
+      annotations: { 'org.opencontainers.image.description': 'multi-arch thing' },
+    });
+    const repo = registry.repository('multi');
+    await repo.put(child.body, child.mediaType);
+    await repo.tag('latest', (await repo.put(idx.body, idx.mediaType)).digest);
+
+    const doc = await storedDocument(driver, 'multi');
+    expect(doc.manifests[idx.digest]).toEqual({ description: 'multi-arch thing' });
+    expect(doc.tags).toEqual({ latest: idx.digest });
+  });
+
+  it('GIVEN a tagged manifest WHEN its tag is removed, then the manifest deleted THEN the tag leaves the document, then the document is empty and matches nothing', async () => {
+    const driver = new InMemoryDriver();
+    const { registry, search } = indexed(driver);
+    const img = titled('gone soon');
+    const repo = registry.repository('tmp/app');
+    const { digest } = await repo.put(img.body, img.mediaType);
+    await repo.tag('a', digest);
+    await repo.tag('b', digest);
+
+    await repo.untag('a');
+    expect((await storedDocument(driver, 'tmp/app')).tags).toEqual({ b: img.digest });
+    await repo.delete(digest);
+    expect(await storedDocument(driver, 'tmp/app')).toMatchObject({ tags: {}, manifests: {} });
+    expect((await search.search({ term: 'app', n: 10 })).results).toEqual([]);
+  });
+
+  it('GIVEN a tag moved to another manifest WHEN indexed THEN the tag names the new digest', async () => {
+    const driver = new InMemoryDriver();
+    const { registry } = indexed(driver);
+    const [one, two] = [titled('one'), titled('two')];
+    const repo = registry.repository('mover');
+    await repo.tag('latest', (await repo.put(one.body, one.mediaType)).digest);
+    await repo.tag('latest', (await repo.put(two.body, two.mediaType)).digest);
+
+    expect((await storedDocument(driver, 'mover')).tags).toEqual({ latest: two.digest });
+  });
+
+  it('GIVEN many repositories WHEN searched page by page THEN pages follow in name order and only visible repositories appear', async () => {
+    const driver = new InMemoryDriver();
+    const { registry, search } = indexed(driver);
+    const names = ['svc/a', 'svc/b', 'svc/c', 'svc/d', 'svc-hidden', 'svc/e'];
+    for (const name of names) {
+      const img = titled(name);
+      await registry.repository(name).put(img.body, img.mediaType);
+    }
+    const visible = (n: string) => n !== 'svc-hidden';
+
+    const seen: string[] = [];
+    let last: string | undefined;
+    for (let i = 0; i < 10; i++) {
+      const page = await search.search({ term: 'SVC', n: 2, last, visible });
+      seen.push(...page.results.map((r) => r.repository));
+      if (page.next === undefined) break;
+      last = page.next;
+    }
+    expect(seen).toEqual(['svc/a', 'svc/b', 'svc/c', 'svc/d', 'svc/e']);
+  });
+});
+
+describe('search index races', () => {
+  it('GIVEN two replicas on one filesystem folder WHEN hundreds of racing tag moves, untags, manifest deletes and pushes run THEN no request fails and the document ends equal to the tags and manifests stored', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'berth-searchrace-'));
+    const replicas = [0, 1].map(() => indexed(new FilesystemDriver(root)).registry);
+    const f = fixture('race/search', 4, 5);
+    for (const m of f.manifests) await replicas[0]!.repository(f.repo).put(m.body, m.mediaType);
+
+    const failures = await race(replicas, f, randomOps(f, 400, mulberry32(23)), 16);
+
+    expect(failures).toEqual([]);
+    expect(await indexViolations(new FilesystemDriver(root), f)).toEqual([]);
+  });
+
+  it('GIVEN two replicas WHEN each moves many distinct tags at once THEN no entry is lost', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'berth-searchrace-'));
+    const replicas = [0, 1].map(() => indexed(new FilesystemDriver(root)).registry);
+    const f = fixture('race/many', 2, 40);
+    for (const m of f.manifests) await replicas[0]!.repository(f.repo).put(m.body, m.mediaType);
+
+    await Promise.all(
+      f.tags.map((tag, i) =>
+        replicas[i % 2]!.repository(f.repo).tag(tag, f.manifests[i % 2]!.digest),
+      ),
+    );
+
+    const doc = await storedDocument(new FilesystemDriver(root), f.repo);
+    expect(Object.keys(doc.tags).sort()).toEqual([...f.tags].sort());
+    expect(doc.tags[f.tags[1]!]).toBe(f.manifests[1]!.digest.value);
+    expect(await indexViolations(new FilesystemDriver(root), f)).toEqual([]);
+    expect(parseDigest(doc.tags[f.tags[0]!]!).value).toBe(f.manifests[0]!.digest.value);
+  });
+});
