@@ -274,6 +274,7 @@ log:
       log: { level: 'debug' },
       auth: authDefaults(),
       gc: gcDefaults(),
+      mirrors: { upstreams: [] },
       notifications: defaults().notifications,
       metrics: defaults().metrics,
       cache: defaults().cache,
