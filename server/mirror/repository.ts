@@ -199,13 +199,16 @@ class Mirror {
   ): Promise<Readable> {
     const digest = parseDigest(desc.digest);
     const running = this.deps.inflight.get(digest.value);
-    const whole = offset === 0 && length === desc.size;
-    if (running === undefined && whole) return this.tee(digest, desc.size);
-    if (running === undefined) await this.fetchAndStore(digest, desc.size);
-    else await running.catch(() => undefined);
-    const stored = await this.repo.blobs.stat(digest).catch(() => this.repo.blobs.mount(digest));
-    if (!stored) throw this.unavailable(new Error('upstream fetch did not store the blob'));
-    return this.repo.blobs.open(stored, offset, length);
+    if (running !== undefined) await running.catch(() => undefined);
+    // A fetch that ended between this request's stat and now stored the blob already.
+    const stored = await this.repo.blobs.mount(digest);
+    if (stored) return this.repo.blobs.open(stored, offset, length);
+    if (this.deps.inflight.has(digest.value)) return this.openUpstream(desc, offset, length);
+    if (offset === 0 && length === desc.size) return this.tee(digest, desc.size);
+    await this.fetchAndStore(digest, desc.size);
+    const now = await this.repo.blobs.mount(digest);
+    if (!now) throw this.unavailable(new Error('upstream fetch did not store the blob'));
+    return this.repo.blobs.open(now, offset, length);
   }
 
   private async fetchAndStore(digest: Digest, size: number): Promise<void> {
