@@ -34,7 +34,7 @@ describe('mirrored repository tags', () => {
   it('GIVEN a tag pulled through WHEN the upstream moves it THEN the cached tag is served until its TTL has passed, then the new one', async () => {
     const clock = new ManualClock();
     const { upstream, mirror } = await pair(clock);
-    const push = new Client(upstream.fetch);
+    const push = new Client((p, init) => upstream.fetch(p, init));
     const a = image().layer(100).build();
     const b = image().layer(100).build();
     expect((await push.push('app', 'v1', a)).status).toBe(201);
