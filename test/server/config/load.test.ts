@@ -148,6 +148,7 @@ describe('defaults', () => {
       log: { level: 'info' },
       auth: authDefaults(),
       gc: gcDefaults(),
+      mirrors: { upstreams: [] },
       notifications: {
         includeReferences: false,
         pullFlushMillis: 1000,
