@@ -3,6 +3,8 @@ import { createServer as createHttpsServer } from 'node:https';
 import { immutableTagsRepository } from './auth/immutable.js';
 import { SearchIndex } from './search/index.js';
 import { indexingRepository } from './search/repository.js';
+import { mirroredRepository } from './mirror/repository.js';
+import { Upstreams } from './mirror/upstreams.js';
 import { onClientError } from './http/client-error.js';
 import { AuthService } from './auth/service.js';
 import { systemClock, type Clock } from './util/clock.js';
@@ -74,6 +76,8 @@ export function createServices(
   });
   const auth = new AuthService(config.auth, { clock, log });
   const search = new SearchIndex(storage, { clock });
+  const upstreams = new Upstreams(config.mirrors.upstreams, clock);
+  const mirror = { uploads, driver: storage.cached, clock, log, inflight: new Map() };
   return {
     config,
     driver: storage.cached,
@@ -83,8 +87,15 @@ export function createServices(
       redirectSeconds: s3?.redirect ? 1200 : undefined,
       // Policy inside search inside events: a refused write records no event and indexes
       // nothing.
-      decorate: (repo) =>
-        events.decorate(indexingRepository(immutableTagsRepository(repo, auth.policy), search)),
+      // The mirror outside them all: what it fetches is stored like a push (ADR 0024).
+      decorate: (repo) => {
+        const pushed = events.decorate(
+          indexingRepository(immutableTagsRepository(repo, auth.policy), search),
+        );
+        const target = upstreams.target(repo.name);
+        return target ? mirroredRepository(pushed, target, mirror) : pushed;
+      },
+      sparse: (name) => upstreams.target(name) !== undefined,
       cacheObserver: metrics && ((hit) => metrics.observeCache(hit)),
       clock,
     }),
@@ -95,6 +106,7 @@ export function createServices(
     search,
     metrics,
     peers,
+    upstreams: upstreams.empty ? undefined : upstreams,
     tokens,
     auth,
     clock,

@@ -32,6 +32,23 @@ export interface RegistryClientOptions {
   /** insecure accepts any TLS certificate. */
   insecure?: boolean;
   credentials?: Credentials;
+  /** ca is PEM CA certificates trusted for https (instead of the system's). */
+  ca?: string;
+  /** retries is how often an answer 429 or 503 is retried (default 0). */
+  retries?: number;
+  /** pause waits before a retry (Retry-After, else 1 s doubling, at most 30 s). */
+  pause?: (ms: number) => Promise<void>;
+  /**
+   * sameSiteRealmOnly sends credentials to a Bearer realm only on the registry's own site
+   * (the same host, or the same last two DNS labels), never to any host a challenge names.
+   */
+  sameSiteRealmOnly?: boolean;
+}
+
+/** ManifestHead is what a HEAD of a manifest says of it. */
+export interface ManifestHead {
+  digest: string;
+  mediaType: string;
 }
 
 /** FetchedManifest is a manifest exactly as the registry served it. */
@@ -112,6 +129,44 @@ export class RegistryClient {
     if (r.status === 200) return true;
     if (r.status === 404) return false;
     throw failed(step, await this.explain(call, r));
+  }
+
+  /**
+   * headManifest is a HEAD of a manifest: its digest and media type, or undefined on 404.
+   * Other answers throw.
+   */
+  async headManifest(name: string, reference: string): Promise<ManifestHead | undefined> {
+    const step = `check manifest ${name}:${reference}`;
+    const call: Call = {
+      step,
+      scope: pullScope(name),
+      method: 'HEAD',
+      url: this.url(manifestPath(name, reference)),
+      headers: { accept: MANIFEST_TYPES.join(', ') },
+    };
+    const r = await this.send(call);
+    if (r.status === 404) return undefined;
+    const digest = header(r.headers['docker-content-digest']);
+    if (r.status !== 200 || digest === undefined) throw failed(step, await this.explain(call, r));
+    const mediaType = header(r.headers['content-type'])?.split(';')[0]?.trim() ?? '';
+    return { digest, mediaType };
+  }
+
+  /** blobSize is a HEAD of the blob: its size, or undefined on 404. Other answers throw. */
+  async blobSize(name: string, digest: string): Promise<number | undefined> {
+    const step = `check blob ${digest}`;
+    const call: Call = {
+      step,
+      scope: pullScope(name),
+      method: 'HEAD',
+      url: this.url(`/v2/${name}/blobs/${digest}`),
+    };
+    const r = await this.send(call);
+    if (r.status === 404) return undefined;
+    const size = Number(header(r.headers['content-length']));
+    if (r.status !== 200 || !Number.isSafeInteger(size))
+      throw failed(step, await this.explain(call, r));
+    return size;
   }
 
   /**
@@ -196,23 +251,37 @@ export class RegistryClient {
    * openBlob streams a blob's bytes, following a redirect to storage (without credentials,
    * which are for the registry only). The caller verifies the digest.
    */
-  async openBlob(name: string, digest: string): Promise<Readable> {
+  async openBlob(
+    name: string,
+    digest: string,
+    opts: { checked?: boolean } = {},
+  ): Promise<Readable> {
     const step = `get blob ${digest}`;
     const scope = pullScope(name);
-    const head: Call = {
-      step,
-      scope,
-      method: 'HEAD',
-      url: this.url(`/v2/${name}/blobs/${digest}`),
-    };
-    const first = await this.send(head);
-    if (first.status !== 200 && first.status !== 307 && first.status !== 302)
-      throw failed(step, await this.explain(head, first));
+    if (!opts.checked) {
+      // The HEAD answers any challenge, so the GET below goes out with credentials.
+      const head: Call = {
+        step,
+        scope,
+        method: 'HEAD',
+        url: this.url(`/v2/${name}/blobs/${digest}`),
+      };
+      const first = await this.send(head);
+      if (first.status !== 200 && first.status !== 307 && first.status !== 302)
+        throw failed(step, await this.explain(head, first));
+    }
     const auth = this.tokens.get(scope) ?? this.basic;
     let url = this.url(`/v2/${name}/blobs/${digest}`);
     let headers: Record<string, string> = auth ? { authorization: auth } : {};
     for (let hop = 0; hop < 5; hop++) {
-      const res = await this.open(step, url, headers);
+      const res = await this.retrying(
+        () => this.open(step, url, headers),
+        (m) => m.statusCode ?? 0,
+        (m) => {
+          m.resume();
+          return header(m.headers['retry-after']);
+        },
+      );
       const status = res.statusCode ?? 0;
       const location = res.headers.location;
       if ((status === 307 || status === 302 || status === 301 || status === 303) && location) {
@@ -287,7 +356,12 @@ export class RegistryClient {
   }
 
   private open(step: string, url: URL, headers: Record<string, string>): Promise<IncomingMessage> {
-    const opts: RequestOptions = { method: 'GET', headers, rejectUnauthorized: !this.o.insecure };
+    const opts: RequestOptions = {
+      method: 'GET',
+      headers,
+      rejectUnauthorized: !this.o.insecure,
+      ca: this.o.ca,
+    };
     const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise<IncomingMessage>((resolve, reject) => {
       const req = request(url, opts, resolve);
@@ -308,12 +382,11 @@ export class RegistryClient {
     const { step, scope, method, url, headers = {}, body } = call;
     const attempt = () => {
       const auth = this.tokens.get(scope) ?? this.basic;
-      return this.raw(
-        step,
-        method,
-        url,
-        auth ? { ...headers, authorization: auth } : headers,
-        body,
+      return this.retrying(
+        () =>
+          this.raw(step, method, url, auth ? { ...headers, authorization: auth } : headers, body),
+        (r) => r.status,
+        (r) => header(r.headers['retry-after']),
       );
     };
     const r = await attempt();
@@ -349,12 +422,34 @@ export class RegistryClient {
     return g.status === r.status ? g : r;
   }
 
+  /**
+   * retrying repeats `call` while it answers 429 or 503, up to `retries` times, waiting for
+   * the answer's Retry-After (seconds, at most 30) or 1 s doubling.
+   */
+  private async retrying<T>(
+    call: () => Promise<T>,
+    status: (t: T) => number,
+    drain: (t: T) => string | undefined,
+  ): Promise<T> {
+    const retries = this.o.retries ?? 0;
+    for (let attempt = 0; ; attempt++) {
+      const r = await call();
+      const code = status(r);
+      if ((code !== 429 && code !== 503) || attempt >= retries || !this.o.pause) return r;
+      const after = Number(drain(r));
+      const ms = Number.isFinite(after) && after >= 0 ? after * 1000 : 1000 * 2 ** attempt;
+      await this.o.pause(Math.min(ms, 30_000));
+    }
+  }
+
   private async token(params: Record<string, string>, scope: string): Promise<string> {
     const step = `get token from ${params.realm}`;
     const url = new URL(params.realm!);
     if (params.service) url.searchParams.set('service', params.service);
     url.searchParams.set('scope', scope);
     const headers: Record<string, string> = {};
+    if (this.o.sameSiteRealmOnly && !sameSite(url.hostname, this.base.hostname))
+      throw new RegistryClientError(step, 0, undefined, 'token realm is not on the registry site');
     if (this.o.credentials) headers.authorization = basicAuthorization(this.o.credentials);
     const r = await this.raw(step, 'GET', url, headers);
     if (r.status !== 200) throw failed(step, r);
@@ -371,7 +466,12 @@ export class RegistryClient {
     headers: Record<string, string>,
     body?: Body,
   ): Promise<Reply> {
-    const opts: RequestOptions = { method, headers, rejectUnauthorized: !this.o.insecure };
+    const opts: RequestOptions = {
+      method,
+      headers,
+      rejectUnauthorized: !this.o.insecure,
+      ca: this.o.ca,
+    };
     const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise<Reply>((resolve, reject) => {
       const req = request(url, opts, (res) => {
@@ -410,6 +510,14 @@ export function pullScope(name: string): string {
 /** pushScope is the token scope a push to repository `name` needs. */
 export function pushScope(name: string): string {
   return `repository:${name}:pull,push`;
+}
+
+/** sameSite: the same host, or hosts sharing their last two DNS labels (not for IPs). */
+export function sameSite(a: string, b: string): boolean {
+  if (a === b) return true;
+  if (/^[0-9.]+$|:/.test(a) || /^[0-9.]+$|:/.test(b)) return false;
+  const site = (h: string) => h.split('.').slice(-2).join('.');
+  return a.includes('.') && b.includes('.') && site(a) === site(b);
 }
 
 function header(v: string | string[] | undefined): string | undefined {

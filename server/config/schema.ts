@@ -20,6 +20,7 @@ import type { JsonSchema } from './json-schema.js';
 import { limitsSchema } from './limits.js';
 import { logSchema } from './log.js';
 import { metricsSchema } from './metrics.js';
+import { mirrorsSchema } from './mirrors.js';
 import { notificationsSchema } from './notifications.js';
 import { storageSchema } from './storage.js';
 import { uploadsSchema } from './uploads.js';
@@ -50,5 +51,6 @@ export const configSchema = {
     metrics: metricsSchema,
     auth: authSchema,
     gc: gcSchema,
+    mirrors: mirrorsSchema,
   },
 } as const satisfies JsonSchema;

@@ -10,6 +10,7 @@ export type { HttpConfig, TlsConfig } from './http.js';
 export type { LimitsConfig } from './limits.js';
 export type { EndpointConfig, EventFormat, NotificationsConfig } from './notifications.js';
 export type { MetricsConfig } from './metrics.js';
+export type { MirrorsConfig, ResolvedUpstream, UpstreamConfig } from './mirrors.js';
 export type { S3Config, StorageConfig } from './storage.js';
 export type { UploadsConfig } from './uploads.js';
 export type { ValidationConfig } from './validation.js';

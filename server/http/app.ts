@@ -8,6 +8,7 @@ import type { Ctx, Services, State } from './context.js';
 import { authenticate, authorize } from './middleware/auth.js';
 import { rateLimit, uploadSessionLimit } from './middleware/limits.js';
 import { checkReady } from './readiness.js';
+import { query } from './params.js';
 import { match, routes } from './routes.js';
 
 const API_VERSION = 'registry/2.0';
@@ -229,6 +230,10 @@ function dispatch(s: Services, table: ReturnType<typeof routes>): Middleware {
     const m = match(table, path);
     if (!m) throw Errors.notFound({ path: ctx.path.slice(0, 300) });
     ctx.state.route = m.route.name;
+    if (m.params.name !== undefined && s.upstreams) {
+      // A containerd mirror request names its upstream host: read that upstream's repository.
+      m.params.name = s.upstreams.localName(m.params.name, query(ctx, 'ns'));
+    }
     if (m.params.name !== undefined) parseName(m.params.name);
     authorize(ctx, s, m.route.name, m.params);
     const handler = m.route.methods[ctx.method as keyof typeof m.route.methods];

@@ -1,3 +1,4 @@
+import type { Upstreams } from '../mirror/upstreams.js';
 import type { ParameterizedContext } from 'koa';
 import type { Clock } from '../util/clock.js';
 import type { AuthService, Identity } from '../auth/service.js';
@@ -42,6 +43,8 @@ export interface Services {
   metrics?: MetricsService;
   /** peers is this process's membership of the storage (gates tag writes, ADR 0012). */
   peers: Peers;
+  /** upstreams maps repositories to pulled-through registries (`?ns=` requests, ADR 0024). */
+  upstreams?: Upstreams;
 }
 
 export interface State {

@@ -24,6 +24,11 @@ export interface Page<T> {
 export interface RegistryOptions {
   /** allowSparse accepts manifests whose blobs or child manifests are not (yet) present. */
   allowSparse: boolean;
+  /**
+   * sparse names repositories that accept manifests whose blobs are not (yet) present: those
+   * pulled through from an upstream, whose blobs are fetched when first pulled.
+   */
+  sparse?: (name: string) => boolean;
   /** redirectSeconds enables presigned blob redirects with this expiry. */
   redirectSeconds?: number;
   /**
@@ -191,7 +196,7 @@ export class Repository implements ManifestService, TagService {
       throw Errors.digestInvalid({ expected: expected.value, computed: digest.value });
     }
     const m = parseManifest(body, contentType);
-    if (!this.opts.allowSparse) {
+    if (!this.opts.allowSparse && !this.opts.sparse?.(this.name)) {
       // Asked of storage itself, never of a cache: a manifest must not outlive its blobs.
       const missing: string[] = [];
       await Promise.all([

@@ -15,6 +15,7 @@ import type { Digest } from '../registry/reference.js';
  * repositories/<name>/_tags/<tag>             tag → digest
  * repositories/<name>/_tagsof/<alg>-<hex>/<tag>   reverse index: tags of a manifest
  * repositories/<name>/_referrers/<alg>-<hex>/<alg>-<hex>  referrer descriptor (JSON)
+ * repositories/<name>/_mirrored/<tag>        when a pulled-through tag was last checked upstream (JSON: digest, checkedAt)
  * repositories/<name>/_deleting/<alg>-<hex>  fence of a conditional manifest delete under way (JSON: at)
  * events/log/<ms13>-<instance>-<seq8>         events outbox: one batch of events (JSON), in key order
  * events/cursors/<endpoint>                   delivery cursor of one endpoint (JSON)
@@ -54,6 +55,7 @@ export const Paths = {
   manifest: (name: string, d: Digest) => `repositories/${name}/_manifests/${d.algorithm}/${d.hex}`,
   tagsRoot: (name: string) => `repositories/${name}/_tags/`,
   tag: (name: string, tag: string) => `repositories/${name}/_tags/${tag}`,
+  mirroredTag: (name: string, tag: string) => `repositories/${name}/_mirrored/${tag}`,
   tagsOfRoot: (name: string, d: Digest) => `repositories/${name}/_tagsof/${d.algorithm}-${d.hex}/`,
   tagOf: (name: string, d: Digest, tag: string) =>
     `repositories/${name}/_tagsof/${d.algorithm}-${d.hex}/${tag}`,

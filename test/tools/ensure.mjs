@@ -181,6 +181,23 @@ function node() {
 }
 
 /**
+ * distribution builds distribution v3 (`cmd/registry`, as `distribution`) from its Go module
+ * through a wrapper module: the mirror's upstream in tests (test/support/upstream.ts) and a
+ * benchmark peer.
+ */
+function distribution() {
+  const dist = TOOLS.distribution;
+  wrapperBuild(
+    'distribution',
+    dist,
+    'github.com/distribution/distribution/v3',
+    `module berth.dev/disttool\ngo 1.26.0\nrequire github.com/distribution/distribution/v3 ${dist}\n`,
+    [['github.com/distribution/distribution/v3/cmd/registry', 'distribution']],
+    `-s -w -X github.com/distribution/distribution/v3/version.version=${dist}`,
+  );
+}
+
+/**
  * peers builds the benchmark's peer registries (issue #5): distribution v3 and zot + zb from
  * their Go modules through wrapper modules (so the binaries get distinct names), and
  * distribution v2.8 from Debian's `docker-registry`. zot needs GOEXPERIMENT=jsonv2 since 2.1.12.
@@ -195,17 +212,7 @@ function peers() {
       failed.push(what);
     }
   };
-  const dist = TOOLS.distribution;
-  attempt('distribution', () =>
-    wrapperBuild(
-      'distribution',
-      dist,
-      'github.com/distribution/distribution/v3',
-      `module berth.dev/disttool\ngo 1.26.0\nrequire github.com/distribution/distribution/v3 ${dist}\n`,
-      [['github.com/distribution/distribution/v3/cmd/registry', 'distribution']],
-      `-s -w -X github.com/distribution/distribution/v3/version.version=${dist}`,
-    ),
-  );
+  attempt('distribution', distribution);
   const zot = TOOLS.zot;
   goEnv.GOEXPERIMENT = 'jsonv2';
   attempt('zot', () => {
@@ -235,6 +242,8 @@ try {
     conformance('oci-conformance', TOOLS.conformanceMain, 'build');
   }
   if (want('skopeo')) aptInstall('skopeo', 'skopeo');
+  // The pull-through cache's upstream in test/integration/mirror.int.test.ts.
+  if (want('distribution')) distribution();
   if (want('kube')) {
     etcd(TOOLS.etcd);
     kube(TOOLS.kubernetes);

@@ -84,7 +84,10 @@ export const getBlob: Handler = async (ctx, s) => {
     relay(ctx, source);
     return;
   }
-  ctx.body = await blobs.open(desc, start, length);
+  const body = await blobs.open(desc, start, length);
+  // A body that fails midway cuts the connection: never a short body on a kept-alive socket.
+  body.once('error', () => ctx.res.destroy());
+  ctx.body = body;
   ctx.length = length;
 };
 

@@ -148,6 +148,7 @@ describe('defaults', () => {
       log: { level: 'info' },
       auth: authDefaults(),
       gc: gcDefaults(),
+      mirrors: { upstreams: [] },
       notifications: {
         includeReferences: false,
         pullFlushMillis: 1000,
@@ -274,6 +275,7 @@ log:
       log: { level: 'debug' },
       auth: authDefaults(),
       gc: gcDefaults(),
+      mirrors: { upstreams: [] },
       notifications: defaults().notifications,
       metrics: defaults().metrics,
       cache: defaults().cache,
