@@ -8,6 +8,7 @@ import type { SearchIndex } from '../search/index.js';
 import type { Tokens } from '../registry/token.js';
 import type { Uploads } from '../registry/uploads.js';
 import type { StorageDriver } from '../storage/driver.js';
+import type { Coherence } from '../storage/coherence.js';
 import type { Peers } from '../storage/peers.js';
 import type { Logger } from '../util/log.js';
 import type { ProtocolObserver } from './client-error.js';
@@ -42,6 +43,8 @@ export interface Services {
   metrics?: MetricsService;
   /** peers is this process's membership of the storage (gates tag writes, ADR 0012). */
   peers: Peers;
+  /** coherence tells the other replicas of tag changes, when `cache.peerListen` is set (ADR 0024). */
+  coherence?: Coherence;
 }
 
 export interface State {
