@@ -261,7 +261,9 @@ export class Peers {
       const others = view.peers.length;
       // A process that left (stopped, or counted out) may have written a tag without telling
       // anyone (killed between the write and its announcement): what was kept is dropped.
-      const left = this.lastView?.peers.some((p) => !view.peers.some((q) => q.instance === p.instance));
+      const left = this.lastView?.peers.some(
+        (p) => !view.peers.some((q) => q.instance === p.instance),
+      );
       this.beatAt = started;
       this.lastCount = others + 1;
       this.lastView = view;

@@ -27,13 +27,18 @@ const flush = () => new Promise((r) => setTimeout(r, 20));
 describe('Peers with endpoints (ADR 0024)', () => {
   it('GIVEN three processes that all have an endpoint WHEN all have joined THEN each keeps tags, and a writer sees the others with their endpoints', async () => {
     const w = world();
-    const ps = [1, 2, 3].map((n) => new Peers(w.driver, { clock: w.clock, endpoint: () => endpointOf(n) }));
+    const ps = [1, 2, 3].map(
+      (n) => new Peers(w.driver, { clock: w.clock, endpoint: () => endpointOf(n) }),
+    );
     for (const p of ps) await p.round();
     expect(ps.slice(1).every((p) => p.keepEpoch() === undefined)).toBe(true);
     await w.rounds(6_000, ...ps);
     for (const p of ps) expect(p.keepEpoch()).toBeDefined();
     const view = ps[0]!.view();
-    expect(view?.peers.map((p) => p.endpoint?.url).sort()).toEqual([endpointOf(2).url, endpointOf(3).url]);
+    expect(view?.peers.map((p) => p.endpoint?.url).sort()).toEqual([
+      endpointOf(2).url,
+      endpointOf(3).url,
+    ]);
   });
 
   it('GIVEN keeping processes WHEN one without an endpoint joins THEN every other stops keeping at its next round', async () => {
@@ -117,8 +122,8 @@ describe('Coherence', () => {
   /** node: a process with peers and a real listener on 127.0.0.1; what it was told to drop. */
   async function node(w: ReturnType<typeof world>, timeoutMs = 1_000) {
     const dropped: string[] = [];
-    let peers: Peers | undefined;
-    const coherence = new Coherence(() => peers!, {
+    const holder: { peers?: Peers } = {};
+    const coherence = new Coherence(() => holder.peers!, {
       listen: '127.0.0.1:0',
       advertise: '',
       invalidate: (k) => dropped.push(k),
@@ -127,7 +132,8 @@ describe('Coherence', () => {
     });
     await coherence.start();
     closers.push(() => coherence.stop());
-    peers = new Peers(w.driver, { clock: w.clock, endpoint: () => coherence.endpoint() });
+    const peers = new Peers(w.driver, { clock: w.clock, endpoint: () => coherence.endpoint() });
+    holder.peers = peers;
     return { coherence, peers, dropped };
   }
 
@@ -162,7 +168,9 @@ describe('Coherence', () => {
     const bPeers = new Peers(w.driver, { clock: w.clock, endpoint: () => stub });
     await w.rounds(6_000, a.peers, bPeers);
     let done = false;
-    const announcing = a.coherence.announce(['repositories/r/_manifests/tags/v1/current/link']).then(() => (done = true));
+    const announcing = a.coherence
+      .announce(['repositories/r/_manifests/tags/v1/current/link'])
+      .then(() => (done = true));
     await flush();
     w.clock.advance(999);
     await flush();
@@ -189,7 +197,13 @@ describe('Coherence', () => {
     const announcing = a.coherence.announce(['repositories/r/_manifests/tags/v1/current/link']);
     for (let i = 0; i < 50; i++) {
       await flush();
-      if (await w.driver.get(Paths.peersEpoch()).then(() => true, () => false)) break;
+      if (
+        await w.driver.get(Paths.peersEpoch()).then(
+          () => true,
+          () => false,
+        )
+      )
+        break;
     }
     expect((await w.driver.get(Paths.peersEpoch())).length).toBeGreaterThan(0);
     w.clock.advance(3_000);
@@ -202,7 +216,11 @@ describe('Coherence', () => {
     await a.peers.round();
     const { url, token } = a.coherence.endpoint()!;
     const post = (path: string, auth: string, body: string) =>
-      fetch(`${url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${auth}` }, body }).then((r) => r.status);
+      fetch(`${url}${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${auth}` },
+        body,
+      }).then((r) => r.status);
     expect(await post('/invalidate', 'wrong', '{"keys":["k"]}')).toBe(401);
     expect(await post('/other', token, '{"keys":["k"]}')).toBe(404);
     expect(await post('/invalidate', token, 'not json')).toBe(400);
