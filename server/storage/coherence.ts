@@ -58,7 +58,9 @@ export class Coherence {
     const server = createServer((req, res) => void this.handle(req, res));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(port, host, () => resolve());
+      // exclusive: each worker of a cluster (`http.workers`) gets a listener of its own; a
+      // shared one would hand an invalidation to any worker, not the one it is meant for.
+      server.listen({ port, host, exclusive: true }, () => resolve());
     });
     this.server = server;
     const bound = (server.address() as AddressInfo).port;
