@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Coherence } from '../../../server/storage/coherence.js';
@@ -243,4 +245,20 @@ describe('Coherence', () => {
     w.clock.advance(3_000);
     await announcing;
   });
+});
+
+describe('Coherence under http.workers', () => {
+  it('GIVEN two cluster workers WHEN each starts its listener on port 0 THEN each has a port of its own (a shared one would hand invalidations to either)', async () => {
+    const fixture = new URL('./fixtures/coherence-workers.ts', import.meta.url).pathname;
+    const { stdout: out } = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', fixture],
+      {
+        timeout: 30_000,
+      },
+    );
+    const urls = JSON.parse(out) as string[];
+    expect(urls).toHaveLength(2);
+    expect(new Set(urls).size).toBe(2);
+  }, 40_000);
 });
