@@ -55,7 +55,10 @@ export class Coherence {
   /** start opens the listener (before the first peers round, which writes its endpoint). */
   async start(): Promise<void> {
     const { host, port } = splitAddr(this.opts.listen);
-    const server = createServer((req, res) => void this.handle(req, res));
+    // A request cut off mid-body (the writer gave up) must not become an unhandled rejection.
+    const server = createServer((req, res) => {
+      this.handle(req, res).catch(() => res.destroy());
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       // exclusive: each worker of a cluster (`http.workers`) gets a listener of its own; a

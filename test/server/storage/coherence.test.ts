@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Coherence } from '../../../server/storage/coherence.js';
 import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
@@ -261,4 +261,42 @@ describe('Coherence under http.workers', () => {
     expect(urls).toHaveLength(2);
     expect(new Set(urls).size).toBe(2);
   }, 40_000);
+});
+
+describe('Coherence listener robustness', () => {
+  it('GIVEN a listener WHEN a writer sends half a body and drops the connection THEN the process keeps running and answers the next invalidation', async () => {
+    const dropped: string[] = [];
+    const c = new Coherence(() => undefined as never, {
+      listen: '127.0.0.1:0',
+      advertise: '',
+      invalidate: (k) => dropped.push(k),
+    });
+    await c.start();
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const { url, token } = c.endpoint()!;
+      const { port } = new URL(url);
+      const socket = connect(Number(port), '127.0.0.1');
+      await new Promise<void>((r) => socket.once('connect', () => r()));
+      socket.write(
+        `POST /invalidate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Length: 100\r\n\r\n{"keys":`,
+      );
+      await new Promise((r) => setTimeout(r, 50));
+      socket.destroy();
+      await new Promise((r) => setTimeout(r, 100));
+      expect(unhandled).toEqual([]);
+      const r = await fetch(`${url}/invalidate`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}` },
+        body: '{"keys":["k"]}',
+      });
+      expect(r.status).toBe(204);
+      expect(dropped).toEqual(['k']);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await c.stop();
+    }
+  });
 });
