@@ -31,6 +31,7 @@ import { CachingDriver } from './storage/cache.js';
 import { DiskCachingDriver } from './storage/diskcache.js';
 import type { StorageDriver } from './storage/driver.js';
 import { Paths } from './storage/paths.js';
+import { Coherence } from './storage/coherence.js';
 import { Peers } from './storage/peers.js';
 import { cachedViews, type StorageViews } from './storage/views.js';
 import { FilesystemDriver } from './storage/drivers/filesystem.js';
@@ -64,7 +65,7 @@ export function createServices(
   const s3 = config.storage.driver === 's3' ? config.storage.s3 : undefined;
   // Cross-cutting concerns wrap: metrics around the driver, events around repositories.
   const metrics = config.metrics.enabled ? new Metrics(config.metrics) : undefined;
-  const { storage, peers } = storageStack(config, driver, { log, clock, metrics });
+  const { storage, peers, coherence } = storageStack(config, driver, { log, clock, metrics });
   const events = eventsRuntime(config, storage.cached, driver, { log, clock, metrics });
   const tokens = new Tokens(secret);
   const uploads = new Uploads(storage, {
@@ -107,6 +108,7 @@ export function createServices(
     metrics,
     peers,
     upstreams: upstreams.empty ? undefined : upstreams,
+    coherence,
     tokens,
     auth,
     clock,
@@ -140,7 +142,7 @@ function storageStack(
   config: BerthConfig,
   raw: StorageDriver,
   { log, clock, metrics }: Wiring,
-): { storage: StorageViews; peers: Peers } {
+): { storage: StorageViews; peers: Peers; coherence?: Coherence } {
   let driver = raw;
   if (metrics) {
     driver = new MeteredDriver(driver, (d, action, seconds) =>
@@ -161,26 +163,38 @@ function storageStack(
   // Every process on the storage takes part in the membership (it gates tag writes); only
   // with tagsWhenAlone does it also keep tags while alone.
   // Membership keeps its own clock, monotonicClock: its periods must not jump with the wall clock.
-  const peers = new Peers(raw, {
+  // With peerListen, each process hears of the others' tag moves (ADR 0025), and its peers
+  // entry says where.
+  const coherence: Coherence | undefined =
+    cache.peerListen === ''
+      ? undefined
+      : new Coherence(() => peers, {
+          listen: cache.peerListen,
+          advertise: cache.peerAdvertise,
+          invalidate: (key) => caching.invalidate(key),
+          log,
+        });
+  const peers: Peers = new Peers(raw, {
     log,
     onRound: metrics && ((r) => metrics.observePeers(r.peers, r.alone && cache.tagsWhenAlone)),
+    endpoint: coherence && (() => coherence.endpoint()),
   });
-  const storage = cachedViews(
-    new CachingDriver(driver, {
-      immutable: Paths.immutable,
-      ttlMs: cache.ttlSeconds * 1000,
-      mutable: Paths.isTag,
-      mutableTtlMs: cache.tagTtlSeconds * 1000,
-      alone: cache.tagsWhenAlone ? () => peers.aloneEpoch() : undefined,
-      beforeMutableWrite: () => peers.whenWritable(),
-      listable: Paths.listCached,
-      listTtlMs: cache.listTtlSeconds * 1000,
-      maxBytes: cache.maxMiB * 1024 * 1024,
-      clock,
-      observe: metrics && ((kind, hit) => metrics.observeCache(hit, kind)),
-    }),
-  );
-  return { storage, peers };
+  const caching: CachingDriver = new CachingDriver(driver, {
+    immutable: Paths.immutable,
+    ttlMs: cache.ttlSeconds * 1000,
+    mutable: Paths.isTag,
+    mutableTtlMs: cache.tagTtlSeconds * 1000,
+    alone: cache.tagsWhenAlone ? () => peers.keepEpoch() : undefined,
+    beforeMutableWrite: () => peers.whenWritable(),
+    announce: coherence && ((key) => coherence.announce([key])),
+    announced: (key) => Paths.isTag(key) || (key.endsWith('/') && key.startsWith('repositories/')),
+    listable: Paths.listCached,
+    listTtlMs: cache.listTtlSeconds * 1000,
+    maxBytes: cache.maxMiB * 1024 * 1024,
+    clock,
+    observe: metrics && ((kind, hit) => metrics.observeCache(hit, kind)),
+  });
+  return { storage: cachedViews(caching), peers, coherence };
 }
 
 /** eventsRuntime builds the events runtime over `driver`, counted by the metrics when on. */
@@ -320,6 +334,7 @@ export async function startServer(
       ? undefined
       : await startDebugServer(config.http.debugAddr, services);
   // Joined before returning: tag writes wait for it, and alone, tags are kept from the start.
+  await services.coherence?.start();
   await services.peers.start();
   services.events?.start();
   const gc = createGarbageCollector(config, services);
@@ -353,6 +368,7 @@ export async function startServer(
       await main.close();
       await services.events?.stop();
       await services.peers.stop();
+      await services.coherence?.stop();
       await driver.close?.();
     },
   };

@@ -1,3 +1,4 @@
+import { ADDR_PATTERN } from './http.js';
 import type { Resolved } from './json-schema.js';
 
 /** cacheSchema is the `cache` section: the in-process metadata cache and the blob cache. */
@@ -29,6 +30,19 @@ export const cacheSchema = {
         'Keep tag reads in memory while this process is the only one on the storage (ADR 0012): processes sharing a storage list each other every second under peers/, a newcomer moves no tag until every process keeping tags has seen it, and a process that finds another stops keeping tags at once. false = tags follow tagTtlSeconds only.',
       type: 'boolean',
       default: true,
+    },
+    peerListen: {
+      description:
+        'host:port where this process hears tag invalidations from the other replicas (ADR 0024; port 0 = any free port, one per worker). Set on every replica, tags stay in memory with many replicas: a replica that moves a tag tells every other before answering, and one that cannot reach a peer within a second makes all of them drop their kept tags and waits 3 s. Empty = no listener: tags are kept only while alone (ADR 0012), and no other replica keeps tags while this one runs.',
+      type: 'string',
+      default: '',
+      pattern: `^$|${ADDR_PATTERN}`,
+    },
+    peerAdvertise: {
+      description:
+        'host:port the other replicas reach peerListen at (port 0 or none = the bound port). Empty = the peerListen host, or, when it is 0.0.0.0, the first non-loopback IPv4 address (the pod IP).',
+      type: 'string',
+      default: '',
     },
     listTtlSeconds: {
       description:

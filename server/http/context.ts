@@ -9,6 +9,7 @@ import type { SearchIndex } from '../search/index.js';
 import type { Tokens } from '../registry/token.js';
 import type { Uploads } from '../registry/uploads.js';
 import type { StorageDriver } from '../storage/driver.js';
+import type { Coherence } from '../storage/coherence.js';
 import type { Peers } from '../storage/peers.js';
 import type { Logger } from '../util/log.js';
 import type { ProtocolObserver } from './client-error.js';
@@ -45,6 +46,8 @@ export interface Services {
   peers: Peers;
   /** upstreams maps repositories to pulled-through registries (`?ns=` requests, ADR 0024). */
   upstreams?: Upstreams;
+  /** coherence tells the other replicas of tag changes, when `cache.peerListen` is set (ADR 0025). */
+  coherence?: Coherence;
 }
 
 export interface State {

@@ -25,6 +25,13 @@ export interface CacheOptions {
   alone?: () => number | undefined;
   /** beforeMutableWrite gates writes of mutable keys (`Peers.whenWritable`). */
   beforeMutableWrite?: () => Promise<void> | undefined;
+  /**
+   * announce tells the other processes that `key` changed, before the write (or delete) is
+   * acknowledged (`Coherence.announce`, ADR 0024); called for the keys `announced` selects,
+   * whether the change succeeded or failed (it may have landed).
+   */
+  announce?: (key: string) => Promise<void>;
+  announced?: (key: string) => boolean;
   /** listable says which prefixes' list pages are cached (catalog, tags). */
   listable: (prefix: string) => boolean;
   /** listTtlMs bounds how stale a cached list page may be (writes by other replicas). */
@@ -208,11 +215,19 @@ export class CachingDriver implements StorageDriver {
       await this.opts.beforeMutableWrite();
     }
     this.invalidate(key);
+    const announce =
+      this.opts.announce && this.opts.announced?.(key) ? this.opts.announce : undefined;
+    let result: T;
     try {
-      return await change();
-    } finally {
+      result = await change();
+    } catch (err) {
       this.invalidate(key);
+      await announce?.(key).catch(() => undefined);
+      throw err;
     }
+    this.invalidate(key);
+    await announce?.(key);
+    return result;
   }
 
   put(key: string, data: Buffer | string): Promise<void> {

@@ -40,6 +40,26 @@ export interface PeersOptions {
   log?: Logger;
   /** onRound hears each round's outcome (metrics). */
   onRound?: (r: { peers: number; alone: boolean }) => void;
+  /**
+   * endpoint is where this process hears invalidations from the others (ADR 0024), written in
+   * its entry; undefined: it has none, so it keeps tags only while alone and other processes
+   * keep none while it is there.
+   */
+  endpoint?: () => Endpoint | undefined;
+}
+
+/** Endpoint is a process's invalidation listener: its URL and the token it expects. */
+export interface Endpoint {
+  url: string;
+  token: string;
+}
+
+/** PeerView is the others a round found: when it started, and their endpoints. */
+export interface PeerView {
+  /** started: when the round that found them started (this process's clock). */
+  started: number;
+  /** peers: the live others; endpoint undefined for a process that has none. */
+  peers: { instance: string; endpoint?: Endpoint }[];
 }
 
 interface Seen {
@@ -85,6 +105,9 @@ export class Peers {
   private stopped = false;
   private firstRoundDone = false;
   private lastCount = 0;
+  private lastView: PeerView | undefined;
+  /** revocation: the body of `peers-epoch` this period started with ('' when absent). */
+  private revocation: string | undefined;
 
   constructor(
     private readonly driver: StorageDriver,
@@ -136,15 +159,43 @@ export class Peers {
   }
 
   /**
-   * aloneEpoch is the number of the current period in which this process is known to be the
-   * only one on the storage, or undefined when it is not (or no longer) known.
+   * keepEpoch is the number of the current period in which this process may serve tags from
+   * memory, or undefined when it may not: alone on the storage (ADR 0012), or, with an
+   * endpoint, among others that all have one and so tell it of every tag they move, once
+   * joined (ADR 0024). A period ends when a round lapses, an other without an endpoint
+   * appears, or `peers-epoch` changes (a writer could not reach someone).
    */
-  aloneEpoch(): number | undefined {
+  keepEpoch(): number | undefined {
     if (this.aloneSince !== undefined && this.clock.now() - this.aloneSince < this.aloneValidMs) {
-      return this.epoch;
+      if (this.lastCount === 1 || this.writable()) return this.epoch;
     }
     this.endPeriod();
     return undefined;
+  }
+
+  /** aloneEpoch is {@link keepEpoch} (its name from ADR 0012). */
+  aloneEpoch(): number | undefined {
+    return this.keepEpoch();
+  }
+
+  /**
+   * view is the others found by the latest complete round, if it started less than
+   * `aloneValidMs` ago (a writer must tell each of them of a tag it moved); else undefined.
+   */
+  view(): PeerView | undefined {
+    const v = this.lastView;
+    if (!v || this.clock.now() - v.started >= this.aloneValidMs) return undefined;
+    return v;
+  }
+
+  /**
+   * revokeAll makes every other process stop trusting the tags it keeps, for a writer that
+   * could not tell all of them: it changes `peers-epoch`, then waits `aloneValidMs`, by which
+   * time each of them has read the new value in a round or seen its period lapse.
+   */
+  async revokeAll(): Promise<void> {
+    await this.driver.put(Paths.peersEpoch(), randomBytes(16).toString('hex'));
+    await new Promise<void>((resolve) => this.clock.after(this.aloneValidMs, resolve));
   }
 
   private endPeriod(): void {
@@ -198,35 +249,58 @@ export class Peers {
     const lapsed = this.beatAt === undefined || started - this.beatAt >= this.fenceMs;
     try {
       this.beat++;
+      const endpoint = this.opts.endpoint?.();
       await this.driver.put(
         Paths.peer(this.instance),
-        JSON.stringify({ host: hostname(), pid: process.pid, beat: this.beat }),
+        JSON.stringify({ host: hostname(), pid: process.pid, beat: this.beat, endpoint }),
       );
       const written = this.clock.now();
-      const others = await this.others();
+      const view = await this.others(started);
+      const revocation = await this.readRevocation();
       if (this.stopped) return;
+      const others = view.peers.length;
+      // A process that left (stopped, or counted out) may have written a tag without telling
+      // anyone (killed between the write and its announcement): what was kept is dropped.
+      const left = this.lastView?.peers.some(
+        (p) => !view.peers.some((q) => q.instance === p.instance),
+      );
       this.beatAt = started;
       this.lastCount = others + 1;
+      this.lastView = view;
       if (lapsed) this.writableFrom = others === 0 ? written : written + this.joinWaitMs;
-      if (others === 0) {
-        // The period goes on only if it never lapsed between the two rounds.
-        if (this.aloneEpoch() === undefined) this.epoch++;
+      const keeps =
+        others === 0 ||
+        (endpoint !== undefined && view.peers.every((p) => p.endpoint !== undefined));
+      if (keeps) {
+        // The period goes on only if it never lapsed between the two rounds and nobody
+        // revoked the kept tags meanwhile.
+        if (this.keepEpoch() === undefined || revocation !== this.revocation || left) this.epoch++;
+        this.revocation = revocation;
         this.aloneSince = started;
       } else {
         this.endPeriod();
       }
-      this.opts.onRound?.({ peers: this.lastCount, alone: others === 0 });
+      this.opts.onRound?.({ peers: this.lastCount, alone: keeps });
     } catch (err) {
       this.opts.log?.warn({ err }, 'peers round failed');
       this.opts.onRound?.({ peers: this.lastCount, alone: false });
     }
   }
 
-  /** others reads the other entries and returns how many are live (deleting dead ones). */
-  private async others(): Promise<number> {
+  private async readRevocation(): Promise<string> {
+    try {
+      return (await this.driver.get(Paths.peersEpoch())).toString('utf8');
+    } catch (err) {
+      if (isNotFound(err)) return '';
+      throw err;
+    }
+  }
+
+  /** others reads the other entries and returns the live ones (deleting dead ones). */
+  private async others(started: number): Promise<PeerView> {
     const names = await listAll(this.driver, Paths.peersRoot());
     const now = this.clock.now();
-    let live = 0;
+    const live: PeerView['peers'] = [];
     const present = new Set<string>();
     // Our entry was just written: missing, someone counted us as stopped meanwhile; a newcomer
     // may not know us, so this round proves nothing.
@@ -242,13 +316,9 @@ export class Peers {
         throw err;
       }
       const s = this.seen.get(name);
-      if (!s || s.body !== body) {
-        this.seen.set(name, { body, since: now });
-        live++;
-        continue;
-      }
-      if (now - s.since < this.deadMs) {
-        live++;
+      if (!s || s.body !== body) this.seen.set(name, { body, since: now });
+      if (!s || s.body !== body || now - s.since < this.deadMs) {
+        live.push({ instance: name, endpoint: endpointOf(body) });
         continue;
       }
       this.opts.log?.info({ peer: name }, 'peer stopped, removing its entry');
@@ -256,6 +326,19 @@ export class Peers {
       this.seen.delete(name);
     }
     for (const name of this.seen.keys()) if (!present.has(name)) this.seen.delete(name);
-    return live;
+    return { started, peers: live };
   }
+}
+
+/** endpointOf reads the endpoint out of an entry's body (undefined: none, or not ours). */
+function endpointOf(body: string): Endpoint | undefined {
+  try {
+    const e = (JSON.parse(body) as { endpoint?: Partial<Endpoint> }).endpoint;
+    if (typeof e?.url === 'string' && typeof e.token === 'string') {
+      return { url: e.url, token: e.token };
+    }
+  } catch {
+    // An entry that is not JSON has no endpoint.
+  }
+  return undefined;
 }
