@@ -563,7 +563,7 @@ async function w3Neutral(ctx: Ctx, repo: string, tags: string[]): Promise<void> 
       const bases = [ctx.reg.url, ...ctx.replicas.map((r) => r.url)];
       // The new replica is warmed like the first process was (unmeasured), for 6 s: a Berth
       // process that starts next to others keeps tags only once it has joined, 5 s after it
-      // wrote its peers entry (ADR 0012, ADR 0024).
+      // wrote its peers entry (ADR 0012, ADR 0025).
       await wrk(bases, 6);
       await measure(
         ctx,

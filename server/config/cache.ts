@@ -33,7 +33,7 @@ export const cacheSchema = {
     },
     peerListen: {
       description:
-        'host:port where this process hears tag invalidations from the other replicas (ADR 0024; port 0 = any free port, one per worker). Set on every replica, tags stay in memory with many replicas: a replica that moves a tag tells every other before answering, and one that cannot reach a peer within a second makes all of them drop their kept tags and waits 3 s. Empty = no listener: tags are kept only while alone (ADR 0012), and no other replica keeps tags while this one runs.',
+        'host:port where this process hears tag invalidations from the other replicas (ADR 0025; port 0 = any free port, one per worker). Set on every replica, tags stay in memory with many replicas: a replica that moves a tag tells every other before answering, and one that cannot reach a peer within a second makes all of them drop their kept tags and waits 3 s. Empty = no listener: tags are kept only while alone (ADR 0012), and no other replica keeps tags while this one runs.',
       type: 'string',
       default: '',
       pattern: `^$|${ADDR_PATTERN}`,

@@ -27,7 +27,7 @@ export interface CacheOptions {
   beforeMutableWrite?: () => Promise<void> | undefined;
   /**
    * announce tells the other processes that `key` changed, before the write (or delete) is
-   * acknowledged (`Coherence.announce`, ADR 0024); called for the keys `announced` selects,
+   * acknowledged (`Coherence.announce`, ADR 0025); called for the keys `announced` selects,
    * whether the change succeeded or failed (it may have landed).
    */
   announce?: (key: string) => Promise<void>;

@@ -26,7 +26,7 @@ export interface CoherenceOptions {
 }
 
 /**
- * Coherence keeps the tags every process holds in memory true to storage (ADR 0024). Each
+ * Coherence keeps the tags every process holds in memory true to storage (ADR 0025). Each
  * process listens for invalidations on an endpoint of its own, written in its peers entry.
  * A process that moved a tag {@link announce}s the key to every other process of its latest
  * round before the write is acknowledged; one that does not answer within `timeoutMs` (or a

@@ -24,7 +24,7 @@ import type { Digest } from '../registry/reference.js';
  * gc/state                                    garbage collection checkpoint, deferrals, last report (JSON)
  * gc/lease/<epoch10>                          garbage collection run lease (JSON: holder, expiry)
  * peers/<instance>                            one live process on this storage (JSON: host, pid, beat, endpoint)
- * peers-epoch                                 changed when a writer could not reach a peer (ADR 0024)
+ * peers-epoch                                 changed when a writer could not reach a peer (ADR 0025)
  * search/<name with '/' as ','>               search document of a repository (JSON: tags, annotations)
  * ```
  *
@@ -102,7 +102,7 @@ export const Paths = {
   peersRoot: () => 'peers/',
   /** peer: one process serving this storage (ADR 0012). */
   peer: (instance: string) => `peers/${instance}`,
-  /** peersEpoch: changed by a writer that could not tell every peer of a tag move (ADR 0024). */
+  /** peersEpoch: changed by a writer that could not tell every peer of a tag move (ADR 0025). */
   peersEpoch: () => 'peers-epoch',
   /**
    * immutable: keys named by the digest of what they describe (blob descriptors, links,

@@ -41,7 +41,7 @@ export interface PeersOptions {
   /** onRound hears each round's outcome (metrics). */
   onRound?: (r: { peers: number; alone: boolean }) => void;
   /**
-   * endpoint is where this process hears invalidations from the others (ADR 0024), written in
+   * endpoint is where this process hears invalidations from the others (ADR 0025), written in
    * its entry; undefined: it has none, so it keeps tags only while alone and other processes
    * keep none while it is there.
    */
@@ -162,7 +162,7 @@ export class Peers {
    * keepEpoch is the number of the current period in which this process may serve tags from
    * memory, or undefined when it may not: alone on the storage (ADR 0012), or, with an
    * endpoint, among others that all have one and so tell it of every tag they move, once
-   * joined (ADR 0024). A period ends when a round lapses, an other without an endpoint
+   * joined (ADR 0025). A period ends when a round lapses, an other without an endpoint
    * appears, or `peers-epoch` changes (a writer could not reach someone).
    */
   keepEpoch(): number | undefined {

@@ -56,7 +56,7 @@ class Proxy {
   }
 }
 
-describe('tags kept on every replica and coherent across them (ADR 0024)', () => {
+describe('tags kept on every replica and coherent across them (ADR 0025)', () => {
   let minio: MinioServer;
   let env: Record<string, string>;
   const bucket = 'coherent';

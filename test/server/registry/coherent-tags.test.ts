@@ -9,7 +9,7 @@ import { sha256 } from '../../support/image.js';
 
 /**
  * cluster is replicas on one storage that keep tags for one never-ending period, told of each
- * other's tag changes in process (what `Coherence` does over HTTP, ADR 0024): it tests what
+ * other's tag changes in process (what `Coherence` does over HTTP, ADR 0025): it tests what
  * the registry announces, not the transport.
  */
 function cluster(n: number) {
@@ -58,7 +58,7 @@ async function pushManifest(r: Registry, repo: string, n: number): Promise<Diges
   return digest;
 }
 
-describe('tags kept on every replica (ADR 0024)', () => {
+describe('tags kept on every replica (ADR 0025)', () => {
   it('GIVEN two replicas that keep tag v1 WHEN one moves it THEN the other resolves the new digest at once', async () => {
     const {
       replicas: [a, b],

@@ -42,7 +42,7 @@ function cacheOver(inner: GatedDriver, announce: (key: string) => Promise<void>)
   });
 }
 
-describe('CachingDriver announcements (ADR 0024)', () => {
+describe('CachingDriver announcements (ADR 0025)', () => {
   it('GIVEN a tag write WHEN it resolves THEN the key was announced once it had reached storage, before put resolved', async () => {
     const inner = new GatedDriver();
     const seen: string[] = [];

@@ -26,7 +26,7 @@ const endpointOf = (n: number): Endpoint => ({ url: `http://127.0.0.1:${n}`, tok
 /** flush lets pending promise callbacks and I/O run. */
 const flush = () => new Promise((r) => setTimeout(r, 20));
 
-describe('Peers with endpoints (ADR 0024)', () => {
+describe('Peers with endpoints (ADR 0025)', () => {
   it('GIVEN three processes that all have an endpoint WHEN all have joined THEN each keeps tags, and a writer sees the others with their endpoints', async () => {
     const w = world();
     const ps = [1, 2, 3].map(
