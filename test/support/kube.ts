@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { freePort } from './process.js';
+import { clientCert } from './tls.js';
 import { tool } from './tools.js';
 
 export interface ControlPlane {
@@ -124,6 +125,27 @@ export async function waitFor(p: Proc, check: () => Promise<boolean>, ms: number
 }
 
 /**
+ * aggregationArgs turns on the API server's aggregation layer (for an APIService such as
+ * metrics-server's on the real node): a front-proxy CA and the client certificate the
+ * aggregator presents to extension API servers, which read the CA and the header names from
+ * the kube-system/extension-apiserver-authentication ConfigMap. `--enable-aggregator-routing`
+ * makes the API server dial the Service's endpoints, not its cluster IP.
+ */
+function aggregationArgs(dir: string): string[] {
+  const proxy = clientCert(dir, 'front-proxy-client', 'front-proxy-client');
+  return [
+    `--requestheader-client-ca-file=${proxy.caFile}`,
+    '--requestheader-allowed-names=front-proxy-client',
+    '--requestheader-username-headers=X-Remote-User',
+    '--requestheader-group-headers=X-Remote-Group',
+    '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+    `--proxy-client-cert-file=${proxy.certFile}`,
+    `--proxy-client-key-file=${proxy.keyFile}`,
+    '--enable-aggregator-routing=true',
+  ];
+}
+
+/**
  * startControlPlane starts etcd, kube-apiserver and (unless `controllerManager: false`)
  * kube-controller-manager, and resolves once the API server is ready. `apiServerArgs` are
  * appended to the API server's flags (also on restart), e.g. `--etcd-compaction-interval=1s`.
@@ -208,6 +230,7 @@ export async function startControlPlane(
           `--advertise-address=${opts.node.address}`,
           `--service-cluster-ip-range=${opts.node.serviceCidr}`,
           '--endpoint-reconciler-type=lease',
+          ...aggregationArgs(dir),
         ]
       : []),
     ...(opts.apiServerArgs ?? []),
@@ -272,6 +295,11 @@ export async function startControlPlane(
       '--concurrent-deployment-syncs=10',
       '--concurrent-replicaset-syncs=10',
       '--concurrent-gc-syncs=10',
+      // The HorizontalPodAutoscaler controller acts within seconds (test/e2e/hpa.int.test.ts),
+      // and counts a new pod's CPU as soon as it is Ready.
+      '--horizontal-pod-autoscaler-sync-period=5s',
+      '--horizontal-pod-autoscaler-cpu-initialization-period=10s',
+      '--horizontal-pod-autoscaler-initial-readiness-delay=5s',
       '--v=0',
     ]);
     await waitFor(

@@ -40,6 +40,7 @@ import {
   type ControlPlane,
   type Proc,
 } from './kube.js';
+import { clientCert, type TestClientCert } from './tls.js';
 import { tool } from './tools.js';
 
 export const NODE_NET = {
@@ -76,6 +77,8 @@ export interface RealNode {
   name: string;
   /** address is the node's IP: pods reach services on the host there. */
   address: string;
+  /** kubeletClient is a client certificate the kubelet accepts (metrics-server scrapes with it). */
+  kubeletClient: TestClientCert;
   /** hostsDir is containerd's registry `config_path` (hosts.toml files per registry host). */
   hostsDir: string;
   /** ctr runs containerd's `ctr` in the k8s.io namespace and returns its stdout. */
@@ -581,6 +584,7 @@ export async function startRealCluster(): Promise<RealCluster> {
     writeFileSync(resolv, 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n');
     const [kubeletPort, kubeletHealth] = [await freePort(), await freePort()];
     const kubeletConfig = join(dir, 'kubelet.yaml');
+    const kubeletClient = clientCert(dir, 'kubelet-client', 'berth-metrics');
     writeFileSync(
       kubeletConfig,
       yaml({
@@ -591,7 +595,11 @@ export async function startRealCluster(): Promise<RealCluster> {
         readOnlyPort: 0,
         healthzBindAddress: '127.0.0.1',
         healthzPort: kubeletHealth,
-        authentication: { anonymous: { enabled: false }, webhook: { enabled: false } },
+        authentication: {
+          anonymous: { enabled: false },
+          webhook: { enabled: false },
+          x509: { clientCAFile: kubeletClient.caFile },
+        },
         authorization: { mode: 'AlwaysAllow' },
         containerRuntimeEndpoint: `unix://${socket}`,
         cgroupDriver: 'cgroupfs',
@@ -709,6 +717,7 @@ export async function startRealCluster(): Promise<RealCluster> {
       name: NODE_NAME,
       address: NODE_NET.address,
       hostsDir,
+      kubeletClient,
       ctr,
       importImage: (archive) => {
         ctr('images', 'import', archive);

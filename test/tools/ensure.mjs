@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // ensure.mjs builds or finds the real parts the tests need (MinIO, the OCI conformance
-// suite, skopeo, the control plane and Helm, the real node: kubelet, kube-scheduler,
+// suite, skopeo, the control plane and Helm, metrics-server, the real node: kubelet, kube-scheduler,
 // kube-proxy, containerd, runc, the CNI plugins, iptables and a pause program, and the
 // bench's neutral load generator wrk) and caches them under $BERTH_TOOLS (default ~/.cache/berth/tools).
 // A tool already on PATH or already in the cache is not built again. Exits non-zero with
@@ -250,6 +250,13 @@ try {
   }
   if (want('node')) node();
   if (want('helm')) goInstall('helm', 'helm.sh/helm/v3/cmd/helm', TOOLS.helm);
+  // The resource metrics API the real node's HorizontalPodAutoscaler reads (issue 16).
+  if (want('metrics-server'))
+    goInstall(
+      'metrics-server',
+      'sigs.k8s.io/metrics-server/cmd/metrics-server',
+      TOOLS.metricsServer,
+    );
   // The bench's neutral small-request client (npm run bench, test/bench/quick.int.test.ts);
   // its body client, curl, is part of the base image.
   if (want('bench')) aptInstall('wrk', 'wrk');

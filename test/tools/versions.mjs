@@ -10,6 +10,9 @@ export const TOOLS = {
   kubernetes: 'v1.36.3',
   etcd: 'v3.6.8',
   helm: 'v3.22.0',
+  // The resource metrics API for the HPA test on the real node (issue 16). v0.9.1 needs
+  // go >= 1.26.10; this workplace has 1.26.8, and v0.9.0 builds against k8s.io v0.36.
+  metricsServer: 'v0.9.0',
   // Benchmark peers (issue #5). zot's module is zotregistry.dev/zot/v2 only from v2.1.10 on
   // (earlier tags declare zotregistry.dev/zot, so the proxy refuses them under /v2).
   // On this workplace the proxy answered 403 Forbidden for zotregistry.dev/zot/v2 at every
