@@ -22,6 +22,7 @@ import { logSchema } from './log.js';
 import { metricsSchema } from './metrics.js';
 import { notificationsSchema } from './notifications.js';
 import { storageSchema } from './storage.js';
+import { uiSchema } from './ui.js';
 import { uploadsSchema } from './uploads.js';
 import { validationSchema } from './validation.js';
 
@@ -50,5 +51,6 @@ export const configSchema = {
     metrics: metricsSchema,
     auth: authSchema,
     gc: gcSchema,
+    ui: uiSchema,
   },
 } as const satisfies JsonSchema;

@@ -11,6 +11,7 @@ export type { LimitsConfig } from './limits.js';
 export type { EndpointConfig, EventFormat, NotificationsConfig } from './notifications.js';
 export type { MetricsConfig } from './metrics.js';
 export type { S3Config, StorageConfig } from './storage.js';
+export type { UiConfig } from './ui.js';
 export type { UploadsConfig } from './uploads.js';
 export type { ValidationConfig } from './validation.js';
 export type { LogLevel } from '../util/log.js';

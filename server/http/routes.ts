@@ -1,5 +1,6 @@
 import type { BerthConfig } from '../config/types.js';
 import type { Handler } from './context.js';
+import * as access from './handlers/access.js';
 import * as blobs from './handlers/blobs.js';
 import * as events from './handlers/events.js';
 import * as uploads from './handlers/blob-uploads.js';
@@ -53,6 +54,12 @@ function registryRoutes(): Route[] {
       pattern: /^\/v2\/_berth\/events\/stream$/,
       keys: [],
       methods: { GET: events.streamEvents },
+    },
+    {
+      name: 'access',
+      pattern: /^\/v2\/_berth\/access$/,
+      keys: [],
+      methods: { GET: access.access },
     },
     {
       name: 'search',

@@ -57,6 +57,7 @@ export function needsOf(route: string, method: string, params: Record<string, st
     case 'search':
       return [{ kind: 'catalog' }];
     case 'discover':
+    case 'access':
       return [];
     case 'tags':
     case 'referrers':

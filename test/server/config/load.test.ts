@@ -277,6 +277,7 @@ log:
       notifications: defaults().notifications,
       metrics: defaults().metrics,
       cache: defaults().cache,
+      ui: defaults().ui,
     } satisfies BerthConfig);
   });
 
