@@ -74,8 +74,11 @@ function App() {
   useEffect(() => {
     access().then(setMe, () => setMe(undefined));
   }, [user]);
+  const [firstPage, setFirstPage] = useState(true);
   useEffect(() => {
-    document.getElementById('main')?.focus({ preventScroll: true });
+    // After a navigation inside the UI, focus moves to the new page's content (not on load).
+    if (firstPage) setFirstPage(false);
+    else document.getElementById('main')?.focus({ preventScroll: true });
   }, [route.parts.join('/')]);
   const signOut = () => {
     setCredentials(null);
@@ -130,4 +133,6 @@ function App() {
   );
 }
 
-render(<App />, document.getElementById('app')!);
+const root = document.getElementById('app')!;
+root.textContent = '';
+render(<App />, root);

@@ -162,19 +162,32 @@ function Layers({ layers }: { layers: Descriptor[] }) {
   );
 }
 
+/** PlatformOf names a child of an index: its descriptor's platform, else its config's. */
+function PlatformOf({ repo, d }: { repo: string; d: Descriptor }) {
+  const p = d.platform;
+  const [c] = useLoad(async () => {
+    if (p) return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
+    const m = await getManifest(repo, d.digest);
+    const cfg = m.manifest.config;
+    if (m.manifest.artifactType || !cfg || !cfg.mediaType.includes('config'))
+      return m.manifest.artifactType ?? d.mediaType;
+    const conf = await getConfig(repo, cfg.digest);
+    return `${conf.os ?? '?'}/${conf.architecture ?? '?'}`;
+  }, [repo, d.digest]);
+  return <>{c.state === 'ok' ? c.value : shortDigest(d.digest)}</>;
+}
+
 function Platforms({ repo, manifests }: { repo: string; manifests: Descriptor[] }) {
   return (
     <section aria-labelledby="platforms-h">
       <h2 id="platforms-h">Platforms</h2>
       <ul class="list platforms">
         {manifests.map((d) => {
-          const p = d.platform;
-          const name = p
-            ? `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`
-            : (d.artifactType ?? d.mediaType);
           return (
             <li key={d.digest}>
-              <a href={href(['r', repo, 'm', d.digest])}>{name}</a>{' '}
+              <a href={href(['r', repo, 'm', d.digest])}>
+                <PlatformOf repo={repo} d={d} />
+              </a>{' '}
               <span class="mono muted">{shortDigest(d.digest)}</span>{' '}
               <span class="muted">{formatBytes(d.size)} manifest</span>
             </li>
