@@ -7,6 +7,7 @@ import * as uploads from './handlers/blob-uploads.js';
 import * as listing from './handlers/listing.js';
 import * as manifests from './handlers/manifests.js';
 import * as search from './handlers/search.js';
+import * as usage from './handlers/usage.js';
 
 type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
 
@@ -67,6 +68,13 @@ function registryRoutes(): Route[] {
       keys: [],
       methods: { GET: search.search },
     },
+    {
+      name: 'storage',
+      pattern: new RegExp(`^/v2/_berth/storage/${NAME}$`),
+      keys: ['name'],
+      methods: { GET: usage.storage },
+    },
+    { name: 'gc', pattern: /^\/v2\/_berth\/gc$/, keys: [], methods: { GET: usage.gcReport } },
   ];
 }
 

@@ -61,6 +61,7 @@ export function needsOf(route: string, method: string, params: Record<string, st
       return [];
     case 'tags':
     case 'referrers':
+    case 'storage':
       return repo('pull');
     case 'manifest':
     case 'blob':
