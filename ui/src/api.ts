@@ -301,3 +301,55 @@ export interface SearchResult {
 }
 
 export { enc };
+
+/** RepositoryUsage is `GET /v2/_berth/storage/<name>`: what one repository stores. */
+export interface RepositoryUsage {
+  repository: string;
+  tags: number;
+  manifests: number;
+  manifestBytes: number;
+  blobs: number;
+  blobBytes: number;
+  bytes: number;
+}
+
+export async function repositoryStorage(repo: string): Promise<RepositoryUsage> {
+  return (await getJson<RepositoryUsage>(`/v2/_berth/storage/${enc(repo)}`)).body;
+}
+
+/** GcPlanned is one object a GC dry run would delete. */
+export interface GcPlanned {
+  kind: string;
+  key: string;
+  bytes: number;
+  reason: string;
+  repo?: string;
+  tag?: string;
+  digest?: string;
+}
+
+/** GcView is `GET /v2/_berth/gc` (admins): settings, retention policies and a dry run. */
+export interface GcView {
+  schedule: { enabled: boolean; intervalSeconds: number; graceSeconds: number; dryRun: boolean };
+  policies: {
+    repositories: string[];
+    keepTags?: { patterns?: string[]; mostRecentlyPushed?: number }[];
+    deleteUntaggedAfterSeconds?: number;
+    deleteReferrers?: boolean;
+  }[];
+  report?: {
+    runId: string;
+    dryRun: boolean;
+    startedAt: string;
+    finishedAt: string;
+    cutoff: string;
+    counts: Record<string, number>;
+    bytesFreed: number;
+    deleted: GcPlanned[];
+    truncated: boolean;
+  };
+}
+
+export async function gcReport(): Promise<GcView> {
+  return (await getJson<GcView>('/v2/_berth/gc')).body;
+}

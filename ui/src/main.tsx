@@ -2,6 +2,7 @@ import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { access, currentUser, setCredentials, type Access } from './api.js';
 import { ActivityPage } from './pages/activity.js';
+import { AdminPage } from './pages/admin.js';
 import { ImagePage } from './pages/image.js';
 import { RepositoriesPage } from './pages/repositories.js';
 import { SearchPage } from './pages/search.js';
@@ -25,6 +26,7 @@ function Page({
     );
   if (first === 'signin') return <SignInPage onSignedIn={onSignedIn} />;
   if (first === 'activity') return <ActivityPage />;
+  if (first === 'admin') return <AdminPage me={me} />;
   if (first === 'r' && second !== undefined && third === 'm' && fourth !== undefined)
     return <ImagePage repo={second} reference={fourth} me={me} />;
   if (first === 'r' && second !== undefined)
@@ -108,6 +110,14 @@ function App() {
           >
             Activity
           </a>
+          {me?.admin && me.user !== null && (
+            <a
+              href={href(['admin'])}
+              aria-current={route.parts[0] === 'admin' ? 'page' : undefined}
+            >
+              Garbage collection
+            </a>
+          )}
         </nav>
         <SearchBox initial={route.parts[0] === 'search' ? (route.query.get('q') ?? '') : ''} />
         <div class="who">

@@ -9,6 +9,7 @@ import {
 } from '../api.js';
 import { canDelete, ConfirmButton, Show } from '../components.js';
 import { formatBytes, formatTime, href, shortDigest, useLoad } from '../util.js';
+import { RepositoryStorage } from './storage.js';
 
 /** TAGS_PER_PAGE is how many tags one page shows; only those are looked up. */
 export const TAGS_PER_PAGE = 50;
@@ -117,6 +118,7 @@ export function TagsPage({
         <a href={href([])}>Repositories</a> / <span aria-current="page">{repo}</span>
       </nav>
       <h1>{repo}</h1>
+      <RepositoryStorage repo={repo} />
       <Show data={tags}>
         {(all) => {
           const f = filter.trim().toLowerCase();
