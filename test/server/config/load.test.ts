@@ -111,7 +111,7 @@ describe('configSchema', () => {
       expect(get(source, b.path), b.path.join('.')).toEqual(def);
       checked++;
     }
-    expect(checked).toBe(53);
+    expect(checked).toBe(55);
     expect(schemaAt(['storage'])?.default).toEqual(d.storage);
   });
 });
@@ -158,6 +158,7 @@ describe('defaults', () => {
         endpoints: [],
       },
       metrics: { enabled: true, path: '/metrics', repositoryLimit: 100, repositories: [] },
+      ui: { enabled: true, prefix: '/ui' },
     });
   });
 
@@ -351,7 +352,7 @@ describe('environment overrides', () => {
 
   it('GIVEN the schema WHEN deriving bindings THEN there is one unique variable per leaf field', () => {
     const names = envBindings().map((b) => b.env);
-    expect(names).toHaveLength(70);
+    expect(names).toHaveLength(72);
     expect(new Set(names).size).toBe(names.length);
     expect(names).not.toContain('BERTH_CONFIG');
     expect(names).not.toContain('BERTH_TOOLS');
