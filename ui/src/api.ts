@@ -62,13 +62,13 @@ function challengeParams(header: string): Record<string, string> {
   return out;
 }
 
-async function fetchToken(challenge: string): Promise<string | undefined> {
+async function fetchToken(challenge: string, scope: string): Promise<string | undefined> {
   const p = challengeParams(challenge);
   if (p.realm === undefined) return undefined;
   const url = new URL(p.realm, location.href);
   if (url.origin !== location.origin) return undefined; // never send credentials elsewhere
   if (p.service !== undefined) url.searchParams.set('service', p.service);
-  if (p.scope !== undefined) url.searchParams.set('scope', p.scope);
+  url.searchParams.set('scope', scope);
   const headers: Record<string, string> = {};
   if (creds) headers.Authorization = basicHeader(creds);
   const r = await fetch(url, { headers, credentials: 'omit' });
@@ -77,7 +77,11 @@ async function fetchToken(challenge: string): Promise<string | undefined> {
   return body.token ?? body.access_token;
 }
 
-/** call sends one request, answering an auth challenge once. */
+/**
+ * call sends one request, answering auth challenges: Berth's token issuer first refuses Basic
+ * credentials with a challenge naming no scope (then the guessed one is asked for), and a token
+ * lacking the scope with one naming it (`insufficient_scope`), so up to two rounds.
+ */
 export async function call(path: string, init: RequestInit = {}): Promise<Response> {
   const method = init.method ?? 'GET';
   const scope = guessScope(path, method);
@@ -88,14 +92,15 @@ export async function call(path: string, init: RequestInit = {}): Promise<Respon
   };
   const cached = tokens.get(scope);
   let r = await send(cached ? `Bearer ${cached}` : creds ? basicHeader(creds) : undefined);
-  const challenge = r.headers.get('www-authenticate') ?? '';
-  if (r.status === 401 && /^bearer /i.test(challenge)) {
-    const token = await fetchToken(challenge);
-    if (token !== undefined) {
-      tokens.set(challengeParams(challenge).scope ?? scope, token);
-      tokens.set(scope, token);
-      r = await send(`Bearer ${token}`);
-    }
+  for (let round = 0; round < 2; round++) {
+    const challenge = r.headers.get('www-authenticate') ?? '';
+    if (r.status !== 401 || !/^bearer /i.test(challenge)) break;
+    const asked = challengeParams(challenge).scope ?? scope;
+    const token = await fetchToken(challenge, asked);
+    if (token === undefined) break;
+    tokens.set(asked, token);
+    tokens.set(scope, token);
+    r = await send(`Bearer ${token}`);
   }
   return r;
 }
