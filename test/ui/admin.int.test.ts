@@ -44,6 +44,7 @@ beforeAll(async () => {
   const alice = clientAs(berth.url, 'alice', 'alice-pw');
   old = image().layer(3000).build();
   fresh = image().layer(5000).build();
+  expect((await alice.push('private/app', 'v1', image().layer(700).build())).status).toBe(201);
   expect((await alice.push('team/app', 'old', old)).status).toBe(201);
   // Pushed times order the tags for `mostRecentlyPushed`.
   await new Promise((r) => setTimeout(r, 1100));
@@ -88,6 +89,29 @@ describe('storage and garbage collection views', () => {
     expect(await line.textContent()).toContain(
       `in ${api.blobs} blobs and ${api.manifests} manifests`,
     );
+  });
+
+  it('GIVEN the storage overview WHEN each user opens it THEN it lists only the repositories each may pull, with what each stores', async () => {
+    const bob = await signedIn('bob', 'bob-pw');
+    await bob.getByRole('link', { name: 'Storage', exact: true }).click();
+    const table = bob.getByRole('table', { name: 'Storage per repository' });
+    await table.waitFor();
+    const row = table.getByRole('row', { name: /^team\/app / });
+    await expect
+      .poll(() => row.getByRole('cell').allTextContents())
+      .toEqual([
+        '2',
+        '2',
+        String(old.blobs.length + fresh.blobs.length),
+        expect.stringMatching(/KiB$/),
+      ]);
+    expect(await table.getByRole('row').count()).toBe(2); // header + team/app
+    const alice = await signedIn('alice', 'alice-pw');
+    await alice.goto(`${berth.url}/ui/#/storage`);
+    const all = alice.getByRole('table', { name: 'Storage per repository' });
+    await all.getByRole('link', { name: 'private/app' }).waitFor();
+    expect(await all.getByRole('row').count()).toBe(3);
+    await alice.screenshot({ path: join(SCREENSHOTS, 'storage.png'), fullPage: true });
   });
 
   it('GIVEN an admin WHEN the garbage collection page opens THEN the policy and a dry run naming the older tag show, and nothing is deleted', async () => {

@@ -7,6 +7,7 @@ import { ImagePage } from './pages/image.js';
 import { RepositoriesPage } from './pages/repositories.js';
 import { SearchPage } from './pages/search.js';
 import { SignInPage } from './pages/signin.js';
+import { StorageOverviewPage } from './pages/storage-overview.js';
 import { TagsPage } from './pages/tags.js';
 import { href, useRoute, type Route } from './util.js';
 
@@ -27,6 +28,8 @@ function Page({
   if (first === 'signin') return <SignInPage onSignedIn={onSignedIn} />;
   if (first === 'activity') return <ActivityPage />;
   if (first === 'admin') return <AdminPage me={me} />;
+  if (first === 'storage')
+    return <StorageOverviewPage last={route.query.get('last') ?? undefined} />;
   if (first === 'r' && second !== undefined && third === 'm' && fourth !== undefined)
     return <ImagePage repo={second} reference={fourth} me={me} />;
   if (first === 'r' && second !== undefined)
@@ -109,6 +112,12 @@ function App() {
             aria-current={route.parts[0] === 'activity' ? 'page' : undefined}
           >
             Activity
+          </a>
+          <a
+            href={href(['storage'])}
+            aria-current={route.parts[0] === 'storage' ? 'page' : undefined}
+          >
+            Storage
           </a>
           {me?.admin && me.user !== null && (
             <a
