@@ -31,10 +31,14 @@ export async function launchChromium(): Promise<Browser> {
   });
 }
 
-/** startBerth runs the real `berth server` process on a fresh folder with `auth` and `extra`. */
+/**
+ * startBerth runs the real `berth server` process with `auth` and `extra`, storing into
+ * `dataRoot` (default: a fresh folder).
+ */
 export async function startBerth(
   auth: AuthConfig,
   extra: Record<string, unknown> = {},
+  dataRoot?: string,
 ): Promise<BerthProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'berth-ui-'));
   const file = join(dir, 'berth.yaml');
@@ -42,7 +46,7 @@ export async function startBerth(
     file,
     stringify({
       http: { secret: 'ui-test-secret' },
-      storage: { driver: 'filesystem', filesystem: { root: join(dir, 'data') } },
+      storage: { driver: 'filesystem', filesystem: { root: dataRoot ?? join(dir, 'data') } },
       notifications: { pollMillis: 100 },
       auth,
       ...extra,

@@ -210,13 +210,29 @@ export async function getConfig(repo: string, digest: string): Promise<ImageConf
   return (await r.json()) as ImageConfig;
 }
 
-export async function listTags(repo: string, n: number): Promise<string[]> {
+/**
+ * listTags lists every tag of `repo`, following `Link` pages: a first small page of `first`
+ * names (enough for the first screen, so it can show at once), then pages of `n`. `onPage`
+ * gets each page's names as they arrive.
+ */
+export async function listTags(
+  repo: string,
+  n: number,
+  onPage: (tags: string[]) => void = () => undefined,
+  first = n,
+): Promise<string[]> {
   const out: string[] = [];
-  let path: string | undefined = `/v2/${enc(repo)}/tags/list?n=${n}`;
+  let path: string | undefined = `/v2/${enc(repo)}/tags/list?n=${first}`;
   while (path !== undefined) {
     const { body, res } = await getJson<{ tags: string[] | null }>(path);
-    out.push(...(body.tags ?? []));
-    path = nextLink(res);
+    const page = body.tags ?? [];
+    out.push(...page);
+    onPage(page);
+    const next = nextLink(res);
+    if (next === undefined) break;
+    const url = new URL(next, location.origin);
+    url.searchParams.set('n', String(n));
+    path = `${url.pathname}${url.search}`;
   }
   return out;
 }

@@ -76,3 +76,13 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): [Loaded<T>,
   }, [...deps, tick]);
   return [s, () => setTick((t) => t + 1)];
 }
+
+/**
+ * useShownMark sets the performance mark `name` once, after the render in which `shown` first
+ * holds: the time from navigation to a page's content on screen (the render benchmark reads it).
+ */
+export function useShownMark(name: string, shown: boolean): void {
+  useEffect(() => {
+    if (shown && performance.getEntriesByName(name).length === 0) performance.mark(name);
+  }, [shown]);
+}

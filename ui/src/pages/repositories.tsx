@@ -1,6 +1,6 @@
 import { getJson, nextLink } from '../api.js';
 import { Show } from '../components.js';
-import { href, useLoad } from '../util.js';
+import { href, useLoad, useShownMark } from '../util.js';
 
 /** PAGE is how many repositories one page of the list shows (one catalog request). */
 export const PAGE = 100;
@@ -17,6 +17,7 @@ export function RepositoriesPage({ last }: { last: string | undefined }) {
     const { body, res } = await getJson<{ repositories: string[] }>(`/v2/_catalog?${q}`);
     return { repos: body.repositories ?? [], next: lastOf(nextLink(res)) };
   }, [last]);
+  useShownMark('berth:repositories-shown', data.state === 'ok');
   return (
     <section>
       <h1>Repositories</h1>

@@ -1,4 +1,4 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import {
   access as accessOf,
   deleteManifest,
@@ -8,7 +8,15 @@ import {
   type Access,
 } from '../api.js';
 import { canDelete, ConfirmButton, Show } from '../components.js';
-import { formatBytes, formatTime, href, shortDigest, useLoad } from '../util.js';
+import {
+  formatBytes,
+  formatTime,
+  href,
+  shortDigest,
+  useLoad,
+  useShownMark,
+  type Loaded,
+} from '../util.js';
 import { RepositoryStorage } from './storage.js';
 
 /** TAGS_PER_PAGE is how many tags one page shows; only those are looked up. */
@@ -97,6 +105,39 @@ function TagRow({
   );
 }
 
+/**
+ * useTags lists a repository's tags, showing the first page as soon as it arrives: a first
+ * request of two screens of names, then pages of 1,000 while the first screen is already usable.
+ */
+function useTags(repo: string): [Loaded<string[]>, boolean, () => void] {
+  const [s, setS] = useState<Loaded<string[]>>({ state: 'loading' });
+  const [complete, setComplete] = useState(false);
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    let live = true;
+    const all: string[] = [];
+    setS({ state: 'loading' });
+    setComplete(false);
+    listTags(
+      repo,
+      1000,
+      (page) => {
+        if (!live) return;
+        all.push(...page);
+        setS({ state: 'ok', value: [...all] });
+      },
+      TAGS_PER_PAGE * 2,
+    ).then(
+      () => live && setComplete(true),
+      (error: Error) => live && setS({ state: 'error', error }),
+    );
+    return () => {
+      live = false;
+    };
+  }, [repo, tick]);
+  return [s, complete, () => setTick((t) => t + 1)];
+}
+
 export function TagsPage({
   repo,
   query,
@@ -106,7 +147,8 @@ export function TagsPage({
   query: URLSearchParams;
   me: Access | undefined;
 }) {
-  const [tags, reload] = useLoad(() => listTags(repo, 1000), [repo]);
+  const [tags, complete, reload] = useTags(repo);
+  useShownMark('berth:tags-shown', tags.state === 'ok');
   const [rights] = useLoad(() => accessOf(repo), [repo, me?.user]);
   const [filter, setFilter] = useState(query.get('filter') ?? '');
   const page = Math.max(1, Number(query.get('page') ?? '1') || 1);
@@ -118,7 +160,8 @@ export function TagsPage({
         <a href={href([])}>Repositories</a> / <span aria-current="page">{repo}</span>
       </nav>
       <h1>{repo}</h1>
-      <RepositoryStorage repo={repo} />
+      {/* Asked once the names are listed: adding up a large repository takes the server a while. */}
+      {complete && <RepositoryStorage repo={repo} />}
       <Show data={tags}>
         {(all) => {
           const f = filter.trim().toLowerCase();
@@ -142,6 +185,7 @@ export function TagsPage({
                 <span class="muted" role="status" data-testid="tag-count">
                   {shown.length} of {all.length} tags
                 </span>
+                {!complete && <span class="muted">(listing more…)</span>}
               </div>
               {slice.length === 0 ? (
                 <p>No tags.</p>
