@@ -10,6 +10,7 @@ export default tseslint.config(
       '.scratch/**',
       'test/tools/**',
       'bench/**/*.mjs',
+      'ui/build.mjs',
       'test/fuzz/*.mjs',
     ],
   },

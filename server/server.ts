@@ -79,7 +79,7 @@ export function createServices(
   const search = new SearchIndex(storage, { clock });
   const upstreams = new Upstreams(config.mirrors.upstreams, clock);
   const mirror = { uploads, driver: storage.cached, clock, log, inflight: new Map() };
-  return {
+  const services: Services = {
     config,
     driver: storage.cached,
     log,
@@ -113,6 +113,10 @@ export function createServices(
     auth,
     clock,
   };
+  // The admin GC report (GET /v2/_berth/gc) dry-runs a collector of its own: runs of one
+  // collector never overlap, so sharing the scheduled one would let a report stand in for a run.
+  services.gc = createGarbageCollector(config, services);
+  return services;
 }
 
 /** httpSecret is the configured upload-token secret, or a random one (with a warning). */

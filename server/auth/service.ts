@@ -210,6 +210,25 @@ export class AuthService {
     );
   }
 
+  /**
+   * grants is every action `id` has in `repo` under today's rules (what Berth's own issuer
+   * would put in a token; with an external issuer, what its token carries). It tells the web
+   * UI which controls to offer; every request is still authorized on its own.
+   */
+  grants(id: Identity, repo: string): Action[] {
+    const all: Action[] = ['pull', 'push', 'delete'];
+    if (id.via === 'none') return all;
+    if (id.via === 'bearer' && this.config.token.external)
+      return all.filter((a) => this.may(id, repo, a));
+    const allowed = this.policy.actions(id.principal, repo);
+    return all.filter((a) => allowed.has(a));
+  }
+
+  /** isAdmin is true when `id` has the admin role (`auth.admins`), or auth is off. */
+  isAdmin(id: Identity): boolean {
+    return id.via === 'none' || this.policy.isAdmin(id.principal);
+  }
+
   /** mayMount: a mount names its source (`from`) and needs pull there; without it, only with auth off. */
   mayMount(id: Identity, from: string | undefined): boolean {
     if (id.via === 'none') return true;

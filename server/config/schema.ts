@@ -23,6 +23,7 @@ import { metricsSchema } from './metrics.js';
 import { mirrorsSchema } from './mirrors.js';
 import { notificationsSchema } from './notifications.js';
 import { storageSchema } from './storage.js';
+import { uiSchema } from './ui.js';
 import { uploadsSchema } from './uploads.js';
 import { validationSchema } from './validation.js';
 
@@ -52,5 +53,6 @@ export const configSchema = {
     auth: authSchema,
     gc: gcSchema,
     mirrors: mirrorsSchema,
+    ui: uiSchema,
   },
 } as const satisfies JsonSchema;

@@ -12,6 +12,7 @@ export type { EndpointConfig, EventFormat, NotificationsConfig } from './notific
 export type { MetricsConfig } from './metrics.js';
 export type { MirrorsConfig, ResolvedUpstream, UpstreamConfig } from './mirrors.js';
 export type { S3Config, StorageConfig } from './storage.js';
+export type { UiConfig } from './ui.js';
 export type { UploadsConfig } from './uploads.js';
 export type { ValidationConfig } from './validation.js';
 export type { LogLevel } from '../util/log.js';

@@ -10,6 +10,7 @@ import { rateLimit, uploadSessionLimit } from './middleware/limits.js';
 import { checkReady } from './readiness.js';
 import { query } from './params.js';
 import { match, routes } from './routes.js';
+import { webUi } from './ui.js';
 
 const API_VERSION = 'registry/2.0';
 
@@ -55,7 +56,7 @@ export function toRegistryError(err: unknown): RegistryError {
 /**
  * createApp builds the koa application from named middleware, outermost first: the access log
  * and request id, the request scope, `hooks.outer` (metrics), the one error exit, deferred work,
- * limits, authentication, the events actor, then the dispatcher. Handlers never write error
+ * limits, the web UI (public files), authentication, the events actor, then the dispatcher. Handlers never write error
  * bodies.
  */
 export function createApp(s: Services, hooks: AppHooks = {}): Koa<State> {
@@ -74,6 +75,7 @@ export function createApp(s: Services, hooks: AppHooks = {}): Koa<State> {
       s.clock,
     ),
   );
+  app.use(webUi(s.config.ui, s.log));
   app.use(authenticate(s));
   app.use(eventsActor());
   app.use(dispatch(s, routes(s.config)));

@@ -4,6 +4,7 @@ import type { Clock } from '../util/clock.js';
 import type { AuthService, Identity } from '../auth/service.js';
 import type { BerthConfig } from '../config/types.js';
 import type { EventsRuntime } from '../events/runtime.js';
+import type { GarbageCollector } from '../gc/index.js';
 import type { Registry } from '../registry/repository.js';
 import type { SearchIndex } from '../search/index.js';
 import type { Tokens } from '../registry/token.js';
@@ -42,6 +43,8 @@ export interface Services {
   search: SearchIndex;
   /** metrics is served on the debug listener; handlers never touch it. */
   metrics?: MetricsService;
+  /** gc is the collector the admin GC report dry-runs (not the scheduled one). */
+  gc?: GarbageCollector;
   /** peers is this process's membership of the storage (gates tag writes, ADR 0012). */
   peers: Peers;
   /** upstreams maps repositories to pulled-through registries (`?ns=` requests, ADR 0024). */

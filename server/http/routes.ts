@@ -1,11 +1,13 @@
 import type { BerthConfig } from '../config/types.js';
 import type { Handler } from './context.js';
+import * as access from './handlers/access.js';
 import * as blobs from './handlers/blobs.js';
 import * as events from './handlers/events.js';
 import * as uploads from './handlers/blob-uploads.js';
 import * as listing from './handlers/listing.js';
 import * as manifests from './handlers/manifests.js';
 import * as search from './handlers/search.js';
+import * as usage from './handlers/usage.js';
 
 type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
 
@@ -55,11 +57,24 @@ function registryRoutes(): Route[] {
       methods: { GET: events.streamEvents },
     },
     {
+      name: 'access',
+      pattern: /^\/v2\/_berth\/access$/,
+      keys: [],
+      methods: { GET: access.access },
+    },
+    {
       name: 'search',
       pattern: /^\/v2\/_berth\/search$/,
       keys: [],
       methods: { GET: search.search },
     },
+    {
+      name: 'storage',
+      pattern: new RegExp(`^/v2/_berth/storage/${NAME}$`),
+      keys: ['name'],
+      methods: { GET: usage.storage },
+    },
+    { name: 'gc', pattern: /^\/v2\/_berth\/gc$/, keys: [], methods: { GET: usage.gcReport } },
   ];
 }
 

@@ -64,7 +64,7 @@ export function ociArch(arch: string): string {
  * buildImage writes the Berth image for this host's platform as an OCI layout and an archive
  * of it. Three layers: the runtime (node, its libraries, /etc, /tmp, the data folder), the
  * production node_modules (`npm ci --omit=dev` from the lockfile in a temp folder) and the
- * app (package.json, dist/server, dist/operator). Deterministic: the same inputs (files,
+ * app (package.json, dist/server, dist/operator, dist/ui). Deterministic: the same inputs (files,
  * revision, epoch, reference) give the same manifest digest. Throws when dist/ is not built.
  */
 export async function buildImage(o: BuildOptions): Promise<BuildResult> {
@@ -111,6 +111,9 @@ async function readPackage(root: string): Promise<PackageJson> {
   const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as PackageJson;
   await stat(join(root, 'dist', 'server', 'cli.js')).catch(() => {
     throw new Error(`${root}/dist/server/cli.js is missing: run \`npm run build\` first`);
+  });
+  await stat(join(root, 'dist', 'ui', 'berth-ui.json')).catch(() => {
+    throw new Error(`${root}/dist/ui (the web UI) is missing: run \`npm run build\` first`);
   });
   return pkg;
 }
@@ -194,6 +197,7 @@ async function appEntries(root: string): Promise<TarEntry[]> {
   const noMaps = (p: string) => p.endsWith('.map');
   await hostTree(join(root, 'dist', 'server'), 'app/dist/server', out, noMaps);
   await hostTree(join(root, 'dist', 'operator'), 'app/dist/operator', out, noMaps);
+  await hostTree(join(root, 'dist', 'ui'), 'app/dist/ui', out, noMaps);
   return out;
 }
 

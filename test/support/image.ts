@@ -45,6 +45,7 @@ export class ImageBuilder {
   private configType = 'application/vnd.oci.image.config.v1+json';
   private extra: Record<string, unknown> = {};
   private platform = { architecture: 'amd64', os: 'linux' };
+  private configExtra: Record<string, unknown> = {};
 
   layer(size = 1024): this {
     this.layers.push(blob(randomBytes(size)));
@@ -72,6 +73,12 @@ export class ImageBuilder {
     return this;
   }
 
+  /** configure merges `extra` into the image config (e.g. `config.Env`, `history`, `created`). */
+  configure(extra: Record<string, unknown>): this {
+    this.configExtra = { ...this.configExtra, ...extra };
+    return this;
+  }
+
   annotate(annotations: Record<string, string>): this {
     this.extra.annotations = annotations;
     return this;
@@ -81,6 +88,7 @@ export class ImageBuilder {
     const config = blob(
       JSON.stringify({
         ...this.platform,
+        ...this.configExtra,
         rootfs: { type: 'layers', diff_ids: this.layers.map((l) => l.digest) },
       }),
       this.configType,

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // ensure.mjs builds or finds the real parts the tests need (MinIO, the OCI conformance
 // suite, skopeo, the control plane and Helm, metrics-server, the real node: kubelet, kube-scheduler,
-// kube-proxy, containerd, runc, the CNI plugins, iptables and a pause program, and the
-// bench's neutral load generator wrk) and caches them under $BERTH_TOOLS (default ~/.cache/berth/tools).
+// kube-proxy, containerd, runc, the CNI plugins, iptables and a pause program, the bench's
+// neutral load generator wrk, and the web UI tests' browser, Debian's chromium) and caches them
+// under $BERTH_TOOLS (default ~/.cache/berth/tools).
 // A tool already on PATH or already in the cache is not built again. Exits non-zero with
 // the failing command when a part cannot be had: tests never skip a missing real part.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -260,6 +261,9 @@ try {
   // The bench's neutral small-request client (npm run bench, test/bench/quick.int.test.ts);
   // its body client, curl, is part of the base image.
   if (want('bench')) aptInstall('wrk', 'wrk');
+  // The web UI tests' real browser (test/ui/), driven by playwright-core (a devDependency)
+  // through its executablePath: playwright's own browser downloads are not used.
+  if (want('chromium')) aptInstall('chromium', 'chromium');
   // Benchmark peers only on request: `node test/tools/ensure.mjs peers` (bench/run.ts does it).
   if (wanted.has('peers')) peers();
 } catch (err) {

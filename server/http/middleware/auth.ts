@@ -57,9 +57,11 @@ export function needsOf(route: string, method: string, params: Record<string, st
     case 'search':
       return [{ kind: 'catalog' }];
     case 'discover':
+    case 'access':
       return [];
     case 'tags':
     case 'referrers':
+    case 'storage':
       return repo('pull');
     case 'manifest':
     case 'blob':

@@ -161,6 +161,7 @@ describe('defaults', () => {
         endpoints: [],
       },
       metrics: { enabled: true, path: '/metrics', repositoryLimit: 100, repositories: [] },
+      ui: { enabled: true, prefix: '/ui' },
     });
   });
 
@@ -281,6 +282,7 @@ log:
       notifications: defaults().notifications,
       metrics: defaults().metrics,
       cache: defaults().cache,
+      ui: defaults().ui,
     } satisfies BerthConfig);
   });
 

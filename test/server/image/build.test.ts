@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -19,11 +19,14 @@ function fixture(): string {
     join(root, 'package-lock.json'),
     JSON.stringify({ ...pkg, lockfileVersion: 3, requires: true, packages: { '': pkg } }),
   );
-  for (const d of ['dist/server', 'dist/operator', 'dist/image'])
+  for (const d of ['dist/server', 'dist/operator', 'dist/ui', 'dist/image'])
     mkdirSync(join(root, d), { recursive: true });
   writeFileSync(join(root, 'dist/server/cli.js'), 'console.log("berth")\n');
   writeFileSync(join(root, 'dist/server/cli.js.map'), '{}');
   writeFileSync(join(root, 'dist/operator/main.js'), 'export {}\n');
+  writeFileSync(join(root, 'dist/ui/berth-ui.json'), '{}\n');
+  writeFileSync(join(root, 'dist/ui/app.js'), 'export {}\n');
+  writeFileSync(join(root, 'dist/ui/app.js.map'), '{}');
   writeFileSync(join(root, 'dist/image/stale.tar'), 'not part of the image');
   return root;
 }
@@ -127,7 +130,7 @@ describe('berth image build', { timeout: 60_000 }, () => {
     expect(readFileSync(join(rootfs, 'etc/passwd'), 'utf8')).toContain('nonroot:x:65532:65532:');
   });
 
-  it('GIVEN a build WHEN the app layer is listed THEN it has package.json and dist/server and dist/operator, no maps, no dist/image', async () => {
+  it('GIVEN a build WHEN the app layer is listed THEN it has package.json and dist/server, dist/operator and dist/ui, no maps, no dist/image', async () => {
     const { layerFiles } = await build(fixture());
     expect(names(tarList(layerFiles[2]!))).toEqual([
       'app/',
@@ -136,7 +139,18 @@ describe('berth image build', { timeout: 60_000 }, () => {
       'app/dist/operator/main.js',
       'app/dist/server/',
       'app/dist/server/cli.js',
+      'app/dist/ui/',
+      'app/dist/ui/app.js',
+      'app/dist/ui/berth-ui.json',
       'app/package.json',
     ]);
+  });
+
+  it('GIVEN a build without the compiled web UI WHEN building THEN it fails naming npm run build', async () => {
+    const root = fixture();
+    rmSync(join(root, 'dist/ui'), { recursive: true });
+    await expect(build(root)).rejects.toThrow(
+      /dist\/ui \(the web UI\) is missing: run `npm run build`/,
+    );
   });
 });
