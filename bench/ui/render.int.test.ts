@@ -2,10 +2,10 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { authConfig } from '../support/auth.js';
-import { Client, image } from '../support/image.js';
-import type { BerthProcess } from '../support/process.js';
-import { buildUi, launchChromium, root, startBerth } from './support.js';
+import { authConfig } from '../../test/support/auth.js';
+import { Client, image } from '../../test/support/image.js';
+import type { BerthProcess } from '../../test/support/process.js';
+import { buildUi, launchChromium, root, startBerth } from '../../test/ui/support.js';
 
 /**
  * The render benchmark of issue 21: a registry with 10,000 repositories and a repository with
