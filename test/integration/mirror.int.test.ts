@@ -82,6 +82,7 @@ afterAll(async () => {
   await proxy?.close();
   await dist?.stop();
   await driver?.close?.();
+  await minio?.stop();
   if (work) rmSync(work, { recursive: true, force: true });
 });
 

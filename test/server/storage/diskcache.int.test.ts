@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { S3Config } from '../../../server/config/types.js';
 import { MeteredDriver } from '../../../server/metrics/driver.js';
 import { DiskCachingDriver } from '../../../server/storage/diskcache.js';
@@ -20,6 +20,10 @@ beforeAll(async () => {
   minio = await sharedMinio();
   await S3Driver.ensureBucket(minio.config(BUCKET));
 }, 120_000);
+
+afterAll(async () => {
+  await minio?.stop();
+});
 
 function fresh(): S3Config {
   return minio.config(BUCKET, `t-${randomBytes(6).toString('hex')}`);
