@@ -111,7 +111,7 @@ describe('configSchema', () => {
       expect(get(source, b.path), b.path.join('.')).toEqual(def);
       checked++;
     }
-    expect(checked).toBe(55);
+    expect(checked).toBe(57);
     expect(schemaAt(['storage'])?.default).toEqual(d.storage);
   });
 });
@@ -356,7 +356,7 @@ describe('environment overrides', () => {
 
   it('GIVEN the schema WHEN deriving bindings THEN there is one unique variable per leaf field', () => {
     const names = envBindings().map((b) => b.env);
-    expect(names).toHaveLength(72);
+    expect(names).toHaveLength(74);
     expect(new Set(names).size).toBe(names.length);
     expect(names).not.toContain('BERTH_CONFIG');
     expect(names).not.toContain('BERTH_TOOLS');
