@@ -5,8 +5,24 @@ import { dirname, join } from 'node:path';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** freePort asks the kernel for an unused loopback port. */
+/** Ports this test process already handed out: a port closed again is free to the kernel. */
+const handedOut = new Set<number>();
+
+/**
+ * freePort asks the kernel for an unused loopback port, never one it already returned in this
+ * process: a test that takes two ports before binding either could otherwise get the same one
+ * twice (the kernel may pick a port again as soon as it is closed).
+ */
 export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await kernelPort();
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
+}
+
+function kernelPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);
