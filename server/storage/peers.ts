@@ -38,7 +38,10 @@ export interface PeersOptions {
    */
   clock?: Clock;
   log?: Logger;
-  /** onRound hears each round's outcome (metrics). */
+  /**
+   * onRound hears each round's outcome (metrics): how many processes it found, and whether
+   * this one keeps tags in memory after it ({@link keepEpoch}).
+   */
   onRound?: (r: { peers: number; alone: boolean }) => void;
   /**
    * endpoint is where this process hears invalidations from the others (ADR 0025), written in
@@ -280,7 +283,11 @@ export class Peers {
       } else {
         this.endPeriod();
       }
-      this.opts.onRound?.({ peers: this.lastCount, alone: keeps });
+      // What the round reports is whether tags are served from memory now: a newcomer among
+      // others keeps nothing until it has joined, though its round found everyone with an
+      // endpoint.
+      const keeping = keeps && (others === 0 || this.writable());
+      this.opts.onRound?.({ peers: this.lastCount, alone: keeping });
     } catch (err) {
       this.opts.log?.warn({ err }, 'peers round failed');
       this.opts.onRound?.({ peers: this.lastCount, alone: false });

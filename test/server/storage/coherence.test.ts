@@ -43,6 +43,29 @@ describe('Peers with endpoints (ADR 0025)', () => {
     ]);
   });
 
+  it('GIVEN keeping processes WHEN a newcomer with an endpoint joins THEN its rounds report it keeping nothing until it has joined, by which time every other lists it', async () => {
+    const w = world();
+    const reported: boolean[] = [];
+    const a = new Peers(w.driver, { clock: w.clock, endpoint: () => endpointOf(1) });
+    await w.rounds(2_000, a);
+    expect(a.keepEpoch()).toBeDefined();
+    const d = new Peers(w.driver, {
+      clock: w.clock,
+      endpoint: () => endpointOf(4),
+      onRound: (r) => reported.push(r.alone),
+    });
+    await d.round();
+    expect(reported).toEqual([false]);
+    for (let i = 0; i < 4; i++) {
+      await w.rounds(1_000, a, d);
+      expect(reported.at(-1)).toBe(false);
+      expect(d.keepEpoch()).toBeUndefined();
+    }
+    await w.rounds(2_000, a, d);
+    expect(reported.at(-1)).toBe(true);
+    expect(a.view()?.peers.map((p) => p.endpoint?.url)).toEqual([endpointOf(4).url]);
+  });
+
   it('GIVEN keeping processes WHEN one without an endpoint joins THEN every other stops keeping at its next round', async () => {
     const w = world();
     const a = new Peers(w.driver, { clock: w.clock, endpoint: () => endpointOf(1) });
