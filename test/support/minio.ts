@@ -53,7 +53,6 @@ export function minioBinary(): string {
   );
 }
 
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** live processes, killed on exit as a last resort (tests still call stop()). */
