@@ -147,6 +147,10 @@ function parseMirrorFor(
   return hosts;
 }
 
+/** writtenBy is the first line of every file node-config writes for the Registry of `o`. */
+export const writtenBy = (o: NodeConfigOptions): string =>
+  `# Written by berth node-config for Registry ${o.namespace}/${o.name}`;
+
 /** toml quotes a string as a TOML basic string (JSON's escapes are valid TOML escapes). */
 const toml = (s: string): string => JSON.stringify(s);
 
@@ -154,7 +158,7 @@ const toml = (s: string): string => JSON.stringify(s);
 export function containerdHostsToml(o: NodeConfigOptions, caPath?: string): string {
   const url = `${o.scheme}://${o.address}`;
   return [
-    `# Written by berth node-config for Registry ${o.namespace}/${o.name}; removed when it stops.`,
+    `${writtenBy(o)}; removed when it stops.`,
     `server = ${toml(url)}`,
     '',
     `[host.${toml(url)}]`,
@@ -184,7 +188,7 @@ export function containerdMirrorToml(
 ): string {
   const url = `${o.scheme}://${o.address}`;
   return [
-    `# Written by berth node-config for Registry ${o.namespace}/${o.name} as a mirror of ${upstream}; removed when it stops.`,
+    `${writtenBy(o)} as a mirror of ${upstream}; removed when it stops.`,
     `server = ${toml(upstreamServer(upstream))}`,
     '',
     `[host.${toml(url)}]`,
@@ -197,7 +201,7 @@ export function containerdMirrorToml(
 /** crioRegistryConf is the registries.conf drop-in for the address. */
 export function crioRegistryConf(o: NodeConfigOptions): string {
   return [
-    `# Written by berth node-config for Registry ${o.namespace}/${o.name}; removed when it stops.`,
+    `${writtenBy(o)}; removed when it stops.`,
     '[[registry]]',
     `location = ${toml(o.address)}`,
     `insecure = ${o.scheme === 'http'}`,
@@ -209,6 +213,11 @@ export function crioRegistryConf(o: NodeConfigOptions): string {
 export interface PlannedFile {
   path: string;
   content: string | Buffer;
+  /**
+   * shared: the path is an upstream host's hosts.toml, which the node's owner or another
+   * Registry may have written; a file there that this Registry did not write is left alone.
+   */
+  shared?: boolean;
 }
 
 /** plannedFiles lists the files to keep for `o`, given the CA bundle if there is one. */
@@ -223,6 +232,7 @@ export function plannedFiles(o: NodeConfigOptions, ca: Buffer | undefined): Plan
       out.push({
         path: join(o.containerdDir, upstream, 'hosts.toml'),
         content: containerdMirrorToml(o, upstream, caPath),
+        shared: true,
       });
   }
   if (o.crioDir !== undefined)
@@ -261,6 +271,7 @@ async function exists(path: string): Promise<boolean> {
 export class NodeConfigAgent {
   private readonly written = new Set<string>();
   private readonly madeDirs = new Set<string>();
+  private readonly foreign = new Set<string>();
   private cancel: (() => void) | undefined;
   private current: Promise<void> = Promise.resolve();
   private stopped = false;
@@ -276,7 +287,10 @@ export class NodeConfigAgent {
     this.intervalMs = opts.intervalMs ?? CHECK_INTERVAL_MS;
   }
 
-  /** sync writes every planned file that is missing or differs, and drops a stale ca.crt. */
+  /**
+   * sync writes every planned file that is missing or differs (a shared one only if it is
+   * missing or this Registry wrote it), and drops a stale ca.crt or mirror hosts.toml.
+   */
   async sync(): Promise<void> {
     const ca = this.o.caFile !== undefined ? await readOrUndefined(this.o.caFile) : undefined;
     if (this.o.caFile !== undefined && ca === undefined)
@@ -287,6 +301,10 @@ export class NodeConfigAgent {
       const have = await readOrUndefined(f.path);
       if (have !== undefined && have.equals(Buffer.from(f.content))) {
         this.written.add(f.path);
+        continue;
+      }
+      if (have !== undefined && f.shared && !have.toString('utf8').startsWith(writtenBy(this.o))) {
+        this.leaveForeign(f.path);
         continue;
       }
       const tmp = `${f.path}.berth-tmp`;
@@ -301,6 +319,14 @@ export class NodeConfigAgent {
       this.written.delete(path);
       this.log.info({ path }, 'node config removed');
     }
+  }
+
+  /** leaveForeign keeps away from a shared file someone else wrote, warning once per path. */
+  private leaveForeign(path: string): void {
+    this.written.delete(path);
+    if (this.foreign.has(path)) return;
+    this.foreign.add(path);
+    this.log.warn({ path }, 'node config left alone: written by someone else');
   }
 
   /** makeHostDirs makes the containerd host folders that are missing, and remembers them. */
