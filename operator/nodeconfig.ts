@@ -3,9 +3,9 @@
  * container runtime at a Registry: containerd's `<dir>/<address>/hosts.toml` (and `ca.crt`)
  * and CRI-O's `<dir>/berth-<namespace>-<name>.conf`; with `--mirror-for`, also containerd's
  * `<dir>/<upstream>/hosts.toml` naming the Registry as a mirror of each upstream host. It
- * writes them atomically, rewrites them
- * when they vanish or differ (every 30 s), and on SIGTERM or SIGINT removes exactly the files
- * it wrote, and the folders it made if they are empty.
+ * writes them atomically, rewrites them when they vanish or differ (every 30 s), and on
+ * SIGTERM or SIGINT removes exactly the files it wrote, and the folders it made if they are
+ * empty.
  */
 import { mkdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, normalize } from 'node:path';
@@ -151,6 +151,13 @@ function parseMirrorFor(
 export const writtenBy = (o: NodeConfigOptions): string =>
   `# Written by berth node-config for Registry ${o.namespace}/${o.name}`;
 
+/**
+ * mirrorHeader starts the hosts.toml node-config writes for `upstream`: a file that starts with
+ * it is this Registry's own (another Registry's name never makes the same line).
+ */
+const mirrorHeader = (o: NodeConfigOptions, upstream: string): string =>
+  `${writtenBy(o)} as a mirror of ${upstream};`;
+
 /** toml quotes a string as a TOML basic string (JSON's escapes are valid TOML escapes). */
 const toml = (s: string): string => JSON.stringify(s);
 
@@ -188,7 +195,7 @@ export function containerdMirrorToml(
 ): string {
   const url = `${o.scheme}://${o.address}`;
   return [
-    `${writtenBy(o)} as a mirror of ${upstream}; removed when it stops.`,
+    `${mirrorHeader(o, upstream)} removed when it stops.`,
     `server = ${toml(upstreamServer(upstream))}`,
     '',
     `[host.${toml(url)}]`,
@@ -214,10 +221,10 @@ export interface PlannedFile {
   path: string;
   content: string | Buffer;
   /**
-   * shared: the path is an upstream host's hosts.toml, which the node's owner or another
-   * Registry may have written; a file there that this Registry did not write is left alone.
+   * owner is set for an upstream host's hosts.toml, which the node's owner or another Registry
+   * may have written: a file there that does not start with it is left alone.
    */
-  shared?: boolean;
+  owner?: string;
 }
 
 /** plannedFiles lists the files to keep for `o`, given the CA bundle if there is one. */
@@ -232,7 +239,7 @@ export function plannedFiles(o: NodeConfigOptions, ca: Buffer | undefined): Plan
       out.push({
         path: join(o.containerdDir, upstream, 'hosts.toml'),
         content: containerdMirrorToml(o, upstream, caPath),
-        shared: true,
+        owner: mirrorHeader(o, upstream),
       });
   }
   if (o.crioDir !== undefined)
@@ -288,8 +295,8 @@ export class NodeConfigAgent {
   }
 
   /**
-   * sync writes every planned file that is missing or differs (a shared one only if it is
-   * missing or this Registry wrote it), and drops a stale ca.crt or mirror hosts.toml.
+   * sync writes every planned file that is missing or differs (an upstream host's hosts.toml
+   * only if it is missing or this Registry wrote it), and drops a stale ca.crt.
    */
   async sync(): Promise<void> {
     const ca = this.o.caFile !== undefined ? await readOrUndefined(this.o.caFile) : undefined;
@@ -303,7 +310,11 @@ export class NodeConfigAgent {
         this.written.add(f.path);
         continue;
       }
-      if (have !== undefined && f.shared && !have.toString('utf8').startsWith(writtenBy(this.o))) {
+      if (
+        have !== undefined &&
+        f.owner !== undefined &&
+        !have.toString('utf8').startsWith(f.owner)
+      ) {
         this.leaveForeign(f.path);
         continue;
       }

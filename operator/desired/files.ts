@@ -189,9 +189,9 @@ export function referencedObjects(r: Registry): ObjectRef[] {
  * rollingReferences lists the referenced keys the server reads only when it starts, so a
  * change must roll the pods: the S3 credentials (environment variables), the S3 CA bundle, a
  * given token signing key, an external issuer's JWKS or certificates, and each mirror
- * upstream's password and CA bundle. The TLS certificate
- * and key, the client CA and htpasswd are left out: the server re-reads those files when the
- * kubelet updates them (server/http/tls.ts, server/auth/htpasswd.ts), with no restart.
+ * upstream's password and CA bundle. The TLS certificate and key, the client CA and htpasswd
+ * are left out: the server re-reads those files when the kubelet updates them
+ * (server/http/tls.ts, server/auth/htpasswd.ts), with no restart.
  */
 export function rollingReferences(r: Registry): KeyRef[] {
   const s3 = r.spec.storage.s3;

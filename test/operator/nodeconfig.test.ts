@@ -335,6 +335,27 @@ describe('node-config as a mirror for upstream hosts', () => {
     expect((await readdir(containerd)).sort()).toEqual(['docker.io']);
   });
 
+  it('GIVEN docker.io mirrored by another Registry whose name starts the same WHEN synced and stopped THEN its file is left alone', async () => {
+    const other = new NodeConfigAgent(
+      parseNodeConfigArgs([...mirrorArgs(), '--name', 'team-a/images2']),
+      quiet,
+      { clock: new FakeClock() },
+    );
+    await other.start();
+    const docker = join(containerd, 'docker.io', 'hosts.toml');
+    const theirs = await readFile(docker, 'utf8');
+    expect(theirs).toContain('Registry team-a/images2 as a mirror of docker.io;');
+    const agent = new NodeConfigAgent(parseNodeConfigArgs(mirrorArgs()), quiet, {
+      clock: new FakeClock(),
+    });
+    await agent.start();
+    expect(await readFile(docker, 'utf8')).toBe(theirs);
+    await agent.stop();
+    expect(await readFile(docker, 'utf8')).toBe(theirs);
+    await other.stop();
+    expect(existsSync(docker)).toBe(false);
+  });
+
   it('GIVEN the command running with --mirror-for WHEN SIGTERM arrives THEN the mirror files are removed too', async () => {
     const signals = new EventEmitter();
     let started: () => void = () => undefined;
