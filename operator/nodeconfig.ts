@@ -161,18 +161,27 @@ const mirrorHeader = (o: NodeConfigOptions, upstream: string): string =>
 /** toml quotes a string as a TOML basic string (JSON's escapes are valid TOML escapes). */
 const toml = (s: string): string => JSON.stringify(s);
 
-/** containerdHostsToml is hosts.toml for the address, trusting `caPath` when given. */
-export function containerdHostsToml(o: NodeConfigOptions, caPath?: string): string {
+/**
+ * hostsToml is a containerd hosts.toml: a first line, the `server` pulled from when no host
+ * answers, and the registry as a pull/resolve host, trusting `caPath` when given.
+ */
+function hostsToml(o: NodeConfigOptions, first: string, server: string, caPath?: string): string {
   const url = `${o.scheme}://${o.address}`;
   return [
-    `${writtenBy(o)}; removed when it stops.`,
-    `server = ${toml(url)}`,
+    first,
+    `server = ${toml(server)}`,
     '',
     `[host.${toml(url)}]`,
     '  capabilities = ["pull", "resolve"]',
     ...(caPath !== undefined ? [`  ca = ${toml(caPath)}`] : []),
     '',
   ].join('\n');
+}
+
+/** containerdHostsToml is hosts.toml for the address, trusting `caPath` when given. */
+export function containerdHostsToml(o: NodeConfigOptions, caPath?: string): string {
+  const first = `${writtenBy(o)}; removed when it stops.`;
+  return hostsToml(o, first, `${o.scheme}://${o.address}`, caPath);
 }
 
 /**
@@ -193,16 +202,8 @@ export function containerdMirrorToml(
   upstream: string,
   caPath?: string,
 ): string {
-  const url = `${o.scheme}://${o.address}`;
-  return [
-    `${mirrorHeader(o, upstream)} removed when it stops.`,
-    `server = ${toml(upstreamServer(upstream))}`,
-    '',
-    `[host.${toml(url)}]`,
-    '  capabilities = ["pull", "resolve"]',
-    ...(caPath !== undefined ? [`  ca = ${toml(caPath)}`] : []),
-    '',
-  ].join('\n');
+  const first = `${mirrorHeader(o, upstream)} removed when it stops.`;
+  return hostsToml(o, first, upstreamServer(upstream), caPath);
 }
 
 /** crioRegistryConf is the registries.conf drop-in for the address. */
