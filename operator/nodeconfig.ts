@@ -1,9 +1,11 @@
 /**
  * `berth node-config` runs on every node (the node-access DaemonSet) and points the node's
  * container runtime at a Registry: containerd's `<dir>/<address>/hosts.toml` (and `ca.crt`)
- * and CRI-O's `<dir>/berth-<namespace>-<name>.conf`. It writes them atomically, rewrites them
- * when they vanish or differ (every 30 s), and on SIGTERM or SIGINT removes exactly the files
- * it wrote, and the address folder if it made it and it is empty.
+ * and CRI-O's `<dir>/berth-<namespace>-<name>.conf`; with `--mirror-for`, also containerd's
+ * `<dir>/<upstream>/hosts.toml` naming the Registry as a mirror of each upstream host. It
+ * writes them atomically, rewrites them when they vanish or differ (every 30 s), and on
+ * SIGTERM or SIGINT removes exactly the files it wrote, and the folders it made if they are
+ * empty.
  */
 import { mkdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, normalize } from 'node:path';
@@ -15,9 +17,11 @@ export const CHECK_INTERVAL_MS = 30_000;
 
 export const NODE_CONFIG_USAGE = `usage: berth node-config --address HOST:PORT --name NAMESPACE/NAME
        [--scheme http|https] [--containerd-dir DIR] [--crio-dir DIR] [--ca-file FILE]
+       [--mirror-for HOST[,HOST...]]
 
 Writes the container runtime's registry config for HOST:PORT on this node, keeps it there,
 and removes it on SIGTERM. At least one of --containerd-dir and --crio-dir is required.
+--mirror-for (containerd only) also makes HOST:PORT a mirror for each upstream HOST.
 `;
 
 /** UsageError is a bad command line; its message names the flag. */
@@ -39,6 +43,11 @@ export interface NodeConfigOptions {
   crioDir?: string;
   /** caFile is a PEM bundle to trust for the registry; it may be absent (then none is written). */
   caFile?: string;
+  /**
+   * mirrorFor lists upstream hosts (`docker.io`, `ghcr.io`, `host:port`) whose containerd
+   * hosts.toml names the registry as a mirror, before the upstream itself. Needs containerdDir.
+   */
+  mirrorFor?: string[];
   namespace: string;
   name: string;
 }
@@ -46,6 +55,8 @@ export interface NodeConfigOptions {
 const ADDRESS = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?):([0-9]{1,5})$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+/** MIRROR_HOST is an upstream host as image references name it, with an optional port. */
+export const MIRROR_HOST = /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$/;
 const FLAGS = [
   '--address',
   '--scheme',
@@ -53,6 +64,7 @@ const FLAGS = [
   '--crio-dir',
   '--ca-file',
   '--name',
+  '--mirror-for',
 ] as const;
 type Flag = (typeof FLAGS)[number];
 
@@ -101,6 +113,7 @@ export function parseNodeConfigArgs(args: readonly string[]): NodeConfigOptions 
   if (containerd === undefined && crio === undefined)
     throw new UsageError('--containerd-dir', 'one of --containerd-dir and --crio-dir is required');
   const ca = values.get('--ca-file');
+  const mirrorFor = parseMirrorFor(values.get('--mirror-for'), containerd, address);
   return {
     address,
     scheme,
@@ -111,18 +124,52 @@ export function parseNodeConfigArgs(args: readonly string[]): NodeConfigOptions 
       : {}),
     ...(crio !== undefined ? { crioDir: absolute('--crio-dir', crio) } : {}),
     ...(ca !== undefined ? { caFile: absolute('--ca-file', ca) } : {}),
+    ...(mirrorFor.length > 0 ? { mirrorFor } : {}),
   };
 }
+
+/** parseMirrorFor reads `--mirror-for`: distinct upstream hosts, comma-separated. */
+function parseMirrorFor(
+  v: string | undefined,
+  containerd: string | undefined,
+  address: string,
+): string[] {
+  if (v === undefined) return [];
+  const hosts = [...new Set(v.split(','))];
+  const bad = hosts.find((h) => !MIRROR_HOST.test(h) || h === address || h.includes('..'));
+  if (bad !== undefined)
+    throw new UsageError(
+      '--mirror-for',
+      `--mirror-for must list upstream hosts other than --address, got ${JSON.stringify(bad)}`,
+    );
+  if (containerd === undefined)
+    throw new UsageError('--mirror-for', '--mirror-for needs --containerd-dir');
+  return hosts;
+}
+
+/** writtenBy is the first line of every file node-config writes for the Registry of `o`. */
+export const writtenBy = (o: NodeConfigOptions): string =>
+  `# Written by berth node-config for Registry ${o.namespace}/${o.name}`;
+
+/**
+ * mirrorHeader starts the hosts.toml node-config writes for `upstream`: a file that starts with
+ * it is this Registry's own (another Registry's name never makes the same line).
+ */
+const mirrorHeader = (o: NodeConfigOptions, upstream: string): string =>
+  `${writtenBy(o)} as a mirror of ${upstream};`;
 
 /** toml quotes a string as a TOML basic string (JSON's escapes are valid TOML escapes). */
 const toml = (s: string): string => JSON.stringify(s);
 
-/** containerdHostsToml is hosts.toml for the address, trusting `caPath` when given. */
-export function containerdHostsToml(o: NodeConfigOptions, caPath?: string): string {
+/**
+ * hostsToml is a containerd hosts.toml: a first line, the `server` pulled from when no host
+ * answers, and the registry as a pull/resolve host, trusting `caPath` when given.
+ */
+function hostsToml(o: NodeConfigOptions, first: string, server: string, caPath?: string): string {
   const url = `${o.scheme}://${o.address}`;
   return [
-    `# Written by berth node-config for Registry ${o.namespace}/${o.name}; removed when it stops.`,
-    `server = ${toml(url)}`,
+    first,
+    `server = ${toml(server)}`,
     '',
     `[host.${toml(url)}]`,
     '  capabilities = ["pull", "resolve"]',
@@ -131,10 +178,38 @@ export function containerdHostsToml(o: NodeConfigOptions, caPath?: string): stri
   ].join('\n');
 }
 
+/** containerdHostsToml is hosts.toml for the address, trusting `caPath` when given. */
+export function containerdHostsToml(o: NodeConfigOptions, caPath?: string): string {
+  const first = `${writtenBy(o)}; removed when it stops.`;
+  return hostsToml(o, first, `${o.scheme}://${o.address}`, caPath);
+}
+
+/**
+ * upstreamServer is the upstream's own endpoint, which containerd falls back to when the
+ * mirror fails: `https://<host>`, and for docker.io its registry endpoint.
+ */
+export function upstreamServer(host: string): string {
+  return host === 'docker.io' ? 'https://registry-1.docker.io' : `https://${host}`;
+}
+
+/**
+ * containerdMirrorToml is hosts.toml for an upstream host that pulls through the registry:
+ * containerd tries the registry first (sending `?ns=<upstream>`, which Berth maps to the
+ * upstream's prefix) and the upstream itself after it.
+ */
+export function containerdMirrorToml(
+  o: NodeConfigOptions,
+  upstream: string,
+  caPath?: string,
+): string {
+  const first = `${mirrorHeader(o, upstream)} removed when it stops.`;
+  return hostsToml(o, first, upstreamServer(upstream), caPath);
+}
+
 /** crioRegistryConf is the registries.conf drop-in for the address. */
 export function crioRegistryConf(o: NodeConfigOptions): string {
   return [
-    `# Written by berth node-config for Registry ${o.namespace}/${o.name}; removed when it stops.`,
+    `${writtenBy(o)}; removed when it stops.`,
     '[[registry]]',
     `location = ${toml(o.address)}`,
     `insecure = ${o.scheme === 'http'}`,
@@ -146,6 +221,11 @@ export function crioRegistryConf(o: NodeConfigOptions): string {
 export interface PlannedFile {
   path: string;
   content: string | Buffer;
+  /**
+   * owner is set for an upstream host's hosts.toml, which the node's owner or another Registry
+   * may have written: a file there that does not start with it is left alone.
+   */
+  owner?: string;
 }
 
 /** plannedFiles lists the files to keep for `o`, given the CA bundle if there is one. */
@@ -156,6 +236,12 @@ export function plannedFiles(o: NodeConfigOptions, ca: Buffer | undefined): Plan
     const caPath = ca !== undefined ? join(dir, 'ca.crt') : undefined;
     out.push({ path: join(dir, 'hosts.toml'), content: containerdHostsToml(o, caPath) });
     if (caPath !== undefined && ca !== undefined) out.push({ path: caPath, content: ca });
+    for (const upstream of o.mirrorFor ?? [])
+      out.push({
+        path: join(o.containerdDir, upstream, 'hosts.toml'),
+        content: containerdMirrorToml(o, upstream, caPath),
+        owner: mirrorHeader(o, upstream),
+      });
   }
   if (o.crioDir !== undefined)
     out.push({
@@ -193,6 +279,7 @@ async function exists(path: string): Promise<boolean> {
 export class NodeConfigAgent {
   private readonly written = new Set<string>();
   private readonly madeDirs = new Set<string>();
+  private readonly foreign = new Set<string>();
   private cancel: (() => void) | undefined;
   private current: Promise<void> = Promise.resolve();
   private stopped = false;
@@ -208,23 +295,28 @@ export class NodeConfigAgent {
     this.intervalMs = opts.intervalMs ?? CHECK_INTERVAL_MS;
   }
 
-  /** sync writes every planned file that is missing or differs, and drops a stale ca.crt. */
+  /**
+   * sync writes every planned file that is missing or differs (an upstream host's hosts.toml
+   * only if it is missing or this Registry wrote it), and drops a stale ca.crt.
+   */
   async sync(): Promise<void> {
     const ca = this.o.caFile !== undefined ? await readOrUndefined(this.o.caFile) : undefined;
     if (this.o.caFile !== undefined && ca === undefined)
       this.log.warn({ caFile: this.o.caFile }, 'ca file missing, trusting the system roots');
     const planned = plannedFiles(this.o, ca);
-    if (this.o.containerdDir !== undefined) {
-      const dir = join(this.o.containerdDir, this.o.address);
-      if (!(await exists(dir))) {
-        await mkdir(dir, { recursive: true, mode: 0o755 });
-        this.madeDirs.add(dir);
-      }
-    }
+    await this.makeHostDirs();
     for (const f of planned) {
       const have = await readOrUndefined(f.path);
       if (have !== undefined && have.equals(Buffer.from(f.content))) {
         this.written.add(f.path);
+        continue;
+      }
+      if (
+        have !== undefined &&
+        f.owner !== undefined &&
+        !have.toString('utf8').startsWith(f.owner)
+      ) {
+        this.leaveForeign(f.path);
         continue;
       }
       const tmp = `${f.path}.berth-tmp`;
@@ -238,6 +330,26 @@ export class NodeConfigAgent {
       await rm(path, { force: true });
       this.written.delete(path);
       this.log.info({ path }, 'node config removed');
+    }
+  }
+
+  /** leaveForeign keeps away from a shared file someone else wrote, warning once per path. */
+  private leaveForeign(path: string): void {
+    this.written.delete(path);
+    if (this.foreign.has(path)) return;
+    this.foreign.add(path);
+    this.log.warn({ path }, 'node config left alone: written by someone else');
+  }
+
+  /** makeHostDirs makes the containerd host folders that are missing, and remembers them. */
+  private async makeHostDirs(): Promise<void> {
+    const root = this.o.containerdDir;
+    if (root === undefined) return;
+    for (const host of [this.o.address, ...(this.o.mirrorFor ?? [])]) {
+      const dir = join(root, host);
+      if (await exists(dir)) continue;
+      await mkdir(dir, { recursive: true, mode: 0o755 });
+      this.madeDirs.add(dir);
     }
   }
 

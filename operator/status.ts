@@ -4,7 +4,7 @@
  */
 import type { V1Condition, V1DaemonSet, V1Deployment, V1Pod } from '@kubernetes/client-node';
 import { endpoint, selectorString } from './desired/meta.js';
-import { nodeAccessNames, nodeAccessOf, nodeAddress } from './desired/nodeaccess.js';
+import { mirrorFor, nodeAccessNames, nodeAccessOf, nodeAddress } from './desired/nodeaccess.js';
 import type { ConditionType, IntOrString, Registry, RegistryStatus } from './types.js';
 
 /** StorageState is the outcome of checking (or creating) the bucket. */
@@ -119,7 +119,11 @@ function podProblemMessage(r: Registry, problems: readonly PodProblem[]): string
   return `${what}: pod ${p.pod} container ${p.container}: ${p.waiting}${p.message ? `: ${p.message}` : ''}${more}`;
 }
 
-/** nodeAccessCondition is NodeAccessReady, or undefined when node access is off. */
+/**
+ * nodeAccessCondition is NodeAccessReady, or undefined when node access is off. A refused
+ * Service comes first, then a spec.nodeAccess.mirrorFor host no spec.mirrors upstream maps
+ * (the DaemonSet still runs for the Registry's own address and the mapped hosts).
+ */
 function nodeAccessCondition(r: Registry, o: Observed): Cond | undefined {
   const na = nodeAccessOf(r);
   if (!na) return undefined;
@@ -136,6 +140,14 @@ function nodeAccessCondition(r: Registry, o: Observed): Cond | undefined {
       `the API server refused Service ${nodeAccessNames(r).service} for ${field}: ${refused}`,
     );
   }
+  const { unmapped } = mirrorFor(r);
+  if (unmapped.length > 0)
+    return cond(
+      'NodeAccessReady',
+      false,
+      'MirrorNotConfigured',
+      `${unmapped.join(', ')}: not in the ns of any spec.mirrors.upstreams entry, so nodes are not pointed at the Registry for it`,
+    );
   const ds = o.nodeAccess?.daemonSet;
   if (!ds)
     return cond('NodeAccessReady', false, 'NodesPending', 'the DaemonSet does not exist yet');
@@ -337,11 +349,14 @@ function progressingCondition(r: Registry, ro: Assessment['ro']): Cond {
 
 /**
  * degradedCondition names the first problem, in this order: the config, an apply failure,
- * storage, pods, a failed rollout, a refused node-access Service.
+ * storage, pods, a failed rollout, a refused node-access Service or an unmapped mirror host.
  */
 function degradedCondition(o: Observed, a: Assessment, nodeCond: Cond | undefined): Cond {
   const nodeRefused =
-    nodeCond && (nodeCond.reason === 'NodePortRefused' || nodeCond.reason === 'ClusterIPRefused');
+    nodeCond &&
+    (nodeCond.reason === 'NodePortRefused' ||
+      nodeCond.reason === 'ClusterIPRefused' ||
+      nodeCond.reason === 'MirrorNotConfigured');
   const degradedWhy = !a.configOk
     ? a.configReason === 'SecretMissing'
       ? [a.configReason, `${o.configProblems.join('; ')}; the last valid config stays in use`]

@@ -85,6 +85,32 @@ export interface AuthSpec {
   admins?: { users?: string[]; groups?: string[] };
 }
 
+/**
+ * MirrorUpstreamSpec is one `spec.mirrors.upstreams[]` entry: the server's
+ * `mirrors.upstreams[]` (ADR 0024) with the password and CA files given as references.
+ */
+export interface MirrorUpstreamSpec {
+  name: string;
+  url: string;
+  prefix?: string;
+  ns?: string[];
+  repositories?: string[];
+  username?: string;
+  /** passwordSecretRef: the key holding the password or token; mounted, its path rendered. */
+  passwordSecretRef?: SecretKeyRef;
+  /** caBundleSecretRef and caBundleConfigMapRef (at most one): a PEM CA bundle. */
+  caBundleSecretRef?: SecretKeyRef;
+  caBundleConfigMapRef?: ConfigMapKeyRef;
+  insecure?: boolean;
+  tagTtlSeconds?: number;
+  maxRetries?: number;
+}
+
+/** MirrorsSpec is `spec.mirrors`: upstream registries pulled through (the server's `mirrors`). */
+export interface MirrorsSpec {
+  upstreams?: MirrorUpstreamSpec[];
+}
+
 /** GarbageCollectionSpec is `spec.garbageCollection`, copied to the server's `gc` section. */
 export interface GarbageCollectionSpec {
   enabled: boolean;
@@ -117,6 +143,11 @@ export interface NodeAccessSpec {
   clusterIP?: string;
   runtimes: NodeRuntime[];
   containerd: { configPath: string };
+  /**
+   * mirrorFor lists upstream hosts (e.g. docker.io) for which containerd is pointed at the
+   * Registry as a mirror; each must be in the `ns` of a spec.mirrors upstream.
+   */
+  mirrorFor?: string[];
   crio: { configPath: string };
 }
 
@@ -209,6 +240,7 @@ export interface RegistrySpec {
   limits?: LimitsSpec;
   auth?: AuthSpec;
   garbageCollection?: GarbageCollectionSpec;
+  mirrors?: MirrorsSpec;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /**
    * managementState Unmanaged pauses reconciling: nothing is applied or pruned and the status

@@ -2,12 +2,14 @@
  * The server config a Registry asks for: rendered as berth.yaml into a ConfigMap. The
  * credentials and the shared HTTP secret are not in it; the pod gets them as BERTH_*
  * environment variables from Secrets, which the server merges over the file. Other secret
- * material (htpasswd, token keys, client CA) is mounted as files; only their paths are here.
+ * material (htpasswd, token keys, client CA, mirror passwords and CAs) is mounted as files;
+ * only their paths are here.
  */
 import { createHash } from 'node:crypto';
 import type { V1ConfigMap } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { ConfigError, parseConfig } from '../../server/config/load.js';
+import type { UpstreamConfig } from '../../server/config/mirrors.js';
 import type { AuthConfig, BerthConfig, S3Config } from '../../server/config/types.js';
 import type { Registry } from '../types.js';
 import {
@@ -21,7 +23,7 @@ import {
   childMeta,
   childNames,
 } from './meta.js';
-import { mountedFiles, pathOf } from './files.js';
+import { mirrorFiles, mountedFiles, pathOf } from './files.js';
 
 type PartialDeep<T> = T extends readonly unknown[]
   ? T
@@ -70,7 +72,35 @@ export function renderConfig(r: Registry): RenderedConfig {
   if (auth) rendered.auth = auth;
   const gc = r.spec.garbageCollection;
   if (gc) rendered.gc = structuredClone(gc);
+  const mirrors = renderMirrors(r);
+  if (mirrors) rendered.mirrors = mirrors;
   return rendered;
+}
+
+/**
+ * renderMirrors is the server's `mirrors` section: spec.mirrors.upstreams with the password
+ * and CA references replaced by the paths they are mounted at. Undefined without upstreams.
+ */
+export function renderMirrors(r: Registry): { upstreams: UpstreamConfig[] } | undefined {
+  const upstreams = r.spec.mirrors?.upstreams ?? [];
+  if (upstreams.length === 0) return undefined;
+  const files = mirrorFiles(r);
+  return {
+    upstreams: upstreams.map((u, i) => {
+      const f = files[i];
+      const out: UpstreamConfig = { name: u.name, url: u.url };
+      if (u.prefix !== undefined) out.prefix = u.prefix;
+      if (u.ns !== undefined) out.ns = [...u.ns];
+      if (u.repositories !== undefined) out.repositories = [...u.repositories];
+      if (u.username !== undefined) out.username = u.username;
+      if (f?.password) out.passwordFile = pathOf(f.password);
+      if (f?.ca) out.caFile = pathOf(f.ca);
+      if (u.insecure !== undefined) out.insecure = u.insecure;
+      if (u.tagTtlSeconds !== undefined) out.tagTtlSeconds = u.tagTtlSeconds;
+      if (u.maxRetries !== undefined) out.maxRetries = u.maxRetries;
+      return out;
+    }),
+  };
 }
 
 /** renderHttp is the server's `http` section: its ports, one worker, the drain, and TLS. */

@@ -102,9 +102,61 @@ export function mountedFiles(r: Registry): {
   return out;
 }
 
-/** referencedFiles is mountedFiles as a list, for volumes and existence checks. */
+/** MIRROR_DIR holds one folder per mirror upstream (by its name) with its mounted files. */
+export const MIRROR_DIR = '/etc/berth/mirrors';
+
+/** MirrorFiles are the files one spec.mirrors upstream reads. */
+export interface MirrorFiles {
+  password?: MountedFile;
+  ca?: MountedFile;
+}
+
+/**
+ * mirrorFiles lists, for each spec.mirrors upstream in order, its mounted password and CA
+ * bundle: volumes `mirror-<i>-password` and `mirror-<i>-ca`, files under
+ * `/etc/berth/mirrors/<upstream name>/`.
+ */
+export function mirrorFiles(r: Registry): MirrorFiles[] {
+  return (r.spec.mirrors?.upstreams ?? []).map((u, i) => {
+    const out: MirrorFiles = {};
+    const dir = `${MIRROR_DIR}/${u.name}`;
+    if (u.passwordSecretRef)
+      out.password = {
+        volume: `mirror-${i}-password`,
+        source: 'Secret',
+        ...u.passwordSecretRef,
+        dir: `${dir}/password`,
+        file: 'password',
+      };
+    const ca = u.caBundleSecretRef ?? u.caBundleConfigMapRef;
+    if (ca)
+      out.ca = {
+        volume: `mirror-${i}-ca`,
+        source: u.caBundleSecretRef ? 'Secret' : 'ConfigMap',
+        ...ca,
+        dir: `${dir}/ca`,
+        file: 'ca.crt',
+      };
+    return out;
+  });
+}
+
+/** mirrorFileList is mirrorFiles as a flat list. */
+function mirrorFileList(r: Registry): MountedFile[] {
+  return mirrorFiles(r).flatMap((m) =>
+    [m.password, m.ca].filter((f): f is MountedFile => f !== undefined),
+  );
+}
+
+/**
+ * referencedFiles is mountedFiles and mirrorFiles as a list, for volumes and existence
+ * checks.
+ */
 export function referencedFiles(r: Registry): MountedFile[] {
-  return Object.values(mountedFiles(r)).filter((f): f is MountedFile => f !== undefined);
+  return [
+    ...Object.values(mountedFiles(r)).filter((f): f is MountedFile => f !== undefined),
+    ...mirrorFileList(r),
+  ];
 }
 
 /** ObjectRef names a Secret or ConfigMap in the Registry's namespace. */
@@ -136,9 +188,10 @@ export function referencedObjects(r: Registry): ObjectRef[] {
 /**
  * rollingReferences lists the referenced keys the server reads only when it starts, so a
  * change must roll the pods: the S3 credentials (environment variables), the S3 CA bundle, a
- * given token signing key and an external issuer's JWKS or certificates. The TLS certificate
- * and key, the client CA and htpasswd are left out: the server re-reads those files when the
- * kubelet updates them (server/http/tls.ts, server/auth/htpasswd.ts), with no restart.
+ * given token signing key, an external issuer's JWKS or certificates, and each mirror
+ * upstream's password and CA bundle. The TLS certificate and key, the client CA and htpasswd
+ * are left out: the server re-reads those files when the kubelet updates them
+ * (server/http/tls.ts, server/auth/htpasswd.ts), with no restart.
  */
 export function rollingReferences(r: Registry): KeyRef[] {
   const s3 = r.spec.storage.s3;
@@ -151,5 +204,6 @@ export function rollingReferences(r: Registry): KeyRef[] {
   const files = mountedFiles(r);
   for (const f of [files.signingKey, files.jwks, files.rootCertBundle])
     if (f && !f.generated) out.push({ source: f.source, name: f.name, key: f.key });
+  for (const f of mirrorFileList(r)) out.push({ source: f.source, name: f.name, key: f.key });
   return out;
 }

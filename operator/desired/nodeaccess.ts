@@ -69,6 +69,34 @@ export function nodeAddress(r: Registry): string | undefined {
   return `${host}:${r.spec.service.port}`;
 }
 
+/** MirrorFor is spec.nodeAccess.mirrorFor split by whether a spec.mirrors upstream maps it. */
+export interface MirrorFor {
+  /** hosts are the upstream hosts in the `ns` of a spec.mirrors upstream, in spec order. */
+  hosts: string[];
+  /** unmapped name the other entries by field, e.g. `spec.nodeAccess.mirrorFor[1] "ghcr.io"`. */
+  unmapped: string[];
+}
+
+/**
+ * mirrorFor checks spec.nodeAccess.mirrorFor against spec.mirrors: containerd names the
+ * upstream host in `?ns=`, and only a host in an upstream's `ns` list (compared without
+ * case, as the server does) maps to a mirrored repository. Empty when node access is off or
+ * containerd is not among its runtimes.
+ */
+export function mirrorFor(r: Registry): MirrorFor {
+  const na = nodeAccessOf(r);
+  const out: MirrorFor = { hosts: [], unmapped: [] };
+  if (!na || !na.runtimes.includes('containerd')) return out;
+  const mapped = new Set(
+    (r.spec.mirrors?.upstreams ?? []).flatMap((u) => (u.ns ?? []).map((h) => h.toLowerCase())),
+  );
+  (na.mirrorFor ?? []).forEach((host, i) => {
+    if (mapped.has(host.toLowerCase())) out.hosts.push(host);
+    else out.unmapped.push(`spec.nodeAccess.mirrorFor[${i}] ${JSON.stringify(host)}`);
+  });
+  return out;
+}
+
 /**
  * desiredNodeService is the `<name>-node` Service with the fixed node port or cluster IP,
  * selecting the registry pods on port `http`; undefined when node access is off.
@@ -157,7 +185,8 @@ export function desiredNodeAccessDaemonSet(r: Registry): V1DaemonSet | undefined
 /**
  * nodeConfigInvocation is the `berth node-config` command line for `r`, with the volumes and
  * mounts its arguments name: each enabled runtime's host folder (mounted at the same path)
- * and, with TLS, the Secret's ca.crt.
+ * and, with TLS, the Secret's ca.crt. The upstream hosts of spec.nodeAccess.mirrorFor that
+ * a spec.mirrors upstream maps are passed as `--mirror-for` (the others only in the status).
  */
 function nodeConfigInvocation(
   r: Registry,
@@ -182,6 +211,8 @@ function nodeConfigInvocation(
   };
   if (na.runtimes.includes('containerd'))
     hostDir('containerd-config', na.containerd.configPath, '--containerd-dir');
+  const mirrors = mirrorFor(r).hosts;
+  if (mirrors.length > 0) args.push('--mirror-for', mirrors.join(','));
   if (na.runtimes.includes('cri-o')) hostDir('crio-config', na.crio.configPath, '--crio-dir');
   if (r.spec.tls) {
     // Optional: a Secret from a public CA may have no ca.crt; the runtime then trusts the system.

@@ -6,6 +6,7 @@ import {
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startControlPlane, type ControlPlane } from '../support/kube.js';
+import type { MirrorUpstreamSpec } from '../../operator/types.js';
 import { aRegistry } from './builders.js';
 import { apiError, createNamespace, getRegistry, installCrd, kubectlApply } from './cluster.js';
 
@@ -376,6 +377,58 @@ describe('Registry CRD on a real API server', () => {
       runtimes: ['containerd'],
       containerd: { configPath: '/etc/containerd/certs.d' },
       crio: { configPath: '/etc/containers/registries.conf.d' },
+    });
+  });
+
+  it('GIVEN mirror upstreams and mirrorFor that break the rules WHEN applied THEN each is rejected naming the field or the CEL message; a valid one gets the reference keys', async () => {
+    const upstream = { name: 'hub', url: 'https://registry-1.docker.io', ns: ['docker.io'] };
+    const withUpstreams = (name: string, upstreams: Record<string, unknown>[]) =>
+      aRegistry()
+        .named(name, NS)
+        .with({ mirrors: { upstreams: upstreams as unknown as MirrorUpstreamSpec[] } })
+        .raw();
+    expect(
+      await rejected(withUpstreams('m1', [{ ...upstream, passwordSecretRef: { name: 'hub' } }])),
+    ).toContain('mirrors.upstreams[].username is required with passwordSecretRef');
+    expect(
+      await rejected(
+        withUpstreams('m2', [
+          {
+            ...upstream,
+            caBundleSecretRef: { name: 'a' },
+            caBundleConfigMapRef: { name: 'b' },
+          },
+        ]),
+      ),
+    ).toContain('caBundleSecretRef or caBundleConfigMapRef, not both');
+    expect(await rejected(withUpstreams('m3', [{ ...upstream, url: 'ftp://x' }]))).toContain(
+      'spec.mirrors.upstreams[0].url',
+    );
+    // The API server's schema check (Duplicate value) or server-side apply's (duplicate entries).
+    expect(await rejected(withUpstreams('m4', [upstream, upstream]))).toMatch(/duplicate/i);
+    expect(
+      await rejected(
+        aRegistry()
+          .named('m5', NS)
+          .withNodeAccess({ enabled: true, nodePort: 30600, mirrorFor: ['Docker.IO'] })
+          .raw(),
+      ),
+    ).toContain('spec.nodeAccess.mirrorFor[0]');
+
+    await kubectlApply(
+      kc,
+      withUpstreams('m-ok', [
+        {
+          ...upstream,
+          username: 'me',
+          passwordSecretRef: { name: 'hub' },
+          caBundleConfigMapRef: { name: 'hub-ca' },
+        },
+      ]) as never,
+    );
+    expect((await getRegistry(kc, NS, 'm-ok')).spec.mirrors?.upstreams?.[0]).toMatchObject({
+      passwordSecretRef: { name: 'hub', key: 'password' },
+      caBundleConfigMapRef: { name: 'hub-ca', key: 'ca.crt' },
     });
   });
 

@@ -228,3 +228,148 @@ describe('node-config agent', () => {
     expect(code).toBe(1);
   });
 });
+
+describe('node-config as a mirror for upstream hosts', () => {
+  const mirrorArgs = (...extra: string[]) => [
+    ...baseArgs(),
+    '--mirror-for',
+    'docker.io,ghcr.io',
+    ...extra,
+  ];
+
+  it('GIVEN --mirror-for WHEN parsed THEN the options list each host once', () => {
+    expect(
+      parseNodeConfigArgs([...baseArgs(), '--mirror-for', 'docker.io,ghcr.io,docker.io']).mirrorFor,
+    ).toEqual(['docker.io', 'ghcr.io']);
+    expect(parseNodeConfigArgs(baseArgs()).mirrorFor).toBeUndefined();
+  });
+
+  it.each([
+    [['--mirror-for', 'Docker.IO']],
+    [['--mirror-for', 'docker.io,']],
+    [['--mirror-for', '../etc']],
+    [['--mirror-for', 'a..b']],
+    [['--mirror-for', 'localhost:30500']],
+  ])('GIVEN a bad upstream host %j WHEN parsed THEN the error names --mirror-for', (extra) => {
+    expect(() => parseNodeConfigArgs([...baseArgs(), ...extra])).toThrow(
+      expect.objectContaining({ flag: '--mirror-for' }) as Error,
+    );
+  });
+
+  it('GIVEN --mirror-for without --containerd-dir WHEN parsed THEN the error names --mirror-for', () => {
+    expect(() =>
+      parseNodeConfigArgs([
+        ...['--address', 'h:1', '--name', 'a/b', '--crio-dir', crio],
+        ...['--mirror-for', 'docker.io'],
+      ]),
+    ).toThrow(/--mirror-for needs --containerd-dir/);
+  });
+
+  it('GIVEN http WHEN synced THEN each upstream host has a hosts.toml naming the registry first and the upstream as the fallback server', async () => {
+    const agent = new NodeConfigAgent(parseNodeConfigArgs(mirrorArgs()), quiet, {
+      clock: new FakeClock(),
+    });
+    await agent.start();
+    const docker = await readFile(join(containerd, 'docker.io', 'hosts.toml'), 'utf8');
+    expect(docker).toBe(
+      [
+        '# Written by berth node-config for Registry team-a/images as a mirror of docker.io; removed when it stops.',
+        'server = "https://registry-1.docker.io"',
+        '',
+        '[host."http://localhost:30500"]',
+        '  capabilities = ["pull", "resolve"]',
+        '',
+      ].join('\n'),
+    );
+    const ghcr = await readFile(join(containerd, 'ghcr.io', 'hosts.toml'), 'utf8');
+    expect(ghcr).toContain('server = "https://ghcr.io"');
+    expect(ghcr).toContain('[host."http://localhost:30500"]\n  capabilities = ["pull", "resolve"]');
+    // The CRI-O drop-in is unchanged: the mirror is containerd's only.
+    expect(await readdir(crio)).toEqual(['berth-team-a-images.conf']);
+    await agent.stop();
+  });
+
+  it('GIVEN https and a CA file WHEN synced THEN the mirror entries trust the ca.crt beside the registry hosts.toml', async () => {
+    const caFile = join(root, 'ca.crt');
+    await writeFile(caFile, 'PEM');
+    const o = parseNodeConfigArgs(mirrorArgs('--scheme', 'https', '--ca-file', caFile));
+    const agent = new NodeConfigAgent(o, quiet, { clock: new FakeClock() });
+    await agent.start();
+    const docker = await readFile(join(containerd, 'docker.io', 'hosts.toml'), 'utf8');
+    expect(docker).toContain('[host."https://localhost:30500"]');
+    expect(docker).toContain(`ca = "${join(containerd, 'localhost:30500', 'ca.crt')}"`);
+    expect(await readdir(join(containerd, 'docker.io'))).toEqual(['hosts.toml']);
+    await agent.stop();
+  });
+
+  it('GIVEN mirror files written WHEN one vanishes THEN the next check brings it back; WHEN stopped THEN every file and folder it made is gone and a folder that existed stays', async () => {
+    await mkdir(join(containerd, 'ghcr.io'));
+    await writeFile(join(containerd, 'ghcr.io', 'keep.pem'), 'x');
+    const clock = new FakeClock();
+    const agent = new NodeConfigAgent(parseNodeConfigArgs(mirrorArgs()), quiet, { clock });
+    await agent.start();
+    const docker = join(containerd, 'docker.io', 'hosts.toml');
+    await rm(docker);
+    await tick(clock, agent, 30_000);
+    expect(existsSync(docker)).toBe(true);
+    await agent.stop();
+    expect(await readdir(containerd)).toEqual(['ghcr.io']);
+    expect(await readdir(join(containerd, 'ghcr.io'))).toEqual(['keep.pem']);
+  });
+
+  it("GIVEN an upstream hosts.toml the node's owner wrote WHEN synced and stopped THEN it is left as it was and the other host is still mirrored", async () => {
+    const mine = join(containerd, 'docker.io', 'hosts.toml');
+    await mkdir(join(containerd, 'docker.io'));
+    await writeFile(mine, 'server = "https://my-mirror.example"\n');
+    const warned: string[] = [];
+    const log: Logger = { ...quiet, warn: (_f, msg) => warned.push(msg) };
+    const clock = new FakeClock();
+    const agent = new NodeConfigAgent(parseNodeConfigArgs(mirrorArgs()), log, { clock });
+    await agent.start();
+    await tick(clock, agent, 30_000);
+    expect(await readFile(mine, 'utf8')).toBe('server = "https://my-mirror.example"\n');
+    expect(warned).toEqual(['node config left alone: written by someone else']);
+    expect(existsSync(join(containerd, 'ghcr.io', 'hosts.toml'))).toBe(true);
+    await agent.stop();
+    expect(await readFile(mine, 'utf8')).toBe('server = "https://my-mirror.example"\n');
+    expect((await readdir(containerd)).sort()).toEqual(['docker.io']);
+  });
+
+  it('GIVEN docker.io mirrored by another Registry whose name starts the same WHEN synced and stopped THEN its file is left alone', async () => {
+    const other = new NodeConfigAgent(
+      parseNodeConfigArgs([...mirrorArgs(), '--name', 'team-a/images2']),
+      quiet,
+      { clock: new FakeClock() },
+    );
+    await other.start();
+    const docker = join(containerd, 'docker.io', 'hosts.toml');
+    const theirs = await readFile(docker, 'utf8');
+    expect(theirs).toContain('Registry team-a/images2 as a mirror of docker.io;');
+    const agent = new NodeConfigAgent(parseNodeConfigArgs(mirrorArgs()), quiet, {
+      clock: new FakeClock(),
+    });
+    await agent.start();
+    expect(await readFile(docker, 'utf8')).toBe(theirs);
+    await agent.stop();
+    expect(await readFile(docker, 'utf8')).toBe(theirs);
+    await other.stop();
+    expect(existsSync(docker)).toBe(false);
+  });
+
+  it('GIVEN the command running with --mirror-for WHEN SIGTERM arrives THEN the mirror files are removed too', async () => {
+    const signals = new EventEmitter();
+    let started: () => void = () => undefined;
+    const inPlace = new Promise<void>((resolve) => (started = resolve));
+    const done = nodeConfigCommand(mirrorArgs(), {
+      log: quiet,
+      clock: new FakeClock(),
+      signals,
+      started,
+    });
+    await inPlace;
+    expect((await readdir(containerd)).sort()).toEqual(['docker.io', 'ghcr.io', 'localhost:30500']);
+    signals.emit('SIGTERM');
+    expect(await done).toBe(0);
+    expect(await readdir(containerd)).toEqual([]);
+  });
+});
