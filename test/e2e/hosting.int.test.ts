@@ -4,7 +4,8 @@
  * Registry with node access becomes Ready through real kubelet probes, a client pushes through
  * the Registry's Service, another namespace's Deployment pulls through the node's containerd,
  * Berth then rolls onto a copy of itself pulled from itself while a client keeps pulling, a bad
- * image is reported within a minute, and scaling and deletion leave nothing behind.
+ * image is reported within a minute, a pod pulls an upstream's image through the Registry as
+ * its containerd mirror, and scaling and deletion leave nothing behind.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -31,6 +32,7 @@ import {
   type RealCluster,
 } from '../support/realnode.js';
 import { tool } from '../support/tools.js';
+import { startDistribution } from '../support/upstream.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const CHART = join(ROOT, 'charts', 'berth');
@@ -595,6 +597,100 @@ describe('in-cluster image hosting on a real node', () => {
       if (existsSync(hosts)) throw new Error('hosts.toml of byip left on the node');
       if (await s3.bucketExists('byip')) throw new Error('bucket byip left');
     }, 120_000);
+  });
+
+  it("GIVEN a Registry mirroring an upstream registry, with nodeAccess.mirrorFor naming it WHEN a pod uses an image by the upstream's own name THEN the node pulls it through the Registry (containerd sends ?ns=), with the upstream's digest, and the files go with the Registry", async () => {
+    // The upstream is a distribution v3 on this host, reachable from pods; its name in image
+    // references, upstream.test, resolves nowhere, so only the mirror can serve the pull.
+    const upstream = await startDistribution({ host: NODE_NET.address });
+    try {
+      const app = binaryImageArchive(work, {
+        name: 'mirrored',
+        ref: 'example.test/mirrored:v1',
+        binary: tool('berth-pause'),
+      });
+      skopeoCopy(`oci-archive:${app}`, `docker://${upstream.host}/team/mirrored:v1`);
+      const head = await fetch(`${upstream.url}/v2/team/mirrored/manifests/v1`, {
+        method: 'HEAD',
+        headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+      });
+      const digest = head.headers.get('docker-content-digest');
+      expect(digest).toMatch(/^sha256:/);
+
+      const base = registryRaw(DEFAULT_IMAGE);
+      const nodePort = 30502;
+      await kubectlApply(cluster.cp.kc(), {
+        ...base,
+        metadata: { name: 'mirror', namespace: NS },
+        spec: {
+          ...base.spec,
+          storage: { s3: { ...base.spec.storage.s3, bucket: 'mirror' } },
+          mirrors: {
+            upstreams: [
+              { name: 'upstream', url: upstream.url, prefix: 'upstream', ns: ['upstream.test'] },
+            ],
+          },
+          nodeAccess: {
+            enabled: true,
+            mode: 'NodePort',
+            nodePort,
+            containerd: { configPath: cluster.node.hostsDir },
+            mirrorFor: ['upstream.test'],
+          },
+        },
+      });
+      const hosts = join(cluster.node.hostsDir, 'upstream.test', 'hosts.toml');
+      await eventually(
+        async () => {
+          const r = await getRegistry(cluster.cp.kc(), NS, 'mirror');
+          if (!condition(r, 'Ready').startsWith('True'))
+            throw new Error(`mirror: ${JSON.stringify(r.status)}`);
+          if (!existsSync(hosts)) throw new Error(`${hosts} not written`);
+        },
+        180_000,
+        1000,
+      );
+      expect(readFileSync(hosts, 'utf8')).toContain(`[host."http://localhost:${nodePort}"]`);
+
+      await core.createNamespacedPod({
+        namespace: 'apps',
+        body: {
+          metadata: { name: 'mirrored' },
+          spec: { containers: [{ name: 'mirrored', image: 'upstream.test/team/mirrored:v1' }] },
+        },
+      });
+      await eventually(
+        async () => {
+          const p = await core.readNamespacedPod({ name: 'mirrored', namespace: 'apps' });
+          if (p.status?.phase !== 'Running')
+            throw new Error(`mirrored pod ${p.status?.phase} ${await diagnose()}`);
+        },
+        120_000,
+        1000,
+      );
+      expect(cluster.node.images()).toContain('upstream.test/team/mirrored:v1');
+      // The Registry now holds the image under its prefix, byte for byte the upstream's.
+      const cached = await fetch(
+        `http://127.0.0.1:${nodePort}/v2/upstream/team/mirrored/manifests/${digest}`,
+        { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } },
+      );
+      expect(cached.status).toBe(200);
+      expect(cached.headers.get('docker-content-digest')).toBe(digest);
+
+      await core.deleteNamespacedPod({ name: 'mirrored', namespace: 'apps' });
+      await custom.deleteNamespacedCustomObject({
+        group: 'berth.dev',
+        version: 'v1alpha1',
+        namespace: NS,
+        plural: 'registries',
+        name: 'mirror',
+      });
+      await eventually(async () => {
+        if (existsSync(hosts)) throw new Error('upstream.test/hosts.toml left on the node');
+      }, 120_000);
+    } finally {
+      await upstream.stop();
+    }
   });
 
   it('GIVEN the Registry WHEN scaled to 3 and back to 1 THEN 3 pods become ready on the node, then 1 remains', async () => {

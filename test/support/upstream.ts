@@ -15,7 +15,8 @@ export interface Distribution {
 }
 
 /** startDistribution runs the distribution v3 built by `node test/tools/ensure.mjs distribution`. */
-export async function startDistribution(): Promise<Distribution> {
+export async function startDistribution(opts: { host?: string } = {}): Promise<Distribution> {
+  const listenHost = opts.host ?? '127.0.0.1';
   const bin = tool('distribution');
   const dir = mkdtempSync(join(tmpdir(), 'berth-dist-'));
   const port = await freePort();
@@ -26,12 +27,12 @@ export async function startDistribution(): Promise<Distribution> {
       'version: 0.1',
       'log: { level: error }',
       `storage: { filesystem: { rootdirectory: ${join(dir, 'data')} }, delete: { enabled: true } }`,
-      `http: { addr: 127.0.0.1:${port} }`,
+      `http: { addr: ${listenHost}:${port} }`,
       '',
     ].join('\n'),
   );
   const child: ChildProcess = spawn(bin, ['serve', cfg], { stdio: 'ignore' });
-  const host = `127.0.0.1:${port}`;
+  const host = `${listenHost}:${port}`;
   for (let i = 0; ; i++) {
     const ok = await fetch(`http://${host}/v2/`).then(
       (r) => r.status === 200,
