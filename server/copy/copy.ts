@@ -107,10 +107,10 @@ async function copyBlob(
   const body = await src.blob(d);
   const check = verifier(d, (n) => progress?.bytes(n));
   const piping = pipeline(body, check);
+  piping.catch(() => {}); // awaited below; a failure also fails putBlob, which is thrown first
   try {
     await dst.putBlob(d, check);
   } catch (err) {
-    piping.catch(() => {});
     body.destroy();
     throw err;
   }

@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -10,18 +10,21 @@ import {
   checkManifest,
   CopyError,
   hasherFor,
-  isIndex,
   mediaTypeOf,
   parseManifest,
   REF_NAME,
   type Descriptor,
   type Manifest,
+  type ManifestDoc,
+  MediaTypes,
 } from './spec.js';
 
 /** Files reads an OCI layout's files, from a directory or out of a tar. */
 export interface Files {
   read(path: string): Promise<Buffer | undefined>;
   stream(path: string): Readable;
+  /** blobs lists the layout's blob files with their sizes. */
+  blobs(): Promise<{ digest: string; size: number }[]>;
 }
 
 /** dirFiles reads files under `dir`. */
@@ -33,13 +36,38 @@ export function dirFiles(dir: string): Files {
         throw err;
       }),
     stream: (path) => createReadStream(join(dir, path)),
+    blobs: async () => {
+      const out: { digest: string; size: number }[] = [];
+      for (const alg of ['sha256', 'sha512']) {
+        const names = await readdir(join(dir, 'blobs', alg)).catch(() => [] as string[]);
+        for (const hex of names.filter((n) => /^[0-9a-f]+$/.test(n)))
+          out.push({
+            digest: `${alg}:${hex}`,
+            size: (await stat(join(dir, 'blobs', alg, hex))).size,
+          });
+      }
+      return out;
+    },
   };
 }
 
 /** tarFiles reads files out of an indexed tar. */
 export function tarFiles(t: TarFiles): Files {
-  return { read: (path) => t.read(path), stream: (path) => t.stream(path) };
+  return {
+    read: (path) => t.read(path),
+    stream: (path) => t.stream(path),
+    blobs: () =>
+      Promise.resolve(
+        t
+          .paths()
+          .filter((p) => /^blobs\/sha(256|512)\/[0-9a-f]+$/.test(p))
+          .map((p) => ({ digest: p.slice(6).replace('/', ':'), size: t.size(p) ?? 0 })),
+      ),
+  };
 }
+
+/** MANIFEST_LIMIT is the largest blob read when looking for referrers. */
+const MANIFEST_LIMIT = 4 << 20;
 
 /** blobPath is a blob's path in a layout: `blobs/<alg>/<hex>`. */
 export function blobPath(digest: string): string {
@@ -109,11 +137,28 @@ export class LayoutSource implements Source {
     return Promise.resolve(this.files.stream(blobPath(d.digest)));
   }
 
+  /** referrers are the manifests (index.json entries or any blob) whose subject is `digest`. */
   async referrers(digest: string): Promise<string[]> {
-    const out: string[] = [];
-    for (const e of await this.entries()) {
-      if (isIndex(e.mediaType ?? '')) continue;
-      if ((await this.doc(e.digest)).subject?.digest === digest) out.push(e.digest);
+    this.bySubject ??= this.scanSubjects();
+    return (await this.bySubject).get(digest) ?? [];
+  }
+
+  private bySubject: Promise<Map<string, string[]>> | undefined;
+
+  /** scanSubjects reads every small JSON blob once and maps subject digest → referrers. */
+  private async scanSubjects(): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    for (const b of await this.files.blobs()) {
+      if (b.size > MANIFEST_LIMIT) continue;
+      const body = await this.files.read(blobPath(b.digest));
+      if (body?.[0] !== 0x7b) continue;
+      let subject: string | undefined;
+      try {
+        subject = (JSON.parse(body.toString('utf8')) as ManifestDoc).subject?.digest;
+      } catch {
+        continue;
+      }
+      if (subject !== undefined) out.set(subject, [...(out.get(subject) ?? []), b.digest]);
     }
     return out;
   }
@@ -149,7 +194,6 @@ export class LayoutDest implements Destination {
     readonly describe: string,
     readonly dir: string,
     readonly ref: string | undefined,
-    private readonly extra: Record<string, string> = {},
   ) {}
 
   async open(): Promise<this> {
@@ -192,19 +236,18 @@ export class LayoutDest implements Destination {
   async finish(root: Manifest, referrers: Manifest[]): Promise<void> {
     const old = await readIndex(dirFiles(this.dir), this.describe);
     const entries = old?.manifests ?? [];
-    const rootEntry = entry(root, this.ref ? { [REF_NAME]: this.ref, ...this.extra } : {});
-    const kept = this.replace
-      ? []
-      : entries.filter((e) => !(this.ref && e.annotations?.[REF_NAME] === this.ref));
-    const next = [...kept];
+    const next = this.replace ? [] : [...entries];
+    const rootEntry = entry(root, this.ref ? { [REF_NAME]: this.ref } : {});
+    const named = this.ref ? next.findIndex((e) => e.annotations?.[REF_NAME] === this.ref) : -1;
+    if (named !== -1) next[named] = rootEntry;
     for (const e of [rootEntry, ...referrers.map((r) => entry(r, {}))])
       if (!next.some((n) => n.digest === e.digest && sameNames(n, e))) next.push(e);
+    if (old && JSON.stringify(entries) === JSON.stringify(next) && !this.changed) return;
     const index: LayoutIndex = {
       schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.index.v1+json',
+      mediaType: MediaTypes.ociIndex,
       manifests: next,
     };
-    if (old && JSON.stringify(entries) === JSON.stringify(next) && !this.changed) return;
     const tmp = join(this.dir, 'index.json.partial');
     await writeFile(tmp, JSON.stringify(index));
     await rename(tmp, join(this.dir, 'index.json'));
