@@ -98,6 +98,11 @@ function repoTag(ref: string | undefined): string | undefined {
   return /:[^/]+$/.test(ref) ? ref : `${ref}:latest`;
 }
 
+/** familiar is a name as docker shows it: without `docker.io/` and `library/`. */
+function familiar(name: string): string {
+  return name.replace(/^(docker\.io|index\.docker\.io)\//, '').replace(/^library\//, '');
+}
+
 async function unpack(file: string, dir: string): Promise<void> {
   const t = await TarFiles.open(file);
   for (const path of t.paths()) {
@@ -150,8 +155,11 @@ export class DockerArchiveSource implements Source {
     } catch {
       throw new CopyError(`${describe}: manifest.json is not a docker-archive manifest`);
     }
+    const want = ref === undefined ? undefined : familiar(repoTag(ref)!);
     const named =
-      ref === undefined ? entries : entries.filter((e) => e.RepoTags?.includes(repoTag(ref)!));
+      want === undefined
+        ? entries
+        : entries.filter((e) => (e.RepoTags ?? []).some((t) => familiar(t) === want));
     if (named.length !== 1)
       throw new CopyError(
         `${describe}: ${named.length === 0 ? 'no image' : `${named.length} images`} named ${JSON.stringify(ref ?? '')}${named.length > 1 ? ': name one as <file>:<repo:tag>' : ''}`,

@@ -1,5 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { CopyError } from './spec.js';
 
@@ -22,6 +23,7 @@ export async function indexTar(file: string): Promise<Map<string, TarMember>> {
   });
   try {
     const out = new Map<string, TarMember>();
+    const links = new Map<string, string>();
     const h = Buffer.alloc(BLOCK);
     let pos = 0;
     let longName: string | undefined;
@@ -36,16 +38,28 @@ export async function indexTar(file: string): Promise<Map<string, TarMember>> {
         await fh.read(data, 0, size, body);
         longName = type === 'L' ? cstring(data) : (paxPath(data) ?? longName);
       } else {
-        if (type === '0' || type === '\0')
-          out.set(clean(longName ?? headerName(h)), { offset: body, size });
+        const name = clean(longName ?? headerName(h));
+        if (type === '0' || type === '\0') out.set(name, { offset: body, size });
+        if (type === '1' || type === '2') links.set(name, linkTarget(name, type, h));
         longName = undefined;
       }
       pos = body + Math.ceil(size / BLOCK) * BLOCK;
+    }
+    for (const [name, target] of links) {
+      const m = out.get(target);
+      if (m) out.set(name, m);
     }
     return out;
   } finally {
     await fh.close();
   }
+}
+
+/** linkTarget is the member a hard link (named from the root) or symlink (relative) points at. */
+function linkTarget(name: string, type: string, h: Buffer): string {
+  const target = cstring(h.subarray(157, 257));
+  if (type === '1' || target.startsWith('/')) return clean(target);
+  return posix.normalize(posix.join(posix.dirname(name), target));
 }
 
 /** TarFiles reads files out of an indexed tar. */
