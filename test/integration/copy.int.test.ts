@@ -269,6 +269,32 @@ describe('berth copy between a registry, OCI layouts and archives', () => {
     expect([again.blobsCopied, again.blobsSkipped]).toEqual([0, blobs.size]);
   });
 
+  it('GIVEN a docker-archive written by skopeo WHEN berth copy reads it into a registry THEN the config and layers keep their digests and bytes', async () => {
+    const tar = join(work, 'skopeo', 'amd.tar');
+    await mkdir(dirname(tar), { recursive: true });
+    await skopeo(
+      'copy',
+      '--src-tls-verify=false',
+      `docker://${host}/src/app@${amd.digest}`,
+      `docker-archive:${tar}:team/amd:v1`,
+    );
+    const r = await copied(
+      '--dest-tls-verify=false',
+      `docker-archive:${tar}:team/amd:v1`,
+      `docker://${host}/fromskopeo/amd:v1`,
+    );
+    expect(r.blobsCopied).toBe(amd.blobs.length);
+    const doc = JSON.parse((await registryManifest('fromskopeo/amd', 'v1')).toString()) as {
+      config: { digest: string };
+      layers: { digest: string }[];
+    };
+    expect([doc.config.digest, ...doc.layers.map((l) => l.digest)]).toEqual(
+      amd.blobs.map((b) => b.digest),
+    );
+    for (const bl of amd.blobs)
+      expect(await registryBlob('fromskopeo/amd', bl.digest)).toBe(bl.digest);
+  });
+
   it('GIVEN bad arguments or a missing source WHEN berth copy runs THEN it exits 2 naming the argument, or 1 with a message and no stack', async () => {
     const bad = await berth(['copy', 'nowhere:x', `oci:${work}/x`]);
     expect(bad.status).toBe(2);

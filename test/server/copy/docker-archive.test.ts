@@ -21,7 +21,11 @@ const one: CopyOptions = {
   platform: { os: 'linux', architecture: 'amd64' },
 };
 
-async function writeTarFile(file: string, files: Record<string, Buffer>): Promise<void> {
+async function writeTarFile(
+  file: string,
+  files: Record<string, Buffer>,
+  links: Record<string, string> = {},
+): Promise<void> {
   const entries: TarEntry[] = Object.entries(files).map(([path, source]) => ({
     type: 'file',
     path,
@@ -29,10 +33,16 @@ async function writeTarFile(file: string, files: Record<string, Buffer>): Promis
     size: source.length,
     source,
   }));
+  for (const [path, target] of Object.entries(links))
+    entries.push({ type: 'symlink', path, target });
   await pipeline(Readable.from(tarStream(entries, 0)), createWriteStream(file));
 }
 
-/** legacyArchive is a `docker save` from before docker 25: `<id>/layer.tar` and `<hex>.json`. */
+/**
+ * legacyArchive is a `docker save` from before docker 25: `<hex>.json` config, `<id>/layer.tar`
+ * layers (the second a symlink to `../<hex>.tar`, as docker and skopeo write shared layers),
+ * and a fully qualified RepoTag.
+ */
 async function legacyArchive() {
   const layers = [tar('a.txt', randomBytes(3000)), tar('b.txt', 'b\n')];
   const config = Buffer.from(
@@ -44,22 +54,24 @@ async function legacyArchive() {
   );
   const file = join(tmp(), 'legacy.tar');
   const files: Record<string, Buffer> = { [`${sha(config).slice(7)}.json`]: config };
-  layers.forEach((l, i) => (files[`layer${i}/layer.tar`] = l));
+  files['layer0/layer.tar'] = layers[0]!;
+  files[`${sha(layers[1]!).slice(7)}.tar`] = layers[1]!;
+  const links = { 'layer1/layer.tar': `../${sha(layers[1]!).slice(7)}.tar` };
   files['manifest.json'] = Buffer.from(
     JSON.stringify([
       {
         Config: `${sha(config).slice(7)}.json`,
-        RepoTags: ['team/app:v1'],
+        RepoTags: ['docker.io/team/app:v1'],
         Layers: layers.map((_, i) => `layer${i}/layer.tar`),
       },
     ]),
   );
-  await writeTarFile(file, files);
+  await writeTarFile(file, files, links);
   return { file, config, layers };
 }
 
 describe('docker-archive', () => {
-  it('GIVEN a legacy docker save archive WHEN read by its repo:tag THEN a Docker schema 2 manifest names the config and layers, whose bytes copy unchanged', async () => {
+  it('GIVEN a legacy docker save archive with a symlinked layer WHEN read by its familiar repo:tag THEN a Docker schema 2 manifest names the config and layers, whose bytes copy unchanged', async () => {
     const { file, config, layers } = await legacyArchive();
     const src = await DockerArchiveSource.open('d', file, 'team/app:v1');
     const root = await src.root();

@@ -116,4 +116,25 @@ describe('copy between OCI layouts and oci-archives', () => {
     expect(await readFile(tar)).toEqual(bytes);
     await expect(stat(`${tar}.partial`)).rejects.toThrow();
   });
+
+  it('GIVEN an archive copy that stopped midway (its staging folder left with some blobs) WHEN run again THEN it goes on from the staging folder and writes the archive', async () => {
+    const layout = fixture();
+    const tar = join(tmp(), 'a.tar');
+    const staged = await ArchiveDest.open('a', tar, 'v1', false);
+    const layer = layout.get('arm64').blobs.at(-1)!;
+    const { Readable } = await import('node:stream');
+    const bytes = layout.bytes(layer);
+    await staged.putBlob({ digest: layer, size: bytes.length }, Readable.from([bytes]));
+    await expect(stat(`${tar}.partial`)).resolves.toBeDefined();
+    const r = await copy(
+      source(layout.dir, 'v1'),
+      await ArchiveDest.open('a', tar, 'v1', false),
+      all,
+    );
+    expect(r.blobsSkipped).toBe(1);
+    await expect(stat(`${tar}.partial`)).rejects.toThrow();
+    const back = tmp();
+    await copy(await openOciArchive('a', tar, 'v1'), await dest(back, 'v1'), all);
+    await expectSameBlobs(back, layout);
+  });
 });
