@@ -97,6 +97,8 @@ export function parseCopyArgs(args: string[]): CopyArgs {
   const dst = parseEndpoint(positionals[1]!, 'DST');
   if (dst.kind === 'docker-archive' && values.all)
     throw new UsageError('--all: a docker-archive holds one image, not every platform');
+  if (dst.kind === 'docker-archive' && values.referrers)
+    throw new UsageError('--referrers: a docker-archive holds one image, not its referrers');
   return {
     src: parseEndpoint(positionals[0]!, 'SRC'),
     dst,

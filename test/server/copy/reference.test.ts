@@ -72,6 +72,7 @@ describe('berth copy arguments', () => {
     [['--dest-tls-verify=maybe', 'oci:a', 'oci:b'], /^--dest-tls-verify/],
     [['--platform', 'amd64', 'oci:a', 'oci:b'], /^--platform/],
     [['--all', 'oci:a', 'docker-archive:b.tar'], /^--all/],
+    [['--referrers', 'oci:a', 'docker-archive:b.tar'], /^--referrers/],
   ])('GIVEN %j WHEN parsed THEN a usage error names the argument', (args, message) => {
     expect(() => parseCopyArgs(args)).toThrow(UsageError);
     expect(() => parseCopyArgs(args)).toThrow(message);
