@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -21,7 +21,8 @@ import {
 
 /** Files reads an OCI layout's files, from a directory or out of a tar. */
 export interface Files {
-  read(path: string): Promise<Buffer | undefined>;
+  /** read reads a file whole, or its first `limit` bytes; undefined when absent. */
+  read(path: string, limit?: number): Promise<Buffer | undefined>;
   stream(path: string): Readable;
   /** blobs lists the layout's blob files with their sizes. */
   blobs(): Promise<{ digest: string; size: number }[]>;
@@ -30,11 +31,13 @@ export interface Files {
 /** dirFiles reads files under `dir`. */
 export function dirFiles(dir: string): Files {
   return {
-    read: (path) =>
-      readFile(join(dir, path)).catch((err: NodeJS.ErrnoException) => {
-        if (err.code === 'ENOENT') return undefined;
-        throw err;
-      }),
+    read: (path, limit) =>
+      (limit === undefined ? readFile(join(dir, path)) : readHead(join(dir, path), limit)).catch(
+        (err: NodeJS.ErrnoException) => {
+          if (err.code === 'ENOENT') return undefined;
+          throw err;
+        },
+      ),
     stream: (path) => createReadStream(join(dir, path)),
     blobs: async () => {
       const out: { digest: string; size: number }[] = [];
@@ -54,7 +57,7 @@ export function dirFiles(dir: string): Files {
 /** tarFiles reads files out of an indexed tar. */
 export function tarFiles(t: TarFiles): Files {
   return {
-    read: (path) => t.read(path),
+    read: (path, limit) => t.read(path, limit),
     stream: (path) => t.stream(path),
     blobs: () =>
       Promise.resolve(
@@ -150,8 +153,9 @@ export class LayoutSource implements Source {
     const out = new Map<string, string[]>();
     for (const b of await this.files.blobs()) {
       if (b.size > MANIFEST_LIMIT) continue;
+      if ((await this.files.read(blobPath(b.digest), 1))?.[0] !== 0x7b) continue;
       const body = await this.files.read(blobPath(b.digest));
-      if (body?.[0] !== 0x7b) continue;
+      if (body === undefined) continue;
       let subject: string | undefined;
       try {
         subject = (JSON.parse(body.toString('utf8')) as ManifestDoc).subject?.digest;
@@ -265,6 +269,17 @@ function entry(m: Manifest, annotations: Record<string, string>): Descriptor {
 
 function sameNames(a: Descriptor, b: Descriptor): boolean {
   return a.annotations?.[REF_NAME] === b.annotations?.[REF_NAME];
+}
+
+async function readHead(path: string, limit: number): Promise<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const b = Buffer.alloc(limit);
+    const { bytesRead } = await fh.read(b, 0, limit, 0);
+    return b.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -85,13 +85,15 @@ export class TarFiles {
     return [...this.members.keys()];
   }
 
-  async read(path: string): Promise<Buffer | undefined> {
+  /** read reads a member whole, or its first `limit` bytes; undefined when absent. */
+  async read(path: string, limit?: number): Promise<Buffer | undefined> {
     const m = this.members.get(path);
     if (!m) return undefined;
     const fh = await open(this.file, 'r');
     try {
-      const b = Buffer.alloc(m.size);
-      await fh.read(b, 0, m.size, m.offset);
+      const n = Math.min(m.size, limit ?? m.size);
+      const b = Buffer.alloc(n);
+      await fh.read(b, 0, n, m.offset);
       return b;
     } finally {
       await fh.close();
