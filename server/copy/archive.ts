@@ -1,4 +1,4 @@
-import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { writeArchive } from '../image/layout.js';
@@ -6,6 +6,7 @@ import { blobPath, LayoutDest, LayoutSource, readIndex, tarFiles } from './layou
 import { TarFiles } from './tar.js';
 import type { Destination, Source } from './transport.js';
 import {
+  blobsOf,
   CopyError,
   digestOf,
   hasherFor,
@@ -41,12 +42,16 @@ export class ArchiveDest implements Destination {
 
   static async open(describe: string, file: string, ref: string | undefined, docker: boolean) {
     const staging = `${file}.partial`;
-    const fresh = !(await exists(staging));
     await mkdir(dirname(file), { recursive: true });
+    if (!(await exists(staging)) && (await exists(file))) {
+      const seed = `${file}.seed`;
+      await rm(seed, { recursive: true, force: true });
+      await unpack(file, seed);
+      await rename(seed, staging);
+    }
     const layout = new LayoutDest(describe, staging, docker ? repoTag(ref) : ref);
     layout.replace = docker;
     await layout.open();
-    if (fresh && (await exists(file))) await unpack(file, staging);
     return new ArchiveDest(describe, file, layout, docker);
   }
 
@@ -68,15 +73,26 @@ export class ArchiveDest implements Destination {
     await this.layout.finish(root, referrers);
     const staging = this.layout.dir;
     if (this.layout.changed || !(await exists(this.file))) {
-      const blobs = join(staging, 'blobs', 'sha256');
-      for (const n of await readdir(blobs))
-        if (n.endsWith('.partial')) await rm(join(blobs, n), { force: true });
+      await this.prune(root, referrers);
       const extra: Record<string, Buffer> = this.docker
         ? { 'manifest.json': dockerManifestJson(root, this.layout) }
         : {};
       await writeArchive(staging, this.file, 0, extra);
     }
     await rm(staging, { recursive: true, force: true });
+  }
+
+  /**
+   * prune removes unfinished blob files from the staging layout, and for a docker-archive
+   * every blob that is not part of its one image (an earlier image's, seeded from the file).
+   */
+  private async prune(root: Manifest, referrers: Manifest[]): Promise<void> {
+    const keep = new Set([root, ...referrers].map((m) => m.digest.slice(7)));
+    for (const b of blobsOf(parseManifest(root.body, root.digest))) keep.add(b.digest.slice(7));
+    const blobs = join(this.layout.dir, 'blobs', 'sha256');
+    for (const n of await readdir(blobs))
+      if (n.endsWith('.partial') || (this.docker && !keep.has(n)))
+        await rm(join(blobs, n), { force: true });
   }
 }
 

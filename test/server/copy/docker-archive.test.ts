@@ -129,4 +129,23 @@ describe('docker-archive', () => {
     const dst = await ArchiveDest.open('d', join(tmp(), 'x.tar'), 'x', true);
     await expect(copy(src, dst, { ...one, all: true })).rejects.toThrow(/one image/);
   });
+
+  it('GIVEN a docker-archive holding one image WHEN another image is copied to it THEN it holds only the new image', async () => {
+    const layout = new OciLayoutBuilder(tmp())
+      .image('amd64', { platform: { os: 'linux', architecture: 'amd64' }, ref: 'a' })
+      .image('arm64', { platform: { os: 'linux', architecture: 'arm64' }, ref: 'b' })
+      .write();
+    const file = join(tmp(), 'x.tar');
+    const src = (ref: string) => new LayoutSource('oci', dirFiles(layout.dir), ref);
+    await copy(src('a'), await ArchiveDest.open('d', file, 'x:v1', true), one);
+    await copy(src('b'), await ArchiveDest.open('d', file, 'x:v1', true), one);
+    const arm = layout.get('arm64');
+    const blobs = (await TarFiles.open(file)).paths().filter((p) => p.startsWith('blobs/'));
+    expect(blobs.sort()).toEqual(
+      [arm.digest, ...arm.blobs].map((d) => `blobs/sha256/${d.slice(7)}`).sort(),
+    );
+    expect((await (await DockerArchiveSource.open('d', file, 'x:v1')).root()).digest).toBe(
+      arm.digest,
+    );
+  });
 });
