@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { ConfigError, loadConfig } from './config/load.js';
 import { backupCommand } from './backup/cli.js';
+import { copyCommand } from './copy/cli.js';
 import { gcCommand } from './gc/cli.js';
 import { imageCommand } from './image/cli.js';
 import { searchCommand } from './search/cli.js';
@@ -25,6 +26,10 @@ commands:
                backup --registry HOST[:PORT] --out DIR [--repository GLOB]... [--username USER] [--plain-http] [--insecure]
   restore    push a backup (or any OCI layout naming <repository>:<tag>) into a registry:
                restore --registry HOST[:PORT] --from DIR [--repository GLOB]... [--username USER] [--plain-http] [--insecure]
+  copy       copy one image (or with --all an index) between a registry, an OCI layout and an archive, digests kept:
+               copy [--all] [--referrers] [--platform OS/ARCH] [--src-creds U:P] [--dest-creds U:P]
+                    [--src-tls-verify=false] [--dest-tls-verify=false] SRC DST
+               (docker://HOST/REPO[:TAG|@DIGEST], oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:REPO:TAG])
   node-config
              point this node's container runtime at a Registry until SIGTERM (run by the
                node-access DaemonSet): --address HOST:PORT --name NS/NAME [--scheme http|https]
@@ -105,6 +110,8 @@ async function main(argv: string[]): Promise<void> {
     case 'backup':
     case 'restore':
       return process.exit(await backupCommand(command, rest));
+    case 'copy':
+      return process.exit(await copyCommand(rest));
     case undefined:
     case '--help':
     case '-h':
