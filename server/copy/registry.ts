@@ -21,10 +21,12 @@ export interface RegistryOptions {
 
 /**
  * connect makes a client for `ref.registry`: https, or (with tlsVerify false) https without
- * certificate checks when the registry speaks TLS, else plain http.
+ * certificate checks when the registry speaks TLS, else plain http. A loopback registry
+ * (`localhost`, `127.x`, `[::1]`) may answer plain http without the flag, as docker and crane
+ * allow; one that speaks TLS is still verified.
  */
 export async function connect(ref: RegistryRef, o: RegistryOptions): Promise<RegistryClient> {
-  const plainHttp = !o.tlsVerify && !(await speaksTls(ref.registry));
+  const plainHttp = (!o.tlsVerify || isLoopback(ref.registry)) && !(await speaksTls(ref.registry));
   return new RegistryClient({
     registry: ref.registry,
     plainHttp,
@@ -33,6 +35,14 @@ export async function connect(ref: RegistryRef, o: RegistryOptions): Promise<Reg
     retries: 3,
     pause: (ms) => new Promise((r) => setTimeout(r, ms)),
   });
+}
+
+/** isLoopback: the registry host (port aside) is this machine. */
+export function isLoopback(registry: string): boolean {
+  const host = registry.startsWith('[')
+    ? registry.slice(1, registry.indexOf(']'))
+    : registry.replace(/:\d+$/, '');
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 function speaksTls(registry: string): Promise<boolean> {
