@@ -24,6 +24,13 @@ export interface IndexChange {
   tags?: readonly string[];
   digests?: readonly Digest[];
   known?: ReadonlyMap<string, ImageText>;
+  /**
+   * tagsOfDigests (default true) also reads again every tag the document says points at a
+   * named manifest: a delete removes them with the manifest. A put changes no tag that points
+   * at its manifest (a tag it moves is named in its own change), so it passes false; reading
+   * them made each push of a manifest that many tags share read all of those tags.
+   */
+  tagsOfDigests?: boolean;
 }
 
 /** ManifestSource is the repository whose document is updated, and how to read a manifest. */
@@ -184,7 +191,9 @@ export class SearchIndex {
     const name = doc.repository;
     const digests = new Set((change.digests ?? []).map((d) => d.value));
     const tags = new Set(change.tags ?? []);
-    for (const [tag, d] of Object.entries(doc.tags)) if (digests.has(d)) tags.add(tag);
+    if (change.tagsOfDigests ?? true) {
+      for (const [tag, d] of Object.entries(doc.tags)) if (digests.has(d)) tags.add(tag);
+    }
     const next: SearchDocument = {
       ...doc,
       tags: { ...doc.tags },

@@ -24,6 +24,7 @@ export function indexingRepository(repo: Repository, index: SearchIndex): Reposi
       await index.update(repo, {
         digests: [result.digest],
         known: new Map([[result.digest.value, text]]),
+        tagsOfDigests: false,
       });
       return result;
     },

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseDigest } from '../../../server/registry/reference.js';
 import { FilesystemDriver } from '../../../server/storage/drivers/filesystem.js';
+import { Paths } from '../../../server/storage/paths.js';
 import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
 import { image, index as imageIndex } from '../../support/image.js';
 import { indexed, indexViolations, storedDocument } from '../../support/search.js';
@@ -65,6 +66,29 @@ describe('search index kept on write', () => {
     await repo.delete(digest);
     expect(await storedDocument(driver, 'tmp/app')).toMatchObject({ tags: {}, manifests: {} });
     expect((await search.search({ term: 'app', n: 10 })).results).toEqual([]);
+  });
+
+  it('GIVEN a manifest that many tags point at WHEN it is pushed again THEN the index reads none of those tags, and keeps them all', async () => {
+    class Counting extends InMemoryDriver {
+      tagReads = 0;
+      override get(key: string): Promise<Buffer> {
+        if (Paths.isTag(key)) this.tagReads++;
+        return super.get(key);
+      }
+    }
+    const driver = new Counting();
+    const { registry } = indexed(driver);
+    const img = titled('Shared');
+    const repo = registry.repository('team-a/shared');
+    const { digest } = await repo.put(img.body, img.mediaType);
+    for (let i = 0; i < 40; i++) await repo.tag(`t${i}`, digest);
+    driver.tagReads = 0;
+
+    await repo.put(img.body, img.mediaType);
+
+    expect(driver.tagReads).toBe(0);
+    const doc = (await storedDocument(driver, 'team-a/shared')) as { tags: object };
+    expect(Object.keys(doc.tags)).toHaveLength(40);
   });
 
   it('GIVEN a tag moved to another manifest WHEN indexed THEN the tag names the new digest', async () => {
