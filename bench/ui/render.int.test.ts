@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -108,6 +108,14 @@ async function shownAt(page: Page, mark: string): Promise<number> {
 describe(`web UI render time with ${ENTRIES} entries`, () => {
   const results: Record<string, { runs: number[]; median: number }> = {};
   const record = (name: string, runs: number[]) => (results[name] = { runs, median: median(runs) });
+  // Every measure taken is kept, also when a later one misses its budget.
+  afterAll(() => {
+    mkdirSync(join(root, 'results'), { recursive: true });
+    writeFileSync(
+      join(root, 'results', 'ui-render.json'),
+      JSON.stringify({ entries: ENTRIES, budgetMs: BUDGET_MS, results }, null, 2) + '\n',
+    );
+  });
 
   it('GIVEN 10,000 repositories WHEN the repository list opens THEN its first page shows in well under a second', async () => {
     const rendered: number[] = [];
@@ -174,9 +182,5 @@ describe(`web UI render time with ${ENTRIES} entries`, () => {
     await ctx.close();
     record('tagFilterWallClock', [ms]);
     expect(ms).toBeLessThan(BUDGET_MS);
-    writeFileSync(
-      join(root, 'results', 'ui-render.json'),
-      JSON.stringify({ entries: ENTRIES, budgetMs: BUDGET_MS, results }, null, 2) + '\n',
-    );
   });
 });
