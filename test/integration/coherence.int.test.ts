@@ -1,15 +1,12 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Driver } from '../../server/storage/drivers/s3.js';
-import { Client, image, type Built } from '../support/image.js';
+import { image, type Built } from '../support/image.js';
+import { freePort } from '../support/process.js';
+import { spawnWatched, until, type WatchedBerth } from '../support/watched.js';
 import { berthS3Env, startMinio, type MinioServer } from '../support/minio.js';
-import { freePort, spawnBerth, type BerthProcess } from '../support/process.js';
 
-/** A Berth process with its debug listener (metrics) and a registry client. */
-interface Proc extends BerthProcess {
-  metric(name: string, labels?: string): Promise<number | undefined>;
-  client: Client;
-}
+type Proc = WatchedBerth;
 
 const ACCEPT = 'application/vnd.oci.image.manifest.v1+json';
 const REPO = 'team/app';
@@ -65,30 +62,9 @@ describe('tags kept on every replica and coherent across them (ADR 0025)', () =>
   const images: Built[] = [];
 
   async function start(extra: Record<string, string> = {}): Promise<Proc> {
-    const debug = await freePort();
-    const p = await spawnBerth({
-      ...env,
-      BERTH_CACHE_PEER_LISTEN: '127.0.0.1:0',
-      BERTH_HTTP_DEBUG_ADDR: `127.0.0.1:${debug}`,
-      ...extra,
-    });
-    const metric = async (name: string, labels = '') => {
-      const text = await (await fetch(`http://127.0.0.1:${debug}/metrics`)).text();
-      const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `));
-      return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
-    };
-    const client = new Client((path, init) => fetch(p.url + path, init));
-    const proc = { ...p, metric, client };
+    const proc = await spawnWatched({ ...env, BERTH_CACHE_PEER_LISTEN: '127.0.0.1:0', ...extra });
     procs.push(proc);
     return proc;
-  }
-
-  async function until(what: string, f: () => Promise<boolean>, ms = 30_000): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!(await f())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
   }
 
   const allKeep = (ps: Proc[]) =>

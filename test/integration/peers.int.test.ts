@@ -1,14 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Driver } from '../../server/storage/drivers/s3.js';
-import { Client, image, type Built } from '../support/image.js';
+import { image, type Built } from '../support/image.js';
+import { spawnWatched, until, type WatchedBerth } from '../support/watched.js';
 import { berthS3Env, bucketKeys, startMinio, type MinioServer } from '../support/minio.js';
-import { freePort, spawnBerth, type BerthProcess } from '../support/process.js';
 
-/** A Berth process with its debug listener (metrics). */
-interface Proc extends BerthProcess {
-  metric(name: string, labels?: string): Promise<number | undefined>;
-  client: Client;
-}
+type Proc = WatchedBerth;
 
 const ACCEPT = 'application/vnd.oci.image.manifest.v1+json';
 
@@ -19,26 +15,9 @@ describe('tags kept while alone on the storage, never stale across replicas (ADR
   const procs: Proc[] = [];
 
   async function start(): Promise<Proc> {
-    const debug = await freePort();
-    const p = await spawnBerth({ ...env, BERTH_HTTP_DEBUG_ADDR: `127.0.0.1:${debug}` });
-    const metric = async (name: string, labels = '') => {
-      const text = await (await fetch(`http://127.0.0.1:${debug}/metrics`)).text();
-      const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `));
-      return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
-    };
-    const client = new Client((path, init) => fetch(p.url + path, init));
-    const proc = { ...p, metric, client };
+    const proc = await spawnWatched(env);
     procs.push(proc);
     return proc;
-  }
-
-  /** until polls `f` (up to `ms`) until it returns true. */
-  async function until(what: string, f: () => Promise<boolean>, ms = 30_000): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!(await f())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
   }
 
   async function digestOf(p: Proc, ref: string): Promise<string | null> {
