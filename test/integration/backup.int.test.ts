@@ -1,43 +1,18 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, image, index } from '../support/image.js';
 import { startTestRegistry, type TestRegistry } from '../support/server.js';
+import { runBerthCli } from '../support/cli.js';
 import { tool } from '../support/tools.js';
 
 const run = promisify(execFile);
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/**
- * berth runs the real CLI (via tsx) and resolves with its exit status and output; async, since
- * the registries it talks to run in this process.
- */
-function berth(
-  ...args: string[]
-): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', join(root, 'server', 'cli.ts'), ...args],
-      {
-        env: { ...process.env, HOME: mkdtempSync(join(tmpdir(), 'berth-home-')) },
-      },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
+/** berth runs the real CLI (async: the registries it talks to run in this process). */
+const berth = (...args: string[]) => runBerthCli(args);
 
 /** skopeo runs skopeo (async, for the same reason) and rejects with its output when it fails. */
 async function skopeo(...args: string[]): Promise<string> {

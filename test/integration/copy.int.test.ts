@@ -1,49 +1,21 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, image, sha256, type Blob, type Built } from '../support/image.js';
 import { spawnBerth, type BerthProcess } from '../support/process.js';
+import { runBerthCli } from '../support/cli.js';
 import { tool } from '../support/tools.js';
 
 const run = promisify(execFile);
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-interface Ran {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** berth runs the real CLI (via tsx); `onErr` sees stderr as it comes (to kill it midway). */
-function berth(args: string[], onErr?: (text: string, kill: () => void) => void): Promise<Ran> {
-  return new Promise((resolve) => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', join(root, 'server', 'cli.ts'), ...args],
-      {
-        env: { ...process.env, HOME: mkdtempSync(join(tmpdir(), 'berth-home-')) },
-      },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => {
-      stderr += c.toString('utf8');
-      onErr?.(stderr, () => child.kill('SIGKILL'));
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
+/** berth runs the real CLI; `onErr` sees stderr as it comes (to kill it midway). */
+const berth = (args: string[], onErr?: (text: string, kill: () => void) => void) =>
+  runBerthCli(args, onErr);
 
 /** copied runs `berth copy` and returns its JSON summary, failing with its stderr. */
 async function copied(...args: string[]) {
