@@ -37,9 +37,16 @@ export function operatorImage(env: NodeJS.ProcessEnv = process.env): string {
 
 /**
  * withImage is `r` with `spec.image` resolved: a pinned image stays, an absent or empty one
- * becomes `image` (the operator's). Pure; `r` is not modified.
+ * becomes `image` (the operator's). A Registry that follows the operator also gets the
+ * defaults of settings its server is known to have (`tagCache.peerInvalidation`); a pinned
+ * one only gets what its spec asks for, since its older server may lack them. Pure; `r` is
+ * not modified.
  */
 export function withImage(r: Registry, image: string): Registry {
   if (r.spec.image !== undefined && r.spec.image !== '') return r;
-  return { ...r, spec: { ...r.spec, image } };
+  const tagCache = {
+    ...r.spec.tagCache,
+    peerInvalidation: r.spec.tagCache?.peerInvalidation ?? true,
+  };
+  return { ...r, spec: { ...r.spec, image, tagCache } };
 }

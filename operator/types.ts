@@ -212,6 +212,13 @@ export interface RegistrySpec {
    * off. The API server defaults it to 10.
    */
   blobCache?: { sizeGiB?: number };
+  /**
+   * tagCache.peerInvalidation keeps tags in memory on every replica, coherent through a
+   * direct channel between the pods (ADR 0025): the server's `cache.peerListen` on PEER_PORT.
+   * Unset, it is on for a Registry that runs the operator's own image (withImage) and off for
+   * a pinned one, whose older server may not know the setting.
+   */
+  tagCache?: { peerInvalidation?: boolean };
   service: {
     type: 'ClusterIP' | 'NodePort' | 'LoadBalancer';
     port: number;

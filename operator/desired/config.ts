@@ -18,10 +18,12 @@ import {
   CONFIG_KEY,
   DEBUG_PORT,
   HTTP_PORT,
+  PEER_PORT,
   TLS_DIR,
   blobCacheGiB,
   childMeta,
   childNames,
+  peerInvalidation,
 } from './meta.js';
 import { mirrorFiles, mountedFiles, pathOf } from './files.js';
 
@@ -49,9 +51,7 @@ export function renderConfig(r: Registry): RenderedConfig {
     storage: renderStorage(r),
     delete: { enabled: r.spec.deleteEnabled },
     readOnly: r.spec.readOnly,
-    ...(blobCacheGiB(r) > 0
-      ? { cache: { blobDir: BLOB_CACHE_DIR, blobMaxGiB: blobCacheGiB(r) } }
-      : {}),
+    ...renderCache(r),
     log: { level: r.spec.logLevel },
     metrics: { enabled: r.spec.metrics.enabled },
   };
@@ -75,6 +75,18 @@ export function renderConfig(r: Registry): RenderedConfig {
   const mirrors = renderMirrors(r);
   if (mirrors) rendered.mirrors = mirrors;
   return rendered;
+}
+
+/**
+ * renderCache is the server's `cache` section when the Registry asks for one: the blob cache
+ * folder, and the peer listener whose address the server advertises as the pod IP.
+ */
+function renderCache(r: Registry): Pick<RenderedConfig, 'cache'> {
+  const cache: NonNullable<RenderedConfig['cache']> = {
+    ...(blobCacheGiB(r) > 0 ? { blobDir: BLOB_CACHE_DIR, blobMaxGiB: blobCacheGiB(r) } : {}),
+    ...(peerInvalidation(r) ? { peerListen: `0.0.0.0:${PEER_PORT}` } : {}),
+  };
+  return Object.keys(cache).length > 0 ? { cache } : {};
 }
 
 /**

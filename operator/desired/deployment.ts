@@ -19,12 +19,14 @@ import {
   DEBUG_PORT,
   HTTP_PORT,
   HTTP_SECRET_KEY,
+  PEER_PORT,
   childMeta,
   childNames,
   labels,
   selectorLabels,
   TLS_DIR,
   blobCacheGiB,
+  peerInvalidation,
 } from './meta.js';
 
 /** RUN_AS is the unprivileged uid and gid the server runs as. */
@@ -230,6 +232,9 @@ function serverContainer(r: Registry, env: V1EnvVar[], mounts: V1VolumeMount[]):
     ports: [
       { name: 'http', containerPort: HTTP_PORT, protocol: 'TCP' },
       { name: 'debug', containerPort: DEBUG_PORT, protocol: 'TCP' },
+      ...(peerInvalidation(r)
+        ? [{ name: 'peers', containerPort: PEER_PORT, protocol: 'TCP' }]
+        : []),
     ],
     env,
     volumeMounts: mounts,

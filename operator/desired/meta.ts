@@ -33,6 +33,15 @@ export function blobCacheGiB(r: { spec: { blobCache?: { sizeGiB?: number } } }):
 export const HTTP_PORT = 5000;
 /** DEBUG_PORT serves /healthz, /readyz and /metrics apart from the registry API. */
 export const DEBUG_PORT = 5001;
+/** PEER_PORT hears tag invalidations from the other replicas (cache.peerListen, ADR 0025). */
+export const PEER_PORT = 5002;
+
+/** peerInvalidation: the Registry's pods keep tags coherent over PEER_PORT. */
+export function peerInvalidation(r: {
+  spec: { tagCache?: { peerInvalidation?: boolean } };
+}): boolean {
+  return r.spec.tagCache?.peerInvalidation === true;
+}
 
 /** childNames names every child of a Registry; the Deployment, Service and PDB share its name. */
 export function childNames(r: Registry): {

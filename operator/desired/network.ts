@@ -13,8 +13,10 @@ import {
   DEBUG_PORT,
   HTTP_PORT,
   LABEL_COMPONENT,
+  PEER_PORT,
   childMeta,
   childNames,
+  peerInvalidation,
   selectorLabels,
 } from './meta.js';
 
@@ -183,6 +185,7 @@ function networkPeers(
  * own namespace and `registry`'s peers; the debug port admits `metrics`' peers only. A port
  * without peers gets no rule at all (a rule without `from` would admit everyone), so nothing
  * reaches it but what the network plugin always lets through (the node's own kubelet probes).
+ * With tagCache.peerInvalidation, the peer port admits the Registry's own pods only.
  * Egress is not restricted.
  */
 export function desiredNetworkPolicy(r: Registry): V1NetworkPolicy | undefined {
@@ -191,6 +194,9 @@ export function desiredNetworkPolicy(r: Registry): V1NetworkPolicy | undefined {
   const rules = [
     { port: HTTP_PORT, from: networkPeers(np.registry, [r.metadata.namespace]) },
     { port: DEBUG_PORT, from: networkPeers(np.metrics) },
+    ...(peerInvalidation(r)
+      ? [{ port: PEER_PORT, from: [{ podSelector: { matchLabels: selectorLabels(r) } }] }]
+      : []),
   ].filter((rule) => rule.from.length > 0);
   return {
     apiVersion: 'networking.k8s.io/v1',

@@ -31,6 +31,7 @@ import {
   startRealCluster,
   type RealCluster,
 } from '../support/realnode.js';
+import { Client, image } from '../support/image.js';
 import { tool } from '../support/tools.js';
 import { startDistribution } from '../support/upstream.js';
 
@@ -693,17 +694,51 @@ describe('in-cluster image hosting on a real node', () => {
     }
   });
 
-  it('GIVEN the Registry WHEN scaled to 3 and back to 1 THEN 3 pods become ready on the node, then 1 remains', async () => {
-    await patchRegistry({ replicas: 3 });
+  it('GIVEN the Registry with peer invalidation WHEN scaled to 3 and back to 1 THEN 3 pods become ready, each keeps tags in memory, a tag moved through one is read new through the others, then 1 remains', async () => {
+    await patchRegistry({ replicas: 3, tagCache: { peerInvalidation: true } });
+    const running = async () =>
+      (await registryPods()).filter(
+        (p) =>
+          p.status?.phase === 'Running' &&
+          !p.metadata?.deletionTimestamp &&
+          p.spec?.containers[0]?.ports?.some((port) => port.name === 'peers'),
+      );
     await eventually(
       async () => {
         const r = await getRegistry(cluster.cp.kc(), NS, 'images');
         if (r.status?.readyReplicas !== 3) throw new Error(`ready ${r.status?.readyReplicas}`);
+        if ((await running()).length !== 3) throw new Error('old pods still running');
       },
       180_000,
       1000,
     );
-    expect((await registryPods()).filter((p) => p.status?.phase === 'Running')).toHaveLength(3);
+    const ips = (await running()).map((p) => p.status?.podIP ?? '');
+    expect(ips.every((ip) => ip !== '')).toBe(true);
+    // Each pod found the others through storage, at the pod IP it advertises, and joined them.
+    await eventually(
+      async () => {
+        for (const ip of ips) {
+          const text = await (await fetch(`http://${ip}:5001/metrics`)).text();
+          if (!/^berth_tags_kept 1$/m.test(text)) throw new Error(`${ip} keeps no tags yet`);
+        }
+      },
+      60_000,
+      1000,
+    );
+    const [first, ...others] = ips;
+    const through = new Client((path, init) => fetch(`http://${first}:5000${path}`, init));
+    const v1 = image().layer(64).build();
+    const v2 = image().layer(64).build();
+    const digestAt = async (ip: string) =>
+      (
+        await fetch(`http://${ip}:5000/v2/team/coherent/manifests/v1`, {
+          headers: { accept: v1.mediaType },
+        })
+      ).headers.get('docker-content-digest');
+    expect((await through.push('team/coherent', 'v1', v1)).status).toBe(201);
+    for (const ip of others) expect(await digestAt(ip)).toBe(v1.digest);
+    expect((await through.push('team/coherent', 'v1', v2)).status).toBe(201);
+    for (const ip of others) expect(await digestAt(ip)).toBe(v2.digest);
     await patchRegistry({ replicas: 1 });
     await eventually(
       async () => {

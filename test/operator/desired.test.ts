@@ -33,6 +33,7 @@ import {
   type V1Volume,
   type V1VolumeMount,
 } from '@kubernetes/client-node';
+import { withImage } from '../../operator/image.js';
 import { aRegistry } from './builders.js';
 
 const secretEnv = {
@@ -947,5 +948,61 @@ describe('referenced Secrets and ConfigMaps', () => {
       ]),
     );
     expect(a).not.toBe(b);
+  });
+});
+
+describe('tags kept coherent between replicas (tagCache.peerInvalidation, ADR 0025)', () => {
+  const peers = (r: Registry) => ({
+    listen: renderConfig(r).cache?.peerListen,
+    port: desiredDeployment(r, 'digest').spec?.template.spec?.containers[0]?.ports?.find(
+      (p) => p.name === 'peers',
+    )?.containerPort,
+  });
+
+  it('GIVEN a Registry that follows the operator image WHEN rendered THEN every pod listens for invalidations on the peer port and advertises its pod IP', () => {
+    const r = withImage(aRegistry().build(), 'berth:next');
+    expect(r.spec.tagCache?.peerInvalidation).toBe(true);
+    expect(peers(r)).toEqual({ listen: '0.0.0.0:5002', port: 5002 });
+    const config = parseConfig(ok(configYaml(r)), secretEnv);
+    expect(config.cache.peerListen).toBe('0.0.0.0:5002');
+    expect(config.cache.peerAdvertise).toBe('');
+  });
+
+  it('GIVEN a pinned image WHEN rendered THEN no peer listener is rendered (an older server may not know the key); asked for THEN it is', () => {
+    const pinned = withImage(aRegistry().with({ image: 'berth:old' }).build(), 'berth:next');
+    expect(peers(pinned)).toEqual({ listen: undefined, port: undefined });
+    const asked = withImage(
+      aRegistry()
+        .with({ image: 'berth:old', tagCache: { peerInvalidation: true } })
+        .build(),
+      'berth:next',
+    );
+    expect(peers(asked)).toEqual({ listen: '0.0.0.0:5002', port: 5002 });
+  });
+
+  it('GIVEN peerInvalidation false on an unpinned Registry WHEN rendered THEN it stays off', () => {
+    const r = withImage(
+      aRegistry()
+        .with({ tagCache: { peerInvalidation: false } })
+        .build(),
+      'x',
+    );
+    expect(peers(r)).toEqual({ listen: undefined, port: undefined });
+  });
+
+  it('GIVEN a NetworkPolicy and peer invalidation WHEN rendered THEN the peer port admits only the pods of the same Registry', () => {
+    const r = withImage(
+      aRegistry()
+        .named('images', 'registry')
+        .with({ networkPolicy: { enabled: true, metrics: {} } })
+        .build(),
+      'x',
+    );
+    const ingress = desiredNetworkPolicy(r)?.spec?.ingress ?? [];
+    const rule = ingress.find((i) => i.ports?.[0]?.port === 5002);
+    expect(rule?._from).toEqual([
+      { podSelector: { matchLabels: desiredNetworkPolicy(r)?.spec?.podSelector?.matchLabels } },
+    ]);
+    expect(Object.keys(rule?._from?.[0]?.podSelector?.matchLabels ?? {}).length).toBeGreaterThan(0);
   });
 });
