@@ -21,7 +21,7 @@ import {
   putManifest,
   sha256,
 } from './lib/oci.js';
-import { curlGet, runWrk } from './lib/neutral.js';
+import { curlGet, runWrk, startContainerd } from './lib/neutral.js';
 import { ALL, findBinary, type RegistryKind, type Running } from './lib/registries.js';
 import { cpuSeconds, peakRss, resetPeak } from './lib/rss.js';
 import { runZb } from './lib/zb.js';
@@ -331,6 +331,53 @@ async function w1(ctx: Ctx) {
   );
   perGiB(ctx, curlFirst, size);
   perGiB(ctx, curlLater, 3 * size);
+  await w1Containerd(ctx, size, label);
+}
+
+/**
+ * w1Containerd: the pulls again with containerd's fetcher, as a node pulls an image: a
+ * fourth blob (pushed like the first, unmeasured) is the one layer of an image tagged
+ * `bench/w1:ctr`, fetched once, then three more times in a row, each into a new namespace
+ * so that every fetch transfers it again (see ContainerdFetcher).
+ */
+async function w1Containerd(ctx: Ctx, size: number, label: string): Promise<void> {
+  const c = ctx.client;
+  const layer = new BigBlob(size, `w1k-${ctx.kind.name}`);
+  await pushStream(c, 'bench/w1', layer.stream(), layer.digest);
+  const config = configBlob('w1-ctr');
+  await pushMonolithic(c, 'bench/w1', config);
+  const img = imageManifest(config, [{ digest: layer.digest, size }]);
+  await putManifest(c, 'bench/w1', 'ctr', img.manifest);
+  const fetcher = await startContainerd();
+  try {
+    const ref = `${new URL(ctx.reg.url).host}/bench/w1:ctr`;
+    const pull = async () => {
+      await fetcher.fetch(ref);
+      return size;
+    };
+    await settle(ctx);
+    const first = await measure(
+      ctx,
+      1,
+      'w1-pull-first-ctr',
+      `1: pull ${label} (proxied), first pull, containerd`,
+      'MB/s',
+      single(pull),
+    );
+    await settle(ctx);
+    const later = await measure(
+      ctx,
+      1,
+      'w1-pull-ctr',
+      `1: pull ${label} (proxied), 3 more in a row, containerd`,
+      'MB/s',
+      () => runConcurrent(3, 1, pull),
+    );
+    perGiB(ctx, first, size);
+    perGiB(ctx, later, 3 * size);
+  } finally {
+    await fetcher.stop();
+  }
 }
 
 /** perGiB records the server's CPU seconds per GiB a pull row moved, in the row and its note. */
@@ -960,6 +1007,8 @@ export function targets(rows: Row[]): Target[] {
   };
   vsPeer('1 GiB first pull (proxied), curl', 'w1-pull-first-curl', 'distribution-v3', 1.2);
   vsPeer('1 GiB later pulls (proxied), curl', 'w1-pull-curl', 'distribution-v3', 1.5);
+  vsPeer('1 GiB first pull (proxied), containerd', 'w1-pull-first-ctr', 'distribution-v3', 1.2);
+  vsPeer('1 GiB later pulls (proxied), containerd', 'w1-pull-ctr', 'distribution-v3', 1.5);
   vsPeer(
     'manifest GET by tag, warm, 3 replicas, wrk c=33',
     'w3-get-tag-warm-3r',

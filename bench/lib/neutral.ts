@@ -27,10 +27,12 @@ function exec(cmd: string, args: string[]): Promise<Exited> {
 }
 
 /** need finds a neutral client or throws: the bench and its CI test never skip one. */
-export function need(name: 'curl' | 'wrk'): string {
+export function need(name: 'curl' | 'wrk' | 'containerd' | 'ctr'): string {
   const exe = findBinary(name);
   if (exe === undefined) {
-    throw new Error(`${name} not found on PATH (node test/tools/ensure.mjs bench installs wrk)`);
+    throw new Error(
+      `${name} not found on PATH (node test/tools/ensure.mjs bench installs wrk and containerd)`,
+    );
   }
   return exe;
 }
@@ -163,4 +165,86 @@ export async function runWrk(spec: WrkSpec): Promise<Sample> {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * ContainerdFetcher is containerd's own fetcher as a neutral client: what a node's image
+ * pull runs before it unpacks. A containerd of the bench's own (content and metadata only,
+ * no CRI, in a temp folder, as root) is driven by `ctr content fetch`; every fetch uses a
+ * new namespace and the content store does not share blobs between namespaces, so each
+ * fetch transfers the manifest, config and layers again and writes them to its content
+ * store, as a node that has not got the image does.
+ */
+export interface ContainerdFetcher {
+  /**
+   * fetch pulls `ref` (host:port/repo:tag over plain http) into a new namespace; throws
+   * unless ctr succeeds. The content stays until `stop` removes the folder.
+   */
+  fetch(ref: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function containerdConfig(dir: string): string {
+  return [
+    'version = 2',
+    `root = ${JSON.stringify(join(dir, 'root'))}`,
+    `state = ${JSON.stringify(join(dir, 'state'))}`,
+    'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]',
+    '[grpc]',
+    `  address = ${JSON.stringify(join(dir, 'c.sock'))}`,
+    '[ttrpc]',
+    `  address = ${JSON.stringify(join(dir, 'c.ttrpc.sock'))}`,
+    '[plugins."io.containerd.metadata.v1.bolt"]',
+    '  content_sharing_policy = "isolated"',
+    '',
+  ].join('\n');
+}
+
+/** startContainerd starts the bench's containerd; throws (with its log) if it does not come up. */
+export async function startContainerd(): Promise<ContainerdFetcher> {
+  const daemon = need('containerd');
+  const ctr = need('ctr');
+  const dir = await mkdtemp(join(tmpdir(), 'berth-bench-ctrd-'));
+  await writeFile(join(dir, 'config.toml'), containerdConfig(dir));
+  const sock = join(dir, 'c.sock');
+  const child = spawn(daemon, ['--config', join(dir, 'config.toml')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  child.stderr.on('data', (b: Buffer) => (log = (log + b.toString()).slice(-4000)));
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+    await rm(dir, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const v = await exec(ctr, ['--address', sock, 'version']);
+    if (v.code === 0) break;
+    if (Date.now() > deadline || child.exitCode !== null) {
+      await stop();
+      throw new Error(`containerd did not start: ${v.stderr.trim()}\n${log}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  let n = 0;
+  return {
+    async fetch(ref: string) {
+      const ns = `fetch${n++}`;
+      const r = await exec(ctr, [
+        '--address',
+        sock,
+        '-n',
+        ns,
+        'content',
+        'fetch',
+        '--plain-http',
+        ref,
+      ]);
+      if (r.code !== 0)
+        throw new Error(`ctr content fetch ${ref}: exit ${r.code} ${r.stderr.trim()}`);
+    },
+    stop,
+  };
 }

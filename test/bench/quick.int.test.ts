@@ -5,13 +5,14 @@ import { findBinary } from '../../bench/lib/registries.js';
 // Keeps the benchmark harness (npm run bench) working: the quick profile runs every
 // workload against Berth on a real MinIO (peers too with BERTH_BENCH_PEERS=1, those already
 // built; none is built here). Numbers are recorded, never asserted: the only checks are that
-// every Berth workload completed without errors, with the neutral clients (curl, wrk) too,
+// every Berth workload completed without errors, with the neutral clients (curl, wrk, containerd's fetcher) too,
 // and that the table was printed.
 describe('bench --quick', () => {
   it('runs every workload for Berth with 0 errors and prints the table', async () => {
     // The neutral clients are real parts: missing, they fail the test (ensure.mjs installs wrk).
     expect(findBinary('curl'), 'curl on PATH').toBeDefined();
     expect(findBinary('wrk'), 'wrk on PATH (node test/tools/ensure.mjs bench)').toBeDefined();
+    expect(findBinary('ctr'), 'ctr on PATH (node test/tools/ensure.mjs bench)').toBeDefined();
     const lines: string[] = [];
     const result = await runBench({
       profile: QUICK,
@@ -32,6 +33,8 @@ describe('bench --quick', () => {
       'w1-pull',
       'w1-pull-first-curl',
       'w1-pull-curl',
+      'w1-pull-first-ctr',
+      'w1-pull-ctr',
       'w2-push',
       'w2-pull',
       'w3-get-tag-warm',
@@ -48,7 +51,14 @@ describe('bench --quick', () => {
       expect(berth.some((r) => r.key === key)).toBe(true);
     }
     // CPU per GiB pulled is reported for both clients.
-    for (const key of ['w1-pull-first', 'w1-pull', 'w1-pull-first-curl', 'w1-pull-curl']) {
+    for (const key of [
+      'w1-pull-first',
+      'w1-pull',
+      'w1-pull-first-curl',
+      'w1-pull-curl',
+      'w1-pull-first-ctr',
+      'w1-pull-ctr',
+    ]) {
       expect(berth.find((r) => r.key === key)?.cpuPerGiB).toBeGreaterThanOrEqual(0);
     }
     expect(result.table).toMatch(/^\| workload \| registry \| throughput/);

@@ -260,7 +260,11 @@ try {
     );
   // The bench's neutral small-request client (npm run bench, test/bench/quick.int.test.ts);
   // its body client, curl, is part of the base image.
-  if (want('bench')) aptInstall('wrk', 'wrk');
+  if (want('bench')) {
+    aptInstall('wrk', 'wrk');
+    // containerd's fetcher (ctr content fetch) is the bench's neutral client for image pulls.
+    aptInstall('containerd', 'containerd');
+  }
   // The web UI tests' real browser (test/ui/), driven by playwright-core (a devDependency)
   // through its executablePath: playwright's own browser downloads are not used.
   if (want('chromium')) aptInstall('chromium', 'chromium');
