@@ -799,10 +799,10 @@ async function w7(ctx: Ctx) {
  * straight from the upstream (three pulls in a row), then through a dedicated process of the
  * registry that mirrors the upstream, on a bucket of its own, empty: after an unmeasured
  * warm-up on a small third image, the first pull, and once the server and MinIO are idle,
- * three more in a row (warm). Then the same with curl for the
- * second image's big layer (its manifest fetched first, unmeasured, as a client does), so that
- * curl's first pull through the mirror is uncached too. The registry under test in the other
- * workloads never gets the mirror's settings.
+ * three more in a row (warm). Then the same with curl for the second image's big layer (its
+ * manifest fetched first, unmeasured, as a client does), so that curl's first pull through
+ * the mirror is uncached too. The registry under test in the other workloads never gets the
+ * mirror's settings.
  */
 async function w8(ctx: Ctx) {
   const { profile: p } = ctx;
@@ -841,7 +841,7 @@ async function w8(ctx: Ctx) {
     };
     const { bytes } = await push('v1');
     const { big: forCurl } = await push('curl');
-    // A small image every mirror pulls through once, unmeasured, before the first pull is
+    // A small image every mirror pulls through twice, unmeasured, before the first pull is
     // timed: a fresh process's first requests pay for its JIT and connection pools, which a
     // mirror in service has long paid (as workload 2 warms up every registry).
     const warmup = randomBytes(p.w8SmallSize);
