@@ -14,6 +14,7 @@ import {
   imageManifest,
   mountOrPush,
   pullImage,
+  pullWhole,
   pushChunked,
   pushImage,
   pushMonolithic,
@@ -22,7 +23,14 @@ import {
   sha256,
 } from './lib/oci.js';
 import { curlGet, runWrk, startContainerd } from './lib/neutral.js';
-import { ALL, findBinary, type RegistryKind, type Running } from './lib/registries.js';
+import {
+  ALL,
+  findBinary,
+  startUpstream,
+  type RegistryKind,
+  type Running,
+  type StartOptions,
+} from './lib/registries.js';
 import { cpuSeconds, peakRss, resetPeak } from './lib/rss.js';
 import { runZb } from './lib/zb.js';
 
@@ -43,6 +51,10 @@ export interface Profile {
   w6Layer: number;
   w7Blob: number;
   w7Pushes: number;
+  /** w8Big: the big layer of workload 8's image (k × 8 MiB); w8Small layers of w8SmallSize. */
+  w8Big: number;
+  w8Small: number;
+  w8SmallSize: number;
   /** wrkSeconds is the length of each measured wrk run (workload 3's neutral rows). */
   wrkSeconds: number;
 }
@@ -62,6 +74,9 @@ export const FULL: Profile = {
   w6Layer: 8 * MiB,
   w7Blob: GiB,
   w7Pushes: 8,
+  w8Big: 256 * MiB,
+  w8Small: 4,
+  w8SmallSize: MiB,
   wrkSeconds: 20,
 };
 
@@ -80,6 +95,9 @@ export const QUICK: Profile = {
   w6Layer: MiB,
   w7Blob: 16 * MiB,
   w7Pushes: 8,
+  w8Big: 8 * MiB,
+  w8Small: 3,
+  w8SmallSize: 256 * 1024,
   wrkSeconds: 3,
 };
 
@@ -156,6 +174,10 @@ interface Ctx {
   /** replicas are the extra processes of the registry on the same bucket while a step runs
    * against several; measure counts their RSS and CPU with the first one's. */
   replicas: Running[];
+  /** start: the options the registry was started with (a dedicated process starts alike). */
+  start: StartOptions;
+  /** as: the registry name rows are recorded under, when not the kind's (workload 8's upstream). */
+  as?: string;
 }
 
 /** serverPids lists the processes of every running replica of the registry under test. */
@@ -196,7 +218,7 @@ async function measure(
     workload,
     key,
     label,
-    registry: ctx.kind.name,
+    registry: ctx.as ?? ctx.kind.name,
     value: unit === 'MB/s' ? sum.mbPerSec : sum.opsPerSec,
     unit,
     p50: sum.p50,
@@ -213,7 +235,7 @@ async function measure(
   };
   ctx.rows.push(row);
   ctx.log(
-    `  ${ctx.kind.name} ${key}: ${fmtValue(row)} p50 ${fmtMs(row.p50)} p99 ${fmtMs(row.p99)} ` +
+    `  ${row.registry} ${key}: ${fmtValue(row)} p50 ${fmtMs(row.p50)} p99 ${fmtMs(row.p99)} ` +
       `err ${row.errors}${row.errors ? ' ' + row.errorSamples.join(' | ') : ''} calls/op ${row.callsText} ` +
       `rss ${(row.rss / MiB).toFixed(0)} MiB`,
   );
@@ -385,7 +407,7 @@ function perGiB(ctx: Ctx, row: Row, bytes: number): void {
   if (row.errors > 0) return;
   row.cpuPerGiB = row.cpu / (bytes / GiB);
   row.note = [row.note, `CPU ${row.cpuPerGiB.toFixed(2)} s/GiB`].filter(Boolean).join('; ');
-  ctx.log(`  ${ctx.kind.name} ${row.key}: server CPU ${row.cpuPerGiB.toFixed(2)} s per GiB`);
+  ctx.log(`  ${row.registry} ${row.key}: server CPU ${row.cpuPerGiB.toFixed(2)} s per GiB`);
 }
 
 async function w2(ctx: Ctx) {
@@ -818,6 +840,166 @@ async function w7(ctx: Ctx) {
   }
 }
 
+/**
+ * w8 is the pull-through cache (issue 17). An upstream, distribution v3 on filesystem storage
+ * (startUpstream), holds two images of one big and several small layers. The first is pulled
+ * straight from the upstream (three pulls in a row), then through a dedicated process of the
+ * registry that mirrors the upstream, on a bucket of its own, empty: after an unmeasured
+ * warm-up on a small third image, the first pull, and once the server and MinIO are idle,
+ * three more in a row (warm). Then the same with curl for the second image's big layer (its
+ * manifest fetched first, unmeasured, as a client does), so that curl's first pull through
+ * the mirror is uncached too. The registry under test in the other workloads never gets the
+ * mirror's settings.
+ */
+async function w8(ctx: Ctx) {
+  const { profile: p } = ctx;
+  if (ctx.kind.mirrors !== undefined) {
+    ctx.log(`  ${ctx.kind.name}: workload 8 skipped (${ctx.kind.mirrors})`);
+    return;
+  }
+  const repo = 'bench/w8';
+  const bucket = `${ctx.bucket}-w8`;
+  const up = await startUpstream();
+  const upCtx: Ctx = {
+    ...ctx,
+    as: 'upstream (distribution v3, filesystem)',
+    reg: up,
+    client: new Client(up.url),
+    replicas: [],
+  };
+  let mctx: Ctx | undefined;
+  try {
+    const small = Array.from({ length: p.w8Small }, () => randomBytes(p.w8SmallSize));
+    // push puts one image on the upstream and returns its big layer and its size in bytes
+    // (manifest, config and layers: what a whole pull moves).
+    const push = async (tag: string): Promise<{ big: BigBlob; bytes: number }> => {
+      const c = upCtx.client;
+      const big = new BigBlob(p.w8Big, `w8-${tag}-${ctx.kind.name}`);
+      await pushStream(c, repo, big.stream(), big.digest);
+      const layers = [{ digest: big.digest, size: big.size }];
+      for (const b of small)
+        layers.push({ digest: await pushMonolithic(c, repo, b), size: b.length });
+      const config = configBlob(`w8-${tag}`);
+      await pushMonolithic(c, repo, config);
+      const { manifest } = imageManifest(config, layers);
+      await putManifest(c, repo, tag, manifest);
+      const bytes = manifest.length + config.length + layers.reduce((a, l) => a + l.size, 0);
+      return { big, bytes };
+    };
+    const { bytes } = await push('v1');
+    const { big: forCurl } = await push('curl');
+    // A small image every mirror pulls through twice, unmeasured, before the first pull is
+    // timed: a fresh process's first requests pay for its JIT and connection pools, which a
+    // mirror in service has long paid (as workload 2 warms up every registry).
+    const warmup = randomBytes(p.w8SmallSize);
+    const warmupConfig = configBlob('w8-warmup');
+    await pushMonolithic(upCtx.client, repo, warmup);
+    await pushMonolithic(upCtx.client, repo, warmupConfig);
+    await putManifest(
+      upCtx.client,
+      repo,
+      'warmup',
+      imageManifest(warmupConfig, [{ digest: sha256(warmup), size: warmup.length }]).manifest,
+    );
+    const what = `${p.w8Big / MiB} MiB + ${p.w8Small} × ${p.w8SmallSize / 1024} KiB`;
+    const pull = (x: Ctx) => () => pullWhole(x.client, repo, 'v1');
+    const curlPull = (x: Ctx) => async () => {
+      const n = await curlGet(`${x.reg.url}/v2/${repo}/blobs/${forCurl.digest}`);
+      if (n !== p.w8Big) throw new Error(`curl pulled ${n} bytes, want ${p.w8Big}`);
+      return n;
+    };
+    const inRun = `in ${ctx.kind.name}'s run`;
+    const direct = await measure(
+      upCtx,
+      8,
+      'w8-direct',
+      `8: pull ${what}, direct from the upstream, 3 in a row`,
+      'MB/s',
+      () => runConcurrent(3, 1, pull(upCtx)),
+      inRun,
+    );
+    const directCurl = await measure(
+      upCtx,
+      8,
+      'w8-direct-curl',
+      `8: pull the ${p.w8Big / MiB} MiB layer, direct from the upstream, 3 in a row, curl`,
+      'MB/s',
+      () => runConcurrent(3, 1, curlPull(upCtx)),
+      inRun,
+    );
+    perGiB(upCtx, direct, 3 * bytes);
+    perGiB(upCtx, directCurl, 3 * p.w8Big);
+    const mirror = await ctx.kind.start(ctx.minio, bucket, { ...ctx.start, mirrorOf: up.url });
+    mctx = { ...ctx, reg: mirror, client: new Client(mirror.url), replicas: [] };
+    const m = mctx;
+    await pullWhole(m.client, repo, 'warmup');
+    await pullWhole(m.client, repo, 'warmup');
+    await settle(m);
+    const vsDirect = (row: Row, d: Row, bytes: number) => {
+      perGiB(m, row, bytes);
+      if (row.errors > 0 || d.errors > 0) return;
+      row.note = [row.note, `${ratio(row.value, d.value)} direct`].filter(Boolean).join('; ');
+    };
+    const first = await measure(
+      m,
+      8,
+      'w8-mirror-first',
+      `8: pull ${what} through the mirror, first (empty cache)`,
+      'MB/s',
+      single(pull(m)),
+    );
+    vsDirect(first, direct, bytes);
+    await settle(m);
+    const warm = await measure(
+      m,
+      8,
+      'w8-mirror-warm',
+      `8: pull ${what} through the mirror, warm, 3 in a row`,
+      'MB/s',
+      () => runConcurrent(3, 1, pull(m)),
+    );
+    vsDirect(warm, direct, 3 * bytes);
+    expect(
+      await m.client.request('GET', `/v2/${repo}/manifests/curl`, {
+        keep: true,
+        headers: { accept: MANIFEST_ACCEPT },
+      }),
+      [200],
+      'GET manifest through the mirror',
+    );
+    await settle(m);
+    const firstCurl = await measure(
+      m,
+      8,
+      'w8-mirror-first-curl',
+      `8: pull the ${p.w8Big / MiB} MiB layer through the mirror, first (empty cache), curl`,
+      'MB/s',
+      single(curlPull(m)),
+    );
+    vsDirect(firstCurl, directCurl, p.w8Big);
+    await settle(m);
+    const warmCurl = await measure(
+      m,
+      8,
+      'w8-mirror-warm-curl',
+      `8: pull the ${p.w8Big / MiB} MiB layer through the mirror, warm, 3 in a row, curl`,
+      'MB/s',
+      () => runConcurrent(3, 1, curlPull(m)),
+    );
+    vsDirect(warmCurl, directCurl, 3 * p.w8Big);
+  } finally {
+    upCtx.client.close();
+    if (mctx) {
+      mctx.client.close();
+      await mctx.reg.stop();
+    }
+    await ctx.minio
+      .dropBucket(bucket)
+      .catch((err: unknown) => ctx.log(`bench: drop ${bucket}: ${String(err)}`));
+    await up.stop();
+  }
+}
+
 const WORKLOADS: Record<number, (ctx: Ctx) => Promise<void>> = {
   1: w1,
   7: w7,
@@ -826,8 +1008,9 @@ const WORKLOADS: Record<number, (ctx: Ctx) => Promise<void>> = {
   4: w4,
   6: w6,
   5: w5,
+  8: w8,
 };
-const ORDER = [1, 7, 2, 3, 6, 5, 4];
+const ORDER = [1, 7, 2, 3, 6, 5, 4, 8];
 
 // ---- client ceiling ----------------------------------------------------------------------
 
@@ -1016,6 +1199,11 @@ export function targets(rows: Row[]): Target[] {
     3,
   );
   vsPeer('tag list full walk at 10k', 'w4-tags-walk', 'distribution-v2.8');
+  // Issue 17: the pull-through cache against distribution's proxy mode.
+  vsPeer('mirror: first pull (empty cache)', 'w8-mirror-first', 'distribution-v3');
+  vsPeer('mirror: warm pull', 'w8-mirror-warm', 'distribution-v3');
+  vsPeer('mirror: first pull of the big layer, curl', 'w8-mirror-first-curl', 'distribution-v3');
+  vsPeer('mirror: warm pull of the big layer, curl', 'w8-mirror-warm-curl', 'distribution-v3');
   const zbPush = peers('w2-zb-push').length > 0 && get('w2-zb-push', 'berth');
   vs(
     `small-image push, images/s${zbPush ? ' (zb)' : ' (own client)'}`,
@@ -1141,13 +1329,14 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
           : kind.version;
       const bucket = `bench-${kind.name.replace(/[^a-z0-9]/g, '')}`;
       log(`bench: ${kind.name} (${version}) on bucket ${bucket}`);
+      const start: StartOptions = {
+        nodeArgs: opts.berthNodeArgs,
+        workers: opts.berthWorkers,
+        compiled: opts.berthCompiled,
+      };
       let reg: Running;
       try {
-        reg = await kind.start(minio, bucket, {
-          nodeArgs: opts.berthNodeArgs,
-          workers: opts.berthWorkers,
-          compiled: opts.berthCompiled,
-        });
+        reg = await kind.start(minio, bucket, start);
       } catch (err) {
         const msg = err instanceof Error ? err.message : String(err);
         log(`bench: ${kind.name} did not start: ${msg}`);
@@ -1170,6 +1359,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
         bucket,
         log,
         replicas: [],
+        start,
       };
       try {
         for (const n of ORDER) {

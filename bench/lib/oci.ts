@@ -4,6 +4,7 @@ import { Client, expect, type Body } from './http.js';
 export const MiB = 1024 * 1024;
 export const GiB = 1024 * MiB;
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+export const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
 export const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
 export const OCI_LAYER = 'application/vnd.oci.image.layer.v1.tar';
 
@@ -271,5 +272,39 @@ export async function pullImage(c: Client, repo: string, ref: string): Promise<n
     );
     bytes += r.bytes;
   }
+  return bytes;
+}
+
+/**
+ * pullWhole pulls an image as a container runtime does: the manifest by `ref` (OCI or
+ * Docker), then its config and every layer, `parallel` at a time (docker's default
+ * max-concurrent-downloads is 3), each body counted on a connection of its own
+ * (`Client.download`) and checked against its descriptor's size. Returns the bytes moved.
+ */
+export async function pullWhole(c: Client, repo: string, ref: string, parallel = 3) {
+  const m = expect(
+    await c.request('GET', `/v2/${repo}/manifests/${ref}`, {
+      keep: true,
+      headers: { accept: `${OCI_MANIFEST}, ${DOCKER_MANIFEST}` },
+    }),
+    [200],
+    `GET manifest ${repo}:${ref}`,
+  );
+  const man = JSON.parse(m.body!.toString('utf8')) as {
+    config: { digest: string; size: number };
+    layers: { digest: string; size: number }[];
+  };
+  const blobs = [man.config, ...man.layers];
+  let bytes = m.bytes;
+  let next = 0;
+  const lane = async () => {
+    for (let i = next++; i < blobs.length; i = next++) {
+      const d = blobs[i]!;
+      const r = expect(await c.download(`/v2/${repo}/blobs/${d.digest}`), [200], `GET blob`);
+      if (r.bytes !== d.size) throw new Error(`${d.digest}: pulled ${r.bytes} of ${d.size} bytes`);
+      bytes += r.bytes;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, blobs.length) }, lane));
   return bytes;
 }

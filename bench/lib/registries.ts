@@ -36,6 +36,8 @@ export interface RegistryKind {
   start(minio: BenchMinio, bucket: string, opts: StartOptions): Promise<Running>;
   /** replicas: false when two processes on one bucket are not a supported setup. */
   replicas: boolean;
+  /** mirrors says why the registry cannot run as a pull-through cache, or undefined. */
+  mirrors?: string;
 }
 
 export interface StartOptions {
@@ -45,6 +47,12 @@ export interface StartOptions {
   nodeArgs?: string[];
   /** Berth's http.workers (default 1, what the operator renders; 0 = one per core). */
   workers?: number;
+  /**
+   * mirrorOf is an upstream registry's base URL: the registry runs as a pull-through cache
+   * of it for every repository name, unchanged (workload 8). Berth gets `mirrors.upstreams`
+   * with one upstream and an empty prefix; distribution gets `proxy.remoteurl`.
+   */
+  mirrorOf?: string;
 }
 
 export function toolsBin(): string {
@@ -221,6 +229,16 @@ export const berth: RegistryKind = {
       if (!dir) cacheDirs.set(port, (dir = mkdtempSync(join(tmpdir(), 'berth-bench-blobs-'))));
       return dir;
     };
+    // The mirror's settings are file only: a config file with just them, the rest from the
+    // environment as for every Berth the bench runs.
+    const configDir = opts.mirrorOf
+      ? mkdtempSync(join(tmpdir(), 'berth-bench-config-'))
+      : undefined;
+    const config: Record<string, string> = {};
+    if (configDir !== undefined && opts.mirrorOf !== undefined) {
+      config.BERTH_CONFIG = join(configDir, 'berth.yaml');
+      writeFileSync(config.BERTH_CONFIG, berthMirrorConfig(opts.mirrorOf));
+    }
     const make = (port: number) =>
       // Node flags as the image's ENTRYPOINT sets them (Dockerfile), then the bench's own.
       launch(
@@ -238,15 +256,28 @@ export const berth: RegistryKind = {
           BERTH_STORAGE_S3_SECRET_KEY: minio.secretKey,
           BERTH_STORAGE_S3_PART_SIZE_MIB: String(PART_MIB),
           BERTH_CACHE_BLOB_DIR: cacheDir(port),
+          ...config,
           // Any other BERTH_* setting of the bench's own environment tries a variant.
           ...berthOverrides(),
         },
       );
     return generic('berth', '/readyz', make, async () => {
       for (const dir of cacheDirs.values()) await rm(dir, { recursive: true, force: true });
+      if (configDir !== undefined) await rm(configDir, { recursive: true, force: true });
     });
   },
 };
+
+/**
+ * berthMirrorConfig is Berth's config file for workload 8: one upstream, every repository
+ * name mapped unchanged (as distribution's proxy mode maps them), its other settings at
+ * their defaults (tags re-checked upstream after 300 s).
+ */
+function berthMirrorConfig(upstream: string): string {
+  return ['mirrors:', '  upstreams:', '    - name: upstream', `      url: ${upstream}`, ''].join(
+    '\n',
+  );
+}
 
 /** IMAGE_NODE_FLAGS are the Node.js flags of Berth's image ENTRYPOINT (Dockerfile). */
 const IMAGE_NODE_FLAGS = ['--max-semi-space-size=4'];
@@ -262,7 +293,13 @@ function berthOverrides(): Record<string, string> {
 }
 
 /** distributionConfig is distribution's YAML config for S3 on MinIO (v2.8 and v3 read it). */
-function distributionConfig(minio: BenchMinio, bucket: string, port: number, v3: boolean): string {
+function distributionConfig(
+  minio: BenchMinio,
+  bucket: string,
+  port: number,
+  v3: boolean,
+  mirrorOf?: string,
+): string {
   return [
     'version: 0.1',
     'log:',
@@ -296,6 +333,8 @@ function distributionConfig(minio: BenchMinio, bucket: string, port: number, v3:
     'http:',
     `  addr: 127.0.0.1:${port}`,
     `  secret: ${SECRET}`,
+    // Proxy mode (a pull-through cache of the upstream; pushes are refused), workload 8.
+    ...(mirrorOf === undefined ? [] : ['proxy:', `  remoteurl: ${mirrorOf}`]),
     '',
   ].join('\n');
 }
@@ -316,13 +355,13 @@ function distributionKind(
         ? `${bin} not found in ${toolsBin()} or on PATH (node test/tools/ensure.mjs peers)`
         : undefined,
     replicas: true,
-    async start(minio, bucket) {
+    async start(minio, bucket, opts) {
       await minio.makeBucket(bucket);
       const dir = await mkdtemp(join(tmpdir(), `bench-${name}-`));
       const exe = findBinary(bin)!;
       const make = (port: number) => {
         const cfg = join(dir, `config-${port}.yml`);
-        writeFileSync(cfg, distributionConfig(minio, bucket, port, v3));
+        writeFileSync(cfg, distributionConfig(minio, bucket, port, v3, opts.mirrorOf));
         return launch(exe, ['serve', cfg], { OTEL_TRACES_EXPORTER: 'none' }, dir);
       };
       return generic(name, '/v2/', make, () => rm(dir, { recursive: true, force: true }));
@@ -356,6 +395,7 @@ export const zot: RegistryKind = {
       ? `zot not found in ${toolsBin()} or on PATH (node test/tools/ensure.mjs peers)`
       : undefined,
   replicas: false,
+  mirrors: 'the minimal build has no sync extension (on-demand mirroring)',
   async start(minio, bucket) {
     await minio.makeBucket(bucket);
     const dir = await mkdtemp(join(tmpdir(), 'bench-zot-'));
@@ -397,3 +437,47 @@ export const zot: RegistryKind = {
 };
 
 export const ALL: RegistryKind[] = [berth, distribution3, distribution28, zot];
+
+/**
+ * startUpstream runs the upstream of workload 8: distribution v3 (the tool `distribution`
+ * ensure.mjs builds in its default run) on filesystem storage in a temporary folder, so
+ * that MinIO's counters count only the mirror's calls. Throws when the binary is missing.
+ */
+export async function startUpstream(): Promise<Running> {
+  const exe = findBinary('distribution');
+  if (exe === undefined) {
+    throw new Error(
+      `distribution not found in ${toolsBin()} or on PATH (node test/tools/ensure.mjs distribution)`,
+    );
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'bench-upstream-'));
+  const make = (port: number) => {
+    const cfg = join(dir, `config-${port}.yml`);
+    writeFileSync(
+      cfg,
+      [
+        'version: 0.1',
+        'log:',
+        '  level: warn',
+        '  accesslog:',
+        '    disabled: true',
+        'storage:',
+        '  filesystem:',
+        `    rootdirectory: ${join(dir, 'data')}`,
+        '  cache:',
+        '    blobdescriptor: inmemory',
+        '  maintenance:',
+        '    uploadpurging:',
+        '      enabled: false',
+        'http:',
+        `  addr: 127.0.0.1:${port}`,
+        `  secret: ${SECRET}`,
+        '',
+      ].join('\n'),
+    );
+    return launch(exe, ['serve', cfg], { OTEL_TRACES_EXPORTER: 'none' }, dir);
+  };
+  return generic('upstream distribution', '/v2/', make, () =>
+    rm(dir, { recursive: true, force: true }),
+  );
+}

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Readable } from 'node:stream';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +12,7 @@ import { isNotFound } from '../../server/storage/driver.js';
 import { S3Driver } from '../../server/storage/drivers/s3.js';
 import { Paths } from '../../server/storage/paths.js';
 import { authConfig } from '../support/auth.js';
-import { image, type Built } from '../support/image.js';
+import { image, index, type Built } from '../support/image.js';
 import { sharedMinio, type MinioServer } from '../support/minio.js';
 import { startTestRegistry, type TestRegistry } from '../support/server.js';
 import { tool } from '../support/tools.js';
@@ -96,6 +96,34 @@ async function pushWith(c: RegistryClient, repo: string, tag: string, m: Built):
 const pushToDist = (repo: string, tag: string, m: Built) =>
   pushWith(new RegistryClient({ registry: dist.host, plainHttp: true }), repo, tag, m);
 
+/** pushIndexToDist pushes an index's child manifests by digest, then the index under `tag`. */
+async function pushIndexToDist(repo: string, tag: string, idx: Built): Promise<void> {
+  for (const child of idx.children) await pushToDist(repo, child.digest, child);
+  await pushToDist(repo, tag, idx);
+}
+
+/**
+ * crane runs the crane built by ensure.mjs (over plain http: --insecure) and returns its
+ * stdout as bytes; asynchronously, since the mirror runs in this process and must answer it.
+ */
+async function crane(...args: string[]): Promise<Buffer> {
+  const { stdout } = await promisify(execFile)(tool('crane'), [...args, '--insecure'], {
+    timeout: 60_000,
+    encoding: 'buffer',
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  return stdout;
+}
+
+/** layoutBlob reads a blob of an OCI image layout and checks that it hashes to its name. */
+function layoutBlob(dir: string, digest: string): Buffer {
+  const bytes = readFileSync(join(dir, 'blobs', 'sha256', digest.slice('sha256:'.length)));
+  expect(sha(bytes)).toBe(digest);
+  return bytes;
+}
+
+const viaMirror = (path: string) => `${new URL(mirror.url).host}/dist/${path}`;
+
 function get(
   path: string,
   accept = 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json',
@@ -142,6 +170,62 @@ describe('pull-through cache against distribution v3 and a token-auth berth, on 
       repositories: string[];
     };
     expect(catalog.repositories).toContain('dist/team/app');
+  });
+
+  it("GIVEN a Docker schema 2 image in distribution WHEN crane pulls it through the mirror THEN crane's digest and manifest bytes are the upstream's and every blob in the OCI layout hashes to the upstream's digest", async () => {
+    const m = image().docker().layer(400_000).layer(3000).build();
+    await pushToDist('team/crane-docker', 'v1', m);
+    const ref = viaMirror('team/crane-docker:v1');
+
+    const digest = (await crane('digest', ref)).toString().trim();
+    const upstreamDigest = (await crane('digest', `${dist.host}/team/crane-docker:v1`))
+      .toString()
+      .trim();
+    const manifest = await crane('manifest', ref);
+    const out = join(work, 'crane-docker');
+    await crane('pull', '--format=oci', ref, out);
+
+    expect(upstreamDigest).toBe(m.digest);
+    expect(digest).toBe(m.digest);
+    expect(manifest.equals(m.body)).toBe(true);
+    const layout = JSON.parse(readFileSync(join(out, 'index.json'), 'utf8')) as {
+      manifests: { digest: string; mediaType: string }[];
+    };
+    expect(layout.manifests.map((d) => [d.digest, d.mediaType])).toEqual([
+      [m.digest, 'application/vnd.docker.distribution.manifest.v2+json'],
+    ]);
+    expect(layoutBlob(out, m.digest).equals(m.body)).toBe(true);
+    for (const b of m.blobs) expect(layoutBlob(out, b.digest).equals(b.bytes)).toBe(true);
+  });
+
+  it("GIVEN a multi-platform index in distribution WHEN crane pulls it through the mirror THEN the index and each platform's manifest keep the upstream's digests and bytes", async () => {
+    const amd64 = image().layer(200_000).build();
+    const arm64 = image().arch('arm64').layer(150_000).layer(500).build();
+    const idx = index([amd64, arm64], {}, { platforms: true });
+    await pushIndexToDist('team/crane-multi', 'v1', idx);
+    const ref = viaMirror('team/crane-multi:v1');
+
+    const digest = (await crane('digest', ref)).toString().trim();
+    const manifest = await crane('manifest', ref);
+    const armDigest = (await crane('digest', '--platform=linux/arm64', ref)).toString().trim();
+    const armManifest = await crane('manifest', viaMirror(`team/crane-multi@${arm64.digest}`));
+    const out = join(work, 'crane-multi');
+    await crane('pull', '--format=oci', ref, out);
+
+    expect(digest).toBe(idx.digest);
+    expect(manifest.equals(idx.body)).toBe(true);
+    expect(armDigest).toBe(arm64.digest);
+    expect(armManifest.equals(arm64.body)).toBe(true);
+    const layout = JSON.parse(readFileSync(join(out, 'index.json'), 'utf8')) as {
+      manifests: { digest: string }[];
+    };
+    expect(layout.manifests.map((d) => d.digest)).toEqual([idx.digest]);
+    expect(layoutBlob(out, idx.digest).equals(idx.body)).toBe(true);
+    for (const child of idx.children) {
+      expect(layoutBlob(out, child.digest).equals(child.body)).toBe(true);
+      for (const b of child.blobs) expect(layoutBlob(out, b.digest).equals(b.bytes)).toBe(true);
+    }
+    expect(existsSync(join(out, 'oci-layout'))).toBe(true);
   });
 
   it('GIVEN an uncached image WHEN 100 clients pull every blob at once THEN each blob is fetched from the upstream exactly once and every client gets the exact bytes', async () => {

@@ -26,6 +26,8 @@ export interface Built {
   blobs: Blob[];
   /** children are manifests an index needs pushed first. */
   children: Built[];
+  /** platform is the image's os and architecture (images only). */
+  platform?: { os: string; architecture: string };
 }
 
 function desc(
@@ -114,18 +116,28 @@ export class ImageBuilder {
       digest: sha256(body),
       blobs: [config, ...layers],
       children: [],
+      platform: { ...this.platform },
     };
   }
 }
 
-/** index builds an OCI image index over `children`. */
-export function index(children: Built[], extra: Record<string, unknown> = {}): Built {
+/**
+ * index builds an OCI image index over `children`; with `platforms`, each descriptor names
+ * its child's platform (what clients choose a platform by).
+ */
+export function index(
+  children: Built[],
+  extra: Record<string, unknown> = {},
+  opts: { platforms?: boolean } = {},
+): Built {
   const mediaType = 'application/vnd.oci.image.index.v1+json';
   const body = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
       mediaType,
-      manifests: children.map((c) => desc(c)),
+      manifests: children.map((c) =>
+        desc(c, opts.platforms && c.platform ? { platform: c.platform } : {}),
+      ),
       ...extra,
     }),
   );

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // ensure.mjs builds or finds the real parts the tests need (MinIO, the OCI conformance
-// suite, skopeo, the control plane and Helm, metrics-server, the real node: kubelet, kube-scheduler,
+// suite, skopeo, crane, the control plane and Helm, metrics-server, the real node: kubelet, kube-scheduler,
 // kube-proxy, containerd, runc, the CNI plugins, iptables and a pause program, the bench's
 // neutral load generator wrk, and the web UI tests' browser, Debian's chromium) and caches them
 // under $BERTH_TOOLS (default ~/.cache/berth/tools).
@@ -245,6 +245,9 @@ try {
   if (want('skopeo')) aptInstall('skopeo', 'skopeo');
   // The pull-through cache's upstream in test/integration/mirror.int.test.ts.
   if (want('distribution')) distribution();
+  // A real client of the pull-through cache (issue 17), beside skopeo and containerd.
+  if (want('crane'))
+    goInstall('crane', 'github.com/google/go-containerregistry/cmd/crane', TOOLS.crane);
   if (want('kube')) {
     etcd(TOOLS.etcd);
     kube(TOOLS.kubernetes);

@@ -20,4 +20,7 @@ export const TOOLS = {
   // zot and zb; the published runs used binaries built by hand (docs/benchmarks.md).
   distribution: 'v3.1.2',
   zot: 'v2.1.20',
+  // A real client of the pull-through cache (issue 17): crane pulls through the mirror in
+  // test/integration/mirror.int.test.ts.
+  crane: 'v0.22.1',
 };
