@@ -3,11 +3,12 @@ import { createServer as createHttpsServer } from 'node:https';
 import { immutableTagsRepository } from './auth/immutable.js';
 import { SearchIndex } from './search/index.js';
 import { indexingRepository } from './search/repository.js';
+import { repairStale } from './search/reindex.js';
 import { mirroredRepository } from './mirror/repository.js';
 import { Upstreams } from './mirror/upstreams.js';
 import { onClientError } from './http/client-error.js';
 import { AuthService } from './auth/service.js';
-import { systemClock, type Clock } from './util/clock.js';
+import { systemClock, type Clock, type Timer } from './util/clock.js';
 import { serverOptions, watchTls } from './http/tls.js';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -76,7 +77,7 @@ export function createServices(
     mintId: (repo, startedAt, alg) => tokens.mintId(repo, startedAt, alg),
   });
   const auth = new AuthService(config.auth, { clock, log });
-  const search = new SearchIndex(storage, { clock });
+  const search = new SearchIndex(storage, { clock, log, observe: metrics?.searchObserver() });
   const upstreams = new Upstreams(config.mirrors.upstreams, clock);
   const mirror = { uploads, driver: storage.cached, clock, log, inflight: new Map() };
   const services: Services = {
@@ -316,6 +317,35 @@ function splitAddr(addr: string): { host: string; port: number } {
  * startServer listens with the configured address and returns once it accepts
  * connections. Node's request timeouts are lifted so a multi-GB upload is never cut.
  */
+/** SEARCH_REPAIR_MS: how often each process rebuilds search documents marked stale. */
+const SEARCH_REPAIR_MS = 30_000;
+
+/**
+ * startHousekeeping schedules each process's periodic chores: purging expired upload
+ * sessions, and rebuilding the search documents of repositories marked after a missed
+ * update (ADR 0023). Failures are logged; the schedule goes on.
+ */
+function startHousekeeping(config: BerthConfig, services: Services, log: Logger): Timer {
+  const timers: Timer[] = [];
+  if (config.uploads.purgeIntervalSeconds > 0) {
+    timers.push(
+      services.clock.every(config.uploads.purgeIntervalSeconds * 1000, () => {
+        services.uploads
+          .purgeExpired()
+          .catch((err: unknown) => log.warn({ err }, 'upload purge failed'));
+      }),
+    );
+  }
+  timers.push(
+    services.clock.every(SEARCH_REPAIR_MS, () => {
+      repairStale(services.driver, services.registry, services.search).catch((err: unknown) =>
+        log.warn({ err }, 'search index repair failed'),
+      );
+    }),
+  );
+  return { cancel: () => timers.forEach((t) => t.cancel()) };
+}
+
 export async function startServer(
   config: BerthConfig,
   opts: { log?: Logger; driver?: StorageDriver; clock?: Clock; tlsPollMs?: number } = {},
@@ -324,14 +354,7 @@ export async function startServer(
   const driver = opts.driver ?? createDriver(config);
   const services = createServices(config, driver, log, opts.clock);
   const main = await listenMain(config, services, opts.tlsPollMs);
-  const purge =
-    config.uploads.purgeIntervalSeconds > 0
-      ? services.clock.every(config.uploads.purgeIntervalSeconds * 1000, () => {
-          services.uploads
-            .purgeExpired()
-            .catch((err: unknown) => log.warn({ err }, 'upload purge failed'));
-        })
-      : undefined;
+  const housekeeping = startHousekeeping(config, services, log);
   // The probes answer from now on; /readyz stays 503 until the first peers round is done.
   const debug =
     config.http.debugAddr === undefined
@@ -366,7 +389,7 @@ export async function startServer(
     debugUrl: debug && `http://127.0.0.1:${(debug.address() as AddressInfo).port}`,
     gc,
     close: async () => {
-      purge?.cancel();
+      housekeeping.cancel();
       await gcSchedule?.stop();
       debug?.close();
       await main.close();

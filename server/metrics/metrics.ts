@@ -230,6 +230,16 @@ export class Metrics {
     labelNames: ['cache'],
     registers: [this.registry],
   });
+  private readonly searchMisses = new Counter({
+    name: 'berth_search_index_missed_total',
+    help: 'Writes whose search document update failed after the write was stored: the repository was marked for repair (ADR 0023).',
+    registers: [this.registry],
+  });
+  private readonly searchRepairs = new Counter({
+    name: 'berth_search_index_repaired_total',
+    help: 'Repositories whose search document a repair pass rebuilt after a missed update.',
+    registers: [this.registry],
+  });
   private readonly blobCacheBytes = new Gauge({
     name: 'berth_blob_cache_bytes',
     help: "Bytes of blob data kept in this process's blob cache folder (cache.blobDir).",
@@ -416,6 +426,11 @@ export class Metrics {
   /** observeStorage records one storage call's duration (the metered driver's observer). */
   observeStorage(driver: string, action: string, seconds: number): void {
     this.storageSeconds.observe({ driver, action }, seconds);
+  }
+
+  /** searchObserver counts missed search document updates and repaired repositories. */
+  searchObserver(): (what: 'missed' | 'repaired') => void {
+    return (what) => (what === 'missed' ? this.searchMisses : this.searchRepairs).inc();
   }
 
   /** observeBlobCacheBytes records the bytes kept in this process's blob cache folder. */

@@ -2,10 +2,12 @@ import { Errors, isRegistryError } from '../errors.js';
 import { parseManifest } from '../registry/manifest-parse.js';
 import { parseDigest, type Digest } from '../registry/reference.js';
 import type { StoredManifest } from '../registry/repository.js';
-import { isNotFound } from '../storage/driver.js';
+import { isNotFound, listAll } from '../storage/driver.js';
 import { Paths } from '../storage/paths.js';
 import type { StorageViews } from '../storage/views.js';
+import { randomBytes } from 'node:crypto';
 import { systemClock, type Clock } from '../util/clock.js';
+import type { Logger } from '../util/log.js';
 import {
   emptyDocument,
   imageText,
@@ -61,6 +63,15 @@ export interface SearchIndexOptions {
    * query first drops the older ones.
    */
   ttlMillis?: number;
+  log?: Logger;
+  /** observe hears each missed update (the repository marked) and each repaired one. */
+  observe?: (what: 'missed' | 'repaired') => void;
+}
+
+/** StaleMark is a repository marked for repair and the version of the mark read. */
+export interface StaleMark {
+  repository: string;
+  version: string | null;
 }
 
 /** CAS_ATTEMPTS bounds the compare-and-set rounds of one document update. */
@@ -87,7 +98,7 @@ export class SearchIndex {
 
   constructor(
     private readonly storage: StorageViews,
-    opts: SearchIndexOptions = {},
+    private readonly opts: SearchIndexOptions = {},
   ) {
     this.clock = opts.clock ?? systemClock;
     this.ttl = opts.ttlMillis ?? 5_000;
@@ -111,6 +122,56 @@ export class SearchIndex {
       // Lost to another writer, which made progress: read again at once.
     }
     throw Errors.unavailable({ repository }, undefined, 'the search index is changing too often');
+  }
+
+  /**
+   * follow is `update` after a write that is stored already: a failed update does not fail
+   * the write (its client must not see an error for what was done, nor retry it into
+   * another), it marks the repository for repair instead (ADR 0023 addendum). Only a
+   * failure to write the mark too throws.
+   */
+  async follow(source: ManifestSource, change: IndexChange): Promise<void> {
+    try {
+      await this.update(source, change);
+    } catch (err) {
+      this.opts.log?.warn({ err, repository: source.name }, 'search index update missed');
+      this.opts.observe?.('missed');
+      await this.markStale(source.name);
+    }
+  }
+
+  /** markStale marks `repository` for repair with a value no earlier mark had. */
+  async markStale(repository: string): Promise<void> {
+    await this.storage.cached.put(Paths.searchStale(repository), randomBytes(8).toString('hex'));
+  }
+
+  /** staleMarks lists the repositories marked for repair, with the mark's version. */
+  async staleMarks(): Promise<StaleMark[]> {
+    const out: StaleMark[] = [];
+    for (const entry of await listAll(this.storage.cached, Paths.searchStaleRoot())) {
+      const repository = Paths.searchName(entry);
+      try {
+        const v = await this.storage.cached.getVersioned(Paths.searchStale(repository));
+        if (v.data.length > 0) out.push({ repository, version: v.version });
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+    return out;
+  }
+
+  /**
+   * clearStale empties a mark once its repository was rebuilt, unless it was marked again
+   * since it was read (the newer write may not be in the rebuild): then it stays marked.
+   */
+  async clearStale(mark: StaleMark): Promise<boolean> {
+    const cleared = await this.storage.cached.putIfVersion(
+      Paths.searchStale(mark.repository),
+      '',
+      mark.version,
+    );
+    if (cleared) this.opts.observe?.('repaired');
+    return cleared;
   }
 
   /** document reads a repository's document (from memory within the TTL). */

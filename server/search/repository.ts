@@ -8,7 +8,8 @@ import type { SearchIndex } from './index.js';
  * indexingRepository decorates a repository so that the search index follows each change it
  * makes (ADR 0023): a manifest put, a tag, an untag and a manifest delete update the
  * repository's search document after the operation succeeded; a refused or failed operation
- * updates nothing. Everything else is delegated to `repo` unchanged.
+ * updates nothing. An update that fails after its write marks the repository for repair
+ * (SearchIndex.follow) rather than failing a write that was stored. Everything else is delegated to `repo` unchanged.
  */
 export function indexingRepository(repo: Repository, index: SearchIndex): Repository {
   const decorated = Object.create(repo) as Repository;
@@ -21,7 +22,7 @@ export function indexingRepository(repo: Repository, index: SearchIndex): Reposi
     ): Promise<PutResult> {
       const result = await repo.put(body, contentType, expected, tags);
       const text = imageText(parseManifest(body, contentType).annotations);
-      await index.update(repo, {
+      await index.follow(repo, {
         digests: [result.digest],
         known: new Map([[result.digest.value, text]]),
         tagsOfDigests: false,
@@ -30,15 +31,15 @@ export function indexingRepository(repo: Repository, index: SearchIndex): Reposi
     },
     async tag(tag: string, digest: Digest, opts?: TagOptions): Promise<void> {
       await repo.tag(tag, digest, opts);
-      await index.update(repo, { tags: [tag] });
+      await index.follow(repo, { tags: [tag] });
     },
     async untag(tag: string, expected?: Digest): Promise<void> {
       await repo.untag(tag, expected);
-      await index.update(repo, { tags: [tag] });
+      await index.follow(repo, { tags: [tag] });
     },
     async delete(digest: Digest, opts?: DeleteOptions): Promise<void> {
       await repo.delete(digest, opts);
-      await index.update(repo, { digests: [digest] });
+      await index.follow(repo, { digests: [digest] });
     },
   });
   return decorated;

@@ -99,6 +99,10 @@ export const Paths = {
   searchEntry: (name: string) => name.replaceAll('/', ','),
   /** searchName reads back the repository name of a `search/` list entry. */
   searchName: (entry: string) => entry.replaceAll(',', '/'),
+  /** searchStaleRoot holds marks of repositories whose search document missed a write. */
+  searchStaleRoot: () => 'search-stale/',
+  /** searchStale is a repository's mark: a random value while stale, empty once repaired. */
+  searchStale: (name: string) => `search-stale/${name.replaceAll('/', ',')}`,
   peersRoot: () => 'peers/',
   /** peer: one process serving this storage (ADR 0012). */
   peer: (instance: string) => `peers/${instance}`,
