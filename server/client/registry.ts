@@ -321,6 +321,15 @@ export class RegistryClient {
 
   /** referrers lists the manifests whose subject is `digest` (none when the API is absent). */
   async referrers(name: string, digest: string): Promise<ReferrerDescriptor[]> {
+    return (await this.referrersApi(name, digest)) ?? [];
+  }
+
+  /**
+   * referrersApi lists the manifests whose subject is `digest` through the referrers API;
+   * undefined when the registry answers 404 (no such API, or nothing it knows of), so a
+   * caller can fall back to the `sha256-<hex>` tag schema.
+   */
+  async referrersApi(name: string, digest: string): Promise<ReferrerDescriptor[] | undefined> {
     const step = `list referrers of ${digest}`;
     const r = await this.send({
       step,
@@ -329,7 +338,7 @@ export class RegistryClient {
       url: this.url(`/v2/${name}/referrers/${digest}`),
       headers: { accept: 'application/vnd.oci.image.index.v1+json' },
     });
-    if (r.status === 404) return [];
+    if (r.status === 404) return undefined;
     if (r.status !== 200) throw failed(step, r);
     return (
       (JSON.parse(r.body.toString('utf8')) as { manifests?: ReferrerDescriptor[] }).manifests ?? []

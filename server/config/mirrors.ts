@@ -1,4 +1,5 @@
 import { globs } from './globs.js';
+import { syncListSchema } from './sync.js';
 import { withDefaults, type Resolved, type Written } from './json-schema.js';
 
 /** UPSTREAM_URL_PATTERN matches an http(s) registry base URL (scheme, host, optional port). */
@@ -77,7 +78,7 @@ const upstreamSchema = {
 /** mirrorsSchema is the `mirrors` section: upstream registries pulled through (ADR 0024). */
 export const mirrorsSchema = {
   description:
-    'Pull-through cache: a pull of a missing manifest or blob in a repository mapped to an upstream fetches it there, serves it and stores it (docs/mirroring.md).',
+    'Pull-through cache: a pull of a missing manifest or blob in a repository mapped to an upstream fetches it there, serves it and stores it; scheduled sync copies chosen repositories ahead of pulls (docs/mirroring.md).',
   type: 'object',
   additionalProperties: false,
   default: {},
@@ -89,6 +90,7 @@ export const mirrorsSchema = {
       default: [],
       items: upstreamSchema,
     },
+    sync: syncListSchema,
   },
 } as const;
 

@@ -278,7 +278,7 @@ log:
       log: { level: 'debug' },
       auth: authDefaults(),
       gc: gcDefaults(),
-      mirrors: { upstreams: [] },
+      mirrors: { upstreams: [], sync: [] },
       notifications: defaults().notifications,
       metrics: defaults().metrics,
       cache: defaults().cache,
