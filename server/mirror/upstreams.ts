@@ -57,6 +57,11 @@ export class Upstreams {
     });
   }
 
+  /** byName is the upstream named `name` in the config, if any. */
+  byName(name: string): Upstream | undefined {
+    return this.entries.find((e) => e.config.name === name);
+  }
+
   get empty(): boolean {
     return this.entries.length === 0;
   }
