@@ -33,6 +33,9 @@ export async function syncCommand(args: string[], configFile: string | undefined
   const stop = () => void sync.stop();
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
+  // The timers of the storage membership do not keep a process alive: a tag write waiting to
+  // join (another process is on the storage) would let it exit 0 with the run unfinished.
+  const alive = setInterval(() => undefined, 60_000);
   // sync writes tags: it joins the storage's processes like a server does.
   await services.peers.start();
   try {
@@ -43,6 +46,7 @@ export async function syncCommand(args: string[], configFile: string | undefined
     if (record.state === 'busy') return EXIT_BUSY;
     return record.state === 'success' ? 0 : EXIT_FAILED;
   } finally {
+    clearInterval(alive);
     process.off('SIGTERM', stop);
     process.off('SIGINT', stop);
     await services.peers.stop();
