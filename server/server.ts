@@ -451,7 +451,8 @@ function startSchedules(
         clock: services.clock,
       }).start()
     : undefined;
-  services.sync?.start();
+  // A read-only registry writes nothing: its sync jobs only answer for their last run.
+  if (!config.readOnly) services.sync?.start();
   return async () => {
     await gcSchedule?.stop();
     await services.sync?.stop();

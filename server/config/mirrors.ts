@@ -65,6 +65,14 @@ const upstreamSchema = {
       maximum: 604800,
       default: 300,
     },
+    idleTimeoutSeconds: {
+      description:
+        'A request to the upstream whose connection stays silent this long (no answer, or a body that stopped) fails, so a pull or a sync run is not held forever; 0 = never.',
+      type: 'integer',
+      minimum: 0,
+      maximum: 3600,
+      default: 60,
+    },
     maxRetries: {
       description: 'Retries of an upstream answer 429 or 503, after Retry-After or a backoff.',
       type: 'integer',

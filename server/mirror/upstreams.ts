@@ -49,6 +49,7 @@ export class Upstreams {
         retries: config.maxRetries,
         pause: (ms) => clock.sleep(ms),
         sameSiteRealmOnly: true,
+        idleTimeoutMs: config.idleTimeoutSeconds > 0 ? config.idleTimeoutSeconds * 1000 : undefined,
       });
       const repositories = config.repositories?.length
         ? new GlobSet(config.repositories)

@@ -150,7 +150,7 @@ describe('defaults', () => {
       log: { level: 'info' },
       auth: authDefaults(),
       gc: gcDefaults(),
-      mirrors: { upstreams: [] },
+      mirrors: { upstreams: [], sync: [] },
       notifications: {
         includeReferences: false,
         pullFlushMillis: 1000,
