@@ -178,4 +178,19 @@ describe('a sync pass from an in-process upstream', () => {
       pushes.every((e) => (e as { actor?: { name?: string } }).actor?.name === 'sync/team'),
     ).toBe(true);
   });
+
+  it('GIVEN the runs above WHEN the metrics are scraped THEN runs, tags, manifests, blobs and bytes are counted per job', async () => {
+    const { body } = await local.services.metrics!.exposition();
+    const value = (name: string, labels: string) =>
+      Number(new RegExp(`^${name}\\{${labels}\\} (\\S+)$`, 'm').exec(body)?.[1]);
+    expect(value('berth_sync_runs_total', 'job="team",result="success"')).toBe(3);
+    expect(value('berth_sync_tags_total', 'job="team",outcome="copied"')).toBe(4);
+    expect(value('berth_sync_tags_total', 'job="team",outcome="unchanged"')).toBe(5);
+    expect(
+      value('berth_sync_manifests_total', 'job="team",outcome="copied"'),
+    ).toBeGreaterThanOrEqual(5);
+    expect(value('berth_sync_blobs_total', 'job="team",outcome="copied"')).toBeGreaterThan(0);
+    expect(value('berth_sync_bytes_total', 'job="team"')).toBeGreaterThan(4000);
+    expect(value('berth_sync_last_success_timestamp_seconds', 'job="team"')).toBeGreaterThan(1.7e9);
+  });
 });
