@@ -119,7 +119,7 @@ export function createServices(
  * they write through. Policy inside search inside events: a refused write records no event
  * and indexes nothing. The mirror outside them all: what it fetches is stored like a push
  * (ADR 0024). Sync writes as a push does but never through the mirror, which would ask the
- * upstream for what is missing (ADR 0031).
+ * upstream for what is missing (ADR 0027).
  */
 function registries(
   config: BerthConfig,

@@ -1,4 +1,4 @@
-import { SemverRange } from '../sync/semver.js';
+import { SemverRange } from '../util/semver.js';
 import { globs } from './globs.js';
 import { withDefaults, type Resolved, type Written } from './json-schema.js';
 
@@ -10,7 +10,7 @@ export const PLATFORM_PATTERN = '^[a-z0-9_.-]+/[a-z0-9_.-]+(?:/[a-z0-9_.-]+)?$';
 
 /**
  * syncJobSchema is one entry of `mirrors.sync` (file only): which repositories and tags of an
- * upstream are copied here, and when (ADR 0031). Defaults are filled in by resolveSyncJob,
+ * upstream are copied here, and when (ADR 0027). Defaults are filled in by resolveSyncJob,
  * not by parsing (list entries stay as written).
  */
 const syncJobSchema = {

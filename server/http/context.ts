@@ -46,7 +46,7 @@ export interface Services {
   metrics?: MetricsService;
   /** gc is the collector the admin GC report dry-runs (not the scheduled one). */
   gc?: GarbageCollector;
-  /** sync runs the scheduled sync jobs of `mirrors.sync` (ADR 0031), when there are any. */
+  /** sync runs the scheduled sync jobs of `mirrors.sync` (ADR 0027), when there are any. */
   sync?: SyncService;
   /** peers is this process's membership of the storage (gates tag writes, ADR 0012). */
   peers: Peers;

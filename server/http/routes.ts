@@ -79,7 +79,7 @@ function registryRoutes(): Route[] {
   ];
 }
 
-/** syncRoutes are the sync jobs' status and, when `write`, their on-demand runs (ADR 0031). */
+/** syncRoutes are the sync jobs' status and, when `write`, their on-demand runs (ADR 0027). */
 function syncRoutes(write: boolean): Route[] {
   return [
     { name: 'sync', pattern: /^\/v2\/_berth\/sync$/, keys: [], methods: { GET: sync.listSync } },

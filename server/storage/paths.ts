@@ -93,7 +93,7 @@ export const Paths = {
   gcState: () => 'gc/state',
   gcLeaseRoot: () => 'gc/lease/',
   gcLease: (epoch: number) => `gc/lease/${String(epoch).padStart(10, '0')}`,
-  /** syncRun is a sync job's current or last run record (ADR 0031). */
+  /** syncRun is a sync job's current or last run record (ADR 0027). */
   syncRun: (job: string) => `sync/${job}/run`,
   syncLeaseRoot: (job: string) => `sync/${job}/lease/`,
   syncLease: (job: string, epoch: number) => `sync/${job}/lease/${String(epoch).padStart(10, '0')}`,

@@ -69,7 +69,7 @@ export function localName(prefix: string, remote: string): string {
 
 /**
  * syncPass copies every chosen tag of every chosen repository of `job` from its upstream
- * (ADR 0031). It is idempotent and so resumable: a tag whose local digest equals the
+ * (ADR 0027). It is idempotent and so resumable: a tag whose local digest equals the
  * upstream's costs one HEAD (and, with referrers, one listing of the root's referrers) and
  * writes nothing; a copy writes only the blobs and manifests not stored yet and the tag last,
  * so a pass cut anywhere leaves no tag naming content that is missing (except children of an

@@ -2,7 +2,7 @@ import type { ResolvedSyncJob } from '../config/sync.js';
 import type { Platform } from '../copy/copy.js';
 import type { Descriptor } from '../copy/spec.js';
 import { GlobSet } from '../util/glob.js';
-import { SemverRange } from './semver.js';
+import { SemverRange } from '../util/semver.js';
 
 /**
  * TagSelector decides which upstream tags a sync job copies: a tag is chosen when it matches

@@ -80,7 +80,7 @@ interface Job {
 }
 
 /**
- * SyncService runs the sync jobs of `mirrors.sync` (ADR 0031): each every `intervalSeconds`
+ * SyncService runs the sync jobs of `mirrors.sync` (ADR 0027): each every `intervalSeconds`
  * (and once at start with `onStart`), or on demand. Every replica schedules every job; a
  * job's lease in storage (`sync/<job>/lease/`) lets one replica run it at a time, the others
  * end their run as `busy`. Runs of one job in one process never overlap: asking for a run

@@ -5,7 +5,7 @@ import {
   TagSelector,
   parsePlatform,
 } from '../../../server/sync/select.js';
-import { SemverRange, SemverRangeError, parseVersion } from '../../../server/sync/semver.js';
+import { SemverRange, SemverRangeError, parseVersion } from '../../../server/util/semver.js';
 import { isReferrersTag, referrersTag } from '../../../server/sync/source.js';
 
 const TAGS = [
