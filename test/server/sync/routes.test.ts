@@ -97,3 +97,47 @@ describe('the sync routes', () => {
     expect((await call(readOnly, '/v2/_berth/sync/app')).status).toBe(200);
   });
 });
+
+describe('a job with onStart', () => {
+  it('GIVEN a job with onStart and no interval WHEN the server starts THEN it runs once by itself and its record says so', async () => {
+    const started = await startTestRegistry({
+      config: {
+        mirrors: {
+          upstreams: [{ name: 'up', url: upstream.url, prefix: 'up' }],
+          sync: [
+            {
+              name: 'boot',
+              upstream: 'up',
+              repositories: ['team/app'],
+              onStart: true,
+              intervalSeconds: 0,
+            },
+          ],
+        },
+      },
+    });
+    try {
+      const last = await vi.waitFor(
+        async () => {
+          const s = (await (await started.fetch('/v2/_berth/sync/boot')).json()) as {
+            last?: { state: string; trigger: string; summary?: { tagsCopied: number } };
+          };
+          if (s.last === undefined || s.last.state === 'running') throw new Error('not yet');
+          return s.last;
+        },
+        { timeout: 10_000, interval: 20 },
+      );
+      expect(last).toMatchObject({
+        state: 'success',
+        trigger: 'start',
+        summary: { tagsCopied: 1 },
+      });
+      const tags = (await (await started.fetch('/v2/up/team/app/tags/list')).json()) as {
+        tags: string[];
+      };
+      expect(tags.tags).toEqual(['v1']);
+    } finally {
+      await started.close();
+    }
+  });
+});
