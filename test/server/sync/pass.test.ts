@@ -194,3 +194,48 @@ describe('a sync pass from an in-process upstream', () => {
     expect(value('berth_sync_last_success_timestamp_seconds', 'job="team"')).toBeGreaterThan(1.7e9);
   });
 });
+
+describe('a sync pass over paged listings', () => {
+  it('GIVEN an upstream that answers catalog and tag lists two entries a page WHEN a glob job runs THEN every page is read and every chosen tag of every matching repository is copied', async () => {
+    const paged = await startTestRegistry({ config: { limits: { maxListEntries: 2 } } });
+    const into = await startTestRegistry({
+      config: {
+        mirrors: {
+          upstreams: [{ name: 'paged', url: paged.url, prefix: 'p' }],
+          sync: [
+            {
+              name: 'all',
+              upstream: 'paged',
+              repositories: ['apps/*'],
+              tags: { regex: 'v[0-9]+' },
+              intervalSeconds: 0,
+            },
+          ],
+        },
+      },
+    });
+    try {
+      const c = new Client((p, i) => paged.fetch(p, i));
+      const m = image().layer(100).build();
+      for (const repo of ['apps/a', 'apps/b', 'apps/c', 'other/d'])
+        for (const tag of ['v1', 'v2', 'v3', 'latest'])
+          expect((await c.push(repo, tag, m)).status).toBe(201);
+      const page = await paged.fetch('/v2/_catalog?n=1000');
+      expect(page.headers.get('link')).toContain('rel="next"'); // the upstream really pages
+      const record = await into.services.sync!.run('all');
+      expect(record.summary).toMatchObject({
+        repositories: 3,
+        tagsChosen: 9,
+        tagsCopied: 9,
+        errors: [],
+      });
+      for (const repo of ['p/apps/a', 'p/apps/b', 'p/apps/c']) {
+        const res = await into.fetch(`/v2/${repo}/tags/list`);
+        expect(((await res.json()) as { tags: string[] }).tags).toEqual(['v1', 'v2', 'v3']);
+      }
+    } finally {
+      await into.close();
+      await paged.close();
+    }
+  });
+});
