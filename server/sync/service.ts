@@ -195,9 +195,27 @@ export class SyncService {
     if (job.active) return job.active;
     const runId = `${new Date(this.deps.clock.now()).toISOString().replace(/[:.]/g, '')}-${randomBytes(3).toString('hex')}`;
     const abort = new AbortController();
-    const done = this.runOnce(job, runId, trigger, abort.signal).finally(() => {
-      job.active = undefined;
-    });
+    // A run's promise never rejects (an on-demand run's is not awaited): a storage failure
+    // around the pass (the lease, the record) ends it as a failure too.
+    const done = this.runOnce(job, runId, trigger, abort.signal)
+      .catch((err: unknown): SyncRunRecord => {
+        this.deps.log.warn({ err, job: job.config.name, runId }, 'sync run failed');
+        this.deps.observer?.finished(job.config.name, 'failure', 0, this.deps.clock.now());
+        const at = new Date(this.deps.clock.now()).toISOString();
+        return {
+          runId,
+          job: job.config.name,
+          trigger,
+          holder: this.holder,
+          state: 'failure',
+          startedAt: at,
+          finishedAt: at,
+          error: err instanceof Error ? err.message : String(err),
+        };
+      })
+      .finally(() => {
+        job.active = undefined;
+      });
     job.active = { runId, done, abort };
     return job.active;
   }

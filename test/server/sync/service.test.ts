@@ -152,6 +152,21 @@ describe('sync scheduling', () => {
   });
 });
 
+describe('sync run failures around the pass', () => {
+  it('GIVEN storage that fails when the lease is taken WHEN a run is asked for THEN its promise resolves as a failure naming the error, and the next run works', async () => {
+    const w = world();
+    const s = service({}, w, 'a');
+    const list = w.driver.list.bind(w.driver);
+    w.driver.list = () => Promise.reject(new Error('storage down'));
+    expect(await s.run('alpine')).toMatchObject({ state: 'failure', error: 'storage down' });
+    w.driver.list = list;
+    const next = s.run('alpine');
+    await settle();
+    w.fake.finish();
+    expect((await next).state).toBe('success');
+  });
+});
+
 describe('sync lease', () => {
   it('GIVEN two replicas on one storage WHEN both run the job THEN one runs it and the other ends busy, and after it the other may run', async () => {
     const w = world();
