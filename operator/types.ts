@@ -2,6 +2,7 @@
  * The `Registry` custom resource (berth.dev/v1alpha1) as the operator reads it. Fields the
  * CRD defaults are typed as present; the API server fills them in on every read.
  */
+import type { SyncJobConfig } from '../server/config/sync.js';
 import type { KubernetesObject, V1Condition } from '@kubernetes/client-node';
 
 export const GROUP = 'berth.dev';
@@ -104,11 +105,17 @@ export interface MirrorUpstreamSpec {
   insecure?: boolean;
   tagTtlSeconds?: number;
   maxRetries?: number;
+  idleTimeoutSeconds?: number;
 }
 
-/** MirrorsSpec is `spec.mirrors`: upstream registries pulled through (the server's `mirrors`). */
+/**
+ * MirrorsSpec is `spec.mirrors`: upstream registries pulled through, and sync jobs copying
+ * from them ahead of pulls (the server's `mirrors`). A sync job holds no secret, so it is the
+ * server's own type, rendered as written (ADR 0027).
+ */
 export interface MirrorsSpec {
   upstreams?: MirrorUpstreamSpec[];
+  sync?: SyncJobConfig[];
 }
 
 /** GarbageCollectionSpec is `spec.garbageCollection`, copied to the server's `gc` section. */

@@ -8,6 +8,7 @@ import { copyCommand } from './copy/cli.js';
 import { gcCommand } from './gc/cli.js';
 import { imageCommand } from './image/cli.js';
 import { searchCommand } from './search/cli.js';
+import { syncCommand } from './sync/cli.js';
 import { sharedSigningKeyFile } from './auth/keys.js';
 import { startServer } from './server.js';
 import { createLogger } from './util/log.js';
@@ -18,6 +19,7 @@ commands:
   operator   run the Kubernetes operator (in-cluster config, else $KUBECONFIG; leader election on a Lease)
   server     run the registry (config: --config, $BERTH_CONFIG or ./berth.yaml; env BERTH_<PATH> overrides)
   gc         collect garbage and apply retention once [--dry-run: only report]; prints a JSON report
+  sync       sync run <job>: one pass of a mirrors.sync job (copy chosen upstream tags here); prints a JSON summary
   search     search reindex: rebuild every repository's search document from storage; prints counts as JSON
   image      build the Berth image as an OCI layout and archive (no Docker engine), or push one:
                image build [--out DIR] [--archive FILE] [--tag REF] [--revision REV] [--source-date-epoch N]
@@ -105,6 +107,8 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'search':
       return process.exit(await searchCommand(rest, flag(rest, '--config')));
+    case 'sync':
+      return process.exit(await syncCommand(rest, flag(rest, '--config')));
     case 'image':
       return process.exit(await imageCommand(rest));
     case 'backup':

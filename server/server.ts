@@ -25,7 +25,8 @@ import { MeteredDriver } from './metrics/driver.js';
 import { Metrics, type CountedEvent } from './metrics/metrics.js';
 import type { Services } from './http/context.js';
 import { observedUploads } from './registry/observed-uploads.js';
-import { Registry } from './registry/repository.js';
+import { Registry, type Repository } from './registry/repository.js';
+import { SyncService } from './sync/service.js';
 import { Tokens } from './registry/token.js';
 import { Uploads } from './registry/uploads.js';
 import { CachingDriver } from './storage/cache.js';
@@ -63,7 +64,6 @@ export function createServices(
   clock: Clock = systemClock,
 ): Services {
   const secret = httpSecret(config, log);
-  const s3 = config.storage.driver === 's3' ? config.storage.s3 : undefined;
   // Cross-cutting concerns wrap: metrics around the driver, events around repositories.
   const metrics = config.metrics.enabled ? new Metrics(config.metrics) : undefined;
   const { storage, peers, coherence } = storageStack(config, driver, { log, clock, metrics });
@@ -79,28 +79,21 @@ export function createServices(
   const auth = new AuthService(config.auth, { clock, log });
   const search = new SearchIndex(storage, { clock, log, observe: metrics?.searchObserver() });
   const upstreams = new Upstreams(config.mirrors.upstreams, clock);
-  const mirror = { uploads, driver: storage.cached, clock, log, inflight: new Map() };
+  const { registry, local } = registries(config, storage, {
+    auth,
+    search,
+    events,
+    upstreams,
+    uploads,
+    log,
+    clock,
+    metrics,
+  });
   const services: Services = {
     config,
     driver: storage.cached,
     log,
-    registry: new Registry(storage, {
-      allowSparse: config.validation.allowSparse,
-      redirectSeconds: s3?.redirect ? 1200 : undefined,
-      // Policy inside search inside events: a refused write records no event and indexes
-      // nothing.
-      // The mirror outside them all: what it fetches is stored like a push (ADR 0024).
-      decorate: (repo) => {
-        const pushed = events.decorate(
-          indexingRepository(immutableTagsRepository(repo, auth.policy), search),
-        );
-        const target = upstreams.target(repo.name);
-        return target ? mirroredRepository(pushed, target, mirror) : pushed;
-      },
-      sparse: (name) => upstreams.target(name) !== undefined,
-      cacheObserver: metrics && ((hit) => metrics.observeCache(hit)),
-      clock,
-    }),
+    registry,
     uploads: metrics
       ? observedUploads(uploads, (seconds) => metrics.observeUpload(seconds), clock)
       : uploads,
@@ -114,10 +107,80 @@ export function createServices(
     auth,
     clock,
   };
+  const wiring = { upstreams, uploads, driver: storage.cached, log, clock, metrics };
+  if (local) services.sync = syncService(config, local, wiring);
   // The admin GC report (GET /v2/_berth/gc) dry-runs a collector of its own: runs of one
   // collector never overlap, so sharing the scheduled one would let a report stand in for a run.
   services.gc = createGarbageCollector(config, services);
   return services;
+}
+
+/**
+ * registries builds the registry the API serves and, when sync jobs are configured, the one
+ * they write through. Policy inside search inside events: a refused write records no event
+ * and indexes nothing. The mirror outside them all: what it fetches is stored like a push
+ * (ADR 0024). Sync writes as a push does but never through the mirror, which would ask the
+ * upstream for what is missing (ADR 0027).
+ */
+function registries(
+  config: BerthConfig,
+  storage: StorageViews,
+  w: Wiring & {
+    auth: AuthService;
+    search: SearchIndex;
+    events: EventsRuntime;
+    upstreams: Upstreams;
+    uploads: Uploads;
+  },
+): { registry: Registry; local?: Registry } {
+  const { auth, search, events, upstreams, uploads, log, clock, metrics } = w;
+  const s3 = config.storage.driver === 's3' ? config.storage.s3 : undefined;
+  const mirror = { uploads, driver: storage.cached, clock, log, inflight: new Map() };
+  const pushed = (repo: Repository) =>
+    events.decorate(indexingRepository(immutableTagsRepository(repo, auth.policy), search));
+  const options = {
+    allowSparse: config.validation.allowSparse,
+    redirectSeconds: s3?.redirect ? 1200 : undefined,
+    sparse: (name: string) => upstreams.target(name) !== undefined,
+    cacheObserver: metrics && ((hit: boolean) => metrics.observeCache(hit)),
+    clock,
+  };
+  const registry = new Registry(storage, {
+    ...options,
+    decorate: (repo) => {
+      const target = upstreams.target(repo.name);
+      return target ? mirroredRepository(pushed(repo), target, mirror) : pushed(repo);
+    },
+  });
+  const local =
+    config.mirrors.sync.length > 0
+      ? new Registry(storage, { ...options, decorate: pushed })
+      : undefined;
+  return { registry, local };
+}
+
+/**
+ * syncService runs the sync jobs, writing through `local` (see registries).
+ */
+function syncService(
+  config: BerthConfig,
+  local: Registry,
+  w: Wiring & { upstreams: Upstreams; uploads: Uploads; driver: StorageDriver },
+): SyncService {
+  const { upstreams, metrics } = w;
+  return new SyncService(config.mirrors.sync, {
+    driver: w.driver,
+    upstream: (name) => upstreams.byName(name),
+    mappedTo: (name) => upstreams.target(name)?.upstream.config.name,
+    local: (name) => local.repository(name),
+    uploads: w.uploads,
+    log: w.log.child({ component: 'sync' }),
+    clock: w.clock,
+    observer: metrics && {
+      progress: (job, delta) => metrics.observeSyncProgress(job, delta),
+      finished: (job, result, seconds, at) => metrics.observeSyncRun(job, result, seconds, at),
+    },
+  });
 }
 
 /** httpSecret is the configured upload-token secret, or a random one (with a warning). */
@@ -313,10 +376,6 @@ function splitAddr(addr: string): { host: string; port: number } {
   };
 }
 
-/**
- * startServer listens with the configured address and returns once it accepts
- * connections. Node's request timeouts are lifted so a multi-GB upload is never cut.
- */
 /** SEARCH_REPAIR_MS: how often each process rebuilds search documents marked stale. */
 const SEARCH_REPAIR_MS = 30_000;
 
@@ -346,6 +405,10 @@ function startHousekeeping(config: BerthConfig, services: Services, log: Logger)
   return { cancel: () => timers.forEach((t) => t.cancel()) };
 }
 
+/**
+ * startServer listens with the configured address and returns once it accepts
+ * connections. Node's request timeouts are lifted so a multi-GB upload is never cut.
+ */
 export async function startServer(
   config: BerthConfig,
   opts: { log?: Logger; driver?: StorageDriver; clock?: Clock; tlsPollMs?: number } = {},
@@ -365,14 +428,7 @@ export async function startServer(
   await services.peers.start();
   services.events?.start();
   const gc = createGarbageCollector(config, services);
-  const gcSchedule = config.gc.enabled
-    ? new GcScheduler(gc, {
-        intervalSeconds: config.gc.intervalSeconds,
-        dryRun: config.gc.dryRun,
-        log,
-        clock: services.clock,
-      }).start()
-    : undefined;
+  const stopSchedules = startSchedules(config, services, gc);
   log.info(
     {
       url: main.url,
@@ -390,7 +446,7 @@ export async function startServer(
     gc,
     close: async () => {
       housekeeping.cancel();
-      await gcSchedule?.stop();
+      await stopSchedules();
       debug?.close();
       await main.close();
       await services.events?.stop();
@@ -398,6 +454,31 @@ export async function startServer(
       await services.coherence?.stop();
       await driver.close?.();
     },
+  };
+}
+
+/**
+ * startSchedules starts the background jobs (garbage collection when `gc.enabled`, the sync
+ * jobs) and returns what stops them, aborting runs under way.
+ */
+function startSchedules(
+  config: BerthConfig,
+  services: Services,
+  gc: GarbageCollector,
+): () => Promise<void> {
+  const gcSchedule = config.gc.enabled
+    ? new GcScheduler(gc, {
+        intervalSeconds: config.gc.intervalSeconds,
+        dryRun: config.gc.dryRun,
+        log: services.log,
+        clock: services.clock,
+      }).start()
+    : undefined;
+  // A read-only registry writes nothing: its sync jobs only answer for their last run.
+  if (!config.readOnly) services.sync?.start();
+  return async () => {
+    await gcSchedule?.stop();
+    await services.sync?.stop();
   };
 }
 

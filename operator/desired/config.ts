@@ -10,8 +10,9 @@ import type { V1ConfigMap } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { ConfigError, parseConfig } from '../../server/config/load.js';
 import type { UpstreamConfig } from '../../server/config/mirrors.js';
+import type { SyncJobConfig } from '../../server/config/sync.js';
 import type { AuthConfig, BerthConfig, S3Config } from '../../server/config/types.js';
-import type { Registry } from '../types.js';
+import type { MirrorUpstreamSpec, Registry } from '../types.js';
 import {
   BLOB_CACHE_DIR,
   CA_DIR,
@@ -91,28 +92,38 @@ function renderCache(r: Registry): Pick<RenderedConfig, 'cache'> {
 
 /**
  * renderMirrors is the server's `mirrors` section: spec.mirrors.upstreams with the password
- * and CA references replaced by the paths they are mounted at. Undefined without upstreams.
+ * and CA references replaced by the paths they are mounted at, and spec.mirrors.sync as
+ * written. Undefined with neither.
  */
-export function renderMirrors(r: Registry): { upstreams: UpstreamConfig[] } | undefined {
+export function renderMirrors(
+  r: Registry,
+): { upstreams: UpstreamConfig[]; sync?: SyncJobConfig[] } | undefined {
   const upstreams = r.spec.mirrors?.upstreams ?? [];
-  if (upstreams.length === 0) return undefined;
-  const files = mirrorFiles(r);
+  const sync = r.spec.mirrors?.sync ?? [];
+  if (upstreams.length === 0 && sync.length === 0) return undefined;
   return {
-    upstreams: upstreams.map((u, i) => {
-      const f = files[i];
-      const out: UpstreamConfig = { name: u.name, url: u.url };
-      if (u.prefix !== undefined) out.prefix = u.prefix;
-      if (u.ns !== undefined) out.ns = [...u.ns];
-      if (u.repositories !== undefined) out.repositories = [...u.repositories];
-      if (u.username !== undefined) out.username = u.username;
-      if (f?.password) out.passwordFile = pathOf(f.password);
-      if (f?.ca) out.caFile = pathOf(f.ca);
-      if (u.insecure !== undefined) out.insecure = u.insecure;
-      if (u.tagTtlSeconds !== undefined) out.tagTtlSeconds = u.tagTtlSeconds;
-      if (u.maxRetries !== undefined) out.maxRetries = u.maxRetries;
-      return out;
-    }),
+    upstreams: renderUpstreams(r, upstreams),
+    ...(sync.length > 0 && { sync: structuredClone(sync) }),
   };
+}
+
+function renderUpstreams(r: Registry, upstreams: MirrorUpstreamSpec[]): UpstreamConfig[] {
+  const files = mirrorFiles(r);
+  return upstreams.map((u, i) => {
+    const f = files[i];
+    const out: UpstreamConfig = { name: u.name, url: u.url };
+    if (u.prefix !== undefined) out.prefix = u.prefix;
+    if (u.ns !== undefined) out.ns = [...u.ns];
+    if (u.repositories !== undefined) out.repositories = [...u.repositories];
+    if (u.username !== undefined) out.username = u.username;
+    if (f?.password) out.passwordFile = pathOf(f.password);
+    if (f?.ca) out.caFile = pathOf(f.ca);
+    if (u.insecure !== undefined) out.insecure = u.insecure;
+    if (u.tagTtlSeconds !== undefined) out.tagTtlSeconds = u.tagTtlSeconds;
+    if (u.maxRetries !== undefined) out.maxRetries = u.maxRetries;
+    if (u.idleTimeoutSeconds !== undefined) out.idleTimeoutSeconds = u.idleTimeoutSeconds;
+    return out;
+  });
 }
 
 /** renderHttp is the server's `http` section: its ports, one worker, the drain, and TLS. */

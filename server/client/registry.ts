@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import type { Readable } from 'node:stream';
@@ -43,6 +43,11 @@ export interface RegistryClientOptions {
    * (the same host, or the same last two DNS labels), never to any host a challenge names.
    */
   sameSiteRealmOnly?: boolean;
+  /**
+   * idleTimeoutMs ends a request whose connection has been silent this long (no answer, or a
+   * body that stopped): it fails as any network error does. Default: none.
+   */
+  idleTimeoutMs?: number;
 }
 
 /** ManifestHead is what a HEAD of a manifest says of it. */
@@ -321,6 +326,15 @@ export class RegistryClient {
 
   /** referrers lists the manifests whose subject is `digest` (none when the API is absent). */
   async referrers(name: string, digest: string): Promise<ReferrerDescriptor[]> {
+    return (await this.referrersApi(name, digest)) ?? [];
+  }
+
+  /**
+   * referrersApi lists the manifests whose subject is `digest` through the referrers API;
+   * undefined when the registry answers 404 (no such API, or nothing it knows of), so a
+   * caller can fall back to the `sha256-<hex>` tag schema.
+   */
+  async referrersApi(name: string, digest: string): Promise<ReferrerDescriptor[] | undefined> {
     const step = `list referrers of ${digest}`;
     const r = await this.send({
       step,
@@ -329,7 +343,7 @@ export class RegistryClient {
       url: this.url(`/v2/${name}/referrers/${digest}`),
       headers: { accept: 'application/vnd.oci.image.index.v1+json' },
     });
-    if (r.status === 404) return [];
+    if (r.status === 404) return undefined;
     if (r.status !== 200) throw failed(step, r);
     return (
       (JSON.parse(r.body.toString('utf8')) as { manifests?: ReferrerDescriptor[] }).manifests ?? []
@@ -366,8 +380,16 @@ export class RegistryClient {
     return new Promise<IncomingMessage>((resolve, reject) => {
       const req = request(url, opts, resolve);
       req.on('error', (err) => reject(new RegistryClientError(step, 0, undefined, err.message)));
+      this.bound(req);
       req.end();
     });
+  }
+
+  /** bound ends `req` (and its response) once its connection is idle for idleTimeoutMs. */
+  private bound(req: ClientRequest): void {
+    const ms = this.o.idleTimeoutMs;
+    if (ms === undefined) return;
+    req.setTimeout(ms, () => req.destroy(new Error(`the connection was idle for ${ms} ms`)));
   }
 
   private url(path: string): URL {
@@ -491,6 +513,7 @@ export class RegistryClient {
         res.on('error', reject);
       });
       req.on('error', (err) => reject(new RegistryClientError(step, 0, undefined, err.message)));
+      this.bound(req);
       if (body === undefined) req.end();
       else if (Buffer.isBuffer(body)) req.end(body);
       else {

@@ -9,6 +9,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { parseDocument } from 'yaml';
 import { authProblems } from './auth.js';
 import { gcProblems } from './gc.js';
+import { syncProblems } from './sync.js';
 import { uiProblems } from './ui.js';
 import { ADDR_PATTERN, httpProblems } from './http.js';
 import { withDefaults, type JsonSchema } from './json-schema.js';
@@ -374,6 +375,7 @@ function crossChecks(c: BerthConfig, origin: Map<string, string>): string[] {
     ...authProblems(c.auth, from),
     ...limitsProblems(c.limits, from),
     ...gcProblems(c.gc),
+    ...syncProblems(c.mirrors.sync, c.mirrors.upstreams),
     ...uiProblems(c.ui, from),
   ];
 }

@@ -1,4 +1,5 @@
 import { globs } from './globs.js';
+import { syncListSchema } from './sync.js';
 import { withDefaults, type Resolved, type Written } from './json-schema.js';
 
 /** UPSTREAM_URL_PATTERN matches an http(s) registry base URL (scheme, host, optional port). */
@@ -64,6 +65,14 @@ const upstreamSchema = {
       maximum: 604800,
       default: 300,
     },
+    idleTimeoutSeconds: {
+      description:
+        'A request to the upstream whose connection stays silent this long (no answer, or a body that stopped) fails, so a pull or a sync run is not held forever; 0 = never.',
+      type: 'integer',
+      minimum: 0,
+      maximum: 3600,
+      default: 60,
+    },
     maxRetries: {
       description: 'Retries of an upstream answer 429 or 503, after Retry-After or a backoff.',
       type: 'integer',
@@ -77,7 +86,7 @@ const upstreamSchema = {
 /** mirrorsSchema is the `mirrors` section: upstream registries pulled through (ADR 0024). */
 export const mirrorsSchema = {
   description:
-    'Pull-through cache: a pull of a missing manifest or blob in a repository mapped to an upstream fetches it there, serves it and stores it (docs/mirroring.md).',
+    'Pull-through cache: a pull of a missing manifest or blob in a repository mapped to an upstream fetches it there, serves it and stores it; scheduled sync copies chosen repositories ahead of pulls (docs/mirroring.md).',
   type: 'object',
   additionalProperties: false,
   default: {},
@@ -89,6 +98,7 @@ export const mirrorsSchema = {
       default: [],
       items: upstreamSchema,
     },
+    sync: syncListSchema,
   },
 } as const;
 

@@ -11,6 +11,7 @@ export type { LimitsConfig } from './limits.js';
 export type { EndpointConfig, EventFormat, NotificationsConfig } from './notifications.js';
 export type { MetricsConfig } from './metrics.js';
 export type { MirrorsConfig, ResolvedUpstream, UpstreamConfig } from './mirrors.js';
+export type { ResolvedSyncJob, SyncJobConfig } from './sync.js';
 export type { S3Config, StorageConfig } from './storage.js';
 export type { UiConfig } from './ui.js';
 export type { UploadsConfig } from './uploads.js';

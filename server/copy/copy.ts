@@ -24,6 +24,12 @@ export interface CopyOptions {
   /** referrers also copies manifests whose subject is a copied manifest, recursively. */
   referrers: boolean;
   platform: Platform;
+  /**
+   * children picks which children of an index are copied (with `all`; default every one).
+   * The index itself is copied byte-exact, so the destination must accept an index whose
+   * other children it lacks (a mirrored repository does: they are pulled through).
+   */
+  children?: (child: Descriptor) => boolean;
   progress?: ProgressSink;
 }
 
@@ -139,7 +145,8 @@ async function walk(src: Source, m: Manifest, w: Walk): Promise<void> {
   if (w.seen.has(m.digest)) return;
   w.seen.add(m.digest);
   const doc = parseManifest(m.body, `${src.describe}: ${m.digest}`);
-  for (const child of isIndex(m.mediaType) ? (doc.manifests ?? []) : [])
+  const children = isIndex(m.mediaType) ? (doc.manifests ?? []) : [];
+  for (const child of children.filter((c) => w.o.children?.(c) ?? true))
     await walk(src, checkManifest(await src.manifest(child.digest), src.describe), w);
   for (const b of blobsOf(doc)) w.plan.blobs.set(b.digest, b);
   w.plan.manifests.push(m);

@@ -13,6 +13,7 @@ import type { StorageDriver } from '../storage/driver.js';
 import type { Coherence } from '../storage/coherence.js';
 import type { Peers } from '../storage/peers.js';
 import type { Logger } from '../util/log.js';
+import type { SyncService } from '../sync/service.js';
 import type { ProtocolObserver } from './client-error.js';
 import type { RequestObserver } from './middleware/observe.js';
 
@@ -45,6 +46,8 @@ export interface Services {
   metrics?: MetricsService;
   /** gc is the collector the admin GC report dry-runs (not the scheduled one). */
   gc?: GarbageCollector;
+  /** sync runs the scheduled sync jobs of `mirrors.sync` (ADR 0027), when there are any. */
+  sync?: SyncService;
   /** peers is this process's membership of the storage (gates tag writes, ADR 0012). */
   peers: Peers;
   /** upstreams maps repositories to pulled-through registries (`?ns=` requests, ADR 0024). */

@@ -7,6 +7,7 @@ import * as uploads from './handlers/blob-uploads.js';
 import * as listing from './handlers/listing.js';
 import * as manifests from './handlers/manifests.js';
 import * as search from './handlers/search.js';
+import * as sync from './handlers/sync.js';
 import * as usage from './handlers/usage.js';
 
 type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
@@ -30,7 +31,7 @@ const SEG = '([^/]+)';
 export function routes(config: BerthConfig): Route[] {
   const write = !config.readOnly;
   const del = write && config.delete.enabled;
-  return [...registryRoutes(), ...repositoryRoutes(write, del)];
+  return [...registryRoutes(), ...syncRoutes(write), ...repositoryRoutes(write, del)];
 }
 
 /** registryRoutes are the routes outside any repository, all read-only. */
@@ -75,6 +76,19 @@ function registryRoutes(): Route[] {
       methods: { GET: usage.storage },
     },
     { name: 'gc', pattern: /^\/v2\/_berth\/gc$/, keys: [], methods: { GET: usage.gcReport } },
+  ];
+}
+
+/** syncRoutes are the sync jobs' status and, when `write`, their on-demand runs (ADR 0027). */
+function syncRoutes(write: boolean): Route[] {
+  return [
+    { name: 'sync', pattern: /^\/v2\/_berth\/sync$/, keys: [], methods: { GET: sync.listSync } },
+    {
+      name: 'sync-job',
+      pattern: new RegExp(`^/v2/_berth/sync/${SEG}$`),
+      keys: ['job'],
+      methods: { GET: sync.syncStatus, ...(write && { POST: sync.startSync }) },
+    },
   ];
 }
 

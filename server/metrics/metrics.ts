@@ -53,6 +53,17 @@ export interface CountedEvent {
   tagged: boolean;
 }
 
+/** SyncProgress is one step of a sync run, as the sync counters add it up. */
+export interface SyncProgress {
+  tagsCopied?: number;
+  tagsUnchanged?: number;
+  manifestsCopied?: number;
+  manifestsSkipped?: number;
+  blobsCopied?: number;
+  blobsSkipped?: number;
+  bytes?: number;
+}
+
 /** NotificationCounter hears one endpoint's deliveries (the notification counters). */
 export interface NotificationCounter {
   /** attempt: one HTTP attempt finished (status undefined: no answer). */
@@ -270,6 +281,50 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  private readonly syncRuns = new Counter<'job' | 'result'>({
+    name: 'berth_sync_runs_total',
+    help: 'Sync runs by job and result (success, failure, busy: another replica ran it, aborted).',
+    labelNames: ['job', 'result'],
+    registers: [this.registry],
+  });
+  private readonly syncTags = new Counter<'job' | 'outcome'>({
+    name: 'berth_sync_tags_total',
+    help: 'Tags a sync run copied (moved or new) or found unchanged.',
+    labelNames: ['job', 'outcome'],
+    registers: [this.registry],
+  });
+  private readonly syncManifests = new Counter<'job' | 'outcome'>({
+    name: 'berth_sync_manifests_total',
+    help: 'Manifests a sync run copied or skipped (already stored).',
+    labelNames: ['job', 'outcome'],
+    registers: [this.registry],
+  });
+  private readonly syncBlobs = new Counter<'job' | 'outcome'>({
+    name: 'berth_sync_blobs_total',
+    help: 'Blobs a sync run copied or skipped (already stored).',
+    labelNames: ['job', 'outcome'],
+    registers: [this.registry],
+  });
+  private readonly syncBytes = new Counter<'job'>({
+    name: 'berth_sync_bytes_total',
+    help: 'Blob bytes a sync run copied.',
+    labelNames: ['job'],
+    registers: [this.registry],
+  });
+  private readonly syncLastSuccess = new Gauge<'job'>({
+    name: 'berth_sync_last_success_timestamp_seconds',
+    help: 'When the last successful sync run of a job in this process ended (Unix seconds).',
+    labelNames: ['job'],
+    registers: [this.registry],
+  });
+  private readonly syncDuration = new Histogram<'job' | 'result'>({
+    name: 'berth_sync_run_duration_seconds',
+    help: 'Duration of sync runs that did work (not busy).',
+    labelNames: ['job', 'result'],
+    buckets: [1, 5, 15, 60, 300, 900, 3600, 10800],
+    registers: [this.registry],
+  });
+
   private deliveries: EndpointBacklog[] = [];
   private countUploads: (() => Promise<number>) | undefined;
 
@@ -447,6 +502,24 @@ export class Metrics {
   /** observeUpload records a committed upload session's duration, start to commit. */
   observeUpload(seconds: number): void {
     this.uploadDuration.observe(seconds);
+  }
+
+  /** observeSyncProgress adds one step of a sync run of `job` to the sync counters. */
+  observeSyncProgress(job: string, d: SyncProgress): void {
+    if (d.tagsCopied) this.syncTags.inc({ job, outcome: 'copied' }, d.tagsCopied);
+    if (d.tagsUnchanged) this.syncTags.inc({ job, outcome: 'unchanged' }, d.tagsUnchanged);
+    if (d.manifestsCopied) this.syncManifests.inc({ job, outcome: 'copied' }, d.manifestsCopied);
+    if (d.manifestsSkipped) this.syncManifests.inc({ job, outcome: 'skipped' }, d.manifestsSkipped);
+    if (d.blobsCopied) this.syncBlobs.inc({ job, outcome: 'copied' }, d.blobsCopied);
+    if (d.blobsSkipped) this.syncBlobs.inc({ job, outcome: 'skipped' }, d.blobsSkipped);
+    if (d.bytes) this.syncBytes.inc({ job }, d.bytes);
+  }
+
+  /** observeSyncRun counts a finished sync run; `at` is when it ended (ms since the epoch). */
+  observeSyncRun(job: string, result: string, seconds: number, at: number): void {
+    this.syncRuns.inc({ job, result });
+    if (result !== 'busy') this.syncDuration.observe({ job, result }, seconds);
+    if (result === 'success') this.syncLastSuccess.set({ job }, at / 1000);
   }
 
   /** exposition renders the registry in the Prometheus text format. */

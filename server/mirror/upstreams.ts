@@ -49,12 +49,18 @@ export class Upstreams {
         retries: config.maxRetries,
         pause: (ms) => clock.sleep(ms),
         sameSiteRealmOnly: true,
+        idleTimeoutMs: config.idleTimeoutSeconds > 0 ? config.idleTimeoutSeconds * 1000 : undefined,
       });
       const repositories = config.repositories?.length
         ? new GlobSet(config.repositories)
         : undefined;
       return { config, client, repositories };
     });
+  }
+
+  /** byName is the upstream named `name` in the config, if any. */
+  byName(name: string): Upstream | undefined {
+    return this.entries.find((e) => e.config.name === name);
   }
 
   get empty(): boolean {

@@ -23,6 +23,8 @@ import type { Digest } from '../registry/reference.js';
  * events/dead/<endpoint>/<entry>.<index>      dead-letter record of one undeliverable event (JSON)
  * gc/state                                    garbage collection checkpoint, deferrals, last report (JSON)
  * gc/lease/<epoch10>                          garbage collection run lease (JSON: holder, expiry)
+ * sync/<job>/run                              the sync job's current or last run (JSON: id, state, summary)
+ * sync/<job>/lease/<epoch10>                  the sync job's run lease (JSON: holder, expiry)
  * peers/<instance>                            one live process on this storage (JSON: host, pid, beat, endpoint)
  * peers-epoch                                 changed when a writer could not reach a peer (ADR 0025)
  * search/<name with '/' as ','>               search document of a repository (JSON: tags, annotations)
@@ -91,6 +93,10 @@ export const Paths = {
   gcState: () => 'gc/state',
   gcLeaseRoot: () => 'gc/lease/',
   gcLease: (epoch: number) => `gc/lease/${String(epoch).padStart(10, '0')}`,
+  /** syncRun is a sync job's current or last run record (ADR 0027). */
+  syncRun: (job: string) => `sync/${job}/run`,
+  syncLeaseRoot: (job: string) => `sync/${job}/lease/`,
+  syncLease: (job: string, epoch: number) => `sync/${job}/lease/${String(epoch).padStart(10, '0')}`,
   /** searchRoot is the search index: one document per repository, listed in name order. */
   searchRoot: () => 'search/',
   /** searchDoc is a repository's search document (ADR 0023); `/` is stored as `,`. */

@@ -6,7 +6,7 @@ import {
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startControlPlane, type ControlPlane } from '../support/kube.js';
-import type { MirrorUpstreamSpec } from '../../operator/types.js';
+import type { MirrorUpstreamSpec, Registry } from '../../operator/types.js';
 import { aRegistry } from './builders.js';
 import { apiError, createNamespace, getRegistry, installCrd, kubectlApply } from './cluster.js';
 
@@ -430,6 +430,42 @@ describe('Registry CRD on a real API server', () => {
       passwordSecretRef: { name: 'hub', key: 'password' },
       caBundleConfigMapRef: { name: 'hub-ca', key: 'ca.crt' },
     });
+  });
+
+  it('GIVEN sync jobs that break the rules WHEN applied THEN each is rejected naming the field or the CEL message; a valid one is kept as written', async () => {
+    const upstream = { name: 'hub', url: 'https://registry-1.docker.io' };
+    const job = { name: 'base', upstream: 'hub', repositories: ['library/alpine'] };
+    const withSync = (name: string, sync: Record<string, unknown>[], upstreams = [upstream]) =>
+      aRegistry()
+        .named(name, NS)
+        .with({ mirrors: { upstreams, sync } as unknown as Registry['spec']['mirrors'] })
+        .raw();
+    expect(await rejected(withSync('s1', [{ ...job, upstream: 'quay' }]))).toContain(
+      'mirrors.sync[].upstream must name a mirrors.upstreams entry',
+    );
+    expect(await rejected(withSync('s2', [job], []))).toContain(
+      'mirrors.sync[].upstream must name a mirrors.upstreams entry',
+    );
+    expect(await rejected(withSync('s3', [{ ...job, repositories: [] }]))).toContain(
+      'spec.mirrors.sync[0].repositories',
+    );
+    expect(await rejected(withSync('s4', [{ ...job, platforms: ['amd64'] }]))).toContain(
+      'spec.mirrors.sync[0].platforms[0]',
+    );
+    expect(await rejected(withSync('s5', [{ ...job, leaseSeconds: 1 }]))).toContain(
+      'spec.mirrors.sync[0].leaseSeconds',
+    );
+    const full = {
+      ...job,
+      tags: { semver: '>=3.19 <4', glob: ['latest'], regex: '^edge$' },
+      platforms: ['linux/amd64', 'linux/arm/v7'],
+      referrers: false,
+      intervalSeconds: 600,
+      onStart: true,
+      leaseSeconds: 60,
+    };
+    await kubectlApply(kc, withSync('s-ok', [full]) as never);
+    expect((await getRegistry(kc, NS, 's-ok')).spec.mirrors?.sync).toEqual([full]);
   });
 
   it('GIVEN a Registry WHEN scaled through the scale subresource THEN spec.replicas follows', async () => {

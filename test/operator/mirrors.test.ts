@@ -5,7 +5,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { V1DaemonSet, V1Deployment, V1Volume } from '@kubernetes/client-node';
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import type { JsonSchema } from '../../server/config/json-schema.js';
 import { parseConfig } from '../../server/config/load.js';
+import { syncListSchema } from '../../server/config/sync.js';
 import { configYaml, renderConfig } from '../../operator/desired/config.js';
 import { referencedObjects, rollingReferences } from '../../operator/desired/files.js';
 import { desiredState, refKey } from '../../operator/desired/index.js';
@@ -14,7 +18,7 @@ import { desiredNodeAccessDaemonSet, mirrorFor } from '../../operator/desired/no
 import { reconcileRegistry } from '../../operator/reconcile/registry.js';
 import { computeStatus, transitions } from '../../operator/status.js';
 import type { MirrorUpstreamSpec, Registry } from '../../operator/types.js';
-import { aDaemonSet, aDeployment, aRegistry, type RegistryBuilder } from './builders.js';
+import { aDaemonSet, aDeployment, aRegistry, CRD_PATH, type RegistryBuilder } from './builders.js';
 import { FakeCluster } from './fake-cluster.js';
 
 const NS = 'team-a';
@@ -163,6 +167,65 @@ describe('spec.mirrors rendered into the server config', () => {
     expect(sum({ ...values })).toBe(base);
     expect(sum({ ...values, 'Secret/hub/password': 'p2' })).not.toBe(base);
     expect(sum({ ...values, 'ConfigMap/team-ca/ca.crt': 'PEM2' })).not.toBe(base);
+  });
+});
+
+describe('spec.mirrors.sync rendered into the server config', () => {
+  const job = {
+    name: 'base',
+    upstream: 'docker-hub',
+    repositories: ['library/alpine'],
+    tags: { semver: '>=3.19 <4', glob: ['latest'] },
+    platforms: ['linux/amd64'],
+    intervalSeconds: 600,
+  };
+  const syncing = () =>
+    aRegistry()
+      .named('images', NS)
+      .with({ mirrors: { upstreams: [{ ...dockerHub(), idleTimeoutSeconds: 30 }], sync: [job] } });
+
+  it('GIVEN a sync job WHEN rendered THEN the server parses mirrors.sync as written, and the upstream keeps its idle timeout', () => {
+    const config = parseConfig(ok(configYaml(syncing().build())), secretEnv);
+    expect(config.mirrors.sync).toEqual([job]);
+    expect(config.mirrors.upstreams[0]?.idleTimeoutSeconds).toBe(30);
+  });
+
+  it('GIVEN a sync job naming no configured upstream WHEN rendered THEN the config is invalid and names the field', () => {
+    const res = configYaml(
+      aRegistry()
+        .with({ mirrors: { sync: [{ ...job, upstream: 'quay' }] } })
+        .build(),
+    );
+    expect(res.ok).toBe(false);
+    expect(!res.ok && res.problems.join('\n')).toContain('mirrors.sync.0.upstream');
+  });
+
+  it('GIVEN a changed sync job WHEN the desired state is computed THEN the pod-template checksum changes (the server reads the config at start)', () => {
+    const sum = (r: Registry) =>
+      deployment(r, { 'Secret/hub/password': 'p' }).spec?.template.metadata?.annotations?.[
+        CONFIG_CHECKSUM
+      ];
+    const base = sum(syncing().build());
+    expect(sum(syncing().build())).toBe(base);
+    const moved = syncing().build();
+    moved.spec.mirrors!.sync![0]!.intervalSeconds = 60;
+    expect(sum(moved)).not.toBe(base);
+  });
+
+  it('GIVEN the CRD WHEN its spec.mirrors.sync items are compared with the server schema THEN they have the same properties and required fields', () => {
+    const crd = parse(readFileSync(CRD_PATH, 'utf8')) as {
+      spec: { versions: { schema: { openAPIV3Schema: JsonSchema } }[] };
+    };
+    const spec = crd.spec.versions[0]!.schema.openAPIV3Schema.properties!.spec!;
+    const items = spec.properties!.mirrors!.properties!.sync!.items!;
+    const server = syncListSchema.items;
+    expect(Object.keys(items.properties!).sort()).toEqual(Object.keys(server.properties).sort());
+    expect(items.required).toEqual([...server.required]);
+    expect(Object.keys(items.properties!.tags!.properties!).sort()).toEqual(
+      Object.keys(server.properties.tags.properties).sort(),
+    );
+    const upstream = spec.properties!.mirrors!.properties!.upstreams!.items!;
+    expect(upstream.properties).toHaveProperty('idleTimeoutSeconds');
   });
 });
 

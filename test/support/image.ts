@@ -179,3 +179,19 @@ export class Client {
     return this.pushManifest(repo, ref, m);
   }
 }
+
+/** platformIndex builds an OCI image index whose children name their platforms (`os/arch[/variant]`). */
+export function platformIndex(children: [Built, string][]): Built {
+  const mediaType = 'application/vnd.oci.image.index.v1+json';
+  const body = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType,
+      manifests: children.map(([c, p]) => {
+        const [os, architecture, variant] = p.split('/');
+        return desc(c, { platform: { os, architecture, ...(variant && { variant }) } });
+      }),
+    }),
+  );
+  return { mediaType, body, digest: sha256(body), blobs: [], children: children.map(([c]) => c) };
+}

@@ -66,6 +66,10 @@ export interface CountingProxy {
   /** blobGets counts the GETs of each blob digest forwarded (or attempted). */
   blobGets: Map<string, number>;
   manifestRequests: number;
+  /** manifestGets counts the manifest GETs forwarded (HEADs are not counted). */
+  manifestGets: number;
+  /** stall holds blob digests whose GETs get half the body and then hang (until the client gives up). */
+  stall: Set<string>;
   close(): Promise<void>;
 }
 
@@ -75,13 +79,18 @@ export async function startCountingProxy(upstream: string): Promise<CountingProx
     mode: 'pass' as ProxyMode,
     blobGets: new Map<string, number>(),
     manifestRequests: 0,
+    manifestGets: 0,
+    stall: new Set<string>(),
   };
   const server: Server = createServer((req, res) => {
     const blob = /\/blobs\/(sha256:[0-9a-f]{64})$/.exec(req.url ?? '');
     if (blob && req.method === 'GET') {
       state.blobGets.set(blob[1]!, (state.blobGets.get(blob[1]!) ?? 0) + 1);
     }
-    if (/\/manifests\//.test(req.url ?? '')) state.manifestRequests++;
+    if (/\/manifests\//.test(req.url ?? '')) {
+      state.manifestRequests++;
+      if (req.method === 'GET') state.manifestGets++;
+    }
     if (state.mode === 'down') {
       req.socket.destroy();
       return;
@@ -96,6 +105,15 @@ export async function startCountingProxy(upstream: string): Promise<CountingProx
       },
       (up) => {
         res.writeHead(up.statusCode ?? 502, up.headers);
+        if (blob && req.method === 'GET' && state.stall.has(blob[1]!)) {
+          const size = Number(up.headers['content-length']);
+          let seen = 0;
+          up.on('data', (c: Buffer) => {
+            if (seen < size / 2) res.write(c.subarray(0, Math.max(0, Math.floor(size / 2) - seen)));
+            seen += c.length;
+          });
+          return;
+        }
         if (!blob || req.method !== 'GET' || state.mode === 'pass') {
           up.pipe(res);
           return;

@@ -150,7 +150,7 @@ describe('defaults', () => {
       log: { level: 'info' },
       auth: authDefaults(),
       gc: gcDefaults(),
-      mirrors: { upstreams: [] },
+      mirrors: { upstreams: [], sync: [] },
       notifications: {
         includeReferences: false,
         pullFlushMillis: 1000,
@@ -278,7 +278,7 @@ log:
       log: { level: 'debug' },
       auth: authDefaults(),
       gc: gcDefaults(),
-      mirrors: { upstreams: [] },
+      mirrors: { upstreams: [], sync: [] },
       notifications: defaults().notifications,
       metrics: defaults().metrics,
       cache: defaults().cache,
