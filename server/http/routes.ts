@@ -3,6 +3,7 @@ import type { Handler } from './context.js';
 import * as access from './handlers/access.js';
 import * as blobs from './handlers/blobs.js';
 import * as events from './handlers/events.js';
+import * as imports from './handlers/import.js';
 import * as uploads from './handlers/blob-uploads.js';
 import * as listing from './handlers/listing.js';
 import * as manifests from './handlers/manifests.js';
@@ -30,7 +31,7 @@ const SEG = '([^/]+)';
 export function routes(config: BerthConfig): Route[] {
   const write = !config.readOnly;
   const del = write && config.delete.enabled;
-  return [...registryRoutes(), ...repositoryRoutes(write, del)];
+  return [...registryRoutes(), ...(write ? writeRoutes() : []), ...repositoryRoutes(write, del)];
 }
 
 /** registryRoutes are the routes outside any repository, all read-only. */
@@ -75,6 +76,18 @@ function registryRoutes(): Route[] {
       methods: { GET: usage.storage },
     },
     { name: 'gc', pattern: /^\/v2\/_berth\/gc$/, keys: [], methods: { GET: usage.gcReport } },
+  ];
+}
+
+/** writeRoutes are the routes outside any repository that write (none in read-only mode). */
+function writeRoutes(): Route[] {
+  return [
+    {
+      name: 'import',
+      pattern: /^\/v2\/_berth\/import$/,
+      keys: [],
+      methods: { POST: imports.importArchive },
+    },
   ];
 }
 

@@ -267,6 +267,7 @@ log:
       uploads: { ttlSeconds: 3600, purgeIntervalSeconds: 0 },
       limits: {
         manifestBytes: 8388608,
+        importBytes: 17179869184,
         maxListEntries: 500,
         defaultListEntries: 50,
         maxTagsPerPush: 4,
