@@ -6,7 +6,7 @@ import { createGunzip } from 'node:zlib';
 import { mediaTypeOf, type ManifestDoc } from '../copy/spec.js';
 import { Errors, isRegistryError } from '../errors.js';
 import type { BlobDescriptor } from '../registry/blobs.js';
-import { digestOf, parseDigest, type Algorithm, type Digest } from '../registry/reference.js';
+import { parseDigest, type Algorithm, type Digest } from '../registry/reference.js';
 import type { Registry } from '../registry/repository.js';
 import type { Uploads } from '../registry/uploads.js';
 import type { Logger } from '../util/log.js';
@@ -151,8 +151,9 @@ async function storeMember(
   const tap = new Tap(e.body, e.size <= o.manifestBytes ? o.manifestBytes : 0);
   let desc = expected && (await deps.uploads.indexed(expected));
   if (desc) {
+    // Not written again, and still checked: a corrupt archive is refused whatever it holds.
+    await verified(tap, expected!, desc.size);
     read.result.blobsSkipped++;
-    if (tap.limit > 0) await tap.drain();
   } else {
     const algorithm: Algorithm = expected?.algorithm ?? 'sha256';
     desc = await deps.uploads.ingest(Readable.from(tap.chunks()), algorithm, expected);
@@ -162,6 +163,19 @@ async function storeMember(
   read.blobs.set(desc.digest, desc);
   read.contents.members.set(e.path, { digest: desc.digest, size: desc.size, gzip: tap.gzip });
   if (tap.kept !== undefined) keepManifest(read, desc.digest, tap.kept);
+}
+
+/** verified reads a member through, throwing DIGEST_INVALID unless it is `digest` and `size` long. */
+async function verified(tap: Tap, digest: Digest, size: number): Promise<void> {
+  const hash = createHash(digest.algorithm);
+  for await (const c of tap.chunks()) hash.update(c);
+  const hex = hash.digest('hex');
+  if (hex !== digest.hex || tap.size !== size)
+    throw Errors.digestInvalid(
+      { expected: digest.value, computed: `${digest.algorithm}:${hex}` },
+      undefined,
+      `the archive's ${digest.value} does not match its bytes`,
+    );
 }
 
 function blobDigest(algorithm: string, hex: string, path: string): Digest {
@@ -175,14 +189,6 @@ function blobDigest(algorithm: string, hex: string, path: string): Digest {
 /** keepManifest keeps a member's bytes for the plan when they are a manifest or an index. */
 function keepManifest(read: Read, digest: string, body: Buffer): void {
   if (body[0] !== 0x7b) return;
-  const algorithm = digest.startsWith('sha512:') ? 'sha512' : 'sha256';
-  // A member skipped as already stored was read here without passing an upload's check.
-  if (digestOf(algorithm, createHash(algorithm).update(body).digest('hex')).value !== digest)
-    throw Errors.digestInvalid(
-      { expected: digest },
-      undefined,
-      `${digest} does not match its bytes`,
-    );
   let doc: ManifestDoc & { schemaVersion?: unknown };
   try {
     doc = JSON.parse(body.toString('utf8')) as ManifestDoc & { schemaVersion?: unknown };

@@ -43,7 +43,12 @@ export const importArchive: Handler = async (ctx, s) => {
     ctx.status = 200;
     ctx.body = result;
   } finally {
-    // Whatever happened, the rest of the body is read and dropped so the answer reaches the client.
-    if (!ctx.req.readableEnded) ctx.req.resume();
+    // A refused import stops reading midway: the rest of the body is dropped so the client,
+    // still sending, reads the answer. The import read through an async iterator, whose
+    // 'readable' listener would keep resume() from flowing.
+    if (!ctx.req.readableEnded) {
+      ctx.req.removeAllListeners('readable');
+      ctx.req.resume();
+    }
   }
 };
