@@ -1,9 +1,10 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { immutableTagsRepository } from './auth/immutable.js';
+import { FetchLeases } from './mirror/fetch-lease.js';
 import { SearchIndex } from './search/index.js';
 import { indexingRepository } from './search/repository.js';
-import { mirroredRepository } from './mirror/repository.js';
+import { mirroredRepository, type MirrorDeps } from './mirror/repository.js';
 import { Upstreams } from './mirror/upstreams.js';
 import { onClientError } from './http/client-error.js';
 import { AuthService } from './auth/service.js';
@@ -11,6 +12,7 @@ import { systemClock, type Clock } from './util/clock.js';
 import { serverOptions, watchTls } from './http/tls.js';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import type { BerthConfig } from './config/types.js';
 import { kind, type Event } from './events/event.js';
 import { EventsRuntime } from './events/runtime.js';
@@ -78,7 +80,7 @@ export function createServices(
   const auth = new AuthService(config.auth, { clock, log });
   const search = new SearchIndex(storage, { clock });
   const upstreams = new Upstreams(config.mirrors.upstreams, clock);
-  const mirror = { uploads, driver: storage.cached, clock, log, inflight: new Map() };
+  const mirror = mirrorDeps(uploads, storage.cached, clock, log);
   const services: Services = {
     config,
     driver: storage.cached,
@@ -117,6 +119,21 @@ export function createServices(
   // collector never overlap, so sharing the scheduled one would let a report stand in for a run.
   services.gc = createGarbageCollector(config, services);
   return services;
+}
+
+/**
+ * mirrorDeps is what the pull-through cache writes with: one upstream fetch of a blob at a
+ * time in this process (`inflight`) and across the replicas of the storage (`leases`).
+ */
+function mirrorDeps(
+  uploads: Uploads,
+  driver: StorageDriver,
+  clock: Clock,
+  log: Logger,
+): MirrorDeps {
+  const holder = `${hostname()}:${process.pid}`;
+  const leases = new FetchLeases({ driver, clock, log, holder });
+  return { uploads, driver, clock, log, inflight: new Map(), leases };
 }
 
 /** httpSecret is the configured upload-token secret, or a random one (with a warning). */
