@@ -49,6 +49,7 @@ describe('server-side import (POST /v2/_berth/import) against a real berth serve
   let amd: Built;
   let multi: Built;
   let sbom: Built;
+  let configFile: string;
 
   const as = (user: User) => ({ authorization: basic(...user) });
   const creds = (user: User) => user.join(':');
@@ -101,6 +102,7 @@ describe('server-side import (POST /v2/_berth/import) against a real berth serve
       .rule({ users: ['bob'], repositories: ['**'], actions: ['pull'] })
       .build();
     const config = join(work, 'berth.yaml');
+    configFile = config;
     writeFileSync(
       config,
       stringify({
@@ -268,6 +270,42 @@ describe('server-side import (POST /v2/_berth/import) against a real berth serve
       expect(await status(repo, 'v1')).toBe(404);
       expect(await eventsOf(repo)).toEqual([]);
     }
+  });
+
+  it('GIVEN an OCI layout directory on the server machine WHEN berth import writes it into the storage THEN the running server serves it, digests identical', async () => {
+    const dir = join(work, 'layout-for-cli');
+    const copy = await runBerthCli([
+      'copy',
+      '--all',
+      '--referrers',
+      '--src-tls-verify=false',
+      '--src-creds',
+      creds(ALICE),
+      `docker://${host}/src/app:v1`,
+      `oci:${dir}:app:v1`,
+    ]);
+    expect(copy.status, copy.stderr).toBe(0);
+
+    const r = await runBerthCli([
+      'import',
+      '--config',
+      configFile,
+      '--repository',
+      'cli/app',
+      `oci:${dir}`,
+    ]);
+
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout, r.stderr).not.toBe('');
+    expect((JSON.parse(r.stdout) as Summary).images).toEqual([
+      { repository: 'cli/app', digest: multi.digest, tags: ['v1'] },
+    ]);
+    const blobs = await pulledBack('cli/app:v1');
+    for (const [name, hash] of blobs) expect(hash).toBe(name);
+    expect(blobs.has(multi.digest)).toBe(true);
+    const missing = await runBerthCli(['import', '--config', configFile, `oci:${dir}-gone`]);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toContain('ENOENT');
   });
 
   it('GIVEN a caller with pull only WHEN it imports THEN 403 DENIED, and nothing is tagged or recorded', async () => {
