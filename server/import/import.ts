@@ -88,6 +88,7 @@ export async function importArchive(
   }
   o.authorize([...plan.repositories.keys()].sort());
   const writes = [...plan.repositories.values()];
+  await stillStored(read, deps);
   for (const w of writes) await check(w, read, o, deps);
   for (const w of writes) read.result.manifests += await write(w, read, deps);
   read.result.images = plan.images;
@@ -233,6 +234,25 @@ class Tap {
   async drain(): Promise<void> {
     const it = this.chunks();
     while (!(await it.next()).done);
+  }
+}
+
+/**
+ * stillStored reads each blob's descriptor from the global index again, whole: an import
+ * that ran longer than `gc.graceSeconds` may have seen garbage collection take blobs it
+ * stored early (no repository linked them yet). Then UNAVAILABLE: sending it again stores
+ * them again.
+ */
+async function stillStored(read: Read, deps: ImportDeps): Promise<void> {
+  for (const [digest, desc] of read.blobs) {
+    const now = await deps.uploads.indexed(parseDigest(digest));
+    if (!now)
+      throw Errors.unavailable(
+        { digest },
+        undefined,
+        'blobs of the import were collected while it ran (raise gc.graceSeconds): send it again',
+      );
+    if (now !== desc) read.blobs.set(digest, now);
   }
 }
 
