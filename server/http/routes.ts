@@ -31,7 +31,7 @@ const SEG = '([^/]+)';
 export function routes(config: BerthConfig): Route[] {
   const write = !config.readOnly;
   const del = write && config.delete.enabled;
-  return [...registryRoutes(), ...(write ? writeRoutes() : []), ...repositoryRoutes(write, del)];
+  return [...registryRoutes(), importRoute(write), ...repositoryRoutes(write, del)];
 }
 
 /** registryRoutes are the routes outside any repository, all read-only. */
@@ -79,16 +79,14 @@ function registryRoutes(): Route[] {
   ];
 }
 
-/** writeRoutes are the routes outside any repository that write (none in read-only mode). */
-function writeRoutes(): Route[] {
-  return [
-    {
-      name: 'import',
-      pattern: /^\/v2\/_berth\/import$/,
-      keys: [],
-      methods: { POST: imports.importArchive },
-    },
-  ];
+/** importRoute is the server-side import (docs/copy.md); `write` adds its POST. */
+function importRoute(write: boolean): Route {
+  return {
+    name: 'import',
+    pattern: /^\/v2\/_berth\/import$/,
+    keys: [],
+    methods: { ...(write && { POST: imports.importArchive }) },
+  };
 }
 
 /**

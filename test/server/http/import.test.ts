@@ -21,9 +21,10 @@ function withAuth() {
     .build();
 }
 
-async function start(opts: { auth?: boolean; importBytes?: number } = {}) {
+async function start(opts: { auth?: boolean; importBytes?: number; readOnly?: boolean } = {}) {
   reg = await startTestRegistry({
     config: {
+      ...(opts.readOnly ? { readOnly: true } : {}),
       // Events are listed as soon as written, so "no event" is checked for real.
       notifications: { settleMillis: 0 },
       ...(opts.auth ? { auth: withAuth() } : {}),
@@ -274,5 +275,15 @@ describe('POST /v2/_berth/import', () => {
     expect((await post(r, tar, 'repository=bob/app', bob)).status).toBe(200);
     expect((await post(r, tar, '', alice)).status).toBe(200);
     expect(await catalog(r, alice)).toEqual(['bob/app', 'team/app']);
+  });
+
+  it('GIVEN read-only mode WHEN an archive is imported THEN 405 UNSUPPORTED and nothing is written', async () => {
+    const r = await start({ readOnly: true });
+    const tar = await archive().image(image().layer(100).build(), 'team/ro:v1').oci();
+
+    const res = await post(r, tar);
+
+    expect([res.status, await code(res)]).toEqual([405, 'UNSUPPORTED']);
+    expect(await catalog(r)).toEqual([]);
   });
 });
