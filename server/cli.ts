@@ -7,6 +7,7 @@ import { backupCommand } from './backup/cli.js';
 import { copyCommand } from './copy/cli.js';
 import { gcCommand } from './gc/cli.js';
 import { imageCommand } from './image/cli.js';
+import { importCommand } from './import/cli.js';
 import { searchCommand } from './search/cli.js';
 import { syncCommand } from './sync/cli.js';
 import { sharedSigningKeyFile } from './auth/keys.js';
@@ -32,6 +33,9 @@ commands:
                copy [--all] [--referrers] [--platform OS/ARCH] [--src-creds U:P] [--dest-creds U:P]
                     [--src-tls-verify=false] [--dest-tls-verify=false] SRC DST
                (docker://HOST/REPO[:TAG|@DIGEST], oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:REPO:TAG])
+  import     import the images of an OCI layout or an archive on this machine straight into the storage
+               (as POST /v2/_berth/import, no registry API, no authorization): import [--config FILE]
+               [--repository NAME [--tag TAG]] oci:DIR | oci-archive:FILE | docker-archive:FILE
   node-config
              point this node's container runtime at a Registry until SIGTERM (run by the
                node-access DaemonSet): --address HOST:PORT --name NS/NAME [--scheme http|https]
@@ -116,6 +120,8 @@ async function main(argv: string[]): Promise<void> {
       return process.exit(await backupCommand(command, rest));
     case 'copy':
       return process.exit(await copyCommand(rest));
+    case 'import':
+      return process.exit(await importCommand(rest));
     case undefined:
     case '--help':
     case '-h':

@@ -58,6 +58,9 @@ export const Errors = {
   /** badRequest: a malformed HTTP request; neither the OCI nor distribution's table has a code. */
   badRequest: def('BAD_REQUEST', 400, 'malformed HTTP request'),
   requestTimeout: def('BAD_REQUEST', 408, 'the request was not received in time'),
+  /** archiveInvalid: an import's body is no readable, safe image archive (Berth's own code). */
+  archiveInvalid: def('ARCHIVE_INVALID', 400, 'the archive is not a valid image archive'),
+  importTooLarge: def('SIZE_INVALID', 413, 'the import exceeds the size limit'),
   unavailable: def('UNAVAILABLE', 503, 'storage is unavailable, retry later'),
 } as const;
 

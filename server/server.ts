@@ -1,10 +1,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { immutableTagsRepository } from './auth/immutable.js';
+import { FetchLeases } from './mirror/fetch-lease.js';
 import { SearchIndex } from './search/index.js';
 import { indexingRepository } from './search/repository.js';
 import { repairStale } from './search/reindex.js';
-import { mirroredRepository } from './mirror/repository.js';
+import { mirroredRepository, type MirrorDeps } from './mirror/repository.js';
 import { Upstreams } from './mirror/upstreams.js';
 import { onClientError } from './http/client-error.js';
 import { AuthService } from './auth/service.js';
@@ -12,6 +13,7 @@ import { systemClock, type Clock, type Timer } from './util/clock.js';
 import { serverOptions, watchTls } from './http/tls.js';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import type { BerthConfig } from './config/types.js';
 import { kind, type Event } from './events/event.js';
 import { EventsRuntime } from './events/runtime.js';
@@ -135,7 +137,7 @@ function registries(
 ): { registry: Registry; local?: Registry } {
   const { auth, search, events, upstreams, uploads, log, clock, metrics } = w;
   const s3 = config.storage.driver === 's3' ? config.storage.s3 : undefined;
-  const mirror = { uploads, driver: storage.cached, clock, log, inflight: new Map() };
+  const mirror = mirrorDeps(uploads, storage.cached, clock, log);
   const pushed = (repo: Repository) =>
     events.decorate(indexingRepository(immutableTagsRepository(repo, auth.policy), search));
   const options = {
@@ -181,6 +183,21 @@ function syncService(
       finished: (job, result, seconds, at) => metrics.observeSyncRun(job, result, seconds, at),
     },
   });
+}
+
+/**
+ * mirrorDeps is what the pull-through cache writes with: one upstream fetch of a blob at a
+ * time in this process (`inflight`) and across the replicas of the storage (`leases`).
+ */
+function mirrorDeps(
+  uploads: Uploads,
+  driver: StorageDriver,
+  clock: Clock,
+  log: Logger,
+): MirrorDeps {
+  const holder = `${hostname()}:${process.pid}`;
+  const leases = new FetchLeases({ driver, clock, log, holder });
+  return { uploads, driver, clock, log, inflight: new Map(), leases };
 }
 
 /** httpSecret is the configured upload-token secret, or a random one (with a warning). */

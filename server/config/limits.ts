@@ -14,6 +14,13 @@ export const limitsSchema = {
       maximum: 33554432,
       default: 4194304,
     },
+    importBytes: {
+      description:
+        'Largest body of one POST /v2/_berth/import (the archive, and the tar inside a gzip); 413 above it.',
+      type: 'integer',
+      minimum: 1,
+      default: 17179869184,
+    },
     maxListEntries: {
       description: 'Upper bound of `n` for the catalog, tag and referrers lists.',
       type: 'integer',

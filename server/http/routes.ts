@@ -3,6 +3,7 @@ import type { Handler } from './context.js';
 import * as access from './handlers/access.js';
 import * as blobs from './handlers/blobs.js';
 import * as events from './handlers/events.js';
+import * as imports from './handlers/import.js';
 import * as uploads from './handlers/blob-uploads.js';
 import * as listing from './handlers/listing.js';
 import * as manifests from './handlers/manifests.js';
@@ -31,7 +32,12 @@ const SEG = '([^/]+)';
 export function routes(config: BerthConfig): Route[] {
   const write = !config.readOnly;
   const del = write && config.delete.enabled;
-  return [...registryRoutes(), ...syncRoutes(write), ...repositoryRoutes(write, del)];
+  return [
+    ...registryRoutes(),
+    ...syncRoutes(write),
+    importRoute(write),
+    ...repositoryRoutes(write, del),
+  ];
 }
 
 /** registryRoutes are the routes outside any repository, all read-only. */
@@ -90,6 +96,16 @@ function syncRoutes(write: boolean): Route[] {
       methods: { GET: sync.syncStatus, ...(write && { POST: sync.startSync }) },
     },
   ];
+}
+
+/** importRoute is the server-side import (docs/copy.md); `write` adds its POST. */
+function importRoute(write: boolean): Route {
+  return {
+    name: 'import',
+    pattern: /^\/v2\/_berth\/import$/,
+    keys: [],
+    methods: { ...(write && { POST: imports.importArchive }) },
+  };
 }
 
 /**

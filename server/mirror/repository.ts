@@ -8,6 +8,7 @@ import { isNotFound, type StorageDriver } from '../storage/driver.js';
 import { Paths } from '../storage/paths.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
+import type { FetchClaim, FetchLeases } from './fetch-lease.js';
 import type { Target } from './upstreams.js';
 
 /** MirrorDeps is what a mirrored repository needs besides its target. */
@@ -18,6 +19,8 @@ export interface MirrorDeps {
   log: Logger;
   /** inflight is the process-wide single flight of blob fetches, by digest. */
   inflight: Map<string, Promise<unknown>>;
+  /** leases is the single flight across the replicas of one storage (none: per process only). */
+  leases?: FetchLeases;
 }
 
 /** UPSTREAM marks a descriptor of a blob that is upstream only (not stored yet). */
@@ -204,15 +207,45 @@ class Mirror {
     const stored = await this.repo.blobs.mount(digest);
     if (stored) return this.repo.blobs.open(stored, offset, length);
     if (this.deps.inflight.has(digest.value)) return this.openUpstream(desc, offset, length);
-    if (offset === 0 && length === desc.size) return this.tee(digest, desc.size);
-    await this.fetchAndStore(digest, desc.size);
+    const turn = await this.claim(digest);
+    if (turn === 'again') return this.openUpstream(desc, offset, length);
+    if (offset === 0 && length === desc.size) return this.tee(digest, desc.size, turn);
+    await this.fetchAndStore(digest, desc.size, turn);
     const now = await this.repo.blobs.mount(digest);
     if (!now) throw this.unavailable(new Error('upstream fetch did not store the blob'));
     return this.repo.blobs.open(now, offset, length);
   }
 
-  private async fetchAndStore(digest: Digest, size: number): Promise<void> {
-    const body = await this.tee(digest, size);
+  /**
+   * claim takes this replica's turn to fetch `digest` from the upstream (FetchLeases): a
+   * claim, undefined to fetch without one (no leases, or another replica's fetch outlasted
+   * the bounded wait), or 'again' when the blob may be stored now or its marker is free. While
+   * it waits, requests of this process for the blob wait on it (the in-process single flight).
+   */
+  private async claim(digest: Digest): Promise<FetchClaim | 'again' | undefined> {
+    const leases = this.deps.leases;
+    if (!leases) return undefined;
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    this.deps.inflight.set(digest.value, gate);
+    try {
+      const claim = await leases.claim(digest);
+      if (claim) return claim;
+      this.log.debug(
+        { repo: this.repo.name, digest: digest.value },
+        'waiting for another replica fetch',
+      );
+      const stored = async () => (await this.repo.blobs.mount(digest)) !== undefined;
+      const outcome = await leases.waitFor(digest, stored);
+      return outcome === 'timeout' ? undefined : 'again';
+    } finally {
+      this.deps.inflight.delete(digest.value);
+      open();
+    }
+  }
+
+  private async fetchAndStore(digest: Digest, size: number, claim?: FetchClaim): Promise<void> {
+    const body = await this.tee(digest, size, claim);
     body.resume();
     await this.deps.inflight.get(digest.value);
   }
@@ -221,7 +254,7 @@ class Mirror {
    * tee opens the upstream blob and returns the client's stream of it, while the same bytes
    * are committed as a one-shot upload (digest and size verified, written once).
    */
-  private async tee(digest: Digest, size: number): Promise<Readable> {
+  private async tee(digest: Digest, size: number, claim?: FetchClaim): Promise<Readable> {
     const upstream = this.client.openBlob(this.target.remote, digest.value, { checked: true });
     const toStore = new PassThrough();
     const committed = upstream.then((body) => {
@@ -233,7 +266,14 @@ class Mirror {
         contentLength: size,
       });
     });
-    const done = committed.finally(() => this.deps.inflight.delete(digest.value));
+    const done = committed.finally(async () => {
+      this.deps.inflight.delete(digest.value);
+      await claim
+        ?.release()
+        .catch((err: unknown) =>
+          this.log.warn({ err, digest: digest.value }, 'mirror fetch marker not released'),
+        );
+    });
     this.deps.inflight.set(digest.value, done);
     done.then(
       () =>

@@ -16,7 +16,7 @@ import {
   type Segment,
 } from './blobs.js';
 import { nativeHasher, resumableHasher, type Hasher } from './hash.js';
-import type { Algorithm, Digest } from './reference.js';
+import { digestOf, type Algorithm, type Digest } from './reference.js';
 import type { UploadToken } from './token.js';
 import { discard, UploadPurge } from './upload-purge.js';
 import { UploadRecords } from './upload-records.js';
@@ -34,6 +34,12 @@ import {
   type UploadRecord,
   type UploadSession,
 } from './upload-state.js';
+
+/** UNLINKED links nothing: an ingested blob is named in the global index only. */
+const UNLINKED: BlobLinker = {
+  link: () => Promise.resolve(),
+  mount: () => Promise.resolve(undefined),
+};
 
 /** UPLOAD_ID is the form of every session id (a UUID). */
 const UPLOAD_ID = /^[0-9a-f-]{36}$/;
@@ -551,6 +557,50 @@ export class Uploads {
       if (found.includes(false)) return false;
     }
     return true;
+  }
+
+  /**
+   * ingest stores `body` as one blob outside any session and repository: its digest is
+   * computed while it streams (it must be `expected` when given, else DIGEST_INVALID) and the
+   * blob is named in the global index only, so no repository holds it until
+   * `BlobLinker.mount` or `link` names it there. Resolves with the descriptor the index
+   * names: another upload's when it was there first (these bytes are then discarded). A
+   * failure leaves nothing; bytes a crash leaves are named by nothing and collected.
+   */
+  async ingest(body: Readable, algorithm: Algorithm, expected?: Digest): Promise<BlobDescriptor> {
+    const session: OneShot = {
+      id: randomUUID(),
+      repo: '',
+      algorithm,
+      offset: 0,
+      segments: [],
+      startedAt: this.clock.now(),
+      phase: 'oneshot',
+    };
+    let bytes: SessionBytes = session;
+    try {
+      bytes = await this.grow(session, body, {}, expected);
+      const digest = expected ?? digestOf(algorithm, await this.digestHex(bytes, algorithm));
+      return await this.commit(session, bytes, digest, UNLINKED);
+    } catch (err) {
+      await discard(this.driver, bytes.segments).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * indexed is the global index's descriptor of `digest` when every byte it names is in
+   * storage (asked of storage itself), else undefined.
+   */
+  async indexed(digest: Digest): Promise<BlobDescriptor | undefined> {
+    let desc: BlobDescriptor;
+    try {
+      desc = decodeDescriptor(await this.storage.fresh.get(Paths.blob(digest)));
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    return (await this.whole(desc)) ? desc : undefined;
   }
 
   /**

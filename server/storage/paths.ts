@@ -28,6 +28,7 @@ import type { Digest } from '../registry/reference.js';
  * peers/<instance>                            one live process on this storage (JSON: host, pid, beat, endpoint)
  * peers-epoch                                 changed when a writer could not reach a peer (ADR 0025)
  * search/<name with '/' as ','>               search document of a repository (JSON: tags, annotations)
+ * mirror-fetches/<alg>-<hex>                  a replica fetching the blob from an upstream (JSON: holder, token, expiresAt)
  * ```
  *
  * Repository names may contain `/`; their components start with `[a-z0-9]`, so they
@@ -59,6 +60,8 @@ export const Paths = {
   tagsRoot: (name: string) => `repositories/${name}/_tags/`,
   tag: (name: string, tag: string) => `repositories/${name}/_tags/${tag}`,
   mirroredTag: (name: string, tag: string) => `repositories/${name}/_mirrored/${tag}`,
+  /** mirrorFetch marks a blob one replica is fetching from an upstream (ADR 0024 addendum). */
+  mirrorFetch: (d: Digest) => `mirror-fetches/${d.algorithm}-${d.hex}`,
   tagsOfRoot: (name: string, d: Digest) => `repositories/${name}/_tagsof/${d.algorithm}-${d.hex}/`,
   tagOf: (name: string, d: Digest, tag: string) =>
     `repositories/${name}/_tagsof/${d.algorithm}-${d.hex}/${tag}`,

@@ -15,7 +15,9 @@ import { parseByteRange } from '../../server/http/handlers/blobs.js';
 import { contentRange } from '../../server/http/params.js';
 import { parseManifest } from '../../server/registry/manifest-parse.js';
 import { parseDigest, parseName, parseReference } from '../../server/registry/reference.js';
+import { archive, gzip } from '../support/archive.js';
 import { authConfig } from '../support/auth.js';
+import { image } from '../support/image.js';
 import { startTestRegistry, type TestRegistry } from '../support/server.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20260601);
@@ -251,6 +253,45 @@ describe.each([
         expect(r.status, `${m} ${p}`).toBeLessThan(500);
       }),
       { seed: SEED, numRuns: Math.min(RUNS, 300) },
+    );
+  });
+});
+
+describe('import fuzzing against a listening server (fixed seed)', () => {
+  let reg: TestRegistry;
+  let archives: Buffer[];
+  beforeAll(async () => {
+    reg = await startTestRegistry();
+    const img = image().layer(3000).layer(700).build();
+    const sbom = image().artifact('application/vnd.example.sbom').layer(100).subject(img).build();
+    archives = [
+      await archive().image(img, 'fz/app:v1').referrer(sbom).oci(),
+      await archive().image(img, 'fz/app:v2').docker('modern'),
+      await archive().image(image().docker().layer(900).build(), 'fz/legacy:v1').docker('legacy'),
+    ];
+  });
+  afterAll(async () => reg.close());
+
+  it('GIVEN valid archives with bytes flipped, cut short, or gzipped WHEN imported THEN 200 or a 4xx, never a 5xx', async () => {
+    const mutation = fc.record({
+      which: fc.nat({ max: 2 }),
+      flips: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { maxLength: 4 }),
+      cut: fc.option(fc.nat()),
+      zip: fc.boolean(),
+    });
+    await fc.assert(
+      fc.asyncProperty(mutation, async ({ which, flips, cut, zip }) => {
+        let b = Buffer.from(archives[which]!);
+        for (const [at, x] of flips) b[at % b.length] = b[at % b.length]! ^ x;
+        if (cut !== null) b = b.subarray(0, cut % b.length);
+        const r = await reg.fetch('/v2/_berth/import', {
+          method: 'POST',
+          body: zip ? gzip(b) : b,
+        });
+        const text = await r.text();
+        expect(r.status, text).toBeLessThan(500);
+      }),
+      { seed: SEED, numRuns: Math.min(RUNS, 150) },
     );
   });
 });

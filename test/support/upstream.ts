@@ -53,8 +53,11 @@ export async function startDistribution(opts: { host?: string } = {}): Promise<D
   };
 }
 
-/** ProxyMode is how the counting proxy treats blob GETs: pass, cut midway, corrupt, or down. */
-export type ProxyMode = 'pass' | 'cut' | 'corrupt' | 'down';
+/**
+ * ProxyMode is how the counting proxy treats blob GETs: pass, cut midway, corrupt, down, or
+ * stall (send half, then hold the response open until the client goes).
+ */
+export type ProxyMode = 'pass' | 'cut' | 'corrupt' | 'down' | 'stall';
 
 /**
  * CountingProxy stands between a mirror and its upstream: it counts the blob GETs that reach
@@ -121,6 +124,13 @@ export async function startCountingProxy(upstream: string): Promise<CountingProx
         const size = Number(up.headers['content-length']);
         let seen = 0;
         up.on('data', (c: Buffer) => {
+          if (state.mode === 'stall' && seen + c.length >= size / 2) {
+            res.write(c.subarray(0, Math.max(0, Math.floor(size / 2) - seen)));
+            up.pause();
+            res.once('close', () => up.destroy());
+            seen = size;
+            return;
+          }
           if (state.mode === 'cut' && seen + c.length >= size / 2) {
             res.write(c.subarray(0, Math.max(0, Math.floor(size / 2) - seen)));
             res.socket?.destroy();

@@ -72,9 +72,21 @@ export function needsOf(route: string, method: string, params: Record<string, st
     case 'blob-upload':
     case 'blob-upload-chunk':
       return repo('push');
+    case 'import':
+      // push on each target repository, checked by the handler once the archive names them.
+      return [{ kind: 'login' }];
     default:
       return [{ kind: 'login' }];
   }
+}
+
+/**
+ * requireNeeds throws 401/403 unless the caller has every one of `needs`: for a handler whose
+ * needs are known only from its request's body (an import's target repositories).
+ */
+export function requireNeeds(ctx: Ctx, s: Services, needs: Need[]): void {
+  if (!s.auth.enabled) return;
+  s.auth.require(ctx.state.identity, needs, realmOf(ctx, s));
 }
 
 /** authorize throws 401/403 unless the caller may do what the matched route does. */

@@ -111,7 +111,7 @@ describe('configSchema', () => {
       expect(get(source, b.path), b.path.join('.')).toEqual(def);
       checked++;
     }
-    expect(checked).toBe(57);
+    expect(checked).toBe(58);
     expect(schemaAt(['storage'])?.default).toEqual(d.storage);
   });
 });
@@ -139,6 +139,7 @@ describe('defaults', () => {
       uploads: { ttlSeconds: 43200, purgeIntervalSeconds: 600 },
       limits: {
         manifestBytes: 4194304,
+        importBytes: 17179869184,
         maxListEntries: 1000,
         defaultListEntries: 100,
         maxTagsPerPush: 32,
@@ -267,6 +268,7 @@ log:
       uploads: { ttlSeconds: 3600, purgeIntervalSeconds: 0 },
       limits: {
         manifestBytes: 8388608,
+        importBytes: 17179869184,
         maxListEntries: 500,
         defaultListEntries: 50,
         maxTagsPerPush: 4,
@@ -356,7 +358,7 @@ describe('environment overrides', () => {
 
   it('GIVEN the schema WHEN deriving bindings THEN there is one unique variable per leaf field', () => {
     const names = envBindings().map((b) => b.env);
-    expect(names).toHaveLength(74);
+    expect(names).toHaveLength(75);
     expect(new Set(names).size).toBe(names.length);
     expect(names).not.toContain('BERTH_CONFIG');
     expect(names).not.toContain('BERTH_TOOLS');
