@@ -8,6 +8,7 @@ import type { StorageViews } from '../storage/views.js';
 import { randomBytes } from 'node:crypto';
 import { systemClock, type Clock } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
+import { Batches } from './batches.js';
 import {
   emptyDocument,
   imageText,
@@ -93,6 +94,7 @@ const TOMBSTONE = '';
  */
 export class SearchIndex {
   private readonly memory = new Map<string, { doc: SearchDocument; at: number }>();
+  private readonly batches = new Batches<IndexChange>(mergeChanges);
   private readonly clock: Clock;
   private readonly ttl: number;
 
@@ -106,9 +108,17 @@ export class SearchIndex {
 
   /**
    * update brings `repository`'s document in line with storage for what `change` names.
-   * Throws UNAVAILABLE when the document kept changing for CAS_ATTEMPTS rounds.
+   * Throws UNAVAILABLE when the document kept changing for CAS_ATTEMPTS rounds. Updates of
+   * one repository in this process run one at a time, and those that arrive meanwhile are
+   * merged into one round (group commit): many concurrent writers to one repository cost a
+   * few rounds on its document, not one each racing the others (ADR 0023 addendum).
    */
-  async update(source: ManifestSource, change: IndexChange): Promise<void> {
+  update(source: ManifestSource, change: IndexChange): Promise<void> {
+    return this.batches.submit(source.name, change, (merged) => this.apply(source, merged));
+  }
+
+  /** apply is one compare-and-set loop over `source`'s document for `change`. */
+  private async apply(source: ManifestSource, change: IndexChange): Promise<void> {
     const repository = source.name;
     const key = Paths.searchDoc(repository);
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
@@ -318,4 +328,16 @@ export class SearchIndex {
       throw err;
     }
   }
+}
+
+/** mergeChanges is one change naming everything `a` and `b` name. */
+export function mergeChanges(a: IndexChange, b: IndexChange): IndexChange {
+  const digests = new Map<string, Digest>();
+  for (const d of [...(a.digests ?? []), ...(b.digests ?? [])]) digests.set(d.value, d);
+  return {
+    tags: [...new Set([...(a.tags ?? []), ...(b.tags ?? [])])],
+    digests: [...digests.values()],
+    known: new Map([...(a.known ?? []), ...(b.known ?? [])]),
+    tagsOfDigests: (a.tagsOfDigests ?? true) || (b.tagsOfDigests ?? true),
+  };
 }
