@@ -60,9 +60,15 @@ function rewritePaths(text: string, mounts: Map<string, string>): string {
   return text.replace(re, (_m, p: string) => `${mounts.get(p) ?? p}/`);
 }
 
+/**
+ * PORT_ENV: the fake pods share the host's network, so each named container port is served
+ * on a free local port, set through the variable that overrides its address in the config.
+ */
 const PORT_ENV: Record<string, string> = {
   http: 'BERTH_HTTP_ADDR',
   debug: 'BERTH_HTTP_DEBUG_ADDR',
+  // The tag-invalidation listener (cache.peerListen); the others reach it at this address.
+  peers: 'BERTH_CACHE_PEER_LISTEN',
 };
 
 export async function startFakeNode(
