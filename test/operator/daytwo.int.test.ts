@@ -277,7 +277,7 @@ describe('the operator on day 2, against a real control plane, fake node and Min
     }
   };
 
-  it('GIVEN a Ready Registry WHEN spec.networkPolicy is enabled THEN the API server holds a NetworkPolicy admitting the own and listed namespaces and a CIDR on the registry port and monitoring on the debug port, and the Registry stays Ready; deleted by hand THEN it is back within seconds; disabled THEN it is pruned', async () => {
+  it('GIVEN a Ready Registry WHEN spec.networkPolicy is enabled THEN the API server holds a NetworkPolicy admitting the own and listed namespaces and a CIDR on the registry port and monitoring on the debug port, and only its own pods on the peer port, and the Registry stays Ready; deleted by hand THEN it is back within seconds; disabled THEN it is pruned', async () => {
     await ready();
     expect(await networkPolicy()).toBeUndefined();
     const withPolicy = (enabled: boolean) =>
@@ -328,6 +328,20 @@ describe('the operator on day 2, against a real control plane, fake node and Min
         port: 5001,
         from: [
           { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
+        ],
+      },
+      // Tag invalidations between the Registry's own pods (peerInvalidation, on by default).
+      {
+        port: 5002,
+        from: [
+          {
+            podSelector: {
+              matchLabels: {
+                'app.kubernetes.io/name': 'berth',
+                'app.kubernetes.io/instance': 'images',
+              },
+            },
+          },
         ],
       },
     ]);
