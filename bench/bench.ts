@@ -304,29 +304,7 @@ async function w1(ctx: Ctx) {
     if (r.bytes !== size) throw new Error(`pulled ${r.bytes} bytes, want ${size}`);
     return r.bytes;
   };
-  // The first pull through a registry process is measured on its own: it is the one that
-  // finds no copy in Berth's blob cache (and starts one). Once the server and MinIO are
-  // idle again, three pulls one after another (one lasts a second or two, and the
-  // machine's load moves on that scale); that row is their total rate (p50 and p99).
-  const first = await measure(
-    ctx,
-    1,
-    'w1-pull-first',
-    `1: pull ${label} (proxied), first pull`,
-    'MB/s',
-    single(pull),
-  );
-  await settle(ctx);
-  const later = await measure(
-    ctx,
-    1,
-    'w1-pull',
-    `1: pull ${label} (proxied), 3 more in a row`,
-    'MB/s',
-    () => runConcurrent(3, 1, pull),
-  );
-  perGiB(ctx, first, size);
-  perGiB(ctx, later, 3 * size);
+  await pullRows(ctx, { size, label, key: '', client: '' }, pull);
   // The same with curl, what a user's client sees, on the third blob.
   await settle(ctx);
   const curlPull = async () => {
@@ -334,26 +312,42 @@ async function w1(ctx: Ctx) {
     if (n !== size) throw new Error(`curl pulled ${n} bytes, want ${size}`);
     return n;
   };
-  const curlFirst = await measure(
+  await pullRows(ctx, { size, label, key: '-curl', client: ', curl' }, curlPull);
+  await w1Containerd(ctx, size, label);
+}
+
+/**
+ * pullRows measures workload 1's two pull rows for one client: the first pull through the
+ * process on its own (the one that finds no copy in Berth's blob cache and starts one),
+ * then, once the server and MinIO are idle again, three pulls one after another (one lasts
+ * a second or two, and the machine's load moves on that scale) as their total rate; both
+ * with the server's CPU per GiB. `key` and `client` name the client in the rows.
+ */
+async function pullRows(
+  ctx: Ctx,
+  row: { size: number; label: string; key: string; client: string },
+  pull: () => Promise<number>,
+): Promise<void> {
+  const { size, label, key, client } = row;
+  const first = await measure(
     ctx,
     1,
-    'w1-pull-first-curl',
-    `1: pull ${label} (proxied), first pull, curl`,
+    `w1-pull-first${key}`,
+    `1: pull ${label} (proxied), first pull${client}`,
     'MB/s',
-    single(curlPull),
+    single(pull),
   );
   await settle(ctx);
-  const curlLater = await measure(
+  const later = await measure(
     ctx,
     1,
-    'w1-pull-curl',
-    `1: pull ${label} (proxied), 3 more in a row, curl`,
+    `w1-pull${key}`,
+    `1: pull ${label} (proxied), 3 more in a row${client}`,
     'MB/s',
-    () => runConcurrent(3, 1, curlPull),
+    () => runConcurrent(3, 1, pull),
   );
-  perGiB(ctx, curlFirst, size);
-  perGiB(ctx, curlLater, 3 * size);
-  await w1Containerd(ctx, size, label);
+  perGiB(ctx, first, size);
+  perGiB(ctx, later, 3 * size);
 }
 
 /**
@@ -378,25 +372,7 @@ async function w1Containerd(ctx: Ctx, size: number, label: string): Promise<void
       return size;
     };
     await settle(ctx);
-    const first = await measure(
-      ctx,
-      1,
-      'w1-pull-first-ctr',
-      `1: pull ${label} (proxied), first pull, containerd`,
-      'MB/s',
-      single(pull),
-    );
-    await settle(ctx);
-    const later = await measure(
-      ctx,
-      1,
-      'w1-pull-ctr',
-      `1: pull ${label} (proxied), 3 more in a row, containerd`,
-      'MB/s',
-      () => runConcurrent(3, 1, pull),
-    );
-    perGiB(ctx, first, size);
-    perGiB(ctx, later, 3 * size);
+    await pullRows(ctx, { size, label, key: '-ctr', client: ', containerd' }, pull);
   } finally {
     await fetcher.stop();
   }
