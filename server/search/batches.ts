@@ -37,4 +37,14 @@ export class Batches<C> {
     });
     return done;
   }
+
+  /** busy tells whether a job of `key` runs or waits in this process now. */
+  busy(key: string): boolean {
+    return this.tails.has(key);
+  }
+
+  /** idle resolves once every job scheduled before the call has settled. */
+  async idle(): Promise<void> {
+    await Promise.allSettled([...this.tails.values()]);
+  }
 }

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { systemClock, type Clock } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
 import { Batches } from './batches.js';
+import { PendingMarks, type PendingMark } from './pending.js';
 import {
   emptyDocument,
   imageText,
@@ -97,6 +98,7 @@ export class SearchIndex {
   private readonly batches = new Batches<IndexChange>(mergeChanges);
   private readonly clock: Clock;
   private readonly ttl: number;
+  private readonly pending: PendingMarks;
 
   constructor(
     private readonly storage: StorageViews,
@@ -104,6 +106,8 @@ export class SearchIndex {
   ) {
     this.clock = opts.clock ?? systemClock;
     this.ttl = opts.ttlMillis ?? 5_000;
+    const instance = randomBytes(6).toString('hex');
+    this.pending = new PendingMarks(storage.cached, instance, this.clock, opts.log);
   }
 
   /**
@@ -139,15 +143,68 @@ export class SearchIndex {
    * the write (its client must not see an error for what was done, nor retry it into
    * another), it marks the repository for repair instead (ADR 0023 addendum). Only a
    * failure to write the mark too throws.
+   *
+   * When a round of the same repository is under way in this process, the write does not
+   * wait for it and the next: its change joins the next round, and `follow` resolves once
+   * the repository's pending mark is stored (see {@link PendingMarks}), so a process that
+   * dies before the round leaves the repository to the repair pass. Many writers to one
+   * repository then cost its document a round at a time, not their requests.
    */
   async follow(source: ManifestSource, change: IndexChange): Promise<void> {
+    if (this.batches.busy(source.name)) return this.defer(source, change);
     try {
       await this.update(source, change);
     } catch (err) {
-      this.opts.log?.warn({ err, repository: source.name }, 'search index update missed');
-      this.opts.observe?.('missed');
-      await this.markStale(source.name);
+      await this.missed(source.name, err);
     }
+  }
+
+  /** defer queues `change` behind the round under way, holding the pending mark. */
+  private async defer(source: ManifestSource, change: IndexChange): Promise<void> {
+    const name = source.name;
+    const hold = await this.pending.hold(name);
+    void this.update(source, change).then(
+      () => this.pending.release(name, hold, true),
+      (err: unknown) =>
+        this.missed(name, err).then(
+          () => this.pending.release(name, hold, true),
+          (markErr: unknown) => {
+            this.opts.log?.warn(
+              { err: markErr, repository: name },
+              'search stale mark not written',
+            );
+            this.pending.release(name, hold, false);
+          },
+        ),
+    );
+  }
+
+  /** missed logs and counts a failed update, and marks its repository for repair. */
+  private async missed(repository: string, err: unknown): Promise<void> {
+    this.opts.log?.warn({ err, repository }, 'search index update missed');
+    this.opts.observe?.('missed');
+    await this.markStale(repository);
+  }
+
+  /**
+   * settled resolves once every update queued in this process before the call has been
+   * tried and the marks it held are released.
+   */
+  async settled(): Promise<void> {
+    await this.batches.idle();
+    await this.pending.settled();
+  }
+
+  /** orphanedPending lists pending marks no live holder has written for a while. */
+  orphanedPending(): Promise<PendingMark[]> {
+    return this.pending.orphans();
+  }
+
+  /** clearPending removes a pending mark once its repository was rebuilt. */
+  async clearPending(mark: PendingMark): Promise<boolean> {
+    const cleared = await this.pending.clear(mark);
+    if (cleared) this.opts.observe?.('repaired');
+    return cleared;
   }
 
   /** markStale marks `repository` for repair with a value no earlier mark had. */
@@ -205,6 +262,8 @@ export class SearchIndex {
    * at most at SCAN_LIMIT repositories, then returns `next` with what it found.
    */
   async search(q: SearchQuery): Promise<SearchPage> {
+    // What this process acknowledged is found here at once, queued rounds included.
+    await this.batches.idle();
     this.forgetExpired();
     const results: SearchResult[] = [];
     let cursor = q.last === undefined ? undefined : Paths.searchEntry(q.last);
@@ -338,6 +397,11 @@ export function mergeChanges(a: IndexChange, b: IndexChange): IndexChange {
     tags: [...new Set([...(a.tags ?? []), ...(b.tags ?? [])])],
     digests: [...digests.values()],
     known: new Map([...(a.known ?? []), ...(b.known ?? [])]),
-    tagsOfDigests: (a.tagsOfDigests ?? true) || (b.tagsOfDigests ?? true),
+    tagsOfDigests: readsTagsOfDigests(a) || readsTagsOfDigests(b),
   };
+}
+
+/** readsTagsOfDigests: whether `c` names a manifest whose tags must be read again. */
+function readsTagsOfDigests(c: IndexChange): boolean {
+  return (c.digests?.length ?? 0) > 0 && (c.tagsOfDigests ?? true);
 }

@@ -74,7 +74,9 @@ export async function reindexRepository(
 
 /**
  * repairStale rebuilds the document of every repository marked after a missed update
- * (SearchIndex.follow) and clears each mark that was not set again meanwhile. A repository
+ * (SearchIndex.follow), or marked pending by a process that has not written its mark for
+ * a while (it died with queued updates, or one failed), and clears each mark that was not
+ * set again meanwhile. A repository
  * whose rebuild fails stays marked for the next pass. Resolves with the repositories
  * rebuilt. Safe on every replica at once: rebuilds are compare-and-set like any update.
  */
@@ -87,6 +89,10 @@ export async function repairStale(
   for (const mark of await index.staleMarks()) {
     await reindexRepository(driver, registry, index, mark.repository);
     if (await index.clearStale(mark)) repaired++;
+  }
+  for (const mark of await index.orphanedPending()) {
+    await reindexRepository(driver, registry, index, mark.repository);
+    if (await index.clearPending(mark)) repaired++;
   }
   return repaired;
 }

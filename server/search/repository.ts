@@ -1,8 +1,8 @@
 import { parseManifest } from '../registry/manifest-parse.js';
 import type { Digest } from '../registry/reference.js';
 import type { DeleteOptions, PutResult, Repository, TagOptions } from '../registry/repository.js';
-import { imageText } from './document.js';
-import type { SearchIndex } from './index.js';
+import { imageText, type ImageText } from './document.js';
+import type { IndexChange, SearchIndex } from './index.js';
 
 /**
  * indexingRepository decorates a repository so that the search index follows each change it
@@ -13,6 +13,10 @@ import type { SearchIndex } from './index.js';
  */
 export function indexingRepository(repo: Repository, index: SearchIndex): Repository {
   const decorated = Object.create(repo) as Repository;
+  // A put with tags is followed by their tag calls (the manifest handler, import): the
+  // first of them indexes the manifest with its tag, one document round for the push, not
+  // two. Its parsed text waits here, on this per-request repository object.
+  let untagged: { digest: Digest; text: ImageText } | undefined;
   Object.assign(decorated, {
     async put(
       body: Buffer,
@@ -22,6 +26,10 @@ export function indexingRepository(repo: Repository, index: SearchIndex): Reposi
     ): Promise<PutResult> {
       const result = await repo.put(body, contentType, expected, tags);
       const text = imageText(parseManifest(body, contentType).annotations);
+      if (tags !== undefined && tags.length > 0) {
+        untagged = { digest: result.digest, text };
+        return result;
+      }
       await index.follow(repo, {
         digests: [result.digest],
         known: new Map([[result.digest.value, text]]),
@@ -30,8 +38,22 @@ export function indexingRepository(repo: Repository, index: SearchIndex): Reposi
       return result;
     },
     async tag(tag: string, digest: Digest, opts?: TagOptions): Promise<void> {
-      await repo.tag(tag, digest, opts);
-      await index.follow(repo, { tags: [tag] });
+      const put = untagged?.digest.value === digest.value ? untagged : undefined;
+      if (put) untagged = undefined;
+      const manifest: IndexChange = put
+        ? {
+            digests: [put.digest],
+            known: new Map([[put.digest.value, put.text]]),
+            tagsOfDigests: false,
+          }
+        : {};
+      try {
+        await repo.tag(tag, digest, opts);
+      } catch (err) {
+        if (put) await index.follow(repo, manifest);
+        throw err;
+      }
+      await index.follow(repo, { ...manifest, tags: [tag] });
     },
     async untag(tag: string, expected?: Digest): Promise<void> {
       await repo.untag(tag, expected);

@@ -28,6 +28,8 @@ import type { Digest } from '../registry/reference.js';
  * peers/<instance>                            one live process on this storage (JSON: host, pid, beat, endpoint)
  * peers-epoch                                 changed when a writer could not reach a peer (ADR 0025)
  * search/<name with '/' as ','>               search document of a repository (JSON: tags, annotations)
+ * search-stale/<name>                         repair mark after a missed search update
+ * search-pending/<name>@<instance>            a process's queued search update, not yet stored
  * mirror-fetches/<alg>-<hex>                  a replica fetching the blob from an upstream (JSON: holder, token, expiresAt)
  * ```
  *
@@ -112,6 +114,20 @@ export const Paths = {
   searchStaleRoot: () => 'search-stale/',
   /** searchStale is a repository's mark: a random value while stale, empty once repaired. */
   searchStale: (name: string) => `search-stale/${name.replaceAll('/', ',')}`,
+  /** searchPendingRoot holds marks of search updates a process queued but has not stored. */
+  searchPendingRoot: () => 'search-pending/',
+  /**
+   * searchPending is process `instance`'s mark on a repository while an update it queued
+   * is not stored yet (ADR 0023 addendum); `@` is in no repository name.
+   */
+  searchPending: (name: string, instance: string) =>
+    `search-pending/${name.replaceAll('/', ',')}@${instance}`,
+  /** searchPendingOf reads back the repository and instance of a `search-pending/` entry. */
+  searchPendingOf: (entry: string): { repository: string; instance: string } | undefined => {
+    const at = entry.lastIndexOf('@');
+    if (at <= 0) return undefined;
+    return { repository: entry.slice(0, at).replaceAll(',', '/'), instance: entry.slice(at + 1) };
+  },
   peersRoot: () => 'peers/',
   /** peer: one process serving this storage (ADR 0012). */
   peer: (instance: string) => `peers/${instance}`,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Batches } from '../../../server/search/batches.js';
+import { listAll } from '../../../server/storage/driver.js';
 import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
 import { Paths } from '../../../server/storage/paths.js';
 import { image } from '../../support/image.js';
@@ -58,17 +59,19 @@ describe('group commit of search document updates', () => {
       }
     }
     const driver = new Counting();
-    const { registry } = indexed(driver);
+    const { registry, search } = indexed(driver);
     const img = image().layer(8).build();
     const repo = registry.repository('many/tags');
     const { digest } = await repo.put(img.body, img.mediaType);
     const before = driver.writes;
 
     await Promise.all(Array.from({ length: 64 }, (_, i) => repo.tag(`t${i}`, digest)));
+    await search.settled();
 
     const tags = (await storedDocument(driver, 'many/tags')).tags;
     expect(Object.keys(tags)).toHaveLength(64);
     expect(driver.lost).toBe(0);
     expect(driver.writes - before).toBeLessThanOrEqual(4);
+    expect(await listAll(driver, Paths.searchPendingRoot())).toEqual([]);
   });
 });

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseDigest } from '../../../server/registry/reference.js';
+import { listAll } from '../../../server/storage/driver.js';
 import { FilesystemDriver } from '../../../server/storage/drivers/filesystem.js';
 import { Paths } from '../../../server/storage/paths.js';
 import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
@@ -91,6 +92,36 @@ describe('search index kept on write', () => {
     expect(Object.keys(doc.tags)).toHaveLength(40);
   });
 
+  it('GIVEN a push by tag (a put naming its tags, then the tag) WHEN indexed THEN the document is written once, with the tag and the text; a tag write that is refused still indexes the manifest', async () => {
+    class Counting extends InMemoryDriver {
+      docWrites = 0;
+      override putIfVersion(key: string, data: Buffer | string, expected: string | null) {
+        if (key.startsWith(Paths.searchRoot())) this.docWrites++;
+        return super.putIfVersion(key, data, expected);
+      }
+    }
+    const driver = new Counting();
+    const { registry } = indexed(driver);
+    const img = titled('Pushed by tag');
+    const repo = registry.repository('team-a/bytag');
+
+    const { digest } = await repo.put(img.body, img.mediaType, undefined, ['v1']);
+    await repo.tag('v1', digest);
+
+    expect(driver.docWrites).toBe(1);
+    expect(await storedDocument(driver, 'team-a/bytag')).toMatchObject({
+      tags: { v1: img.digest },
+      manifests: { [img.digest]: { title: 'Pushed by tag' } },
+    });
+    const other = titled('Refused tag');
+    const again = registry.repository('team-a/bytag');
+    const put = await again.put(other.body, other.mediaType, undefined, ['bad tag']);
+    await expect(again.tag('bad tag', put.digest)).rejects.toThrow();
+    expect((await storedDocument(driver, 'team-a/bytag')).manifests).toMatchObject({
+      [other.digest]: { title: 'Refused tag' },
+    });
+  });
+
   it('GIVEN a tag moved to another manifest WHEN indexed THEN the tag names the new digest', async () => {
     const driver = new InMemoryDriver();
     const { registry } = indexed(driver);
@@ -127,19 +158,23 @@ describe('search index kept on write', () => {
 describe('search index races', () => {
   it('GIVEN two replicas on one filesystem folder WHEN hundreds of racing tag moves, untags, manifest deletes and pushes run THEN no request fails and the document ends equal to the tags and manifests stored', async () => {
     const root = mkdtempSync(join(tmpdir(), 'berth-searchrace-'));
-    const replicas = [0, 1].map(() => indexed(new FilesystemDriver(root)).registry);
+    const both = [0, 1].map(() => indexed(new FilesystemDriver(root)));
+    const replicas = both.map((r) => r.registry);
     const f = fixture('race/search', 4, 5);
     for (const m of f.manifests) await replicas[0]!.repository(f.repo).put(m.body, m.mediaType);
 
     const failures = await race(replicas, f, randomOps(f, 400, mulberry32(23)), 16);
+    await Promise.all(both.map((r) => r.search.settled()));
 
     expect(failures).toEqual([]);
+    expect(await listAll(new FilesystemDriver(root), Paths.searchPendingRoot())).toEqual([]);
     expect(await indexViolations(new FilesystemDriver(root), f)).toEqual([]);
   });
 
   it('GIVEN two replicas WHEN each moves many distinct tags at once THEN no entry is lost', async () => {
     const root = mkdtempSync(join(tmpdir(), 'berth-searchrace-'));
-    const replicas = [0, 1].map(() => indexed(new FilesystemDriver(root)).registry);
+    const both = [0, 1].map(() => indexed(new FilesystemDriver(root)));
+    const replicas = both.map((r) => r.registry);
     const f = fixture('race/many', 2, 40);
     for (const m of f.manifests) await replicas[0]!.repository(f.repo).put(m.body, m.mediaType);
 
@@ -148,6 +183,7 @@ describe('search index races', () => {
         replicas[i % 2]!.repository(f.repo).tag(tag, f.manifests[i % 2]!.digest),
       ),
     );
+    await Promise.all(both.map((r) => r.search.settled()));
 
     const doc = await storedDocument(new FilesystemDriver(root), f.repo);
     expect(Object.keys(doc.tags).sort()).toEqual([...f.tags].sort());
