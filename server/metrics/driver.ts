@@ -5,6 +5,7 @@ import type {
   ListPage,
   StorageDriver,
   Versioned,
+  WriteOptions,
 } from '../storage/driver.js';
 import { currentScope } from '../util/scope.js';
 
@@ -92,8 +93,13 @@ export class MeteredDriver implements StorageDriver {
   putIfVersion(key: string, data: Buffer | string, expected: string | null): Promise<boolean> {
     return this.timed('PutContentIfVersion', () => this.inner.putIfVersion(key, data, expected));
   }
-  writeStream(key: string, source: Readable, sizeHint?: number): Promise<number> {
-    return this.timed('Writer', () => this.inner.writeStream(key, source, sizeHint));
+  writeStream(
+    key: string,
+    source: Readable,
+    sizeHint?: number,
+    opts?: WriteOptions,
+  ): Promise<number> {
+    return this.timed('Writer', () => this.inner.writeStream(key, source, sizeHint, opts));
   }
   read(key: string, offset?: number, length?: number): Promise<Readable> {
     return this.timed('Reader', () => this.inner.read(key, offset, length));

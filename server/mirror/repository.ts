@@ -264,6 +264,9 @@ class Mirror {
       return this.deps.uploads.complete(session, digest, this.repo.blobs, {
         body: toStore,
         contentLength: size,
+        // Its client reads these bytes now: later pulls through this process read them
+        // from the blob cache, not from storage.
+        keepLocal: true,
       });
     });
     const done = committed.finally(async () => {

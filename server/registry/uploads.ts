@@ -68,6 +68,11 @@ export interface ChunkRange {
   rangeEnd?: number;
   /** contentLength is the request's Content-Length, if known. */
   contentLength?: number;
+  /**
+   * keepLocal asks the blob cache to keep a copy of the bytes as they are written: the
+   * pull-through cache's fetch, whose client reads them as they arrive.
+   */
+  keepLocal?: boolean;
 }
 
 /** LastBytes is the body a closing request brings, with what it says of it. */
@@ -257,7 +262,9 @@ export class Uploads {
     const key = Paths.segment(session.id, session.offset, randomBytes(4).toString('hex'), claim);
     const streamed = range.rangeStart === undefined;
     const { tap, seen, hasher } = hashingTap(() => this.hasherFor(session, streamed));
-    const writing = this.driver.writeStream(key, tap, range.contentLength);
+    const writing = this.driver.writeStream(key, tap, range.contentLength, {
+      keepLocal: range.keepLocal,
+    });
     try {
       await Promise.all([pipeline(body, tap), writing]);
     } catch (err) {

@@ -1,6 +1,13 @@
 import { systemClock, type Clock } from '../util/clock.js';
 import type { Readable } from 'node:stream';
-import type { ByteSource, ListOptions, ListPage, StorageDriver, Versioned } from './driver.js';
+import type {
+  ByteSource,
+  ListOptions,
+  ListPage,
+  StorageDriver,
+  Versioned,
+  WriteOptions,
+} from './driver.js';
 
 export interface CacheOptions {
   /**
@@ -246,8 +253,13 @@ export class CachingDriver implements StorageDriver {
     return this.writing(key, () => this.inner.putIfVersion(key, data, expected));
   }
 
-  writeStream(key: string, source: Readable, sizeHint?: number): Promise<number> {
-    return this.writing(key, () => this.inner.writeStream(key, source, sizeHint));
+  writeStream(
+    key: string,
+    source: Readable,
+    sizeHint?: number,
+    opts?: WriteOptions,
+  ): Promise<number> {
+    return this.writing(key, () => this.inner.writeStream(key, source, sizeHint, opts));
   }
 
   read(key: string, offset?: number, length?: number): Promise<Readable> {

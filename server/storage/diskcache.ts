@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from '../util/log.js';
 import {
@@ -12,6 +12,7 @@ import {
   type ListPage,
   type StorageDriver,
   type Versioned,
+  type WriteOptions,
 } from './driver.js';
 import { SLAB_BYTES, fileSource, relayable } from './drivers/relay.js';
 
@@ -68,6 +69,9 @@ interface EndedCopy {
  *   as it passes to the client (no second storage read). The file then holds bytes
  *   [0, n) of the object, and any later read within them is served from it.
  * - Writes are not copied: on a disk shared with storage that doubles what a push writes.
+ *   The exception is a write marked `keepLocal`, the pull-through cache storing what it
+ *   fetched from an upstream while its client reads it: that is a first read, copied as
+ *   the bytes pass, and kept once storage holds them all.
  * - A delete through this process removes the file. A delete through another replica
  *   leaves it until it is evicted: bytes a key named once are the only bytes it ever names,
  *   and reads reach a segment only through a blob descriptor, which storage decides.
@@ -387,8 +391,68 @@ export class DiskCachingDriver implements StorageDriver {
     return this.inner.putIfVersion(key, data, expected);
   }
 
-  writeStream(key: string, source: Readable, sizeHint?: number): Promise<number> {
-    return this.inner.writeStream(key, source, sizeHint);
+  /**
+   * writeStream stores through to storage. With `keepLocal` (a pull-through fetch, read by
+   * its client as it is written) and a known size, the bytes are also copied to a file as
+   * they pass, kept once storage has them all; otherwise writes are not copied.
+   */
+  async writeStream(
+    key: string,
+    source: Readable,
+    sizeHint?: number,
+    opts?: WriteOptions,
+  ): Promise<number> {
+    const fh = opts?.keepLocal ? await this.startCopy(key, sizeHint) : undefined;
+    if (!fh) return this.inner.writeStream(key, source, sizeHint, opts);
+    const tmp = fh.tmp;
+    const copy = new FileCopy(fh.handle, this.opts.writeBehindBytes ?? WRITE_BEHIND_BYTES);
+    const tap = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        copy.offer(chunk);
+        cb(null, chunk);
+      },
+    });
+    // A failure on either side ends both, as a write of `source` itself would.
+    pipeline(source, tap).catch(() => undefined);
+    let n = -1;
+    try {
+      n = await this.inner.writeStream(key, tap, sizeHint, opts);
+      return n;
+    } finally {
+      const stored = n;
+      this.track(
+        copy
+          .close()
+          .then((held) =>
+            held === stored && stored === sizeHint ? this.keep(tmp, key, held) : this.discard(tmp),
+          )
+          .catch(() => this.discard(tmp))
+          .finally(() => this.finish(key)),
+      );
+    }
+  }
+
+  /**
+   * startCopy opens a file for a copy of a write of `size` bytes of `key`, or undefined when
+   * it is not copied (not cacheable, size unknown or too big, the cache closed or busy).
+   */
+  private async startCopy(
+    key: string,
+    size: number | undefined,
+  ): Promise<{ handle: FileHandle; tmp: string } | undefined> {
+    await this.ready;
+    if (size === undefined || size <= 0 || size > this.opts.maxBytes) return undefined;
+    if (this.closed || !this.opts.cacheable(key)) return undefined;
+    if (this.copying.has(key) || this.copying.size >= MAX_COPIES) return undefined;
+    if (!this.reserve(key, size)) return undefined;
+    this.copying.add(key);
+    const tmp = this.incoming(key);
+    const handle = await open(tmp, 'w').catch(() => undefined);
+    if (!handle) {
+      this.finish(key);
+      return undefined;
+    }
+    return { handle, tmp };
   }
 
   /** read serves a read of known length from a kept file; anything else from storage. */
@@ -462,13 +526,12 @@ export class DiskCachingDriver implements StorageDriver {
 }
 
 /**
- * TeeSink passes each write to `sink` and a copy of it to a file, written behind in
- * batches: the disk never paces the client. A copy that falls WRITE_BEHIND_BYTES behind
- * stops taking chunks (`lagging`); the file then holds a prefix. A failed file write stops
- * the copy, never the sink's bytes. `close` resolves with the bytes the file holds from
- * the first (-1 after a failed write).
+ * FileCopy writes copies of the chunks it is offered to a file, behind, in batches: the disk
+ * never paces whoever offers them. A copy that falls WRITE_BEHIND_BYTES behind stops taking
+ * chunks (`lagging`); the file then holds a prefix. A failed file write stops the copy.
+ * `close` resolves with the bytes the file holds from the first (-1 after a failed write).
  */
-class TeeSink implements ByteSink {
+class FileCopy {
   /** pos counts the bytes queued for the file, written those the file has taken. */
   private pos = 0;
   private written = 0;
@@ -479,27 +542,17 @@ class TeeSink implements ByteSink {
   private writing: Promise<void> | undefined;
 
   constructor(
-    private readonly sink: ByteSink,
     private readonly fh: FileHandle,
     private readonly behind: number,
   ) {}
 
-  /** complete: the sink was handed `length` bytes, all a copy asked for. */
-  complete(length: number): boolean {
-    return this.handed === length;
-  }
-  private handed = 0;
-
-  write(chunk: Uint8Array, cb: (err?: Error | null) => void): boolean {
-    this.handed += chunk.length;
-    if (!this.failed && !this.lagging) {
-      if (this.pos - this.written + chunk.length > this.behind) this.lagging = true;
-      else this.enqueue(chunk);
+  /** offer queues a copy of `chunk` unless the copy failed or fell behind. */
+  offer(chunk: Uint8Array): void {
+    if (this.failed || this.lagging) return;
+    if (this.pos - this.written + chunk.length > this.behind) {
+      this.lagging = true;
+      return;
     }
-    return this.sink.write(chunk, cb);
-  }
-
-  private enqueue(chunk: Uint8Array): void {
     let copy = this.spare.pop();
     if (!copy || copy.length < chunk.length) {
       copy = Buffer.allocUnsafeSlow(Math.max(chunk.length, SLAB_BYTES));
@@ -522,10 +575,55 @@ class TeeSink implements ByteSink {
         this.failed = true;
       }
       this.written += n;
-      for (const b of batch) this.spare.push(Buffer.from(b.buffer, b.byteOffset, SLAB_BYTES));
+      for (const b of batch) {
+        if (b.buffer.byteLength >= SLAB_BYTES) {
+          this.spare.push(Buffer.from(b.buffer, b.byteOffset, b.buffer.byteLength));
+        }
+      }
     }
     this.queue.length = 0;
     this.writing = undefined;
+  }
+
+  async close(): Promise<number> {
+    while (this.writing) await this.writing;
+    this.spare.length = 0;
+    await this.fh.close().catch(() => {
+      this.failed = true;
+    });
+    return this.failed ? -1 : this.written;
+  }
+}
+
+/**
+ * TeeSink passes each write to `sink` and a copy of it to a {@link FileCopy}. A failed file
+ * write stops the copy, never the sink's bytes.
+ */
+class TeeSink implements ByteSink {
+  private readonly copy: FileCopy;
+  private handed = 0;
+
+  constructor(
+    private readonly sink: ByteSink,
+    fh: FileHandle,
+    behind: number,
+  ) {
+    this.copy = new FileCopy(fh, behind);
+  }
+
+  get lagging(): boolean {
+    return this.copy.lagging;
+  }
+
+  /** complete: the sink was handed `length` bytes, all a copy asked for. */
+  complete(length: number): boolean {
+    return this.handed === length;
+  }
+
+  write(chunk: Uint8Array, cb: (err?: Error | null) => void): boolean {
+    this.handed += chunk.length;
+    this.copy.offer(chunk);
+    return this.sink.write(chunk, cb);
   }
 
   once(event: 'close', listener: () => void): unknown {
@@ -536,13 +634,8 @@ class TeeSink implements ByteSink {
     return this.sink.off(event, listener);
   }
 
-  async close(): Promise<number> {
-    while (this.writing) await this.writing;
-    this.spare.length = 0;
-    await this.fh.close().catch(() => {
-      this.failed = true;
-    });
-    return this.failed ? -1 : this.written;
+  close(): Promise<number> {
+    return this.copy.close();
   }
 }
 

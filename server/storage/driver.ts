@@ -37,6 +37,16 @@ export interface ByteSource {
  * `put` and `writeStream` make an object visible only once all its bytes are stored
  * (a crash mid-write leaves no partial object under `key`).
  */
+/** WriteOptions are hints a `writeStream` caller gives decorators; drivers may ignore them. */
+export interface WriteOptions {
+  /**
+   * keepLocal asks a local blob cache to keep a copy of the bytes as they are written: a
+   * client is reading them at the same time (a pull-through fetch), so later reads are
+   * reads of them too.
+   */
+  keepLocal?: boolean;
+}
+
 export interface StorageDriver {
   /** name labels metrics and logs: `filesystem`, `s3`, `inmemory`. */
   readonly name: string;
@@ -79,7 +89,12 @@ export interface StorageDriver {
    * Resolves with the byte count stored. If `source` errors or is destroyed, rejects
    * and leaves nothing visible under `key`.
    */
-  writeStream(key: string, source: Readable, sizeHint?: number): Promise<number>;
+  writeStream(
+    key: string,
+    source: Readable,
+    sizeHint?: number,
+    opts?: WriteOptions,
+  ): Promise<number>;
 
   /**
    * read streams an object's bytes from `offset` (default 0) for `length` bytes

@@ -1,12 +1,30 @@
+import { mkdtempSync, readdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RegistryClient } from '../../../server/client/registry.js';
+import { FilesystemDriver } from '../../../server/storage/drivers/filesystem.js';
+import { Paths } from '../../../server/storage/paths.js';
 import { ManualClock } from '../../support/clock.js';
 import { Client, image } from '../../support/image.js';
 import { startTestRegistry, type TestRegistry } from '../../support/server.js';
 
 const running: { close(): Promise<void> }[] = [];
+
+/** ReadCounting is filesystem storage counting the reads of upload segments reaching it. */
+class ReadCounting extends FilesystemDriver {
+  segmentReads = 0;
+  override async read(key: string, offset?: number, length?: number) {
+    if (Paths.isSegment(key)) this.segmentReads++;
+    return super.read(key, offset, length);
+  }
+  override async openSource(key: string, offset: number, length: number) {
+    if (Paths.isSegment(key)) this.segmentReads++;
+    return super.openSource(key, offset, length);
+  }
+}
 afterEach(async () => {
   for (const r of running.splice(0)) await r.close();
 });
@@ -53,6 +71,47 @@ describe('mirrored repository tags', () => {
   it('GIVEN a repository outside every mapping WHEN it is pulled THEN nothing is asked upstream (404)', async () => {
     const { mirror } = await pair(new ManualClock());
     expect((await mirror.fetch('/v2/other/app/manifests/v1')).status).toBe(404);
+  });
+});
+
+describe('mirrored blobs and the blob cache', () => {
+  it('GIVEN a mirror with a blob cache on a relaying storage WHEN a blob is pulled through once THEN the cache holds it, and the next pull reads no byte of it from storage', async () => {
+    const upstream = await startTestRegistry();
+    running.push(upstream);
+    const blobDir = mkdtempSync(join(tmpdir(), 'berth-mirror-blobs-'));
+    const storage = new ReadCounting(mkdtempSync(join(tmpdir(), 'berth-mirror-store-')));
+    const mirror = await startTestRegistry({
+      driver: storage,
+      config: {
+        cache: { blobDir },
+        mirrors: {
+          upstreams: [{ name: 'up', url: upstream.url.replace(/\/$/, ''), prefix: 'up' }],
+        },
+      },
+    });
+    running.push(mirror);
+    const img = image()
+      .layer(3 * 1024 * 1024)
+      .build();
+    const push = new Client((p, init) => upstream.fetch(p, init));
+    expect((await push.push('app', 'v1', img)).status).toBe(201);
+    const layer = img.blobs[1]!;
+
+    const first = await mirror.fetch(`/v2/up/app/blobs/${layer.digest}`);
+    expect(Buffer.from(await first.arrayBuffer()).equals(layer.bytes)).toBe(true);
+    const kept = async () =>
+      readdirSync(blobDir)
+        .filter((f) => f.startsWith('segments~'))
+        .map((f) => statSync(join(blobDir, f)).size);
+    for (let i = 0; i < 50 && !(await kept()).includes(layer.bytes.length); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(await kept()).toContain(layer.bytes.length);
+    storage.segmentReads = 0;
+    const again = await mirror.fetch(`/v2/up/app/blobs/${layer.digest}`);
+
+    expect(Buffer.from(await again.arrayBuffer()).equals(layer.bytes)).toBe(true);
+    expect(storage.segmentReads).toBe(0);
   });
 });
 

@@ -132,6 +132,49 @@ describe('DiskCachingDriver', () => {
     expect(readdirSync(join(dir, '.incoming'))).toEqual([]);
   });
 
+  it('GIVEN a write marked keepLocal (a pull-through fetch) WHEN storage took every byte THEN a copy is kept and reads come from it', async () => {
+    const inner = new Counted();
+    const dir = tempDir();
+    const d = cache(inner, dir);
+    const bytes = randomBytes(3 * MiB + 5);
+    const chunks = [bytes.subarray(0, MiB), bytes.subarray(MiB, 2 * MiB), bytes.subarray(2 * MiB)];
+
+    const n = await d.writeStream(seg(1), Readable.from(chunks), bytes.length, {
+      keepLocal: true,
+    });
+
+    expect(n).toBe(bytes.length);
+    expect((await readAll(inner, seg(1))).equals(bytes)).toBe(true);
+    await until(d, 'the copy is kept', async () => (await d.cached(seg(1))) === bytes.length);
+    const reads = inner.reads;
+    expect((await relay(d, seg(1), 0, bytes.length)).equals(bytes)).toBe(true);
+    expect(inner.reads).toBe(reads);
+    expect(readdirSync(join(dir, '.incoming'))).toEqual([]);
+  });
+
+  it('GIVEN a keepLocal write that fails midway, one of another size than said, and one not a segment WHEN they end THEN nothing is kept', async () => {
+    const inner = new Counted();
+    const dir = tempDir();
+    const d = cache(inner, dir);
+    const failing = new Readable({ read() {} });
+    failing.on('error', () => undefined); // the write's rejection reports it
+    failing.push(randomBytes(MiB));
+    const writing = d.writeStream(seg(1), failing, 2 * MiB, { keepLocal: true });
+    setImmediate(() => failing.destroy(new Error('upstream went away')));
+    await expect(writing).rejects.toThrow();
+    const short = randomBytes(MiB);
+    await d.writeStream(seg(2), Readable.from([short]), 2 * MiB, { keepLocal: true });
+    const other = randomBytes(MiB);
+    await d.writeStream('blobs/x', Readable.from([other]), MiB, { keepLocal: true });
+    await d.settled();
+
+    expect(await d.cached(seg(1))).toBe(0);
+    expect(await d.cached(seg(2))).toBe(0);
+    expect(d.cachedBytes).toBe(0);
+    expect(readdirSync(dir)).toEqual(['.incoming']);
+    expect(readdirSync(join(dir, '.incoming'))).toEqual([]);
+  });
+
   it('GIVEN an object that is not a segment WHEN relayed from its first byte THEN nothing is kept', async () => {
     const inner = new Counted();
     const dir = tempDir();
