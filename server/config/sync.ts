@@ -1,3 +1,4 @@
+import { CronError, parseCron } from '../util/cron.js';
 import { SemverRange } from '../util/semver.js';
 import { globs } from './globs.js';
 import { withDefaults, type Resolved, type Written } from './json-schema.js';
@@ -67,9 +68,16 @@ const syncJobSchema = {
       type: 'boolean',
       default: true,
     },
+    schedule: {
+      description:
+        'Run at the times of this cron expression, in UTC: five fields (minute hour day-of-month month day-of-week, e.g. `30 2 * * 1-5`) or a macro (`@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`); one replica at a time. Replaces `intervalSeconds`, which must then be left out.',
+      type: 'string',
+      minLength: 1,
+      maxLength: 200,
+    },
     intervalSeconds: {
       description:
-        'Run every this many seconds (one replica at a time); 0 = only on demand (route or CLI).',
+        'Run every this many seconds (one replica at a time); 0 = only on demand (route or CLI). Ignored with `schedule`.',
       type: 'integer',
       minimum: 0,
       maximum: 31_536_000,
@@ -114,8 +122,9 @@ export function resolveSyncJob(j: SyncJobConfig): ResolvedSyncJob {
 
 /**
  * syncProblems finds what the schema cannot in `mirrors.sync`: duplicate names, an upstream
- * that is not configured, no repositories, an empty `tags`, a regular expression or a semver
- * range that does not parse. Each problem names the field, as ConfigError messages do.
+ * that is not configured, no repositories, an empty `tags`, a regular expression, a semver
+ * range or a cron schedule that does not parse (or one that never fires, or stands beside
+ * `intervalSeconds`). Each problem names the field, as ConfigError messages do.
  */
 export function syncProblems(
   jobs: readonly SyncJobConfig[],
@@ -134,8 +143,24 @@ export function syncProblems(
       );
     if (j.repositories.length === 0) out.push(`${at}.repositories: name at least one repository`);
     out.push(...tagProblems(j.tags, `${at}.tags`));
+    out.push(...scheduleProblems(j, `${at}.schedule`));
   });
   return out;
+}
+
+/** scheduleProblems: a cron expression that does not parse, or one beside `intervalSeconds`. */
+function scheduleProblems(j: SyncJobConfig, at: string): string[] {
+  if (j.schedule === undefined) return [];
+  if (j.intervalSeconds !== undefined) {
+    return [`${at}: set either schedule or intervalSeconds, not both`];
+  }
+  try {
+    parseCron(j.schedule);
+    return [];
+  } catch (err) {
+    if (err instanceof CronError) return [`${at}: ${err.message}`];
+    throw err;
+  }
 }
 
 function tagProblems(tags: SyncJobConfig['tags'], at: string): string[] {

@@ -7,6 +7,7 @@ import { isNotFound, type StorageDriver } from '../storage/driver.js';
 import { StorageLease } from '../storage/lease.js';
 import { Paths } from '../storage/paths.js';
 import type { Clock, Timer } from '../util/clock.js';
+import { parseCron, type Cron } from '../util/cron.js';
 import type { Logger } from '../util/log.js';
 import type { LocalRepository } from './local.js';
 import { syncPass, type SyncCounts, type SyncSummary } from './pass.js';
@@ -74,14 +75,16 @@ class SyncAbortedError extends Error {
 
 interface Job {
   config: ResolvedSyncJob;
+  /** cron is the job's `schedule`, when it has one (it then replaces the interval). */
+  cron?: Cron;
   lease: StorageLease;
   timer?: Timer;
   active?: { runId: string; done: Promise<SyncRunRecord>; abort: AbortController };
 }
 
 /**
- * SyncService runs the sync jobs of `mirrors.sync` (ADR 0027): each every `intervalSeconds`
- * (and once at start with `onStart`), or on demand. Every replica schedules every job; a
+ * SyncService runs the sync jobs of `mirrors.sync` (ADR 0027): each at the times of its cron
+ * `schedule` or every `intervalSeconds` (and once at start with `onStart`), or on demand. Every replica schedules every job; a
  * job's lease in storage (`sync/<job>/lease/`) lets one replica run it at a time, the others
  * end their run as `busy`. Runs of one job in one process never overlap: asking for a run
  * while one is under way returns that run. A run's record is kept in storage, so any replica
@@ -107,7 +110,8 @@ export class SyncService {
         ttlMs: config.leaseSeconds * 1000,
         clock: deps.clock,
       });
-      this.jobs.set(config.name, { config, lease });
+      const cron = config.schedule === undefined ? undefined : parseCron(config.schedule);
+      this.jobs.set(config.name, { config, cron, lease });
     }
   }
 
@@ -116,21 +120,35 @@ export class SyncService {
     return [...this.jobs.keys()];
   }
 
-  /** start schedules every job with an interval (and runs those with `onStart` now). */
+  /**
+   * start schedules every job with a cron schedule or an interval (and runs those with
+   * `onStart` now).
+   */
   start(): this {
     for (const job of this.jobs.values()) {
-      if (job.config.onStart) this.schedule(job, 0, 'start');
-      else this.schedule(job, job.config.intervalSeconds * 1000, 'schedule');
+      if (job.config.onStart) this.arm(job, 0, 'start');
+      else this.armNext(job);
     }
     return this;
   }
 
-  private schedule(job: Job, ms: number, trigger: SyncTrigger): void {
-    if (this.stopped || (trigger === 'schedule' && job.config.intervalSeconds === 0)) return;
+  /** armNext schedules the job's next run: its next cron time, or an interval from now. */
+  private armNext(job: Job): void {
+    const now = this.deps.clock.now();
+    const ms = job.cron
+      ? job.cron.next(now) - now
+      : job.config.intervalSeconds === 0
+        ? undefined
+        : job.config.intervalSeconds * 1000;
+    if (ms !== undefined) this.arm(job, ms, 'schedule');
+  }
+
+  private arm(job: Job, ms: number, trigger: SyncTrigger): void {
+    if (this.stopped) return;
     job.timer = this.deps.clock.after(ms, () => {
       void this.begin(job, trigger)
         .done.catch(() => undefined)
-        .finally(() => this.schedule(job, job.config.intervalSeconds * 1000, 'schedule'));
+        .finally(() => this.armNext(job));
     });
   }
 

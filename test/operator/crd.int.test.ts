@@ -455,6 +455,12 @@ describe('Registry CRD on a real API server', () => {
     expect(await rejected(withSync('s5', [{ ...job, leaseSeconds: 1 }]))).toContain(
       'spec.mirrors.sync[0].leaseSeconds',
     );
+    expect(
+      await rejected(withSync('s6', [{ ...job, schedule: '@daily', intervalSeconds: 60 }])),
+    ).toContain('set either schedule or intervalSeconds, not both');
+    const timed = { ...job, name: 'nightly', schedule: '30 2 * * *' };
+    await kubectlApply(kc, withSync('s-cron', [timed]) as never);
+    expect((await getRegistry(kc, NS, 's-cron')).spec.mirrors?.sync).toEqual([timed]);
     const full = {
       ...job,
       tags: { semver: '>=3.19 <4', glob: ['latest'], regex: '^edge$' },

@@ -200,6 +200,22 @@ describe('spec.mirrors.sync rendered into the server config', () => {
     expect(!res.ok && res.problems.join('\n')).toContain('mirrors.sync.0.upstream');
   });
 
+  it('GIVEN a sync job with a cron schedule WHEN rendered THEN the server parses it; GIVEN one that does not parse THEN the config is invalid and names the field', () => {
+    const timed = syncing().build();
+    const unscheduled = { ...job, intervalSeconds: undefined };
+    timed.spec.mirrors!.sync![0] = { ...unscheduled, schedule: '30 2 * * mon-fri' };
+    expect(parseConfig(ok(configYaml(timed)), secretEnv).mirrors.sync[0]?.schedule).toBe(
+      '30 2 * * mon-fri',
+    );
+    const bad = syncing().build();
+    bad.spec.mirrors!.sync![0] = { ...unscheduled, schedule: '30 25 * * *' };
+    const res = configYaml(bad);
+    expect(res.ok).toBe(false);
+    expect(!res.ok && res.problems.join('\n')).toContain(
+      'mirrors.sync.0.schedule: hour: "25" is not between 0 and 23',
+    );
+  });
+
   it('GIVEN a changed sync job WHEN the desired state is computed THEN the pod-template checksum changes (the server reads the config at start)', () => {
     const sum = (r: Registry) =>
       deployment(r, { 'Secret/hub/password': 'p' }).spec?.template.metadata?.annotations?.[

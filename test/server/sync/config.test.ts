@@ -67,6 +67,23 @@ describe('mirrors.sync configuration', () => {
     );
   });
 
+  it('GIVEN a cron schedule that does not parse, one that never fires and one beside intervalSeconds WHEN parsed THEN each is named; a good one parses', () => {
+    const got = problems(
+      [
+        '    - { name: a, upstream: hub, repositories: [x], schedule: "61 * * * *" }',
+        '    - { name: b, upstream: hub, repositories: [x], schedule: "0 0 31 4 *" }',
+        '    - { name: c, upstream: hub, repositories: [x], schedule: "@daily", intervalSeconds: 60 }',
+        '    - { name: d, upstream: hub, repositories: [x], schedule: "30 2 * * mon-fri" }',
+        '',
+      ].join('\n'),
+    );
+    expect(got).toEqual([
+      'mirrors.sync.0.schedule: minute: "61" is not between 0 and 59',
+      'mirrors.sync.1.schedule: 0 0 31 4 * never fires',
+      'mirrors.sync.2.schedule: set either schedule or intervalSeconds, not both',
+    ]);
+  });
+
   it('GIVEN two jobs with one name and one with no repositories WHEN parsed THEN both problems are named', () => {
     const got = problems(
       [

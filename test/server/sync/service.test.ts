@@ -119,6 +119,30 @@ describe('sync scheduling', () => {
     await s.stop();
   });
 
+  it('GIVEN a cron schedule WHEN time passes THEN runs start at its times in UTC, the next one counted from when a run ended', async () => {
+    const w = { ...world(), clock: new ManualClock({ start: Date.parse('2026-12-04T01:59:00Z') }) };
+    const s = service({ schedule: '0 2,4 * * *' }, w, 'a').start();
+    w.clock.advance(59_999);
+    await settle();
+    expect(w.fake.calls).toHaveLength(0);
+    w.clock.advance(1); // 02:00
+    await settle();
+    expect(w.fake.calls).toHaveLength(1);
+    w.clock.advance(2 * 3_600_000 + 60_000); // the run outlasts 04:00: no second run at once
+    await settle();
+    expect(w.fake.calls).toHaveLength(1);
+    w.fake.finish(); // ended 04:01; the next time is 02:00 tomorrow
+    await settle();
+    w.clock.advance(Date.parse('2026-12-05T01:59:59Z') - w.clock.now());
+    await settle();
+    expect(w.fake.calls).toHaveLength(1);
+    w.clock.advance(1_000);
+    await settle();
+    expect(w.fake.calls).toHaveLength(2);
+    w.fake.finish();
+    await s.stop();
+  });
+
   it('GIVEN a run under way WHEN another is asked for in the same process THEN the same run id is answered and the pass runs once', async () => {
     const w = world();
     const s = service({}, w, 'a');
