@@ -5,6 +5,15 @@ import type { Handler } from '../context.js';
 import { requireNeeds } from '../middleware/auth.js';
 import { contentLength, query } from '../params.js';
 
+/** IMPORT_EXTENSION is how the import API is advertised at /v2/_oci/ext/discover. */
+export const IMPORT_EXTENSION = {
+  name: '_berth',
+  url: 'https://berth.dev/docs/copy#server-side-import-post-v2berthimport',
+  description:
+    'Import an oci-archive, a docker-archive or a tar of an OCI layout (gzip optional) in one streamed POST, with push rights on every repository it writes.',
+  endpoints: ['_berth/import'],
+};
+
 const push = (name: string) => ({ kind: 'repository' as const, name, action: 'push' as const });
 
 /**

@@ -4,7 +4,9 @@ import { parseDigest } from '../../registry/reference.js';
 import type { Handler } from '../context.js';
 import { linkHeader, pageSize, query } from '../params.js';
 import { EXTENSION } from './events.js';
+import { IMPORT_EXTENSION } from './import.js';
 import { SEARCH_EXTENSION } from './search.js';
+import { SYNC_EXTENSION } from './sync.js';
 
 export const base: Handler = async (ctx) => {
   ctx.status = 200;
@@ -63,6 +65,17 @@ export const listReferrers: Handler = async (ctx, s) => {
   );
 };
 
+/**
+ * discover lists the `_berth` extensions this server answers: events when they are on,
+ * search, import unless the server is read-only, and sync when jobs are configured.
+ */
 export const discover: Handler = async (ctx, s) => {
-  ctx.body = { extensions: [...(s.events ? [EXTENSION] : []), SEARCH_EXTENSION] };
+  ctx.body = {
+    extensions: [
+      ...(s.events ? [EXTENSION] : []),
+      SEARCH_EXTENSION,
+      ...(s.config.readOnly ? [] : [IMPORT_EXTENSION]),
+      ...(s.sync ? [SYNC_EXTENSION] : []),
+    ],
+  };
 };

@@ -2,6 +2,15 @@ import { Errors } from '../../errors.js';
 import { SyncJobUnknownError, type SyncService } from '../../sync/service.js';
 import type { Ctx, Handler, Services } from '../context.js';
 
+/** SYNC_EXTENSION is how the sync API is advertised at /v2/_oci/ext/discover (with jobs). */
+export const SYNC_EXTENSION = {
+  name: '_berth',
+  url: 'https://berth.dev/docs/mirroring#scheduled-sync',
+  description:
+    'Scheduled sync jobs (admins): start a run of a job, read the last run of one or of every job.',
+  endpoints: ['_berth/sync'],
+};
+
 /** admin throws 403 DENIED unless the caller is an admin, and 404 when no sync is configured. */
 function syncOf(ctx: Ctx, s: Services): SyncService {
   if (!s.auth.isAdmin(ctx.state.identity))

@@ -282,6 +282,7 @@ describe('webhook delivery of every action in every format', () => {
         endpoints: ['_berth/events', '_berth/events/stream'],
       }),
       expect.objectContaining({ name: '_berth', endpoints: ['_berth/search'] }),
+      expect.objectContaining({ name: '_berth', endpoints: ['_berth/import'] }),
     ]);
     const bad = await reg.fetch('/v2/_berth/events?last=nonsense');
     expect(bad.status).toBe(400);

@@ -286,4 +286,16 @@ describe('POST /v2/_berth/import', () => {
     expect([res.status, await code(res)]).toEqual([405, 'UNSUPPORTED']);
     expect(await catalog(r)).toEqual([]);
   });
+
+  it('GIVEN a writable and a read-only server WHEN discover is asked THEN only the writable one advertises _berth/import', async () => {
+    const endpoints = async (r: Awaited<ReturnType<typeof start>>) => {
+      const d = (await (await r.fetch('/v2/_oci/ext/discover')).json()) as {
+        extensions: { name: string; endpoints: string[] }[];
+      };
+      return d.extensions.flatMap((e) => e.endpoints);
+    };
+
+    expect(await endpoints(await start())).toContain('_berth/import');
+    expect(await endpoints(await start({ readOnly: true }))).not.toContain('_berth/import');
+  });
 });

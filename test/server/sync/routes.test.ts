@@ -45,6 +45,18 @@ afterAll(async () => {
 });
 
 describe('the sync routes', () => {
+  it('GIVEN a server with sync jobs and one without WHEN discover is asked THEN only the first advertises _berth/sync', async () => {
+    const endpoints = async (r: TestRegistry, user?: string) => {
+      const d = (await (await call(r, '/v2/_oci/ext/discover', user)).json()) as {
+        extensions: { endpoints: string[] }[];
+      };
+      return d.extensions.flatMap((e) => e.endpoints);
+    };
+
+    expect(await endpoints(reg, 'bob')).toContain('_berth/sync');
+    expect(await endpoints(upstream)).not.toContain('_berth/sync');
+  });
+
   it('GIVEN an admin WHEN POST /v2/_berth/sync/<job> THEN 202 answers a run id, and GET then shows that run finished with its summary', async () => {
     const res = await call(reg, '/v2/_berth/sync/app', 'alice', 'POST');
     expect(res.status).toBe(202);
