@@ -537,8 +537,11 @@ class FileCopy {
   private written = 0;
   private failed = false;
   lagging = false;
+  /** queue holds sealed slabs waiting for the file; `cur` the slab being filled. */
   private readonly queue: Buffer[] = [];
   private readonly spare: Buffer[] = [];
+  private cur: Buffer | undefined;
+  private fill = 0;
   private writing: Promise<void> | undefined;
 
   constructor(
@@ -546,26 +549,39 @@ class FileCopy {
     private readonly behind: number,
   ) {}
 
-  /** offer queues a copy of `chunk` unless the copy failed or fell behind. */
+  /**
+   * offer queues a copy of `chunk` unless the copy failed or fell behind. Chunks are packed
+   * into whole slabs, so small chunks (a stream's) hold no more memory than their bytes.
+   */
   offer(chunk: Uint8Array): void {
     if (this.failed || this.lagging) return;
     if (this.pos - this.written + chunk.length > this.behind) {
       this.lagging = true;
       return;
     }
-    let copy = this.spare.pop();
-    if (!copy || copy.length < chunk.length) {
-      copy = Buffer.allocUnsafeSlow(Math.max(chunk.length, SLAB_BYTES));
+    for (let off = 0; off < chunk.length;) {
+      this.cur ??= this.spare.pop() ?? Buffer.allocUnsafeSlow(SLAB_BYTES);
+      const n = Math.min(chunk.length - off, this.cur.length - this.fill);
+      this.cur.set(chunk.subarray(off, off + n), this.fill);
+      this.fill += n;
+      off += n;
+      if (this.fill === this.cur.length) this.seal();
     }
-    copy.set(chunk);
-    this.queue.push(copy.subarray(0, chunk.length));
     this.pos += chunk.length;
     this.writing ??= this.drain();
   }
 
-  /** drain writes what is queued, in batches, until the queue is empty. */
+  /** seal moves the slab being filled to the queue. */
+  private seal(): void {
+    if (this.cur && this.fill > 0) this.queue.push(this.cur.subarray(0, this.fill));
+    this.cur = undefined;
+    this.fill = 0;
+  }
+
+  /** drain writes what is queued or filled, in batches, until nothing is left. */
   private async drain(): Promise<void> {
-    while (this.queue.length > 0 && !this.failed) {
+    while ((this.queue.length > 0 || this.fill > 0) && !this.failed) {
+      if (this.queue.length === 0) this.seal();
       const batch = this.queue.splice(0, 64);
       const n = batch.reduce((sum, b) => sum + b.length, 0);
       try {
@@ -575,13 +591,11 @@ class FileCopy {
         this.failed = true;
       }
       this.written += n;
-      for (const b of batch) {
-        if (b.buffer.byteLength >= SLAB_BYTES) {
-          this.spare.push(Buffer.from(b.buffer, b.byteOffset, b.buffer.byteLength));
-        }
-      }
+      for (const b of batch) this.spare.push(Buffer.from(b.buffer, b.byteOffset, SLAB_BYTES));
     }
     this.queue.length = 0;
+    this.cur = undefined;
+    this.fill = 0;
     this.writing = undefined;
   }
 

@@ -137,7 +137,13 @@ describe('DiskCachingDriver', () => {
     const dir = tempDir();
     const d = cache(inner, dir);
     const bytes = randomBytes(3 * MiB + 5);
-    const chunks = [bytes.subarray(0, MiB), bytes.subarray(MiB, 2 * MiB), bytes.subarray(2 * MiB)];
+    // A stream's chunks: small and uneven, packed into whole slabs on their way to the file.
+    const chunks: Buffer[] = [];
+    for (let at = 0, i = 0; at < bytes.length; i++) {
+      const n = [1000, 16 * 1024, 7, 300 * 1024][i % 4]!;
+      chunks.push(bytes.subarray(at, at + n));
+      at += n;
+    }
 
     const n = await d.writeStream(seg(1), Readable.from(chunks), bytes.length, {
       keepLocal: true,
