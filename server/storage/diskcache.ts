@@ -420,14 +420,23 @@ export class DiskCachingDriver implements StorageDriver {
       return n;
     } finally {
       const stored = n;
+      const length = sizeHint ?? -1;
+      // As a relayed read's copy: kept when whole; completed from storage in the background
+      // when only the disk fell behind a write that storage took whole; else removed.
       this.track(
-        copy
-          .close()
-          .then((held) =>
-            held === stored && stored === sizeHint ? this.keep(tmp, key, held) : this.discard(tmp),
-          )
-          .catch(() => this.discard(tmp))
-          .finally(() => this.finish(key)),
+        copy.close().then(
+          (held) =>
+            this.settle({
+              key,
+              tmp,
+              // A write storage did not take whole keeps nothing, whatever the file holds.
+              n: stored === length ? held : -1,
+              length,
+              completed: stored === length,
+              lagging: copy.lagging,
+            }),
+          () => this.discard(tmp).finally(() => this.finish(key)),
+        ),
       );
     }
   }

@@ -158,6 +158,28 @@ describe('DiskCachingDriver', () => {
     expect(readdirSync(join(dir, '.incoming'))).toEqual([]);
   });
 
+  it('GIVEN a keepLocal write whose file copy falls behind WHEN storage took every byte THEN the rest is read from storage in the background and the whole copy is kept', async () => {
+    const inner = new Counted();
+    const d = new DiskCachingDriver(inner, {
+      dir: tempDir(),
+      maxBytes: 1 << 30,
+      cacheable: Paths.isSegment,
+      writeBehindBytes: 1, // the first chunk already falls behind
+    });
+    const bytes = randomBytes(2 * MiB + 3);
+
+    await d.writeStream(seg(1), Readable.from([bytes]), bytes.length, { keepLocal: true });
+    await until(
+      d,
+      'the completed copy is kept',
+      async () => (await d.cached(seg(1))) === bytes.length,
+    );
+
+    const reads = inner.reads;
+    expect((await relay(d, seg(1), 0, bytes.length)).equals(bytes)).toBe(true);
+    expect(inner.reads).toBe(reads);
+  });
+
   it('GIVEN a keepLocal write that fails midway, one of another size than said, and one not a segment WHEN they end THEN nothing is kept', async () => {
     const inner = new Counted();
     const dir = tempDir();
