@@ -30,23 +30,13 @@ export function indexingRepository(repo: Repository, index: SearchIndex): Reposi
         untagged = { digest: result.digest, text };
         return result;
       }
-      await index.follow(repo, {
-        digests: [result.digest],
-        known: new Map([[result.digest.value, text]]),
-        tagsOfDigests: false,
-      });
+      await index.follow(repo, putChange(result.digest, text));
       return result;
     },
     async tag(tag: string, digest: Digest, opts?: TagOptions): Promise<void> {
       const put = untagged?.digest.value === digest.value ? untagged : undefined;
       if (put) untagged = undefined;
-      const manifest: IndexChange = put
-        ? {
-            digests: [put.digest],
-            known: new Map([[put.digest.value, put.text]]),
-            tagsOfDigests: false,
-          }
-        : {};
+      const manifest: IndexChange = put ? putChange(put.digest, put.text) : {};
       try {
         await repo.tag(tag, digest, opts);
       } catch (err) {
@@ -65,4 +55,12 @@ export function indexingRepository(repo: Repository, index: SearchIndex): Reposi
     },
   });
   return decorated;
+}
+
+/**
+ * putChange is what a manifest put changes: the manifest, with the text already parsed. It
+ * reads no tag that points at it (a put moves none; each tag it sets is its own change).
+ */
+function putChange(digest: Digest, text: ImageText): IndexChange {
+  return { digests: [digest], known: new Map([[digest.value, text]]), tagsOfDigests: false };
 }

@@ -252,12 +252,7 @@ export class DiskCachingDriver implements StorageDriver {
    * at a time, MAX_COPIES in all; others pass through unchanged.
    */
   private copied(key: string, src: ByteSource): ByteSource {
-    if (this.copying.has(key) || this.copying.size >= MAX_COPIES) return src;
-    if (src.length > this.opts.maxBytes || (this.entries.get(key)?.size ?? 0) >= src.length) {
-      return src;
-    }
-    if (!this.reserve(key, src.length)) return src;
-    this.copying.add(key);
+    if (!this.claim(key, src.length)) return src;
     const done = () => this.finish(key);
     return {
       length: src.length,
@@ -297,6 +292,19 @@ export class DiskCachingDriver implements StorageDriver {
         src.abandon();
       },
     };
+  }
+
+  /**
+   * claim starts a copy of `size` bytes of `key` when one may start: no copy of it under
+   * way, fewer than MAX_COPIES in all, not kept whole already, and room reserved. The
+   * caller ends it with `finish` (or `settle`, which does).
+   */
+  private claim(key: string, size: number): boolean {
+    if (this.copying.has(key) || this.copying.size >= MAX_COPIES) return false;
+    if (size > this.opts.maxBytes || (this.entries.get(key)?.size ?? 0) >= size) return false;
+    if (!this.reserve(key, size)) return false;
+    this.copying.add(key);
+    return true;
   }
 
   /**
@@ -450,11 +458,8 @@ export class DiskCachingDriver implements StorageDriver {
     size: number | undefined,
   ): Promise<{ handle: FileHandle; tmp: string } | undefined> {
     await this.ready;
-    if (size === undefined || size <= 0 || size > this.opts.maxBytes) return undefined;
-    if (this.closed || !this.opts.cacheable(key)) return undefined;
-    if (this.copying.has(key) || this.copying.size >= MAX_COPIES) return undefined;
-    if (!this.reserve(key, size)) return undefined;
-    this.copying.add(key);
+    if (size === undefined || size <= 0) return undefined;
+    if (this.closed || !this.opts.cacheable(key) || !this.claim(key, size)) return undefined;
     const tmp = this.incoming(key);
     const handle = await open(tmp, 'w').catch(() => undefined);
     if (!handle) {
