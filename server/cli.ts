@@ -1,18 +1,10 @@
 #!/usr/bin/env node
-import cluster from 'node:cluster';
-import { availableParallelism } from 'node:os';
-import { randomBytes } from 'node:crypto';
-import { ConfigError, loadConfig } from './config/load.js';
-import { backupCommand } from './backup/cli.js';
-import { copyCommand } from './copy/cli.js';
-import { gcCommand } from './gc/cli.js';
-import { imageCommand } from './image/cli.js';
-import { importCommand } from './import/cli.js';
-import { searchCommand } from './search/cli.js';
-import { syncCommand } from './sync/cli.js';
-import { sharedSigningKeyFile } from './auth/keys.js';
-import { startServer } from './server.js';
-import { createLogger } from './util/log.js';
+/*
+ * Each command's module is imported when that command runs, so a command loads only what it
+ * needs: node-config, run on every node under a small memory limit, stays at a bare Node's size.
+ */
+import { ConfigError } from './config/error.js';
+import { configFlag } from './config/flag.js';
 
 const USAGE = `usage: berth <command> [--config <file>]
 
@@ -42,86 +34,38 @@ commands:
                [--containerd-dir DIR] [--crio-dir DIR] [--ca-file FILE]
 `;
 
-function flag(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  if (i === -1) return undefined;
-  const v = args[i + 1];
-  if (v === undefined || v.startsWith('--')) throw new ConfigError(`${name} needs a value`);
-  return v;
-}
-
-async function serve(args: string[]): Promise<void> {
-  const config = await loadConfig({ file: flag(args, '--config') });
-  const log = createLogger(config.log.level, { pid: process.pid });
-  const workers = config.http.workers === 0 ? availableParallelism() : config.http.workers;
-  if (workers > 1 && cluster.isPrimary) {
-    // One secret for all workers, so any worker continues any upload.
-    process.env.BERTH_HTTP_SECRET ??= config.http.secret ?? randomBytes(32).toString('hex');
-    // One token-signing key for all workers, so a token from one is valid at all.
-    const signingKey = sharedSigningKeyFile(config);
-    if (signingKey) process.env.BERTH_AUTH_TOKEN_SIGNING_KEY_FILE = signingKey;
-    for (let i = 0; i < workers; i++) cluster.fork();
-    cluster.on('exit', (w, code, signal) => {
-      if (!shuttingDown) {
-        log.warn({ worker: w.process.pid, code, signal }, 'worker exited, restarting');
-        cluster.fork();
-      }
-    });
-    let shuttingDown = false;
-    const stop = () => {
-      shuttingDown = true;
-      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-    return;
-  }
-  const running = await startServer(config, { log });
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutting down');
-    running.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
-}
-
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'operator':
       return (await import('../operator/main.js')).operatorCommand();
     case 'server':
-      return serve(rest);
+      return (await import('./serve.js')).serveCommand(rest);
     case 'node-config': {
       const code = await (await import('../operator/nodeconfig.js')).nodeConfigCommand(rest);
       return process.exit(code);
     }
     case 'gc': {
-      const code = await gcCommand(rest, flag(rest, '--config'));
-      return process.exit(code);
+      const { gcCommand } = await import('./gc/cli.js');
+      return process.exit(await gcCommand(rest, configFlag(rest)));
     }
-    case 'search':
-      return process.exit(await searchCommand(rest, flag(rest, '--config')));
-    case 'sync':
-      return process.exit(await syncCommand(rest, flag(rest, '--config')));
+    case 'search': {
+      const { searchCommand } = await import('./search/cli.js');
+      return process.exit(await searchCommand(rest, configFlag(rest)));
+    }
+    case 'sync': {
+      const { syncCommand } = await import('./sync/cli.js');
+      return process.exit(await syncCommand(rest, configFlag(rest)));
+    }
     case 'image':
-      return process.exit(await imageCommand(rest));
+      return process.exit(await (await import('./image/cli.js')).imageCommand(rest));
     case 'backup':
     case 'restore':
-      return process.exit(await backupCommand(command, rest));
+      return process.exit(await (await import('./backup/cli.js')).backupCommand(command, rest));
     case 'copy':
-      return process.exit(await copyCommand(rest));
+      return process.exit(await (await import('./copy/cli.js')).copyCommand(rest));
     case 'import':
-      return process.exit(await importCommand(rest));
+      return process.exit(await (await import('./import/cli.js')).importCommand(rest));
     case undefined:
     case '--help':
     case '-h':

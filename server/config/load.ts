@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { parseDocument } from 'yaml';
 import { authProblems } from './auth.js';
+import { ConfigError } from './error.js';
 import { gcProblems } from './gc.js';
 import { syncProblems } from './sync.js';
 import { uiProblems } from './ui.js';
@@ -19,25 +20,7 @@ import { configSchema } from './schema.js';
 import { BUCKET_PATTERN, ENDPOINT_PATTERN, PREFIX_PATTERN, selectDriver } from './storage.js';
 import type { BerthConfig } from './types.js';
 
-/** At most this many problems are spelled out in one ConfigError message. */
-const MAX_LISTED = 5;
-
-/**
- * ConfigError is any problem with the configuration: the file, its YAML, a value, or an
- * environment variable. `problems` holds every problem found; the message lists the first few.
- */
-export class ConfigError extends Error {
-  readonly problems: readonly string[];
-
-  constructor(problems: string | readonly string[]) {
-    const list = typeof problems === 'string' ? [problems] : [...problems];
-    const shown = list.slice(0, MAX_LISTED).join('; ');
-    const more = list.length > MAX_LISTED ? `; and ${list.length - MAX_LISTED} more` : '';
-    super(`config: ${shown}${more}`);
-    this.name = 'ConfigError';
-    this.problems = list;
-  }
-}
+export { ConfigError };
 
 /** defaults returns a fresh copy of the configuration used when nothing is configured. */
 export function defaults(): BerthConfig {

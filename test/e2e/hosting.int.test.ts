@@ -159,6 +159,25 @@ describe('in-cluster image hosting on a real node', () => {
     );
   };
 
+  /**
+   * expectNodeConfigSteady checks the Registry's node-access pod on the node: never restarted,
+   * and its process well below the container's 96 MiB limit (it once sat at 85 MiB, and an
+   * OOM kill left a node unconfigured for minutes in CrashLoopBackOff).
+   */
+  const expectNodeConfigSteady = async (instance: string): Promise<void> => {
+    const { items } = await core.listNamespacedPod({
+      namespace: NS,
+      labelSelector: `app.kubernetes.io/name=berth-node-access,app.kubernetes.io/instance=${instance}`,
+    });
+    expect(items).toHaveLength(1);
+    const pod = items[0]!;
+    expect(pod.status?.containerStatuses?.[0]?.restartCount).toBe(0);
+    const pid = cluster.node.processOf(pod.metadata!.name!, 'node-config');
+    expect(pid).toBeDefined();
+    const hwm = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    expect(Number(hwm?.[1])).toBeLessThan(64 * 1024);
+  };
+
   const registryPods = async (): Promise<V1Pod[]> =>
     (
       await core.listNamespacedPod({
@@ -315,6 +334,7 @@ describe('in-cluster image hosting on a real node', () => {
     }, 60_000);
     expect(readFileSync(hosts, 'utf8')).toContain(`http://${NODE_ADDRESS}`);
     expect(await s3.bucketExists('hosted')).toBe(true);
+    await expectNodeConfigSteady('images');
   });
 
   it('GIVEN an image pushed through the Service WHEN a Deployment in another namespace uses it THEN the node pulls it from the Registry into an empty store and runs it', async () => {
@@ -534,9 +554,12 @@ describe('in-cluster image hosting on a real node', () => {
     });
   });
 
-  it('GIVEN a Registry with node access in ClusterIP mode WHEN applied THEN the node pulls from its fixed cluster IP, and its files go with it', async () => {
+  it('GIVEN a Registry with node access in ClusterIP mode WHEN applied THEN the node pulls from its fixed cluster IP, a second Registry asking for that address is told it is taken, and the files go with it', async () => {
     const base = registryRaw(`${NODE_ADDRESS}/berth/berth:${VERSION}`);
-    const clusterIP = '10.96.0.50';
+    // From the service CIDR's static band (its first 16 addresses for a /24), which the API
+    // server leaves to fixed addresses: one from the band above could already be held by a
+    // Service created earlier with an assigned address, and this Registry's would be refused.
+    const clusterIP = '10.96.0.12';
     const address = `${clusterIP}:5000`;
     await kubectlApply(cluster.cp.kc(), {
       ...base,
@@ -553,17 +576,25 @@ describe('in-cluster image hosting on a real node', () => {
       },
     });
     const hosts = join(cluster.node.hostsDir, address, 'hosts.toml');
-    await eventually(
-      async () => {
-        const r = await getRegistry(cluster.cp.kc(), NS, 'byip');
-        const nodeAddress = (r.status as { nodeAddress?: string }).nodeAddress;
-        if (!condition(r, 'Ready').startsWith('True') || nodeAddress !== address)
-          throw new Error(`byip: ${JSON.stringify(r.status)}`);
-        if (!existsSync(hosts)) throw new Error(`${hosts} not written`);
-      },
-      180_000,
-      1000,
-    );
+    try {
+      await eventually(
+        async () => {
+          const r = await getRegistry(cluster.cp.kc(), NS, 'byip');
+          const nodeAddress = (r.status as { nodeAddress?: string }).nodeAddress;
+          if (
+            !condition(r, 'Ready').startsWith('True') ||
+            !condition(r, 'NodeAccessReady').startsWith('True') ||
+            nodeAddress !== address
+          )
+            throw new Error(`byip: ${JSON.stringify(r.status)}`);
+          if (!existsSync(hosts)) throw new Error(`${hosts} not written`);
+        },
+        180_000,
+        1000,
+      );
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n${await keepDiagnostics(NS)}`, { cause: err });
+    }
     const app = binaryImageArchive(work, {
       name: 'byip',
       ref: 'example.test/byip:v1',
@@ -587,6 +618,34 @@ describe('in-cluster image hosting on a real node', () => {
       1000,
     );
     expect(cluster.node.images()).toContain(`${address}/apps/byip:v1`);
+    await expectNodeConfigSteady('byip');
+    // A second Registry asking for the same address: the API server refuses its Service.
+    await kubectlApply(cluster.cp.kc(), {
+      ...base,
+      metadata: { name: 'byip2', namespace: NS },
+      spec: {
+        ...base.spec,
+        storage: { s3: { ...base.spec.storage.s3, bucket: 'byip2' } },
+        nodeAccess: { enabled: true, mode: 'ClusterIP', clusterIP },
+      },
+    });
+    await eventually(
+      async () => {
+        const r = await getRegistry(cluster.cp.kc(), NS, 'byip2');
+        const c = r.status?.conditions?.find((x) => x.type === 'NodeAccessReady');
+        if (c?.status !== 'False' || !/spec\.nodeAccess\.clusterIP/.test(c.message ?? ''))
+          throw new Error(`byip2: ${JSON.stringify(r.status?.conditions)}`);
+      },
+      60_000,
+      1000,
+    );
+    await custom.deleteNamespacedCustomObject({
+      group: 'berth.dev',
+      version: 'v1alpha1',
+      namespace: NS,
+      plural: 'registries',
+      name: 'byip2',
+    });
     await custom.deleteNamespacedCustomObject({
       group: 'berth.dev',
       version: 'v1alpha1',
