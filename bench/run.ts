@@ -22,6 +22,14 @@ function arg(name: string): string | undefined {
 }
 const has = (name: string) => process.argv.includes(name);
 
+// Its temporary folders (blob caches of GBs among them) go when the run ends, also on an
+// error (the exit listener of test/support/scratch.ts) or when interrupted: exit on a signal.
+for (const [signal, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+] as const)
+  process.once(signal, () => process.exit(code));
+
 const profile = has('--quick') ? QUICK : FULL;
 if (!has('--no-build')) {
   // Peers that cannot be had are reported and the bench runs without them.

@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { findBinary } from './registries.js';
 import type { Sample } from './load.js';
+import { scratchDir } from '../../test/support/scratch.js';
 
 // Neutral clients (issue 19): curl for big bodies and wrk for small requests, programs no
 // one here wrote, so that the bench reports what users' clients see beside its own client.
@@ -145,7 +145,7 @@ export async function runWrk(spec: WrkSpec): Promise<Sample> {
   const exe = need('wrk');
   const threads = Math.max(2, spec.bases.length);
   const connections = Math.ceil(spec.connections / threads) * threads;
-  const dir = await mkdtemp(join(tmpdir(), 'berth-bench-wrk-'));
+  const dir = scratchDir('berth-bench-wrk-');
   try {
     const script = join(dir, 'bench.lua');
     await writeFile(script, wrkScript(spec));
@@ -204,7 +204,7 @@ function containerdConfig(dir: string): string {
 export async function startContainerd(): Promise<ContainerdFetcher> {
   const daemon = need('containerd');
   const ctr = need('ctr');
-  const dir = await mkdtemp(join(tmpdir(), 'berth-bench-ctrd-'));
+  const dir = scratchDir('berth-bench-ctrd-');
   await writeFile(join(dir, 'config.toml'), containerdConfig(dir));
   const sock = join(dir, 'c.sock');
   const child = spawn(daemon, ['--config', join(dir, 'config.toml')], {

@@ -1,11 +1,12 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { homedir, tmpdir } from 'node:os';
+import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../test/support/process.js';
 import type { BenchMinio } from './minio.js';
+import { scratchDir } from '../../test/support/scratch.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MiB = 1024 * 1024;
@@ -226,14 +227,12 @@ export const berth: RegistryKind = {
     const cacheDirs = new Map<number, string>();
     const cacheDir = (port: number) => {
       let dir = cacheDirs.get(port);
-      if (!dir) cacheDirs.set(port, (dir = mkdtempSync(join(tmpdir(), 'berth-bench-blobs-'))));
+      if (!dir) cacheDirs.set(port, (dir = scratchDir('berth-bench-blobs-')));
       return dir;
     };
     // The mirror's settings are file only: a config file with just them, the rest from the
     // environment as for every Berth the bench runs.
-    const configDir = opts.mirrorOf
-      ? mkdtempSync(join(tmpdir(), 'berth-bench-config-'))
-      : undefined;
+    const configDir = opts.mirrorOf ? scratchDir('berth-bench-config-') : undefined;
     const config: Record<string, string> = {};
     if (configDir !== undefined && opts.mirrorOf !== undefined) {
       config.BERTH_CONFIG = join(configDir, 'berth.yaml');
@@ -357,7 +356,7 @@ function distributionKind(
     replicas: true,
     async start(minio, bucket, opts) {
       await minio.makeBucket(bucket);
-      const dir = await mkdtemp(join(tmpdir(), `bench-${name}-`));
+      const dir = scratchDir(`bench-${name}-`);
       const exe = findBinary(bin)!;
       const make = (port: number) => {
         const cfg = join(dir, `config-${port}.yml`);
@@ -398,7 +397,7 @@ export const zot: RegistryKind = {
   mirrors: 'the minimal build has no sync extension (on-demand mirroring)',
   async start(minio, bucket) {
     await minio.makeBucket(bucket);
-    const dir = await mkdtemp(join(tmpdir(), 'bench-zot-'));
+    const dir = scratchDir('bench-zot-');
     const exe = findBinary('zot')!;
     const make = (port: number) => {
       const cfg = join(dir, `config-${port}.json`);
@@ -450,7 +449,7 @@ export async function startUpstream(): Promise<Running> {
       `distribution not found in ${toolsBin()} or on PATH (node test/tools/ensure.mjs distribution)`,
     );
   }
-  const dir = await mkdtemp(join(tmpdir(), 'bench-upstream-'));
+  const dir = scratchDir('bench-upstream-');
   const make = (port: number) => {
     const cfg = join(dir, `config-${port}.yml`);
     writeFileSync(

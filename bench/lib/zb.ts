@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
+import { scratchDir } from '../../test/support/scratch.js';
 
 export interface ZbResult {
   test: string;
@@ -66,7 +65,7 @@ export async function runZb(
   requests: number,
   repo: string,
 ): Promise<{ result?: ZbResult; output: string; code: number | null }> {
-  const dir = await mkdtemp(join(tmpdir(), 'bench-zb-'));
+  const dir = scratchDir('bench-zb-');
   const esc = test.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const args = [
     '-c',

@@ -7,6 +7,7 @@ import { parse } from 'yaml';
 import { S3Driver } from '../../server/storage/drivers/s3.js';
 import { startMinio, type MinioServer } from '../support/minio.js';
 import { spawnBerth, type BerthProcess } from '../support/process.js';
+import { scratchDir } from '../support/scratch.js';
 import { tool } from '../support/tools.js';
 
 interface SuiteResult {
@@ -145,7 +146,7 @@ function describeConformance(name: string, env: () => Promise<Record<string, str
 
 describeConformance('filesystem', async () => ({
   BERTH_STORAGE_DRIVER: 'filesystem',
-  BERTH_STORAGE_FILESYSTEM_ROOT: mkdtempSync(join(tmpdir(), 'berth-conf-fs-')),
+  BERTH_STORAGE_FILESYSTEM_ROOT: scratchDir('berth-conf-fs-'),
 }));
 
 let minio: MinioServer | undefined;

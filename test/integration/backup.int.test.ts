@@ -1,13 +1,12 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, image, index } from '../support/image.js';
 import { startTestRegistry, type TestRegistry } from '../support/server.js';
 import { runBerthCli } from '../support/cli.js';
 import { tool } from '../support/tools.js';
+import { scratchDir } from '../support/scratch.js';
 
 const run = promisify(execFile);
 
@@ -48,7 +47,7 @@ describe('berth backup and restore, read by skopeo', () => {
     const multi = index([image().arch('amd64').build(), image().arch('arm64').build()]);
     expect((await c.push('team/web', 'v1', web)).status).toBe(201);
     expect((await c.push('team/multi', '2', multi)).status).toBe(201);
-    const dir = join(mkdtempSync(join(tmpdir(), 'berth-backup-')), 'layout');
+    const dir = join(scratchDir('berth-backup-'), 'layout');
     const host = (r: TestRegistry) => new URL(r.url).host;
 
     const saved = await berth('backup', '--registry', host(src), '--plain-http', '--out', dir);

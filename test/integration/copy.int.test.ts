@@ -1,8 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +8,7 @@ import { Client, image, sha256, type Blob, type Built } from '../support/image.j
 import { spawnBerth, type BerthProcess } from '../support/process.js';
 import { runBerthCli } from '../support/cli.js';
 import { tool } from '../support/tools.js';
+import { scratchDir } from '../support/scratch.js';
 
 const run = promisify(execFile);
 
@@ -59,7 +58,7 @@ async function layoutBlobs(dir: string): Promise<Map<string, string>> {
 }
 
 async function untar(file: string): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), 'berth-untar-'));
+  const dir = scratchDir('berth-untar-');
   await run('tar', ['-xf', file, '-C', dir]);
   return dir;
 }
@@ -75,7 +74,7 @@ describe('berth copy between a registry, OCI layouts and archives', () => {
   const blobs = new Map<string, Blob>();
 
   beforeAll(async () => {
-    work = mkdtempSync(join(tmpdir(), 'berth-copy-'));
+    work = scratchDir('berth-copy-');
     server = await spawnBerth({
       BERTH_STORAGE_DRIVER: 'filesystem',
       BERTH_STORAGE_FILESYSTEM_ROOT: join(work, 'data'),

@@ -1,5 +1,4 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Event } from '../../server/events/event.js';
@@ -8,6 +7,7 @@ import { Client, image, type Built } from '../support/image.js';
 import { berthS3Env, sharedMinio, type MinioServer } from '../support/minio.js';
 import { spawnBerth, type BerthProcess } from '../support/process.js';
 import { startWebhook, type Webhook } from '../support/webhook.js';
+import { scratchDir } from '../support/scratch.js';
 
 const eventsOf = (hook: Webhook): Event[] =>
   hook.accepted.map((r) => (JSON.parse(r.body.toString()) as { events: Event[] }).events[0]!);
@@ -43,7 +43,7 @@ describe('durable events through a real server process', () => {
   let env: Record<string, string>;
 
   beforeAll(async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'berth-events-'));
+    const dir = scratchDir('berth-events-');
     hook = await startWebhook();
     env = {
       BERTH_CONFIG: await writeConfig(dir, hook.url, 0),
@@ -115,7 +115,7 @@ describe('two replicas on one MinIO bucket', () => {
     const cfg = minio.config(bucket);
     await S3Driver.ensureBucket(cfg);
     hook = await startWebhook();
-    const dir = await mkdtemp(join(tmpdir(), 'berth-events-rep-'));
+    const dir = scratchDir('berth-events-rep-');
     const env = {
       BERTH_CONFIG: await writeConfig(dir, hook.url, 500),
       ...berthS3Env(cfg),

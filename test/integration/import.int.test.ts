@@ -1,8 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +11,7 @@ import { runBerthCli } from '../support/cli.js';
 import { Client, image, index, type Built } from '../support/image.js';
 import { spawnBerth, type BerthProcess } from '../support/process.js';
 import { tool } from '../support/tools.js';
+import { scratchDir } from '../support/scratch.js';
 
 const run = promisify(execFile);
 
@@ -94,7 +94,7 @@ describe('server-side import (POST /v2/_berth/import) against a real berth serve
   };
 
   beforeAll(async () => {
-    work = mkdtempSync(join(tmpdir(), 'berth-import-'));
+    work = scratchDir('berth-import-');
     const auth = authConfig('htpasswd', 4)
       .user(...ALICE)
       .user(...BOB)

@@ -1,12 +1,12 @@
 import { spawnSync } from 'node:child_process';
 import { request } from 'node:http';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { sha256 } from '../support/image.js';
 import { freePort, spawnBerth } from '../support/process.js';
+import { scratchDir } from '../support/scratch.js';
 
 const cli = [
   '--import',
@@ -29,7 +29,7 @@ function runCli(
 
 describe('berth server process', () => {
   it('GIVEN a bad config WHEN the server starts THEN it exits 2 with one message naming the field', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'berth-cfg-'));
+    const dir = scratchDir('berth-cfg-');
     const file = join(dir, 'berth.yaml');
     writeFileSync(
       file,
@@ -49,7 +49,7 @@ describe('berth server process', () => {
   });
 
   it('GIVEN a running server WHEN probed THEN /healthz is alive and /readyz checks storage', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'berth-probe-'));
+    const root = scratchDir('berth-probe-');
     const debugPort = await freePort();
     const p = await spawnBerth({
       BERTH_STORAGE_FILESYSTEM_ROOT: root,
@@ -85,7 +85,7 @@ describe('berth server process', () => {
   });
 
   it('GIVEN an upload in flight WHEN SIGTERM arrives THEN the request finishes before the process exits', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'berth-term-'));
+    const root = scratchDir('berth-term-');
     const p = await spawnBerth({ BERTH_STORAGE_FILESYSTEM_ROOT: root });
     const data = randomBytes(4 * 1024 * 1024);
     const status = new Promise<number>((resolve, reject) => {
@@ -110,7 +110,7 @@ describe('berth server process', () => {
   });
 
   it('GIVEN two worker processes WHEN an upload is chunked over many connections THEN every worker continues it', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'berth-workers-'));
+    const root = scratchDir('berth-workers-');
     const p = await spawnBerth({
       BERTH_STORAGE_FILESYSTEM_ROOT: root,
       BERTH_HTTP_WORKERS: '2',

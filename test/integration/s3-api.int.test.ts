@@ -1,13 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultSlabs } from '../../server/storage/drivers/relay.js';
 import { S3Driver } from '../../server/storage/drivers/s3.js';
 import { Client, image, sha256 } from '../support/image.js';
 import { startMinio, type MinioServer } from '../support/minio.js';
 import { startTestRegistry, type TestRegistry } from '../support/server.js';
+import { scratchDir } from '../support/scratch.js';
 
 async function keys(d: S3Driver, prefix: string): Promise<string[]> {
   const out: string[] = [];
@@ -205,7 +204,7 @@ describe('registry over real MinIO with a blob cache folder', () => {
     const cfg = { ...minio.config('cached', 'berth'), partSizeMiB: 5 };
     await S3Driver.ensureBucket(cfg);
     driver = new S3Driver(cfg);
-    dir = mkdtempSync(join(tmpdir(), 'berth-blob-cache-'));
+    dir = scratchDir('berth-blob-cache-');
     reg = await startTestRegistry({
       driver,
       config: { storage: { driver: 's3', s3: cfg }, cache: { blobDir: dir, blobMaxGiB: 1 } },

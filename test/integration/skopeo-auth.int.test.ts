@@ -1,6 +1,5 @@
 import { execFile, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -11,6 +10,7 @@ import { spawnBerth, type BerthProcess } from '../support/process.js';
 import { startTestRegistry, type TestRegistry } from '../support/server.js';
 import { selfSignedCert } from '../support/tls.js';
 import { tool } from '../support/tools.js';
+import { scratchDir } from '../support/scratch.js';
 
 const SKOPEO = tool('skopeo');
 
@@ -60,7 +60,7 @@ function policy(mode: 'htpasswd' | 'token'): AuthConfig {
 let work: string;
 let layout: OciLayout;
 beforeAll(() => {
-  work = mkdtempSync(join(tmpdir(), 'berth-skopeo-auth-'));
+  work = scratchDir('berth-skopeo-auth-');
   layout = new OciLayoutBuilder(join(work, 'src'))
     .image('app', {
       platform: { os: 'linux', architecture: 'amd64' },

@@ -1,9 +1,9 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import type { AccessRule, AuthConfig, AuthMode } from '../../server/config/types.js';
 import { authDefaults } from '../../server/config/auth.js';
+import { scratchDir } from './scratch.js';
 
 /** basic is the value of an Authorization header for Basic credentials. */
 export function basic(user: string, password: string): string {
@@ -66,7 +66,7 @@ export class AuthBuilder {
 
   /** build writes the htpasswd file (to a fresh temp dir) and returns the section. */
   build(): AuthConfig {
-    const dir = mkdtempSync(join(tmpdir(), 'berth-auth-'));
+    const dir = scratchDir('berth-auth-');
     const path = join(dir, 'htpasswd');
     writeFileSync(path, [...this.users].map(([u, h]) => `${u}:${h}\n`).join(''));
     return { ...this.c, htpasswd: { ...this.c.htpasswd, path } };

@@ -1,8 +1,7 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { scratchDir } from './scratch.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -26,7 +25,7 @@ export function runBerthCli(
     const child = spawn(
       process.execPath,
       ['--import', 'tsx', join(root, 'server', 'cli.ts'), ...args],
-      { env: { ...process.env, HOME: mkdtempSync(join(tmpdir(), 'berth-home-')) } },
+      { env: { ...process.env, HOME: scratchDir('berth-home-') } },
     );
     let stdout = '';
     let stderr = '';

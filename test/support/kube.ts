@@ -9,14 +9,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { request } from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { freePort } from './process.js';
 import { clientCert } from './tls.js';
 import { tool } from './tools.js';
+import { scratchDir } from './scratch.js';
 
 export interface ControlPlane {
   /** server is the API server URL, `https://127.0.0.1:<port>`. */
@@ -167,7 +167,7 @@ export async function startControlPlane(
   const apiBin = tool('kube-apiserver');
   const kcmBin = opts.controllerManager === false ? undefined : tool('kube-controller-manager');
   hook();
-  const dir = await mkdtemp(join(tmpdir(), 'berth-kube-'));
+  const dir = scratchDir('berth-kube-');
   const token = randomBytes(16).toString('hex');
   const [etcdPort, peerPort, apiPort, kcmPort] = [
     await freePort(),

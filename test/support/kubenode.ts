@@ -7,7 +7,6 @@
  * Deleted pods get SIGTERM and are then removed with a zero grace period.
  */
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   ApiException,
@@ -19,6 +18,7 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { freePort, spawnBerth, type BerthProcess } from './process.js';
+import { scratchDir } from './scratch.js';
 
 interface Running {
   uid: string;
@@ -78,7 +78,7 @@ export async function startFakeNode(
   const name = opts.name ?? 'berth-node';
   const selector = opts.selector ?? 'app.kubernetes.io/name=berth';
   const core = kc.makeApiClient(CoreV1Api);
-  const root = await mkdtemp(join(tmpdir(), 'berth-node-'));
+  const root = scratchDir('berth-node-');
   const running = new Map<string, Running>();
   let nextIp = 2;
   let stopped = false;

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { scratchDir } from './scratch.js';
 
 export interface TestCert {
   dir: string;
@@ -10,10 +10,7 @@ export interface TestCert {
 }
 
 /** selfSignedCert makes a P-256 certificate for 127.0.0.1 and localhost with openssl. */
-export function selfSignedCert(
-  dir = mkdtempSync(join(tmpdir(), 'berth-tls-')),
-  cn = '127.0.0.1',
-): TestCert {
+export function selfSignedCert(dir = scratchDir('berth-tls-'), cn = '127.0.0.1'): TestCert {
   const certFile = join(dir, 'tls.crt');
   const keyFile = join(dir, 'tls.key');
   execFileSync(

@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './process.js';
 import { tool } from './tools.js';
+import { scratchDir } from './scratch.js';
 
 /** Distribution is a distribution v3 registry process on filesystem storage. */
 export interface Distribution {
@@ -18,7 +18,7 @@ export interface Distribution {
 export async function startDistribution(opts: { host?: string } = {}): Promise<Distribution> {
   const listenHost = opts.host ?? '127.0.0.1';
   const bin = tool('distribution');
-  const dir = mkdtempSync(join(tmpdir(), 'berth-dist-'));
+  const dir = scratchDir('berth-dist-');
   const port = await freePort();
   const cfg = join(dir, 'config.yml');
   writeFileSync(

@@ -7,7 +7,7 @@
 // A tool already on PATH or already in the cache is not built again. Exits non-zero with
 // the failing command when a part cannot be had: tests never skip a missing real part.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync, readFileSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { homedir, tmpdir } from 'node:os';
@@ -63,10 +63,14 @@ function conformance(name, version) {
   const src = goModuleDir(TOOLS.conformanceModule, version);
   // The module cache is read-only; build from a writable copy so go.sum can be completed.
   const work = mkdtempSync(join(tmpdir(), `${name}-`));
-  run('cp', ['-r', `${src}/.`, work]);
-  run('chmod', ['-R', 'u+w', work]);
-  run('go', ['mod', 'download'], { cwd: work, env: goEnv });
-  run('go', ['build', '-o', join(bin, name), '.'], { cwd: work, env: goEnv });
+  try {
+    run('cp', ['-r', `${src}/.`, work]);
+    run('chmod', ['-R', 'u+w', work]);
+    run('go', ['mod', 'download'], { cwd: work, env: goEnv });
+    run('go', ['build', '-o', join(bin, name), '.'], { cwd: work, env: goEnv });
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
   stamp(name, version);
 }
 
@@ -79,14 +83,17 @@ function wrapperBuild(name, version, mod, goMod, pkgs, ldflags = '') {
   if (stampOk(name, version)) return;
   log(`building ${pkgs.map(([, out]) => out).join(', ')} from ${mod}@${version} (first run only)`);
   const work = mkdtempSync(join(tmpdir(), `berth-${name}-`));
-  writeFileSync(join(work, 'go.mod'), goMod);
-  run('go', ['mod', 'download', mod], { cwd: work, env: goEnv });
-  for (const [pkg, out] of pkgs) {
-    const args = ['build', '-trimpath', '-o', join(bin, out)];
-    if (ldflags !== '') args.push(`-ldflags=${ldflags}`);
-    run('go', [...args, pkg], { cwd: work, env: goEnv });
+  try {
+    writeFileSync(join(work, 'go.mod'), goMod);
+    run('go', ['mod', 'download', mod], { cwd: work, env: goEnv });
+    for (const [pkg, out] of pkgs) {
+      const args = ['build', '-trimpath', '-o', join(bin, out)];
+      if (ldflags !== '') args.push(`-ldflags=${ldflags}`);
+      run('go', [...args, pkg], { cwd: work, env: goEnv });
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
   }
-  run('rm', ['-rf', work]);
   stamp(name, version);
 }
 

@@ -1,6 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
@@ -10,6 +9,7 @@ import { basic } from '../support/auth.js';
 import { Client } from '../support/image.js';
 import { spawnBerth, type BerthProcess } from '../support/process.js';
 import { tool } from '../support/tools.js';
+import { scratchDir } from '../support/scratch.js';
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const SCREENSHOTS = join(root, 'docs', 'screenshots');
@@ -40,7 +40,7 @@ export async function startBerth(
   extra: Record<string, unknown> = {},
   dataRoot?: string,
 ): Promise<BerthProcess> {
-  const dir = mkdtempSync(join(tmpdir(), 'berth-ui-'));
+  const dir = scratchDir('berth-ui-');
   const file = join(dir, 'berth.yaml');
   writeFileSync(
     file,

@@ -4,9 +4,8 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { Htpasswd } from '../../../server/auth/htpasswd.js';
@@ -15,6 +14,7 @@ import { authConfig, basic } from '../../support/auth.js';
 import { ManualClock } from '../../support/clock.js';
 import { Client, blob, image, index } from '../../support/image.js';
 import { startTestRegistry, type TestRegistry } from '../../support/server.js';
+import { scratchDir } from '../../support/scratch.js';
 
 async function errorCode(r: Response): Promise<string | undefined> {
   return ((await r.json()) as { errors?: { code: string }[] }).errors?.[0]?.code;
@@ -107,7 +107,7 @@ describe('advisory regressions', () => {
       const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
       trusted = pair.privateKey;
       kid = thumbprint(pair.publicKey);
-      const dir = mkdtempSync(join(tmpdir(), 'berth-jwks-'));
+      const dir = scratchDir('berth-jwks-');
       writeFileSync(
         join(dir, 'jwks.json'),
         JSON.stringify({ keys: [{ ...pair.publicKey.export({ format: 'jwk' }), kid }] }),
@@ -280,7 +280,7 @@ describe('advisory regressions', () => {
   });
 
   it('hardening 7ed654e0a GIVEN an htpasswd file of cost-10 hashes WHEN checking an unknown user THEN the dummy hash has the same cost and one compare runs', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'berth-htpasswd-'));
+    const dir = scratchDir('berth-htpasswd-');
     const file = join(dir, 'htpasswd');
     writeFileSync(file, `alice:${bcrypt.hashSync('right', 10)}\n`);
     const h = Htpasswd.open(file, { clock: new ManualClock({ start: 1_700_000_000_000 }) });

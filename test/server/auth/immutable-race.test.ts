@@ -1,6 +1,3 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FilesystemDriver } from '../../../server/storage/drivers/filesystem.js';
 import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
@@ -13,6 +10,7 @@ import {
   racePushes,
 } from '../../support/immutable-race.js';
 import { startTestRegistry, type TestRegistry } from '../../support/server.js';
+import { scratchDir } from '../../support/scratch.js';
 
 /** stored lists the keys of an in-memory driver that a request could have written. */
 function stored(d: InMemoryDriver): Record<string, number> {
@@ -52,7 +50,7 @@ describe('immutable tags', () => {
 
   for (const [name, make] of [
     ['in-memory', () => new InMemoryDriver()],
-    ['filesystem', () => new FilesystemDriver(mkdtempSync(join(tmpdir(), 'berth-imm-')))],
+    ['filesystem', () => new FilesystemDriver(scratchDir('berth-imm-'))],
   ] as const) {
     it(`GIVEN an absent immutable tag on the ${name} driver WHEN eight different manifests are pushed to it at once THEN exactly one gets 201, the others 403, and only the winner is stored and announced`, async () => {
       const driver = make();

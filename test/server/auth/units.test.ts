@@ -5,8 +5,7 @@ import {
   X509Certificate,
   type KeyObject,
 } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { compileGlob } from '../../../server/util/glob.js';
@@ -18,6 +17,7 @@ import { parseScope } from '../../../server/auth/service.js';
 import { authConfig } from '../../support/auth.js';
 import { ManualClock } from '../../support/clock.js';
 import { selfSignedCert } from '../../support/tls.js';
+import { scratchDir } from '../../support/scratch.js';
 
 describe('repository globs', () => {
   it.each([
@@ -78,7 +78,7 @@ describe('htpasswd', () => {
   });
 
   it('GIVEN a running checker WHEN the file changes THEN the new entries apply after the reload interval, without a restart', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'berth-ht-'));
+    const dir = scratchDir('berth-ht-');
     const file = join(dir, 'htpasswd');
     writeFileSync(file, `alice:${bcrypt.hashSync('one', 4)}\n`);
     const clock = new ManualClock({ start: 0 });

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { backup, BackupError, BackupKeys, restore } from '../../../server/backup/backup.js';
@@ -8,9 +7,8 @@ import { RegistryClient } from '../../../server/client/registry.js';
 import { FilesystemDriver } from '../../../server/storage/drivers/filesystem.js';
 import { authConfig, basic } from '../../support/auth.js';
 import { Client, image, index, type Built } from '../../support/image.js';
+import { scratchDir } from '../../support/scratch.js';
 import { startTestRegistry, type TestRegistry } from '../../support/server.js';
-
-const temp = (p: string) => mkdtempSync(join(tmpdir(), p));
 
 function clientOf(reg: TestRegistry, credentials?: { username: string; password: string }) {
   return new RegistryClient({ registry: new URL(reg.url).host, plainHttp: true, credentials });
@@ -75,9 +73,11 @@ describe('backup and restore through the registry API', () => {
 
   it('GIVEN repositories with tags, a multi-arch index, a Docker schema 2 image and a signature WHEN backed up and restored into an empty registry on another driver THEN every tag names the same digest, every blob pulls whole, and the signature is listed as a referrer', async () => {
     const { src, web, multi, sig, docker } = await seeded();
-    const dst = await startTestRegistry({ driver: new FilesystemDriver(temp('berth-restore-')) });
+    const dst = await startTestRegistry({
+      driver: new FilesystemDriver(scratchDir('berth-restore-')),
+    });
     regs.push(dst);
-    const dir = join(temp('berth-backup-'), 'out');
+    const dir = join(scratchDir('berth-backup-'), 'out');
 
     const saved = await backup(clientOf(src), dir, ['team/**']);
     const restored = await restore(clientOf(dst), dir);
@@ -112,7 +112,7 @@ describe('backup and restore through the registry API', () => {
     const { src } = await seeded();
     const dst = await startTestRegistry();
     regs.push(dst);
-    const dir = join(temp('berth-backup-'), 'out');
+    const dir = join(scratchDir('berth-backup-'), 'out');
     await backup(clientOf(src), dir);
     await restore(clientOf(dst), dir);
 
@@ -136,7 +136,7 @@ describe('backup and restore through the registry API', () => {
       src.fetch(p, { ...i, headers: { ...(i?.headers as Record<string, string>), ...headers } }),
     );
     expect((await c.push('private/app', 'v1', image().layer(64).build())).status).toBe(201);
-    const dir = join(temp('berth-backup-'), 'out');
+    const dir = join(scratchDir('berth-backup-'), 'out');
     const ci = { username: 'ci', password: 'pw' };
 
     await expect(backup(clientOf(src), dir)).rejects.toThrow(/list repositories.*401/);
@@ -150,7 +150,7 @@ describe('backup and restore through the registry API', () => {
     const { src } = await seeded();
     const dst = await startTestRegistry();
     regs.push(dst);
-    const dir = join(temp('berth-backup-'), 'out');
+    const dir = join(scratchDir('berth-backup-'), 'out');
     await backup(clientOf(src), dir);
     const blobs = readdirSync(join(dir, 'blobs', 'sha256'));
     const victim = blobs.find(
@@ -167,7 +167,7 @@ describe('backup and restore through the registry API', () => {
 
   it('GIVEN a folder that is neither empty nor a layout WHEN backed up into THEN it is refused and left as it was', async () => {
     const { src } = await seeded();
-    const dir = temp('berth-backup-');
+    const dir = scratchDir('berth-backup-');
     mkdirSync(join(dir, 'keep'));
     writeFileSync(join(dir, 'notes.txt'), 'mine');
 
@@ -178,7 +178,7 @@ describe('backup and restore through the registry API', () => {
   it('GIVEN a folder without index.json WHEN restored from THEN the error names the missing file', async () => {
     const dst = await startTestRegistry();
     regs.push(dst);
-    const dir = temp('berth-backup-');
+    const dir = scratchDir('berth-backup-');
 
     await expect(restore(clientOf(dst), dir)).rejects.toThrow(
       `${join(dir, 'index.json')}: missing`,

@@ -1,6 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -12,9 +11,10 @@ import { MediaTypes } from '../../../server/copy/spec.js';
 import { TarFiles } from '../../../server/copy/tar.js';
 import { tarStream, type TarEntry } from '../../../server/image/tar.js';
 import { OciLayoutBuilder, readLayout, tar } from '../../support/oci-layout.js';
+import { scratchDir } from '../../support/scratch.js';
 
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-const tmp = () => mkdtempSync(join(tmpdir(), 'berth-docker-archive-'));
+const tmp = () => scratchDir('berth-docker-archive-');
 const one: CopyOptions = {
   all: false,
   referrers: false,

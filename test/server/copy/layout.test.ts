@@ -1,16 +1,15 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ArchiveDest, openOciArchive } from '../../../server/copy/archive.js';
 import { copy, type CopyOptions } from '../../../server/copy/copy.js';
 import { dirFiles, LayoutDest, LayoutSource } from '../../../server/copy/layout.js';
 import { OciLayoutBuilder, readLayout } from '../../support/oci-layout.js';
+import { scratchDir } from '../../support/scratch.js';
 
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-const tmp = () => mkdtempSync(join(tmpdir(), 'berth-copy-unit-'));
+const tmp = () => scratchDir('berth-copy-unit-');
 const all: CopyOptions = {
   all: true,
   referrers: true,

@@ -1,12 +1,10 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FilesystemDriver } from '../../../server/storage/drivers/filesystem.js';
 import { Paths } from '../../../server/storage/paths.js';
 import { authConfig, basic } from '../../support/auth.js';
 import { Client, image, type Built } from '../../support/image.js';
 import { startTestRegistry, type TestRegistry } from '../../support/server.js';
+import { scratchDir } from '../../support/scratch.js';
 
 interface Body {
   results: { repository: string; tags: string[]; matched: string[]; title?: string }[];
@@ -157,7 +155,7 @@ describe('search API', () => {
   });
 
   it('GIVEN two registries on one filesystem folder WHEN 60 tag pushes race through both THEN search on either lists every tag, each on the manifest its tag names', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'berth-search-http-'));
+    const root = scratchDir('berth-search-http-');
     const [a, b] = [
       await start({ driver: new FilesystemDriver(root) }),
       await start({ driver: new FilesystemDriver(root) }),

@@ -1,18 +1,18 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildImage, type BuildOptions } from '../../../server/image/build.js';
 import { sharedLibraries } from '../../../server/image/runtime.js';
 import { readLayout } from '../../support/oci-layout.js';
+import { scratchDir } from '../../support/scratch.js';
 
 /**
  * A small project shaped like Berth (package.json, lockfile without dependencies, a built
  * dist/) and a small dynamic binary standing in for node: the real build path, in seconds.
  */
 function fixture(): string {
-  const root = mkdtempSync(join(tmpdir(), 'berth-image-fixture-'));
+  const root = scratchDir('berth-image-fixture-');
   const pkg = { name: 'berth', version: '1.2.3', license: 'Apache-2.0', description: 'fixture' };
   writeFileSync(join(root, 'package.json'), JSON.stringify(pkg));
   writeFileSync(
@@ -34,7 +34,7 @@ function fixture(): string {
 const BINARY = '/usr/bin/true';
 
 async function build(root: string, over: Partial<BuildOptions> = {}) {
-  const out = mkdtempSync(join(tmpdir(), 'berth-image-out-'));
+  const out = scratchDir('berth-image-out-');
   const r = await buildImage({
     root,
     out: join(out, 'layout'),
@@ -122,7 +122,7 @@ describe('berth image build', { timeout: 60_000 }, () => {
     const libs = await sharedLibraries(BINARY);
     expect(libs.length).toBeGreaterThan(0);
     // Each library is in the layer at its real path, reached through the symlinks kept.
-    const rootfs = mkdtempSync(join(tmpdir(), 'berth-image-rootfs-'));
+    const rootfs = scratchDir('berth-image-rootfs-');
     execFileSync('tar', ['-xzf', layerFiles[0]!, '-C', rootfs]);
     for (const lib of libs) expect(() => readFileSync(join(rootfs, lib))).not.toThrow();
     expect(runtime.find((l) => l.endsWith(' var/lib/berth/'))).toMatch(/^drwxr-x--- 65532\/65532/);

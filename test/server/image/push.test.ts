@@ -1,6 +1,3 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RegistryClient, RegistryClientError } from '../../../server/client/registry.js';
 import { pushLayout } from '../../../server/image/push.js';
@@ -8,6 +5,7 @@ import type { AuthMode } from '../../../server/config/types.js';
 import { authConfig } from '../../support/auth.js';
 import { OciLayoutBuilder } from '../../support/oci-layout.js';
 import { startTestRegistry, type TestRegistry } from '../../support/server.js';
+import { scratchDir } from '../../support/scratch.js';
 
 const running: TestRegistry[] = [];
 afterEach(async () => {
@@ -27,7 +25,7 @@ async function registry(mode?: AuthMode): Promise<TestRegistry> {
 }
 
 function layout() {
-  const dir = mkdtempSync(join(tmpdir(), 'berth-push-'));
+  const dir = scratchDir('berth-push-');
   return new OciLayoutBuilder(dir)
     .image('app', {
       platform: { os: 'linux', architecture: 'amd64' },

@@ -1,12 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { writeLayer, writeTar } from '../../../server/image/blob.js';
 import type { TarEntry } from '../../../server/image/tar.js';
 import { sha256 } from '../../support/image.js';
+import { scratchDir } from '../../support/scratch.js';
 
 const MTIME = 1_700_000_123;
 
@@ -36,7 +36,7 @@ function list(file: string): string[] {
 
 describe('deterministic tar layers', () => {
   it('GIVEN entries in any order WHEN written THEN GNU tar reads them sorted, with one mtime and the given owners and modes', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'berth-tar-'));
+    const dir = scratchDir('berth-tar-');
     await writeTar(entries(dir).reverse(), MTIME, join(dir, 'a.tar'));
     const lines = list(join(dir, 'a.tar'));
     const names = lines.map((l) => l.split(/\s+/).slice(5).join(' '));
@@ -55,7 +55,7 @@ describe('deterministic tar layers', () => {
   });
 
   it('GIVEN the same entries twice WHEN written as gzip layers THEN the bytes are equal and the diff ID is the tar digest', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'berth-tar-'));
+    const dir = scratchDir('berth-tar-');
     const a = await writeLayer(entries(dir), MTIME, join(dir, 'a.tgz'));
     const b = await writeLayer(entries(dir).reverse(), MTIME, join(dir, 'b.tgz'));
     expect(b).toEqual(a);
@@ -66,7 +66,7 @@ describe('deterministic tar layers', () => {
   });
 
   it('GIVEN a host file that changes size WHEN written THEN it throws instead of writing a wrong archive', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'berth-tar-'));
+    const dir = scratchDir('berth-tar-');
     const e = entries(dir).map((x) =>
       x.type === 'file' && x.size === 70_000 ? { ...x, size: 10 } : x,
     );

@@ -1,6 +1,5 @@
-import { mkdtempSync, readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -10,6 +9,7 @@ import { Paths } from '../../../server/storage/paths.js';
 import { ManualClock } from '../../support/clock.js';
 import { Client, image } from '../../support/image.js';
 import { startTestRegistry, type TestRegistry } from '../../support/server.js';
+import { scratchDir } from '../../support/scratch.js';
 
 const running: { close(): Promise<void> }[] = [];
 
@@ -78,8 +78,8 @@ describe('mirrored blobs and the blob cache', () => {
   it('GIVEN a mirror with a blob cache on a relaying storage WHEN a blob is pulled through once THEN the cache holds it, and the next pull reads no byte of it from storage', async () => {
     const upstream = await startTestRegistry();
     running.push(upstream);
-    const blobDir = mkdtempSync(join(tmpdir(), 'berth-mirror-blobs-'));
-    const storage = new ReadCounting(mkdtempSync(join(tmpdir(), 'berth-mirror-store-')));
+    const blobDir = scratchDir('berth-mirror-blobs-');
+    const storage = new ReadCounting(scratchDir('berth-mirror-store-'));
     const mirror = await startTestRegistry({
       driver: storage,
       config: {

@@ -1,13 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseDigest } from '../../../server/registry/reference.js';
 import { FilesystemDriver } from '../../../server/storage/drivers/filesystem.js';
 import { Paths } from '../../../server/storage/paths.js';
 import { sha256 } from '../../support/image.js';
 import { startTestRegistry, type TestRegistry } from '../../support/server.js';
+import { scratchDir } from '../../support/scratch.js';
 
 /** readsAs is the status of a blob GET, and whether its body is exactly `data`. */
 async function readsAs(
@@ -27,7 +25,7 @@ describe('upload commits racing', () => {
 
   it('GIVEN a chunked upload WHEN a PUT with the right digest races a PUT with a wrong one on the filesystem THEN the blob the first one committed stays readable, here and when another repository pushes the same bytes', async () => {
     const reg = await startTestRegistry({
-      driver: new FilesystemDriver(mkdtempSync(join(tmpdir(), 'berth-commit-race-'))),
+      driver: new FilesystemDriver(scratchDir('berth-commit-race-')),
     });
     regs.push(reg);
     for (let round = 0; round < 5; round++) {
@@ -53,7 +51,7 @@ describe('upload commits racing', () => {
   });
 
   it('GIVEN a blob index that names bytes no longer stored WHEN the same bytes are pushed again THEN the index is replaced and the blob reads whole', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'berth-heal-'));
+    const root = scratchDir('berth-heal-');
     const driver = new FilesystemDriver(root);
     const reg = await startTestRegistry({ driver });
     regs.push(reg);

@@ -1,6 +1,3 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Errors, isRegistryError } from '../../../server/errors.js';
 import { GarbageCollector } from '../../../server/gc/collector.js';
@@ -16,6 +13,7 @@ import { ciHeaders, ciClient, immutableConfig } from '../../support/immutable-ra
 import { startTestRegistry, type TestRegistry } from '../../support/server.js';
 import { ClockedDriver, TestStore } from '../../support/store.js';
 import { directViews } from '../../../server/storage/views.js';
+import { scratchDir } from '../../support/scratch.js';
 
 const GRACE = 600;
 
@@ -201,7 +199,7 @@ describe('conditional manifest deletes are fenced against concurrent pushes', ()
 
   for (const [name, make] of [
     ['in-memory', () => new InMemoryDriver()],
-    ['filesystem', () => new FilesystemDriver(mkdtempSync(join(tmpdir(), 'berth-fence-')))],
+    ['filesystem', () => new FilesystemDriver(scratchDir('berth-fence-'))],
   ] as const) {
     it(`GIVEN the ${name} driver WHEN 40 rounds of a conditional delete race a push and tag of the same manifest THEN a push that succeeded is never lost, and no fence is left`, async () => {
       const driver: StorageDriver = make();

@@ -1,6 +1,3 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Registry } from '../../../server/registry/repository.js';
@@ -19,6 +16,7 @@ import {
   type TagOp,
 } from '../../support/tag-race.js';
 import { directViews } from '../../../server/storage/views.js';
+import { scratchDir } from '../../support/scratch.js';
 
 const immediate = () => Promise.resolve();
 
@@ -45,7 +43,7 @@ function scheduled(inner: StorageDriver, s: fc.Scheduler): StorageDriver {
 
 describe('tag races', () => {
   it('GIVEN two replicas on one filesystem folder WHEN hundreds of racing tag moves, untags, manifest deletes and pushes run THEN no request fails, every tag invariant holds and no temporary file is left', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'berth-tagrace-'));
+    const root = scratchDir('berth-tagrace-');
     const replicas = [0, 1].map(
       () =>
         new Registry(directViews(new FilesystemDriver(root)), {

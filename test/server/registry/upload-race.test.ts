@@ -1,7 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseDigest, type Digest } from '../../../server/registry/reference.js';
@@ -24,12 +21,13 @@ import {
 } from '../../support/upload-race.js';
 import { directViews } from '../../../server/storage/views.js';
 import { ManualClock } from '../../support/clock.js';
+import { scratchDir } from '../../support/scratch.js';
 
 const TTL_SECONDS = 60;
 
 const drivers: [string, () => StorageDriver][] = [
   ['in-memory', () => new InMemoryDriver()],
-  ['filesystem', () => new FilesystemDriver(mkdtempSync(join(tmpdir(), 'berth-upload-race-')))],
+  ['filesystem', () => new FilesystemDriver(scratchDir('berth-upload-race-'))],
 ];
 
 /** settle is a promise's outcome as a value: what it resolved to, or the error's code. */
@@ -317,7 +315,7 @@ describe('upload requests racing over HTTP', () => {
   });
 
   it('GIVEN two replicas on one filesystem folder WHEN many sessions each get a closing PUT, a DELETE and chunks at once THEN at most one of them wins, every blob answered 201 reads back whole, and every segment is named by a descriptor or an open session', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'berth-upload-race-http-'));
+    const root = scratchDir('berth-upload-race-http-');
     for (let i = 0; i < 2; i++)
       regs.push(await startTestRegistry({ driver: new FilesystemDriver(root) }));
 

@@ -1,6 +1,3 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseDigest } from '../../../server/registry/reference.js';
 import { listAll } from '../../../server/storage/driver.js';
@@ -10,6 +7,7 @@ import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
 import { image, index as imageIndex } from '../../support/image.js';
 import { indexed, indexViolations, storedDocument } from '../../support/search.js';
 import { fixture, mulberry32, race, randomOps } from '../../support/tag-race.js';
+import { scratchDir } from '../../support/scratch.js';
 
 const titled = (title: string) =>
   image()
@@ -157,7 +155,7 @@ describe('search index kept on write', () => {
 
 describe('search index races', () => {
   it('GIVEN two replicas on one filesystem folder WHEN hundreds of racing tag moves, untags, manifest deletes and pushes run THEN no request fails and the document ends equal to the tags and manifests stored', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'berth-searchrace-'));
+    const root = scratchDir('berth-searchrace-');
     const both = [0, 1].map(() => indexed(new FilesystemDriver(root)));
     const replicas = both.map((r) => r.registry);
     const f = fixture('race/search', 4, 5);
@@ -172,7 +170,7 @@ describe('search index races', () => {
   });
 
   it('GIVEN two replicas WHEN each moves many distinct tags at once THEN no entry is lost', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'berth-searchrace-'));
+    const root = scratchDir('berth-searchrace-');
     const both = [0, 1].map(() => indexed(new FilesystemDriver(root)));
     const replicas = both.map((r) => r.registry);
     const f = fixture('race/many', 2, 40);

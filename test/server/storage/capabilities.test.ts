@@ -1,12 +1,10 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { MeteredDriver } from '../../../server/metrics/driver.js';
 import { CachingDriver } from '../../../server/storage/cache.js';
 import { DiskCachingDriver } from '../../../server/storage/diskcache.js';
 import type { StorageDriver } from '../../../server/storage/driver.js';
 import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
+import { scratchDir } from '../../support/scratch.js';
 
 /** Multipart is an in-memory driver that, like S3, can abort stale multipart uploads. */
 class Multipart extends InMemoryDriver {
@@ -26,12 +24,20 @@ const caching = (inner: StorageDriver) =>
     listTtlMs: 60_000,
     maxBytes: 1 << 20,
   });
-const diskCache = (inner: StorageDriver) =>
-  new DiskCachingDriver(inner, {
-    dir: mkdtempSync(join(tmpdir(), 'berth-blobcache-')),
+const disks: DiskCachingDriver[] = [];
+const diskCache = (inner: StorageDriver) => {
+  const disk = new DiskCachingDriver(inner, {
+    dir: scratchDir('berth-blobcache-'),
     maxBytes: 1 << 20,
     cacheable: () => true,
   });
+  disks.push(disk);
+  return disk;
+};
+// A disk cache sets its folder up in the background: let that end before the folders go.
+afterAll(async () => {
+  await Promise.all(disks.map((d) => d.settled()));
+});
 
 /** decorators are each decorator the server may put around a driver, and all of them. */
 const decorators: [string, (inner: StorageDriver) => StorageDriver][] = [

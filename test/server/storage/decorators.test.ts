@@ -1,6 +1,3 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { MeteredDriver } from '../../../server/metrics/driver.js';
 import { CachingDriver } from '../../../server/storage/cache.js';
 import { DiskCachingDriver } from '../../../server/storage/diskcache.js';
@@ -9,12 +6,13 @@ import { FilesystemDriver } from '../../../server/storage/drivers/filesystem.js'
 import { InMemoryDriver } from '../../../server/storage/drivers/inmemory.js';
 import { Paths } from '../../../server/storage/paths.js';
 import { describeStorageDriver } from './driver-contract.js';
+import { scratchDir } from '../../support/scratch.js';
 
 // Every decorator the server may put around a driver keeps the driver contract, alone and
 // stacked as the server stacks them (createServices), over each driver the unit tests run.
 // The disk cache copies only relayed reads: over inmemory, which relays none, it adds nothing.
 
-const tempDir = (name: string) => mkdtempSync(join(tmpdir(), `berth-${name}-`));
+const tempDir = (name: string) => scratchDir(`berth-${name}-`);
 
 const drivers: [string, () => StorageDriver, number][] = [
   ['inmemory', () => new InMemoryDriver(), 4 * 1024 * 1024 + 3],

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +10,7 @@ import { S3Driver } from '../../../server/storage/drivers/s3.js';
 import { Paths } from '../../../server/storage/paths.js';
 import { sharedMinio, type MinioServer } from '../../support/minio.js';
 import { CollectingSink, describeStorageDriver } from './driver-contract.js';
+import { scratchDir } from '../../support/scratch.js';
 
 const MiB = 1024 * 1024;
 const BUCKET = 'berth-disk-cache-test';
@@ -28,7 +28,7 @@ afterAll(async () => {
 function fresh(): S3Config {
   return minio.config(BUCKET, `t-${randomBytes(6).toString('hex')}`);
 }
-const tempDir = () => mkdtempSync(join(tmpdir(), 'berth-blobcache-'));
+const tempDir = () => scratchDir('berth-blobcache-');
 
 describeStorageDriver('disk cache over s3', {
   make: async () =>

@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { mkdir, unlink } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
@@ -11,8 +10,9 @@ import { DiskCachingDriver } from '../../../server/storage/diskcache.js';
 import { FilesystemDriver } from '../../../server/storage/drivers/filesystem.js';
 import { Paths } from '../../../server/storage/paths.js';
 import { CollectingSink } from './driver-contract.js';
+import { scratchDir } from '../../support/scratch.js';
 
-const tempDir = () => mkdtempSync(join(tmpdir(), 'berth-blobcache-'));
+const tempDir = () => scratchDir('berth-blobcache-');
 
 /** Counted is a filesystem driver that counts the reads reaching it. */
 class Counted extends FilesystemDriver {

@@ -1,13 +1,12 @@
-import { mkdtempSync } from 'node:fs';
 import { mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { FilesystemDriver } from '../../../../server/storage/drivers/filesystem.js';
+import { scratchDir } from '../../../support/scratch.js';
 
 function setup() {
-  const root = mkdtempSync(join(tmpdir(), 'berth-fstmp-'));
+  const root = scratchDir('berth-fstmp-');
   return { root, driver: new FilesystemDriver(root), tmp: () => readdir(join(root, '.tmp')) };
 }
 
