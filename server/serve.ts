@@ -4,7 +4,9 @@
  */
 import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { dirname } from 'node:path';
 import { sharedSigningKeyFile } from './auth/keys.js';
 import { loadConfig } from './config/load.js';
 import { startServer } from './server.js';
@@ -20,7 +22,11 @@ export async function serveCommand(args: string[]): Promise<void> {
     process.env.BERTH_HTTP_SECRET ??= config.http.secret ?? randomBytes(32).toString('hex');
     // One token-signing key for all workers, so a token from one is valid at all.
     const signingKey = sharedSigningKeyFile(config);
-    if (signingKey) process.env.BERTH_AUTH_TOKEN_SIGNING_KEY_FILE = signingKey;
+    if (signingKey) {
+      process.env.BERTH_AUTH_TOKEN_SIGNING_KEY_FILE = signingKey;
+      // The key is kept for workers forked again later, and goes with the primary.
+      process.once('exit', () => rmSync(dirname(signingKey), { recursive: true, force: true }));
+    }
     for (let i = 0; i < workers; i++) cluster.fork();
     cluster.on('exit', (w, code, signal) => {
       if (!shuttingDown) {

@@ -1,5 +1,5 @@
 import { execFile, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -81,6 +81,7 @@ describe.each([
   let berth: BerthProcess;
   let host: string;
   let authfile: string;
+  let tmp: string;
   beforeAll(async () => {
     const file = join(work, `berth-${tag}.yaml`);
     writeFileSync(
@@ -90,7 +91,12 @@ describe.each([
         ...(mode !== 'none' && { auth: policy(mode) }),
       }),
     );
-    berth = await spawnBerth({ BERTH_CONFIG: file, BERTH_HTTP_WORKERS: String(workers) });
+    tmp = scratchDir(`berth-skopeo-tmp-${tag}-`);
+    berth = await spawnBerth({
+      BERTH_CONFIG: file,
+      BERTH_HTTP_WORKERS: String(workers),
+      TMPDIR: tmp,
+    });
     host = `127.0.0.1:${berth.port}`;
     authfile = join(work, `auth-${tag}.json`);
     writeFileSync(authfile, '{}');
@@ -195,6 +201,15 @@ describe.each([
       ).not.toBe(0);
     },
   );
+
+  it('GIVEN the server running WHEN it is stopped THEN its temp folder is left empty (the signing key its workers share goes with it)', async () => {
+    // Only token auth with several workers and no configured key writes one. tsx-*: the
+    // cache of tsx, which runs the test's server from source.
+    const left = () => readdirSync(tmp).filter((f) => !f.startsWith('tsx-'));
+    expect(left()).toHaveLength(mode === 'token' && workers > 1 ? 1 : 0);
+    await berth.kill();
+    expect(left()).toEqual([]);
+  });
 });
 
 describe('skopeo over TLS with htpasswd', () => {
