@@ -77,7 +77,8 @@ export async function reindexRepository(
  * (SearchIndex.follow), or marked pending by a process that has not written its mark for
  * a while (it died with queued updates, or one failed), and clears each mark that was not
  * set again meanwhile. A repository whose rebuild fails stays marked for the next pass.
- * Resolves with the repositories rebuilt. Safe on every replica at once: rebuilds are compare-and-set like any update.
+ * Resolves with the repositories rebuilt. Safe on every replica at once: rebuilds are
+ * compare-and-set like any update.
  */
 export async function repairStale(
   driver: StorageDriver,

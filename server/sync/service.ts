@@ -87,9 +87,9 @@ interface Job {
  * `schedule` or every `intervalSeconds` (and once at start with `onStart`), or on demand.
  * Every replica schedules every job; a job's lease in storage (`sync/<job>/lease/`) lets
  * one replica run it at a time, the others end their run as `busy`. Runs of one job in one
- * process never overlap: asking for a run while one is under way returns that run. A run's record is kept in storage, so any replica
- * answers for the last run; a run cut by a crash is finished by the next one, since every
- * pass is idempotent.
+ * process never overlap: asking for a run while one is under way returns that run. A run's
+ * record is kept in storage, so any replica answers for the last run; a run cut by a crash
+ * is finished by the next one, since every pass is idempotent.
  */
 export class SyncService {
   private readonly jobs = new Map<string, Job>();

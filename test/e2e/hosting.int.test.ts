@@ -178,6 +178,16 @@ describe('in-cluster image hosting on a real node', () => {
     expect(Number(hwm?.[1])).toBeLessThan(64 * 1024);
   };
 
+  const deleteRegistry = async (name: string): Promise<void> => {
+    await custom.deleteNamespacedCustomObject({
+      group: 'berth.dev',
+      version: 'v1alpha1',
+      namespace: NS,
+      plural: 'registries',
+      name,
+    });
+  };
+
   const registryPods = async (): Promise<V1Pod[]> =>
     (
       await core.listNamespacedPod({
@@ -545,13 +555,7 @@ describe('in-cluster image hosting on a real node', () => {
       60_000,
       1000,
     );
-    await custom.deleteNamespacedCustomObject({
-      group: 'berth.dev',
-      version: 'v1alpha1',
-      namespace: NS,
-      plural: 'registries',
-      name: 'clash',
-    });
+    await deleteRegistry('clash');
   });
 
   it('GIVEN a Registry with node access in ClusterIP mode WHEN applied THEN the node pulls from its fixed cluster IP, a second Registry asking for that address is told it is taken, and the files go with it', async () => {
@@ -639,20 +643,8 @@ describe('in-cluster image hosting on a real node', () => {
       60_000,
       1000,
     );
-    await custom.deleteNamespacedCustomObject({
-      group: 'berth.dev',
-      version: 'v1alpha1',
-      namespace: NS,
-      plural: 'registries',
-      name: 'byip2',
-    });
-    await custom.deleteNamespacedCustomObject({
-      group: 'berth.dev',
-      version: 'v1alpha1',
-      namespace: NS,
-      plural: 'registries',
-      name: 'byip',
-    });
+    await deleteRegistry('byip2');
+    await deleteRegistry('byip');
     await eventually(async () => {
       if (existsSync(hosts)) throw new Error('hosts.toml of byip left on the node');
       if (await s3.bucketExists('byip')) throw new Error('bucket byip left');
@@ -738,13 +730,7 @@ describe('in-cluster image hosting on a real node', () => {
       expect(cached.headers.get('docker-content-digest')).toBe(digest);
 
       await core.deleteNamespacedPod({ name: 'mirrored', namespace: 'apps' });
-      await custom.deleteNamespacedCustomObject({
-        group: 'berth.dev',
-        version: 'v1alpha1',
-        namespace: NS,
-        plural: 'registries',
-        name: 'mirror',
-      });
+      await deleteRegistry('mirror');
       await eventually(async () => {
         if (existsSync(hosts)) throw new Error('upstream.test/hosts.toml left on the node');
       }, 120_000);
@@ -814,13 +800,7 @@ describe('in-cluster image hosting on a real node', () => {
   it('GIVEN the Registry with deletionPolicy Delete WHEN deleted THEN its pods, the node configuration and the bucket are gone', async () => {
     const hosts = join(cluster.node.hostsDir, NODE_ADDRESS, 'hosts.toml');
     expect(existsSync(hosts)).toBe(true);
-    await custom.deleteNamespacedCustomObject({
-      group: 'berth.dev',
-      version: 'v1alpha1',
-      namespace: NS,
-      plural: 'registries',
-      name: 'images',
-    });
+    await deleteRegistry('images');
     await eventually(
       async () => {
         const left = (await core.listNamespacedPod({ namespace: NS })).items.filter(
