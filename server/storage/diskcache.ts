@@ -361,14 +361,29 @@ export class DiskCachingDriver implements StorageDriver {
     this.reservedBytes -= n;
   }
 
-  /** extend reads bytes [from, to) of `key` from storage into `tmp` and keeps it. */
+  /**
+   * extend reads bytes [from, to) of `key` from storage into `tmp` and keeps it: relayed
+   * through slabs straight into the file where the driver can (a stream's per-chunk buffers
+   * and writes cost several times the CPU of the bytes), else as a stream.
+   */
   private async extend(tmp: string, key: string, from: number, to: number): Promise<void> {
-    const body = await this.inner.read(key, from, to - from);
+    const src = relayable(from, to - from)
+      ? await this.inner.openSource?.(key, from, to - from)
+      : undefined;
     const fh = await open(tmp, 'r+').catch((err: unknown) => {
-      body.destroy();
+      src?.abandon();
       throw err;
     });
-    await pipeline(body, fh.createWriteStream({ start: from }));
+    try {
+      if (src) await src.copyTo(new FileSink(fh, from));
+      else
+        await pipeline(
+          await this.inner.read(key, from, to - from),
+          fh.createWriteStream({ start: from }),
+        );
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
     if ((await stat(tmp)).size !== to) throw new Error('short copy');
     await this.keep(tmp, key, to);
   }
@@ -664,6 +679,40 @@ class TeeSink implements ByteSink {
 
   close(): Promise<number> {
     return this.copy.close();
+  }
+}
+
+/**
+ * FileSink is a {@link ByteSink} that writes each chunk at the next position of a file, one
+ * write at a time (concurrent writes to one file contend for its inode lock, and a waiter
+ * spins); a chunk is released (its callback called) once the file has taken it whole.
+ */
+class FileSink implements ByteSink {
+  private last: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly fh: FileHandle,
+    private pos: number,
+  ) {}
+
+  write(chunk: Uint8Array, cb: (err?: Error | null) => void): boolean {
+    const at = this.pos;
+    this.pos += chunk.length;
+    this.last = this.last.then(() =>
+      this.fh.write(chunk, 0, chunk.length, at).then(
+        (r) => cb(r.bytesWritten === chunk.length ? null : new Error('blob cache: short write')),
+        (err: unknown) => cb(err instanceof Error ? err : new Error(String(err))),
+      ),
+    );
+    return false;
+  }
+
+  once(): unknown {
+    return this;
+  }
+
+  off(): unknown {
+    return this;
   }
 }
 

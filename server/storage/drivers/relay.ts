@@ -126,7 +126,7 @@ export const defaultSlabs = new SlabPool(SLAB_BYTES, 128);
 /**
  * Ring is the ordered pair of slabs between a producer and a sink: the producer fills
  * `slab`, then `send(n)` writes its first n bytes and moves to the next slab. A slab is
- * `ready` again once the write that carried it has completed; writes complete in order.
+ * `ready` again once the write that carried it has completed, in whatever order writes complete.
  */
 export class Ring {
   private readonly busy: boolean[];
@@ -188,10 +188,14 @@ export class Ring {
     });
   }
 
-  /** whenReady calls `fn` once `slab` may be filled (or the ring failed). */
+  /**
+   * whenReady calls `fn` once `slab` may be filled (or the ring failed). Every completed
+   * write wakes the waiters, so each checks again: a sink may complete writes out of order
+   * (a file's, on the thread pool), and then the next slab is still being written.
+   */
   whenReady(fn: () => void): void {
     if (this.ready || this.error) fn();
-    else this.waiters.push(fn);
+    else this.waiters.push(() => this.whenReady(fn));
   }
 
   /** drained resolves once every write has completed; rejects when the ring failed. */

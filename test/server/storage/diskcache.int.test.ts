@@ -95,7 +95,9 @@ describe('DiskCachingDriver over S3Driver on MinIO', () => {
     // No write-behind at all: the copy stops at once and a background read completes it.
     const { d, reads } = setup(0);
     const key = 'segments/u-2/0-abcd';
-    const bytes = randomBytes(6 * MiB + 1);
+    // Big enough that the background read pauses on the file's writes many times (they
+    // complete out of order on the thread pool).
+    const bytes = randomBytes(48 * MiB + 1);
     await d.writeStream(key, Readable.from([bytes]), bytes.length);
     const before = reads();
     expect((await pull(d, key, 0, bytes.length)).equals(bytes)).toBe(true);
