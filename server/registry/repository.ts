@@ -577,7 +577,8 @@ async function listPage<T>(
   map: (entry: string) => T,
 ): Promise<Page<T>> {
   if (n === 0) return { items: [] };
-  const page = await driver.list(prefix, { startAfter: last, limit: n });
+  // Every folder listed here holds objects only (tags, catalog markers).
+  const page = await driver.list(prefix, { startAfter: last, limit: n, flat: true });
   const items = page.names.map(map);
   return { items, next: page.truncated ? page.names[page.names.length - 1] : undefined };
 }

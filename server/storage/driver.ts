@@ -159,6 +159,13 @@ export interface Versioned {
 export interface ListOptions {
   startAfter?: string;
   limit?: number;
+  /**
+   * flat: the caller knows the folder holds only objects, no folders (tags, catalog
+   * markers). A driver may then take storage's word that more names follow a full page
+   * instead of reading one name past it. Should a folder turn up anyway, the worst is a
+   * page that says `truncated` before an empty one.
+   */
+  flat?: boolean;
 }
 
 export interface ListPage {

@@ -437,6 +437,10 @@ export class S3Driver implements StorageDriver {
       return { names: [], truncated: probe.names.length > 0 };
     }
     const hidden = prefix === '' ? MULTIPART : undefined;
+    // A flat folder's keys are its names, in the same order: storage saying that keys
+    // follow the page is enough to know that names do.
+    const flat = opts.flat === true && hidden === undefined;
+    const want = flat ? limit : limit + 1;
     const names = new Set<string>();
     let token = '';
     let lastKey = '';
@@ -444,8 +448,8 @@ export class S3Driver implements StorageDriver {
     // Read pages in S3 key order until one name past the page is known (or the end). Each
     // asks only for the names still missing: after a full page of 1000, the one name that
     // says whether another page follows costs a listing of one, not of a thousand.
-    while (names.size <= limit) {
-      const maxKeys = Number.isFinite(limit) ? Math.min(PAGE, limit + 1 - names.size) : PAGE;
+    while (names.size < want) {
+      const maxKeys = Number.isFinite(limit) ? Math.min(PAGE, want - names.size) : PAGE;
       const res = await this.listV2({
         prefix: full,
         delimiter: '/',
@@ -468,6 +472,7 @@ export class S3Driver implements StorageDriver {
       token = res.nextContinuationToken;
     }
     let sorted = [...names].sort(byteOrder);
+    if (flat) return { names: sorted.slice(0, limit), truncated: !exhausted };
     if (!exhausted)
       sorted = await this.settleDirectoryOrder(sorted, { full, names, limit, after, lastKey });
     return { names: sorted.slice(0, limit), truncated: sorted.length > limit };

@@ -6,6 +6,7 @@ import {
   InvalidPathError,
   PathNotFoundError,
   type ByteSink,
+  type ListPage,
   type StorageDriver,
 } from '../../../server/storage/driver.js';
 import { openSegmentSource } from '../../../server/registry/blobs.js';
@@ -286,6 +287,28 @@ export function describeStorageDriver(name: string, factory: DriverFactory): voi
       const p2 = await d.list('a/l/', { startAfter: p1.names[3], limit: 100 });
       expect(p2.names).toEqual(sorted.slice(4));
       expect(p2.truncated).toBe(false);
+      await d.deletePrefix('a/');
+    });
+
+    it('GIVEN a folder of objects only WHEN walked flat in pages, one ending exactly on the last name THEN the pages and their truncated flags are those of a plain walk', async () => {
+      const names = ['t1', 't2', 't3', 't4', 't5', 't6'];
+      await Promise.all(names.map((n) => d.put(`a/f/${n}`, n)));
+      for (const limit of [1, 2, 3, 4, 6, 7]) {
+        const walk = async (flat: boolean) => {
+          const pages: ListPage[] = [];
+          let after: string | undefined;
+          for (;;) {
+            const page = await d.list('a/f/', { startAfter: after, limit, flat });
+            pages.push(page);
+            if (!page.truncated) return pages;
+            after = page.names[page.names.length - 1];
+          }
+        };
+        const flat = await walk(true);
+        expect(flat, `limit ${limit}`).toEqual(await walk(false));
+        expect(flat.flatMap((p) => p.names)).toEqual(names);
+        expect(flat.at(-1)?.names.length, `limit ${limit}: no empty last page`).toBeGreaterThan(0);
+      }
       await d.deletePrefix('a/');
     });
 
