@@ -275,6 +275,8 @@ function storageStack(
     announced: (key) => Paths.isTag(key) || (key.endsWith('/') && key.startsWith('repositories/')),
     listable: Paths.listCached,
     listTtlMs: cache.listTtlSeconds * 1000,
+    // Every tag write and delete is announced (above), so tag lists are kept like tags.
+    listKept: Paths.isTagsRoot,
     maxBytes: cache.maxMiB * 1024 * 1024,
     clock,
     observe: metrics && ((kind, hit) => metrics.observeCache(hit, kind)),

@@ -43,6 +43,12 @@ export interface CacheOptions {
   listable: (prefix: string) => boolean;
   /** listTtlMs bounds how stale a cached list page may be (writes by other replicas). */
   listTtlMs: number;
+  /**
+   * listKept says which listable prefixes have every change below them announced (a
+   * repository's tags): while `alone` gives a period, their pages are kept for as long as it
+   * lasts, like tags, and never served in another; no TTL applies.
+   */
+  listKept?: (prefix: string) => boolean;
   /** maxBytes bounds the cached objects' bytes (least recently used go first). */
   maxBytes: number;
   /** clock reads the time entries are checked against their TTLs (default systemClock). */
@@ -72,6 +78,8 @@ interface ListEntry {
   page: ListPage;
   at: number;
   refreshing?: boolean;
+  /** alone: the period the page was read in (kept while it lasts). */
+  alone?: number;
 }
 
 /**
@@ -271,11 +279,21 @@ export class CachingDriver implements StorageDriver {
   }
 
   async list(prefix: string, opts: ListOptions = {}): Promise<ListPage> {
-    if (!this.opts.listable(prefix) || this.opts.listTtlMs <= 0) {
+    const period = this.opts.listKept?.(prefix) ? this.opts.alone?.() : undefined;
+    if (!this.opts.listable(prefix) || (this.opts.listTtlMs <= 0 && period === undefined)) {
       return this.inner.list(prefix, opts);
     }
     const id = `${opts.startAfter ?? ''}\n${opts.limit ?? ''}`;
     const hit = this.lists.get(prefix)?.get(id);
+    if (period !== undefined) {
+      // Kept for the period: every change below the prefix reaches `invalidate` first.
+      if (hit?.alone === period) {
+        this.opts.observe?.('list', true);
+        return copyPage(hit.page);
+      }
+      this.opts.observe?.('list', false);
+      return copyPage(await this.loadList(prefix, id, opts, period));
+    }
     const age = hit ? this.clock.now() - hit.at : Infinity;
     if (hit && age < this.opts.listTtlMs) {
       this.opts.observe?.('list', true);
@@ -293,7 +311,12 @@ export class CachingDriver implements StorageDriver {
     return copyPage(await this.loadList(prefix, id, opts));
   }
 
-  private async loadList(prefix: string, id: string, opts: ListOptions): Promise<ListPage> {
+  private async loadList(
+    prefix: string,
+    id: string,
+    opts: ListOptions,
+    period?: number,
+  ): Promise<ListPage> {
     const load = { valid: true };
     let loads = this.listLoads.get(prefix);
     if (!loads) this.listLoads.set(prefix, (loads = new Set()));
@@ -311,7 +334,9 @@ export class CachingDriver implements StorageDriver {
           this.lists.set(prefix, pages);
         }
         if (pages.size >= MAX_PAGES_PER_PREFIX) pages.delete(pages.keys().next().value!);
-        pages.set(id, { page, at });
+        // Kept for the period only if it lasted through the read.
+        const kept = period !== undefined && this.opts.alone?.() === period;
+        pages.set(id, kept ? { page, at, alone: period } : { page, at });
       }
       return page;
     } finally {

@@ -148,6 +148,8 @@ export const Paths = {
   isSegment: (key: string) => key.startsWith('segments/') && key.split('/').length === 3,
   /** isTag: a tag object (`repositories/<name>/_tags/<tag>`), which moves in place. */
   isTag: (key: string) => key.startsWith('repositories/') && key.includes('/_tags/'),
+  /** isTagsRoot: the folder of a repository's tags (`repositories/<name>/_tags/`). */
+  isTagsRoot: (prefix: string) => prefix.startsWith('repositories/') && prefix.endsWith('/_tags/'),
   /** listCached: folders whose listing is served from memory (catalog, tags of a repository). */
   listCached: (prefix: string) =>
     prefix === 'catalog/' || (prefix.startsWith('repositories/') && prefix.endsWith('/_tags/')),

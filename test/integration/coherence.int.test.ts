@@ -80,6 +80,12 @@ describe('tags kept on every replica and coherent across them (ADR 0025)', () =>
     return r.headers.get('docker-content-digest');
   }
 
+  async function tagsOf(p: Proc): Promise<string[]> {
+    const r = await fetch(`${p.url}/v2/${REPO}/tags/list?n=1000`);
+    expect(r.status).toBe(200);
+    return ((await r.json()) as { tags: string[] }).tags;
+  }
+
   /** move points `tag` at images[i] through `p` (blobs are there: a manifest PUT only). */
   async function move(p: Proc, tag: string, i: number): Promise<void> {
     const r = await p.client.pushManifest(REPO, tag, images[i]!);
@@ -159,6 +165,62 @@ describe('tags kept on every replica and coherent across them (ADR 0025)', () =>
     for (const p of ps) expect(await p.metric('berth_tags_kept')).toBe(1);
   }, 120_000);
 
+  it('GIVEN three replicas keeping tag lists WHEN tags are added and deleted through each while all list THEN no list begun after a change was acknowledged misses it', async () => {
+    const ps = procs.slice(0, 3);
+    const listHits = async () =>
+      Promise.all(
+        ps.map(
+          async (p) => (await p.metric('registry_storage_cache_hits_total', '{cache="list"}')) ?? 0,
+        ),
+      );
+    const hits0 = await listHits();
+    /** changes: a tag added (or deleted), when it was begun and acknowledged. */
+    const changes: { tag: string; added: boolean; started: number; acked: number }[] = [];
+    let done = false;
+    const wrong: string[] = [];
+    const reader = async (p: Proc) => {
+      while (!done) {
+        const began = performance.now();
+        const tags = new Set(await tagsOf(p));
+        const ended = performance.now();
+        // The last change of each tag acknowledged before the list began must show, unless
+        // a later change of that tag began before the list ended.
+        const last = new Map<string, (typeof changes)[number]>();
+        const later = new Set<string>();
+        for (const c of changes) {
+          if (c.acked < began) last.set(c.tag, c);
+          else if (c.started < ended) later.add(c.tag);
+        }
+        for (const [tag, c] of last) {
+          if (later.has(tag) || tags.has(tag) === c.added) continue;
+          wrong.push(`${p.url} ${c.added ? 'missed' : 'still listed'} ${tag}`);
+        }
+      }
+    };
+    const readers = ps.flatMap((p) => [reader(p), reader(p)]);
+    for (let k = 0; k < 30; k++) {
+      const tag = `lst${k % 10}`;
+      const added = k < 10 || k >= 20;
+      const entry = { tag, added, started: performance.now(), acked: Infinity };
+      changes.push(entry);
+      const p = ps[k % 3]!;
+      if (added) {
+        await move(p, tag, 0);
+      } else {
+        const r = await fetch(`${p.url}/v2/${REPO}/manifests/${tag}`, { method: 'DELETE' });
+        expect(r.status, await r.text()).toBe(202);
+      }
+      entry.acked = performance.now();
+      await new Promise((r) => setTimeout(r, 15));
+    }
+    done = true;
+    await Promise.all(readers);
+    expect(wrong).toEqual([]);
+    // Lists were answered from memory in between (else this proves nothing of the keeping).
+    const hits = await listHits();
+    for (let i = 0; i < 3; i++) expect(hits[i]! - hits0[i]!).toBeGreaterThan(20);
+  }, 120_000);
+
   it('GIVEN a replica behind a proxy on its peer port WHEN the proxy blocks (partition) THEN a move through another is acknowledged only after revoking, and the partitioned replica never serves the old manifest', async () => {
     const listen = await freePort();
     const proxy = new Proxy(listen);
@@ -183,6 +245,10 @@ describe('tags kept on every replica and coherent across them (ADR 0025)', () =>
     // While partitioned, every move through another replica still reaches d's readers.
     await move(procs[1]!, 'part', 3);
     expect(await digestOf(d, 'part')).toBe(images[3]!.digest);
+    // And every tag added through another replica reaches its tag list.
+    expect(await tagsOf(d)).not.toContain('part-new');
+    await move(procs[1]!, 'part-new', 3);
+    expect(await tagsOf(d)).toContain('part-new');
     proxy.unblock();
     // Healed: moves are told again, fast.
     await allKeep(procs);

@@ -30,7 +30,9 @@ function cluster(n: number) {
       },
       announced: Paths.isTag,
       listable: Paths.listCached,
-      listTtlMs: 0,
+      // Tag lists are kept for the period, never expired: only announcements refresh them.
+      listTtlMs: 3_600_000,
+      listKept: Paths.isTagsRoot,
       maxBytes: 1 << 20,
     });
     caches.push(cache);
@@ -59,6 +61,25 @@ async function pushManifest(r: Registry, repo: string, n: number): Promise<Diges
 }
 
 describe('tags kept on every replica (ADR 0025)', () => {
+  it('GIVEN two replicas that keep the tag list of a repository WHEN one adds, deletes and re-adds tags and deletes the manifest they point at THEN the other lists each change at once', async () => {
+    const {
+      replicas: [a, b],
+    } = cluster(2);
+    const d1 = await pushManifest(a!, 'app', 1);
+    await a!.repository('app').tag('v1', d1);
+    const list = async () => (await b!.repository('app').list(undefined, 100)).items;
+    expect(await list()).toEqual(['v1']);
+    await a!.repository('app').tag('v2', d1);
+    expect(await list()).toEqual(['v1', 'v2']);
+    await a!.repository('app').untag('v1');
+    expect(await list()).toEqual(['v2']);
+    await a!.repository('app').tag('v1', d1);
+    expect(await list()).toEqual(['v1', 'v2']);
+    expect((await b!.repository('app').list(undefined, 1)).items).toEqual(['v1']);
+    await a!.repository('app').delete(d1);
+    expect(await list()).toEqual([]);
+  });
+
   it('GIVEN two replicas that keep tag v1 WHEN one moves it THEN the other resolves the new digest at once', async () => {
     const {
       replicas: [a, b],

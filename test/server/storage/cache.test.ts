@@ -39,6 +39,7 @@ function setup(
     maxBytes?: number;
     alone?: () => number | undefined;
     beforeMutableWrite?: () => Promise<void> | undefined;
+    listKept?: (prefix: string) => boolean;
   } = {},
 ) {
   const clock = new ManualClock({ start: 1_000_000 });
@@ -56,6 +57,7 @@ function setup(
     observe: (kind, hit) => seen.push(`${kind}:${hit ? 'hit' : 'miss'}`),
     alone: opts.alone,
     beforeMutableWrite: opts.beforeMutableWrite,
+    listKept: opts.listKept,
   });
   return { inner, cache, seen, advance: (ms: number) => clock.advance(ms) };
 }
@@ -275,6 +277,79 @@ describe('CachingDriver: tags while this process is alone on the storage', () =>
     });
     await expect(cache.put(TAG, 'sha256:x')).rejects.toThrow('not joined');
     await expect(inner.stat(TAG)).rejects.toThrow();
+  });
+});
+
+describe('CachingDriver: tag lists kept for a period (ADR 0025 addendum)', () => {
+  it('GIVEN a period WHEN a tag list is read again long after the list TTL THEN storage is asked once', async () => {
+    const { inner, cache, seen, advance } = setup({
+      alone: () => 3,
+      listKept: Paths.isTagsRoot,
+      listTtlMs: 1000,
+    });
+    await inner.put(TAG, 'x');
+    expect((await cache.list(TAGS, { limit: 10 })).names).toEqual(['latest']);
+    advance(3_600_000);
+    expect((await cache.list(TAGS, { limit: 10 })).names).toEqual(['latest']);
+    expect(inner.lists).toBe(1);
+    expect(seen).toEqual(['list:miss', 'list:hit']);
+  });
+
+  it('GIVEN a kept tag list WHEN a tag below it is invalidated (a change announced by another process) THEN the next list reads storage and shows it', async () => {
+    const { inner, cache } = setup({ alone: () => 3, listKept: Paths.isTagsRoot, listTtlMs: 0 });
+    await inner.put(TAG, 'x');
+    await cache.list(TAGS);
+    await inner.put(TAGS + 'v2', 'y');
+    cache.invalidate(TAGS + 'v2');
+    expect((await cache.list(TAGS)).names).toEqual(['latest', 'v2']);
+    await inner.delete(TAG);
+    cache.invalidate(TAG);
+    expect((await cache.list(TAGS)).names).toEqual(['v2']);
+    await inner.deletePrefix('repositories/app/');
+    cache.invalidate('repositories/app/');
+    expect((await cache.list(TAGS)).names).toEqual([]);
+    expect(inner.lists).toBe(4);
+  });
+
+  it('GIVEN a tag list kept in one period WHEN the period ends or another starts THEN storage is read again; a list that outlasts its period is not kept', async () => {
+    let period: number | undefined = 1;
+    const { inner, cache } = setup({
+      alone: () => period,
+      listKept: Paths.isTagsRoot,
+      listTtlMs: 0,
+    });
+    await inner.put(TAG, 'x');
+    await cache.list(TAGS);
+    await inner.put(TAGS + 'v2', 'y'); // by a process that was never told of (the period ends)
+    period = undefined;
+    expect((await cache.list(TAGS)).names).toEqual(['latest', 'v2']);
+    period = 2;
+    await inner.put(TAGS + 'v3', 'z');
+    expect((await cache.list(TAGS)).names).toEqual(['latest', 'v2', 'v3']);
+    const g = gate();
+    inner.hold = g.wait;
+    await inner.put(TAGS + 'v4', 'w');
+    const listing = cache.list(TAGS, { limit: 100 });
+    period = 3;
+    g.open();
+    await listing;
+    inner.hold = undefined;
+    // Read in period 2, finished in period 3: the next list in period 3 reads storage.
+    expect((await cache.list(TAGS, { limit: 100 })).names).toEqual(['latest', 'v2', 'v3', 'v4']);
+    expect(inner.lists).toBe(5);
+  });
+
+  it('GIVEN a period WHEN the catalog (not kept: new repositories are not announced) is listed THEN the list TTL still applies', async () => {
+    const { inner, cache, advance } = setup({
+      alone: () => 3,
+      listKept: Paths.isTagsRoot,
+      listTtlMs: 1000,
+    });
+    await inner.put('catalog/app', '{}');
+    await cache.list('catalog/');
+    await inner.put('catalog/web', '{}');
+    advance(1000);
+    expect((await cache.list('catalog/')).names).toEqual(['app', 'web']);
   });
 });
 
