@@ -272,11 +272,15 @@ function storageStack(
     alone: cache.tagsWhenAlone ? () => peers.keepEpoch() : undefined,
     beforeMutableWrite: () => peers.whenWritable(),
     announce: coherence && ((key) => coherence.announce([key])),
-    announced: (key) => Paths.isTag(key) || (key.endsWith('/') && key.startsWith('repositories/')),
+    announced: (key) =>
+      Paths.isTag(key) ||
+      Paths.isCatalogEntry(key) ||
+      (key.endsWith('/') && key.startsWith('repositories/')),
     listable: Paths.listCached,
     listTtlMs: cache.listTtlSeconds * 1000,
-    // Every tag write and delete is announced (above), so tag lists are kept like tags.
-    listKept: Paths.isTagsRoot,
+    // Every tag and catalog marker written or deleted is announced (above), so tag lists and
+    // the catalog are kept like tags.
+    listKept: (prefix) => prefix === Paths.catalogRoot() || Paths.isTagsRoot(prefix),
     maxBytes: cache.maxMiB * 1024 * 1024,
     clock,
     observe: metrics && ((kind, hit) => metrics.observeCache(hit, kind)),

@@ -46,7 +46,7 @@ export const cacheSchema = {
     },
     listTtlSeconds: {
       description:
-        'How stale a cached catalog or tag list page may be when another replica wrote (0 = no list cache). While tags are kept on every replica (peerListen, ADR 0025) or while this process is alone, tag lists are kept like tags instead: no TTL, and never stale.',
+        'How stale a cached catalog or tag list page may be when another replica wrote (0 = no list cache). While tags are kept on every replica (peerListen, ADR 0025) or while this process is alone, tag lists and the catalog are kept like tags instead: no TTL, and never stale.',
       type: 'integer',
       minimum: 0,
       maximum: 300,

@@ -30,7 +30,10 @@ export interface CacheOptions {
    * kept for as long as it lasts, and never served in another.
    */
   alone?: () => number | undefined;
-  /** beforeMutableWrite gates writes of mutable keys (`Peers.whenWritable`). */
+  /**
+   * beforeMutableWrite gates writes of mutable keys and of keys in a `listKept` folder
+   * (`Peers.whenWritable`): a process that keeps them must have seen the writer first.
+   */
   beforeMutableWrite?: () => Promise<void> | undefined;
   /**
    * announce tells the other processes that `key` changed, before the write (or delete) is
@@ -226,9 +229,7 @@ export class CachingDriver implements StorageDriver {
    * dropped before it (no read starting meanwhile stores the old value) and after it.
    */
   private async writing<T>(key: string, change: () => Promise<T>): Promise<T> {
-    if (this.opts.beforeMutableWrite && this.opts.mutable?.(key)) {
-      await this.opts.beforeMutableWrite();
-    }
+    if (this.opts.beforeMutableWrite && this.gated(key)) await this.opts.beforeMutableWrite();
     this.invalidate(key);
     const announce =
       this.opts.announce && this.opts.announced?.(key) ? this.opts.announce : undefined;
@@ -243,6 +244,12 @@ export class CachingDriver implements StorageDriver {
     this.invalidate(key);
     await announce?.(key);
     return result;
+  }
+
+  /** gated: a write of `key` changes what a process may keep (a tag, a kept list). */
+  private gated(key: string): boolean {
+    if (this.opts.mutable?.(key)) return true;
+    return this.opts.listKept?.(key.slice(0, key.lastIndexOf('/') + 1)) === true;
   }
 
   put(key: string, data: Buffer | string): Promise<void> {

@@ -56,6 +56,8 @@ export const Paths = {
   catalogRoot: () => 'catalog/',
   catalogEntry: (name: string) => `catalog/${name.replaceAll('/', ',')}`,
   catalogName: (entry: string) => entry.replaceAll(',', '/'),
+  /** isCatalogEntry: a repository marker (`catalog/<name with '/' as ','>`). */
+  isCatalogEntry: (key: string) => key.startsWith('catalog/') && key.length > 'catalog/'.length,
   repository: (name: string) => `repositories/${name}/`,
   layer: (name: string, d: Digest) => `repositories/${name}/_layers/${d.algorithm}/${d.hex}`,
   manifest: (name: string, d: Digest) => `repositories/${name}/_manifests/${d.algorithm}/${d.hex}`,

@@ -221,6 +221,34 @@ describe('tags kept on every replica and coherent across them (ADR 0025)', () =>
     for (let i = 0; i < 3; i++) expect(hits[i]! - hits0[i]!).toBeGreaterThan(20);
   }, 120_000);
 
+  it('GIVEN three replicas keeping the catalog WHEN a new repository is pushed through each THEN every other lists it at once, from memory in between', async () => {
+    const ps = procs.slice(0, 3);
+    const catalog = async (p: Proc) => {
+      const r = await fetch(`${p.url}/v2/_catalog?n=1000`);
+      expect(r.status).toBe(200);
+      return ((await r.json()) as { repositories: string[] }).repositories;
+    };
+    const hits = async () =>
+      Promise.all(
+        ps.map(
+          async (p) => (await p.metric('registry_storage_cache_hits_total', '{cache="list"}')) ?? 0,
+        ),
+      );
+    for (const p of ps) await catalog(p);
+    const hits0 = await hits();
+    for (let k = 0; k < 6; k++) {
+      const repo = `cat/r${k}`;
+      const r = await ps[k % 3]!.client.push(repo, 'v1', images[k % images.length]!);
+      expect(r.status, await r.clone().text()).toBe(201);
+      for (const p of ps) {
+        expect(await catalog(p), `${p.url} after ${repo}`).toContain(repo);
+        expect(await catalog(p)).toContain(repo); // the second from memory
+      }
+    }
+    const after = await hits();
+    for (let i = 0; i < 3; i++) expect(after[i]! - hits0[i]!).toBeGreaterThanOrEqual(6);
+  }, 120_000);
+
   it('GIVEN a replica behind a proxy on its peer port WHEN the proxy blocks (partition) THEN a move through another is acknowledged only after revoking, and the partitioned replica never serves the old manifest', async () => {
     const listen = await freePort();
     const proxy = new Proxy(listen);

@@ -28,11 +28,11 @@ function cluster(n: number) {
         caches.forEach((c, j) => j !== i && c.invalidate(key));
         return Promise.resolve();
       },
-      announced: Paths.isTag,
+      announced: (key) => Paths.isTag(key) || Paths.isCatalogEntry(key),
       listable: Paths.listCached,
       // Tag lists are kept for the period, never expired: only announcements refresh them.
       listTtlMs: 3_600_000,
-      listKept: Paths.isTagsRoot,
+      listKept: (prefix) => prefix === Paths.catalogRoot() || Paths.isTagsRoot(prefix),
       maxBytes: 1 << 20,
     });
     caches.push(cache);
@@ -61,6 +61,16 @@ async function pushManifest(r: Registry, repo: string, n: number): Promise<Diges
 }
 
 describe('tags kept on every replica (ADR 0025)', () => {
+  it('GIVEN two replicas that keep the catalog WHEN a repository is first pushed through one THEN the other lists it at once', async () => {
+    const {
+      replicas: [a, b],
+    } = cluster(2);
+    await pushManifest(a!, 'app', 1);
+    expect((await b!.catalog(undefined, 100)).items).toEqual(['app']);
+    await pushManifest(a!, 'team/web', 2);
+    expect((await b!.catalog(undefined, 100)).items).toEqual(['app', 'team/web']);
+  });
+
   it('GIVEN two replicas that keep the tag list of a repository WHEN one adds, deletes and re-adds tags and deletes the manifest they point at THEN the other lists each change at once', async () => {
     const {
       replicas: [a, b],

@@ -339,7 +339,7 @@ describe('CachingDriver: tag lists kept for a period (ADR 0025 addendum)', () =>
     expect(inner.lists).toBe(5);
   });
 
-  it('GIVEN a period WHEN the catalog (not kept: new repositories are not announced) is listed THEN the list TTL still applies', async () => {
+  it('GIVEN a period WHEN a folder listKept does not name (here the catalog) is listed THEN the list TTL still applies', async () => {
     const { inner, cache, advance } = setup({
       alone: () => 3,
       listKept: Paths.isTagsRoot,
@@ -350,6 +350,29 @@ describe('CachingDriver: tag lists kept for a period (ADR 0025 addendum)', () =>
     await inner.put('catalog/web', '{}');
     advance(1000);
     expect((await cache.list('catalog/')).names).toEqual(['app', 'web']);
+  });
+});
+
+describe('CachingDriver: the write gate and kept lists', () => {
+  it('GIVEN the catalog kept WHEN a repository marker is written THEN the write waits for the gate, as a tag write does', async () => {
+    const g = gate();
+    let asked = 0;
+    const { inner, cache } = setup({
+      alone: () => 1,
+      listKept: (p) => p === 'catalog/' || Paths.isTagsRoot(p),
+      beforeMutableWrite: () => {
+        asked++;
+        return g.wait;
+      },
+    });
+    const write = cache.put(Paths.catalogEntry('team/web'), '');
+    await new Promise((r) => setImmediate(r));
+    expect(await inner.list('catalog/')).toEqual({ names: [], truncated: false });
+    g.open();
+    await write;
+    expect((await cache.list('catalog/')).names).toEqual(['team,web']);
+    await cache.put(LAYER, 'x'); // neither a tag nor in a kept folder: not gated
+    expect(asked).toBe(1);
   });
 });
 
