@@ -280,7 +280,7 @@ function storageStack(
     listTtlMs: cache.listTtlSeconds * 1000,
     // Every tag and catalog marker written or deleted is announced (above), so tag lists and
     // the catalog are kept like tags.
-    listKept: (prefix) => prefix === Paths.catalogRoot() || Paths.isTagsRoot(prefix),
+    listKept: Paths.listCached,
     maxBytes: cache.maxMiB * 1024 * 1024,
     clock,
     observe: metrics && ((kind, hit) => metrics.observeCache(hit, kind)),

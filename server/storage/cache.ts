@@ -47,8 +47,8 @@ export interface CacheOptions {
   /** listTtlMs bounds how stale a cached list page may be (writes by other replicas). */
   listTtlMs: number;
   /**
-   * listKept says which listable prefixes have every change below them announced (a
-   * repository's tags): while `alone` gives a period, their pages are kept for as long as it
+   * listKept says which listable prefixes have every change below them announced (the
+   * catalog, a repository's tags): while `alone` gives a period, their pages are kept for as long as it
    * lasts, like tags, and never served in another; no TTL applies.
    */
   listKept?: (prefix: string) => boolean;

@@ -379,7 +379,7 @@ export class DiskCachingDriver implements StorageDriver {
       else
         await pipeline(
           await this.inner.read(key, from, to - from),
-          fh.createWriteStream({ start: from }),
+          fh.createWriteStream({ start: from, autoClose: false }),
         );
     } finally {
       await fh.close().catch(() => undefined);

@@ -153,8 +153,7 @@ export const Paths = {
   /** isTagsRoot: the folder of a repository's tags (`repositories/<name>/_tags/`). */
   isTagsRoot: (prefix: string) => prefix.startsWith('repositories/') && prefix.endsWith('/_tags/'),
   /** listCached: folders whose listing is served from memory (catalog, tags of a repository). */
-  listCached: (prefix: string) =>
-    prefix === 'catalog/' || (prefix.startsWith('repositories/') && prefix.endsWith('/_tags/')),
+  listCached: (prefix: string) => prefix === 'catalog/' || Paths.isTagsRoot(prefix),
   /** digestFromEntry reads back a `<alg>-<hex>` list entry. */
   entryDigest: (entry: string) => entry.replace('-', ':'),
 } as const;
