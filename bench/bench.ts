@@ -2,6 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
+import { Readable } from 'node:stream';
 import { Client, expect } from './lib/http.js';
 import { blast, runConcurrent, summarize, type BlastRequest, type Sample } from './lib/load.js';
 import { callDelta, perOp, reads, startBenchMinio, total, type BenchMinio } from './lib/minio.js';
@@ -998,9 +999,11 @@ const ORDER = [1, 7, 2, 3, 6, 5, 4, 8];
 // ---- client ceiling ----------------------------------------------------------------------
 
 async function ceiling(profile: Profile, log: (m: string) => void): Promise<Row[]> {
+  const size = profile.bigBlob;
+  // With the size, the server also serves an image of one layer that big (for containerd).
   const srv = spawn(
     process.execPath,
-    [new URL('./lib/trivial-server.mjs', import.meta.url).pathname],
+    [new URL('./lib/trivial-server.mjs', import.meta.url).pathname, String(size)],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
     },
@@ -1011,32 +1014,9 @@ async function ceiling(profile: Profile, log: (m: string) => void): Promise<Row[
   const url = `http://127.0.0.1:${port}`;
   const c = new Client(url);
   const rows: Row[] = [];
-  const row = (key: string, label: string, unit: string, s: Sample): Row => {
-    const sum = summarize(s);
-    const r: Row = {
-      workload: 0,
-      key,
-      label,
-      registry: 'trivial node:http server',
-      unit,
-      value: unit === 'MB/s' ? sum.mbPerSec : sum.opsPerSec,
-      p50: sum.p50,
-      p99: sum.p99,
-      ops: s.ops,
-      errors: s.errors,
-      errorSamples: s.errorSamples,
-      calls: 0,
-      readCalls: 0,
-      callsText: '-',
-      rss: 0,
-      cpu: 0,
-    };
-    rows.push(r);
-    log(`  ceiling ${key}: ${fmtValue(r)} p50 ${fmtMs(r.p50)} p99 ${fmtMs(r.p99)}`);
-    return r;
-  };
+  const row = (key: string, label: string, unit: string, s: Sample) =>
+    rows.push(ceilingRow({ key, label, unit, server: 'trivial node:http server' }, s, log));
   try {
-    const size = profile.bigBlob;
     row(
       'ceil-small',
       '0: client ceiling: small GET c=32 (2 threads)',
@@ -1069,11 +1049,98 @@ async function ceiling(profile: Profile, log: (m: string) => void): Promise<Row[
       'MB/s',
       await runConcurrent(1, 1, async () => (await c.download(`/big?size=${size}`)).bytes),
     );
+    // The neutral clients' ceilings: the most any registry could get from them on this host,
+    // what the pull goals of issue 19 are read against (`targets`).
+    row(
+      'ceil-curl',
+      `0: client ceiling: ${size / MiB} MiB GET, curl`,
+      'MB/s',
+      await runConcurrent(1, 1, () => curlGet(`${url}/big?size=${size}`)),
+    );
+    row(
+      'ceil-ctr',
+      `0: client ceiling: an image of one ${size / MiB} MiB layer, twice, containerd's fetcher`,
+      'MB/s',
+      await ctrCeiling(port, size),
+    );
   } finally {
     c.close();
     srv.kill('SIGTERM');
   }
   return rows;
+}
+
+/** ceilingRow records one ceiling measurement (workload 0) and logs it. */
+function ceilingRow(
+  what: { key: string; label: string; unit: string; server: string },
+  s: Sample,
+  log: (m: string) => void,
+): Row {
+  const sum = summarize(s);
+  const r: Row = {
+    workload: 0,
+    key: what.key,
+    label: what.label,
+    registry: what.server,
+    unit: what.unit,
+    value: what.unit === 'MB/s' ? sum.mbPerSec : sum.opsPerSec,
+    p50: sum.p50,
+    p99: sum.p99,
+    ops: s.ops,
+    errors: s.errors,
+    errorSamples: s.errorSamples,
+    calls: 0,
+    readCalls: 0,
+    callsText: '-',
+    rss: 0,
+    cpu: 0,
+  };
+  log(`  ceiling ${r.key}: ${fmtValue(r)} p50 ${fmtMs(r.p50)} p99 ${fmtMs(r.p99)}`);
+  return r;
+}
+
+/**
+ * minioCeiling is what curl gets straight from the bench's MinIO (a presigned GET of an
+ * object as big as workload 1's blobs, three in a row): a first pull through a registry that
+ * relays from MinIO, on the same cores, cannot beat it.
+ */
+async function minioCeiling(minio: BenchMinio, size: number, log: (m: string) => void) {
+  const bucket = 'bench-ceiling';
+  await minio.makeBucket(bucket);
+  try {
+    const blob = new BigBlob(size, 'ceiling-minio');
+    await minio.client.putObject(bucket, 'blob', Readable.from(blob.stream()), size);
+    const url = await minio.client.presignedGetObject(bucket, 'blob', 600);
+    const s = await runConcurrent(3, 1, () => curlGet(url));
+    return ceilingRow(
+      {
+        key: 'ceil-minio-curl',
+        label: `0: client ceiling: ${size / MiB} MiB GET straight from MinIO, curl, 3 in a row`,
+        unit: 'MB/s',
+        server: 'MinIO (presigned GET)',
+      },
+      s,
+      log,
+    );
+  } finally {
+    await minio.dropBucket(bucket);
+  }
+}
+
+/**
+ * ctrCeiling fetches the trivial server's image twice with containerd's fetcher, as
+ * w1Containerd fetches a registry's (each into a new namespace, so both transfer the layer).
+ */
+async function ctrCeiling(port: number, size: number): Promise<Sample> {
+  const fetcher = await startContainerd();
+  try {
+    return await runConcurrent(2, 1, async () => {
+      await fetcher.fetch(`127.0.0.1:${port}/ceiling:t`);
+      return size;
+    });
+  } finally {
+    await fetcher.stop();
+  }
 }
 
 // ---- report --------------------------------------------------------------------------------
@@ -1123,8 +1190,11 @@ export function table(ceilingRows: Row[], rows: Row[]): string {
   return lines.join('\n');
 }
 
-/** targets checks issue #5's table against the rows of this run. */
-export function targets(rows: Row[]): Target[] {
+/**
+ * targets checks issue #5's table against the rows of this run; a goal measured with a
+ * neutral client also says the most that client's ceiling (`ceiling` rows) allows here.
+ */
+export function targets(rows: Row[], ceiling: Row[] = []): Target[] {
   const get = (key: string, reg: string) => rows.find((r) => r.key === key && r.registry === reg);
   const peers = (key: string) =>
     rows.filter((r) => r.key === key && r.registry !== 'berth' && r.errors === 0);
@@ -1154,9 +1224,13 @@ export function targets(rows: Row[]): Target[] {
   vs('1 GiB single-stream push throughput', 'w1-push-stream', 1.2);
   vs('1 GiB pull throughput (proxied), repeat pulls', 'w1-pull', 1.0);
   // Issue 19: what neutral clients see, against distribution v3.
-  const vsPeer = (measure: string, key: string, peer: string, want?: number) => {
+  const vsPeer = (measure: string, key: string, peer: string, want?: number, ceils?: string[]) => {
     const b = get(key, 'berth');
     const p = get(key, peer);
+    // The lowest of the client's ceilings that ran binds.
+    const c = ceiling
+      .filter((r) => ceils?.includes(r.key) && r.errors === 0 && r.value > 0)
+      .sort((x, y) => x.value - y.value)[0];
     const target = want === undefined ? `reported (no goal) vs ${peer}` : `≥ ${want}× ${peer}`;
     if (!b || !p) {
       const measured = b ? `${peer} did not run` : 'Berth did not run';
@@ -1164,17 +1238,25 @@ export function targets(rows: Row[]): Target[] {
       return;
     }
     const x = b.value / p.value;
+    // What a registry serving this client at its ceiling would score against the peer.
+    const most =
+      c && p.errors === 0 && p.value > 0
+        ? `; the client's ceiling here (${fmtValue(c)}) allows at most ${(c.value / p.value).toFixed(2)}×`
+        : '';
     out.push({
       measure,
       target,
-      measured: `${x.toFixed(2)}× (${fmtValue(b)} vs ${fmtValue(p)}; p99 ${fmtMs(b.p99)} vs ${fmtMs(p.p99)})`,
+      measured: `${x.toFixed(2)}× (${fmtValue(b)} vs ${fmtValue(p)}; p99 ${fmtMs(b.p99)} vs ${fmtMs(p.p99)})${most}`,
       met: want === undefined ? undefined : b.errors === 0 && p.errors === 0 ? x >= want : false,
     });
   };
-  vsPeer('1 GiB first pull (proxied), curl', 'w1-pull-first-curl', 'distribution-v3', 1.2);
-  vsPeer('1 GiB later pulls (proxied), curl', 'w1-pull-curl', 'distribution-v3', 1.5);
-  vsPeer('1 GiB first pull (proxied), containerd', 'w1-pull-first-ctr', 'distribution-v3', 1.2);
-  vsPeer('1 GiB later pulls (proxied), containerd', 'w1-pull-ctr', 'distribution-v3', 1.5);
+  const v3 = 'distribution-v3';
+  // A first pull reads MinIO through the registry: curl straight from MinIO bounds it too.
+  const first = ['ceil-curl', 'ceil-minio-curl'];
+  vsPeer('1 GiB first pull (proxied), curl', 'w1-pull-first-curl', v3, 1.2, first);
+  vsPeer('1 GiB later pulls (proxied), curl', 'w1-pull-curl', v3, 1.5, ['ceil-curl']);
+  vsPeer('1 GiB first pull (proxied), containerd', 'w1-pull-first-ctr', v3, 1.2, ['ceil-ctr']);
+  vsPeer('1 GiB later pulls (proxied), containerd', 'w1-pull-ctr', v3, 1.5, ['ceil-ctr']);
   vsPeer(
     'manifest GET by tag, warm, 3 replicas, wrk c=33',
     'w3-get-tag-warm-3r',
@@ -1298,6 +1380,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
   const ceil = await ceiling(opts.profile, log);
   const rows: Row[] = [];
   const minio = await startBenchMinio();
+  if (want(1)) ceil.push(await minioCeiling(minio, opts.profile.bigBlob, log));
   try {
     for (const kind of kinds) {
       const why = kind.missing();
@@ -1384,7 +1467,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
     await minio.stop();
   }
   rows.sort((a, b) => a.workload - b.workload);
-  const ts = targets(rows);
+  const ts = targets(rows, ceil);
   const machineAfter = machine();
   const out =
     table(ceil, rows) +

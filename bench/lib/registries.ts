@@ -255,6 +255,9 @@ export const berth: RegistryKind = {
           BERTH_STORAGE_S3_SECRET_KEY: minio.secretKey,
           BERTH_STORAGE_S3_PART_SIZE_MIB: String(PART_MIB),
           BERTH_CACHE_BLOB_DIR: cacheDir(port),
+          // Replicas hear of each other's tag moves, as the operator renders every pod
+          // (ADR 0025); BERTH_CACHE_PEER_LISTEN= in the bench's environment tries without.
+          BERTH_CACHE_PEER_LISTEN: '127.0.0.1:0',
           ...config,
           // Any other BERTH_* setting of the bench's own environment tries a variant.
           ...berthOverrides(),

@@ -74,6 +74,17 @@ describe('bench --quick', () => {
     ]) {
       expect(berth.find((r) => r.key === key)?.cpuPerGiB).toBeGreaterThanOrEqual(0);
     }
+    // Every client's ceiling ran: against the trivial server (curl and containerd's fetcher
+    // too) and curl straight from MinIO.
+    const ceilings = result.ceiling.map(
+      (r) => `${r.key}: ${r.errors} errors ${r.errorSamples.join(' | ')}`,
+    );
+    expect(ceilings.sort()).toEqual(
+      ['ceil-ctr', 'ceil-curl', 'ceil-minio-curl', 'ceil-pull', 'ceil-push', 'ceil-small'].map(
+        (k) => `${k}: 0 errors `,
+      ),
+    );
+    expect(result.ceiling.every((r) => r.value > 0)).toBe(true);
     expect(result.table).toMatch(/^\| workload \| registry \| throughput/);
     expect(result.table).toContain('| berth |');
   });
