@@ -61,7 +61,7 @@ export const cacheSchema = {
     },
     blobDir: {
       description:
-        "A local folder (a pod's emptyDir) for copies of blob bytes (ADR 0011): a pull that reads a blob from storage copies it there on the way, and later pulls through this process are served from it. Empty = no blob cache. Files not named like its own are left alone.",
+        "A local folder (a pod's emptyDir) for copies of blob bytes (ADR 0011): a pull that reads a blob from storage copies it there on the way (a blob of 64 MiB or more: from storage again once the pull is answered), and later pulls through this process are served from it. Empty = no blob cache. Files not named like its own are left alone.",
       type: 'string',
       default: '',
     },

@@ -30,6 +30,8 @@ export interface DiskCacheOptions {
   onBytes?: (bytes: number) => void;
   /** writeBehindBytes: how far a copy may lag its client (default WRITE_BEHIND_BYTES). */
   writeBehindBytes?: number;
+  /** copyAfterBytes: reads this long are copied after the answer (default COPY_AFTER_BYTES). */
+  copyAfterBytes?: number;
 }
 
 /** Entry is one cached object: its file holds exactly `size` bytes. */
@@ -45,6 +47,13 @@ const MAX_COPIES = 4;
 const WRITE_BEHIND_BYTES = 16 * 1024 * 1024;
 /** MAX_FILLS bounds the background reads that complete copies the disk could not keep up with. */
 const MAX_FILLS = 1;
+/**
+ * COPY_AFTER_BYTES: a relayed read at least this long is not copied on the way but read
+ * from storage again once its client has every byte. A fast client leaves such a copy
+ * behind within its first tens of MiB anyway, and a slow one would have the copy's file
+ * writes compete with its own pull for the CPU (ADR 0011, 2026-12-05 addendum).
+ */
+export const COPY_AFTER_BYTES = 64 * 1024 * 1024;
 
 /**
  * EndedCopy is a copy into the cache whose tee closed: its key, its temp file holding bytes
@@ -67,7 +76,9 @@ interface EndedCopy {
  *
  * - A relayed read from storage that starts at an object's first byte is copied to a file
  *   as it passes to the client (no second storage read). The file then holds bytes
- *   [0, n) of the object, and any later read within them is served from it.
+ *   [0, n) of the object, and any later read within them is served from it. A read of at
+ *   least `copyAfterBytes` is instead read from storage into the file once its client has
+ *   every byte, one such copy after another: the copy never slows the pull it follows.
  * - Writes are not copied: on a disk shared with storage that doubles what a push writes.
  *   The exception is a write marked `keepLocal`, the pull-through cache storing what it
  *   fetched from an upstream while its client reads it: that is a first read, copied as
@@ -94,6 +105,8 @@ export class DiskCachingDriver implements StorageDriver {
   private reservedBytes = 0;
   /** fills counts the background reads completing copies. */
   private fills = 0;
+  /** after: the copies made after their pull, run one at a time in this order. */
+  private after: Promise<void> = Promise.resolve();
   /** background: work finishing copies off the request's path. */
   private readonly background = new Set<Promise<unknown>>();
   private readonly ready: Promise<void>;
@@ -292,6 +305,57 @@ export class DiskCachingDriver implements StorageDriver {
         src.abandon();
       },
     };
+  }
+
+  /**
+   * copiedAfter wraps a source of bytes [0, length) of `key` from storage so that, once its
+   * client has them all, they are read from storage again into a file and kept. The copy is
+   * claimed at once (no other read of the key starts one) and made after the copies before it.
+   */
+  private copiedAfter(key: string, src: ByteSource): ByteSource {
+    if (!this.claim(key, src.length)) return src;
+    return {
+      length: src.length,
+      copyTo: async (sink: ByteSink) => {
+        let served = false;
+        try {
+          await src.copyTo(sink);
+          served = true;
+        } finally {
+          if (served) this.track(this.copyAfter(key, src.length));
+          else this.finish(key);
+        }
+      },
+      abandon: () => {
+        this.finish(key);
+        src.abandon();
+      },
+    };
+  }
+
+  /** copyAfter reads bytes [0, length) of `key` from storage into the cache, after the others. */
+  private copyAfter(key: string, length: number): Promise<void> {
+    const run = async () => {
+      const tmp = this.incoming(key);
+      try {
+        if (this.closed || this.doomed.has(key)) return;
+        await (await open(tmp, 'w')).close();
+        this.fills++;
+        try {
+          await this.extend(tmp, key, 0, length);
+        } finally {
+          this.fills--;
+        }
+      } catch (err) {
+        this.opts.log?.warn({ key, err: String(err) }, 'blob cache copy failed');
+        await this.discard(tmp);
+      } finally {
+        this.finish(key);
+      }
+    };
+    const next = this.after.then(run);
+    this.after = next;
+    return next;
   }
 
   /**
@@ -519,7 +583,10 @@ export class DiskCachingDriver implements StorageDriver {
     // No slabs came within the wait: `read` serves the bytes as a stream.
     if (local || !asked) return local;
     const src = await this.inner.openSource!(key, offset, length);
-    return src && offset === 0 && !this.closed ? this.copied(key, src) : src;
+    if (!src || offset !== 0 || this.closed) return src;
+    return src.length >= (this.opts.copyAfterBytes ?? COPY_AFTER_BYTES)
+      ? this.copiedAfter(key, src)
+      : this.copied(key, src);
   }
 
   stat(key: string): Promise<{ size: number; modified: Date }> {

@@ -42,7 +42,7 @@ describeStorageDriver('disk cache over s3', {
 });
 
 /** setup is the cache over S3 with every storage call counted by action. */
-function setup(writeBehindBytes?: number) {
+function setup(writeBehindBytes?: number, copyAfterBytes?: number) {
   const calls = new Map<string, number>();
   const s3 = new MeteredDriver(new S3Driver(fresh()), (_d, action) =>
     calls.set(action, (calls.get(action) ?? 0) + 1),
@@ -53,6 +53,7 @@ function setup(writeBehindBytes?: number) {
     maxBytes: 1 << 30,
     cacheable: Paths.isSegment,
     writeBehindBytes,
+    copyAfterBytes,
   });
   const reads = () => (calls.get('OpenSource') ?? 0) + (calls.get('Reader') ?? 0);
   return { d, dir, reads };
@@ -104,6 +105,30 @@ describe('DiskCachingDriver over S3Driver on MinIO', () => {
     await until('the copy is completed', async () => (await d.cached(key)) === bytes.length);
     expect(reads()).toBe(before + 2);
     expect((await pull(d, key, 0, bytes.length)).equals(bytes)).toBe(true);
+    expect(reads()).toBe(before + 2);
+  });
+
+  it('GIVEN a segment longer than copyAfterBytes WHEN pulled THEN the client is served with no file written, then the copy is read from MinIO and kept, and later pulls read only the file', async () => {
+    const { d, dir, reads } = setup(undefined, 16 * MiB);
+    const key = 'segments/u-3/0-abcd';
+    const bytes = randomBytes(40 * MiB + 3);
+    await d.writeStream(key, Readable.from([bytes]), bytes.length);
+    const before = reads();
+    const src = await d.openSource!(key, 0, bytes.length);
+    let written = 0;
+    const sink = new CollectingSink();
+    const write = sink.write.bind(sink);
+    sink.write = (chunk, cb) => {
+      written += readdirSync(join(dir, '.incoming')).length;
+      return write(chunk, cb);
+    };
+    await src!.copyTo(sink);
+    expect(sink.bytes().equals(bytes)).toBe(true);
+    expect(written).toBe(0);
+    await until('the copy is kept', async () => (await d.cached(key)) === bytes.length);
+    expect(reads()).toBe(before + 2);
+    expect((await pull(d, key, 0, bytes.length)).equals(bytes)).toBe(true);
+    expect((await pull(d, key, 7, 3 * MiB)).equals(bytes.subarray(7, 7 + 3 * MiB))).toBe(true);
     expect(reads()).toBe(before + 2);
   });
 });

@@ -356,3 +356,115 @@ describe('DiskCachingDriver', () => {
     expect(await d.cached(seg(1))).toBe(0);
   });
 });
+
+describe('DiskCachingDriver: long reads are copied after their pull (copyAfterBytes)', () => {
+  const after = (inner: StorageDriver, dir = tempDir()) =>
+    new DiskCachingDriver(inner, {
+      dir,
+      maxBytes: 1 << 30,
+      cacheable: Paths.isSegment,
+      copyAfterBytes: 2 * MiB,
+    });
+
+  /** Watching collects a pull and notes every file in `.incoming/` while it is written. */
+  class Watching extends CollectingSink {
+    seen = new Set<string>();
+    constructor(private readonly dir: string) {
+      super();
+    }
+    override write(chunk: Uint8Array, cb: (err?: Error | null) => void): boolean {
+      for (const f of readdirSync(join(this.dir, '.incoming'))) this.seen.add(f);
+      return super.write(chunk, cb);
+    }
+  }
+
+  it('GIVEN a read of at least copyAfterBytes WHEN relayed THEN no file is written during it, and after it storage is read again into a kept copy that serves later reads', async () => {
+    const inner = new Counted();
+    const dir = tempDir();
+    const d = after(inner, dir);
+    const bytes = randomBytes(3 * MiB + 7);
+    await stored(inner, seg(1), bytes);
+    const src = await d.openSource!(seg(1), 0, bytes.length);
+    const sink = new Watching(dir);
+    await src!.copyTo(sink);
+    expect(sink.bytes().equals(bytes)).toBe(true);
+    expect([...sink.seen]).toEqual([]);
+    await until(d, 'the copy is kept', async () => (await d.cached(seg(1))) === bytes.length);
+    expect(inner.reads).toBe(2);
+    expect((await relay(d, seg(1), 0, bytes.length)).equals(bytes)).toBe(true);
+    expect((await readAll(d, seg(1), 5, 100)).equals(bytes.subarray(5, 105))).toBe(true);
+    expect(inner.reads).toBe(2);
+    expect(readdirSync(dir).sort()).toEqual(['.incoming', fileOf(seg(1))]);
+  });
+
+  it('GIVEN a shorter read WHEN relayed THEN it is still copied on the way, with no second storage read', async () => {
+    const inner = new Counted();
+    const d = after(inner);
+    const bytes = randomBytes(MiB + 3);
+    await stored(inner, seg(1), bytes);
+    expect((await relay(d, seg(1), 0, bytes.length)).equals(bytes)).toBe(true);
+    await until(d, 'the copy is kept', async () => (await d.cached(seg(1))) === bytes.length);
+    expect(inner.reads).toBe(1);
+  });
+
+  it('GIVEN a client that goes away mid-pull WHEN the read was long THEN nothing is copied after it', async () => {
+    const inner = new Counted();
+    const dir = tempDir();
+    const d = after(inner, dir);
+    await stored(inner, seg(1), randomBytes(3 * MiB));
+    const src = await d.openSource!(seg(1), 0, 3 * MiB);
+    await expect(src!.copyTo(new FailingSink(2))).rejects.toThrow('client went away');
+    await d.settled();
+    expect(await d.cached(seg(1))).toBe(0);
+    expect(inner.reads).toBe(1);
+    expect(readdirSync(dir)).toEqual(['.incoming']);
+  });
+
+  it('GIVEN three long pulls at once WHEN served THEN each is copied after, one copy at a time, and all are kept', async () => {
+    let running = 0;
+    let most = 0;
+    /** Pacing counts the storage reads in flight that copy into the cache. */
+    class Pacing extends Counted {
+      override async openSource(key: string, offset: number, length: number) {
+        const src = await super.openSource(key, offset, length);
+        if (!src) return src;
+        return {
+          length: src.length,
+          abandon: () => src.abandon(),
+          copyTo: async (sink: ByteSink) => {
+            running++;
+            most = Math.max(most, running);
+            try {
+              await src.copyTo(sink);
+            } finally {
+              running--;
+            }
+          },
+        };
+      }
+    }
+    const inner = new Pacing();
+    const d = after(inner);
+    const blobs = [1, 2, 3].map(() => randomBytes(2 * MiB + 1));
+    for (const [i, b] of blobs.entries()) await stored(inner, seg(i), b);
+    const pulled = await Promise.all(blobs.map((b, i) => relay(d, seg(i), 0, b.length)));
+    expect(pulled.every((p, i) => p.equals(blobs[i]!))).toBe(true);
+    most = 0;
+    await d.settled();
+    for (const [i, b] of blobs.entries()) expect(await d.cached(seg(i))).toBe(b.length);
+    expect(most).toBe(1);
+    expect(inner.reads).toBe(6);
+  });
+
+  it('GIVEN an object deleted right after its pull WHEN its copy would be made THEN nothing is kept', async () => {
+    const inner = new Counted();
+    const dir = tempDir();
+    const d = after(inner, dir);
+    await stored(inner, seg(1), randomBytes(3 * MiB));
+    await relay(d, seg(1), 0, 3 * MiB);
+    await d.delete(seg(1));
+    await d.settled();
+    expect(await d.cached(seg(1))).toBe(0);
+    expect(readdirSync(dir)).toEqual(['.incoming']);
+  });
+});
