@@ -12,7 +12,8 @@ import type {
 export interface CacheOptions {
   /**
    * immutable says which keys hold content fixed by the key itself (descriptors and
-   * manifests named by digest): only their `get` results are cached.
+   * manifests named by digest): their `get` results are cached, and so are the values this
+   * process writes to them (unless the key changes meanwhile).
    */
   immutable: (key: string) => boolean;
   /** ttlMs bounds how long a cached object is trusted (deletes made by other replicas). */
@@ -88,8 +89,9 @@ interface ListEntry {
 /**
  * CachingDriver decorates a driver with an in-process cache of immutable small objects
  * and of list pages. What this process writes or deletes through it is dropped from the
- * cache at once; what other replicas change is seen after at most `ttlMs` (objects) or
- * `listTtlMs` (list pages). Concurrent reads of one key share one storage call.
+ * cache at once (an immutable object it wrote is then kept as if read back); what other
+ * replicas change is seen after at most `ttlMs` (objects) or `listTtlMs` (list pages).
+ * Concurrent reads of one key share one storage call.
  *
  * Tags (`mutable`) are not kept by default, only read once for all concurrent readers;
  * with `alone`, they are kept while this process is the only one on the storage (ADR 0012).
@@ -104,6 +106,12 @@ export class CachingDriver implements StorageDriver {
   private readonly pending = new Map<string, PendingGet>();
   private readonly lists = new Map<string, Map<string, ListEntry>>();
   private readonly listLoads = new Map<string, Set<{ valid: boolean }>>();
+  /**
+   * storing: writes of immutable keys under way whose value is kept once they succeed; an
+   * invalidation of the key (or of a folder above it) meanwhile spoils the mark, and then
+   * nothing is kept.
+   */
+  private readonly storing = new Map<string, Set<{ spoiled: boolean }>>();
   private bytes = 0;
   private readonly clock: Clock;
 
@@ -194,6 +202,7 @@ export class CachingDriver implements StorageDriver {
    */
   invalidate(key: string): void {
     if (key.endsWith('/')) return this.invalidateBelow(key);
+    for (const mark of this.storing.get(key) ?? []) mark.spoiled = true;
     const load = this.pending.get(key);
     if (load) {
       load.valid = false;
@@ -211,6 +220,9 @@ export class CachingDriver implements StorageDriver {
   }
 
   private invalidateBelow(prefix: string): void {
+    for (const [k, marks] of this.storing) {
+      if (k.startsWith(prefix)) for (const mark of marks) mark.spoiled = true;
+    }
     for (const [k, load] of this.pending) {
       if (!k.startsWith(prefix)) continue;
       load.valid = false;
@@ -226,24 +238,53 @@ export class CachingDriver implements StorageDriver {
 
   /**
    * writing runs a change of `key` (or of everything below a prefix) with the cache
-   * dropped before it (no read starting meanwhile stores the old value) and after it.
+   * dropped before it (no read starting meanwhile stores the old value) and after it. With
+   * `kept`, the value it names for a succeeded write of an immutable key is then cached, as a
+   * read of it would be, unless the key was written, deleted or invalidated meanwhile.
    */
-  private async writing<T>(key: string, change: () => Promise<T>): Promise<T> {
+  private async writing<T>(
+    key: string,
+    change: () => Promise<T>,
+    kept?: (result: T) => Buffer | string | undefined,
+  ): Promise<T> {
     if (this.opts.beforeMutableWrite && this.gated(key)) await this.opts.beforeMutableWrite();
     this.invalidate(key);
     const announce =
       this.opts.announce && this.opts.announced?.(key) ? this.opts.announce : undefined;
+    const at = this.clock.now();
+    const mark =
+      kept && this.opts.immutable(key) && this.opts.ttlMs > 0 ? this.watch(key) : undefined;
     let result: T;
     try {
       result = await change();
     } catch (err) {
+      this.unwatch(key, mark);
       this.invalidate(key);
       await announce?.(key).catch(() => undefined);
       throw err;
     }
+    const untouched = mark !== undefined && !mark.spoiled;
+    this.unwatch(key, mark);
     this.invalidate(key);
+    const value = untouched ? kept?.(result) : undefined;
+    if (value !== undefined) this.store(key, Buffer.from(value), at);
     await announce?.(key);
     return result;
+  }
+
+  private watch(key: string): { spoiled: boolean } {
+    const mark = { spoiled: false };
+    let marks = this.storing.get(key);
+    if (!marks) this.storing.set(key, (marks = new Set()));
+    marks.add(mark);
+    return mark;
+  }
+
+  private unwatch(key: string, mark: { spoiled: boolean } | undefined): void {
+    const marks = mark && this.storing.get(key);
+    if (!marks) return;
+    marks.delete(mark);
+    if (marks.size === 0) this.storing.delete(key);
   }
 
   /** gated: a write of `key` changes what a process may keep (a tag, a kept list). */
@@ -253,11 +294,20 @@ export class CachingDriver implements StorageDriver {
   }
 
   put(key: string, data: Buffer | string): Promise<void> {
-    return this.writing(key, () => this.inner.put(key, data));
+    return this.writing(
+      key,
+      () => this.inner.put(key, data),
+      () => data,
+    );
   }
 
   putIfAbsent(key: string, data: Buffer | string): Promise<boolean> {
-    return this.writing(key, () => this.inner.putIfAbsent(key, data));
+    // Only a write that stored `data` knows the value: an existing one may differ.
+    return this.writing(
+      key,
+      () => this.inner.putIfAbsent(key, data),
+      (stored) => (stored ? data : undefined),
+    );
   }
 
   getVersioned(key: string): Promise<Versioned> {
