@@ -105,13 +105,13 @@ export class CachingDriver implements StorageDriver {
   private readonly objects = new Map<string, ObjectEntry>();
   private readonly pending = new Map<string, PendingGet>();
   private readonly lists = new Map<string, Map<string, ListEntry>>();
-  private readonly listLoads = new Map<string, Set<{ valid: boolean }>>();
+  private readonly listLoads = new Map<string, Set<Mark>>();
   /**
    * storing: writes of immutable keys under way whose value is kept once they succeed; an
-   * invalidation of the key (or of a folder above it) meanwhile spoils the mark, and then
-   * nothing is kept.
+   * invalidation of the key (or of a folder above it) meanwhile makes the mark invalid, and
+   * then nothing is kept.
    */
-  private readonly storing = new Map<string, Set<{ spoiled: boolean }>>();
+  private readonly storing = new Map<string, Set<Mark>>();
   private bytes = 0;
   private readonly clock: Clock;
 
@@ -202,7 +202,7 @@ export class CachingDriver implements StorageDriver {
    */
   invalidate(key: string): void {
     if (key.endsWith('/')) return this.invalidateBelow(key);
-    for (const mark of this.storing.get(key) ?? []) mark.spoiled = true;
+    for (const mark of this.storing.get(key) ?? []) mark.valid = false;
     const load = this.pending.get(key);
     if (load) {
       load.valid = false;
@@ -221,7 +221,7 @@ export class CachingDriver implements StorageDriver {
 
   private invalidateBelow(prefix: string): void {
     for (const [k, marks] of this.storing) {
-      if (k.startsWith(prefix)) for (const mark of marks) mark.spoiled = true;
+      if (k.startsWith(prefix)) for (const mark of marks) mark.valid = false;
     }
     for (const [k, load] of this.pending) {
       if (!k.startsWith(prefix)) continue;
@@ -253,38 +253,25 @@ export class CachingDriver implements StorageDriver {
       this.opts.announce && this.opts.announced?.(key) ? this.opts.announce : undefined;
     const at = this.clock.now();
     const mark =
-      kept && this.opts.immutable(key) && this.opts.ttlMs > 0 ? this.watch(key) : undefined;
+      kept && this.opts.immutable(key) && this.opts.ttlMs > 0
+        ? enlist(this.storing, key)
+        : undefined;
     let result: T;
     try {
       result = await change();
     } catch (err) {
-      this.unwatch(key, mark);
+      if (mark) delist(this.storing, key, mark);
       this.invalidate(key);
       await announce?.(key).catch(() => undefined);
       throw err;
     }
-    const untouched = mark !== undefined && !mark.spoiled;
-    this.unwatch(key, mark);
+    const untouched = mark?.valid === true;
+    if (mark) delist(this.storing, key, mark);
     this.invalidate(key);
     const value = untouched ? kept?.(result) : undefined;
     if (value !== undefined) this.store(key, Buffer.from(value), at);
     await announce?.(key);
     return result;
-  }
-
-  private watch(key: string): { spoiled: boolean } {
-    const mark = { spoiled: false };
-    let marks = this.storing.get(key);
-    if (!marks) this.storing.set(key, (marks = new Set()));
-    marks.add(mark);
-    return mark;
-  }
-
-  private unwatch(key: string, mark: { spoiled: boolean } | undefined): void {
-    const marks = mark && this.storing.get(key);
-    if (!marks) return;
-    marks.delete(mark);
-    if (marks.size === 0) this.storing.delete(key);
   }
 
   /** gated: a write of `key` changes what a process may keep (a tag, a kept list). */
@@ -374,10 +361,7 @@ export class CachingDriver implements StorageDriver {
     opts: ListOptions,
     period?: number,
   ): Promise<ListPage> {
-    const load = { valid: true };
-    let loads = this.listLoads.get(prefix);
-    if (!loads) this.listLoads.set(prefix, (loads = new Set()));
-    loads.add(load);
+    const load = enlist(this.listLoads, prefix);
     const at = this.clock.now();
     try {
       const page = await this.inner.list(prefix, opts);
@@ -397,8 +381,7 @@ export class CachingDriver implements StorageDriver {
       }
       return page;
     } finally {
-      loads.delete(load);
-      if (loads.size === 0) this.listLoads.delete(prefix);
+      delist(this.listLoads, prefix, load);
     }
   }
 
@@ -413,6 +396,28 @@ export class CachingDriver implements StorageDriver {
   ping(): Promise<void> {
     return this.inner.ping();
   }
+}
+
+/** Mark is a read or write under way; it turns invalid when its key changes meanwhile. */
+interface Mark {
+  valid: boolean;
+}
+
+/** enlist registers a new valid mark for `key` in `marks`. */
+function enlist(marks: Map<string, Set<Mark>>, key: string): Mark {
+  const mark = { valid: true };
+  let set = marks.get(key);
+  if (!set) marks.set(key, (set = new Set()));
+  set.add(mark);
+  return mark;
+}
+
+/** delist removes a mark `enlist` gave, and the key's set once it is empty. */
+function delist(marks: Map<string, Set<Mark>>, key: string, mark: Mark): void {
+  const set = marks.get(key);
+  if (!set) return;
+  set.delete(mark);
+  if (set.size === 0) marks.delete(key);
 }
 
 function copyPage(p: ListPage): ListPage {
